@@ -1,0 +1,261 @@
+//! HNSW: hierarchical navigable small-world graphs (Malkov & Yashunin, 2016).
+//!
+//! Each row is a node; every node is on level 0 and, with geometrically falling
+//! probability (`1 / ln M` level multiplier), on higher levels. A search descends greedily
+//! from the top level's entry point, then runs a beam search of width `ef` on level 0.
+//! Links are chosen by the paper's heuristic (algorithm 4), which keeps the graph
+//! navigable between clusters.
+//!
+//! * Build in parallel on the current rayon pool ([`HnswIndex::build`]) or insert rows one
+//!   at a time ([`HnswIndex::insert`]).
+//! * Delete for real: [`HnswIndex::delete`] tombstones a row (searches stop returning it
+//!   at once); [`HnswIndex::repair`] then reconnects the neighbours of every tombstoned node
+//!   so none links to a deleted node, as if it had never been there.
+//! * Persist with [`HnswIndex::to_bytes`] / [`HnswIndex::from_bytes`] (layout in
+//!   `docs/formats.md`).
+
+mod build;
+mod graph;
+mod persist;
+mod search;
+#[cfg(test)]
+mod tests;
+mod visited;
+
+use crate::{Neighbor, RowFilter, SearchParams, VectorIndex, VectorView};
+use build::Space;
+use graph::{Graph, NONE};
+use search::{greedy, search_layer, NodeDistance, Scored};
+use std::sync::atomic::Ordering::Acquire;
+
+pub use persist::HnswDecodeError;
+
+/// Construction and default search parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Links per node on upper levels (level 0 gets `2 * m`). 4..=64; default 16.
+    pub m: usize,
+    /// Beam width while building. Default 200.
+    pub ef_construction: usize,
+    /// Default beam width while searching (raised to `k` when smaller). Default 64.
+    pub ef_search: usize,
+    /// Seed of the level assignment (builds are reproducible for a given seed and a
+    /// single thread).
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+            seed: 0x5EED,
+        }
+    }
+}
+
+impl HnswParams {
+    /// Checks the ranges; returns a message naming the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(2..=64).contains(&self.m) {
+            return Err(format!("hnsw m must be between 2 and 64, got {}", self.m));
+        }
+        if self.ef_construction == 0 || self.ef_construction > 4096 {
+            return Err(format!(
+                "hnsw ef_construction must be between 1 and 4096, got {}",
+                self.ef_construction
+            ));
+        }
+        if self.ef_search == 0 || self.ef_search > 65_536 {
+            return Err(format!(
+                "hnsw ef_search must be between 1 and 65536, got {}",
+                self.ef_search
+            ));
+        }
+        Ok(())
+    }
+
+    /// Level of node `row`: deterministic in (seed, row).
+    fn level_of(&self, row: u64) -> u8 {
+        // splitmix64 of (seed, row) -> uniform in (0, 1]
+        let mut z = self.seed ^ row.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let u = ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let mult = 1.0 / (self.m as f64).ln();
+        ((-u.ln() * mult).floor() as u32).min(16) as u8
+    }
+}
+
+/// An HNSW graph over the rows of one segment.
+#[derive(Debug)]
+pub struct HnswIndex {
+    params: HnswParams,
+    graph: Graph,
+    deleted: Vec<u64>,
+    deleted_count: usize,
+}
+
+impl HnswIndex {
+    /// Builds the graph over every row of `vectors`, in parallel on the current rayon
+    /// pool.
+    pub fn build(vectors: VectorView<'_>, params: HnswParams) -> HnswIndex {
+        use rayon::prelude::*;
+        let n = vectors.len();
+        let levels = (0..n as u64).map(|r| params.level_of(r)).collect();
+        let graph = Graph::with_levels(params.m, levels);
+        let space = Space::new(vectors);
+        if n > 0 {
+            build::insert(&graph, &space, 0, params.ef_construction);
+            (1..n as u32)
+                .into_par_iter()
+                .for_each(|q| build::insert(&graph, &space, q, params.ef_construction));
+        }
+        HnswIndex {
+            params,
+            graph,
+            deleted: Vec::new(),
+            deleted_count: 0,
+        }
+    }
+
+    /// Adds the next row (`vectors.len() - 1` must equal [`HnswIndex::len`]) to the graph.
+    pub fn insert(&mut self, vectors: VectorView<'_>) {
+        let row = self.graph.len() as u64;
+        debug_assert_eq!(vectors.len() as u64, row + 1);
+        let node = self.graph.push_node(self.params.level_of(row));
+        build::insert(
+            &self.graph,
+            &Space::new(vectors),
+            node,
+            self.params.ef_construction,
+        );
+    }
+
+    /// Nodes in the graph, deleted ones included.
+    pub fn len(&self) -> usize {
+        self.graph.len()
+    }
+
+    /// Whether the graph has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.graph.len() == 0
+    }
+
+    /// Build parameters.
+    pub fn params(&self) -> &HnswParams {
+        &self.params
+    }
+
+    /// Tombstones `row`: searches stop returning it at once. Its neighbours are
+    /// reconnected by the next [`HnswIndex::repair`].
+    pub fn delete(&mut self, row: u32) {
+        let (w, b) = (row as usize / 64, row % 64);
+        if self.deleted.len() <= w {
+            self.deleted.resize(w + 1, 0);
+        }
+        if self.deleted[w] & (1 << b) == 0 {
+            self.deleted[w] |= 1 << b;
+            self.deleted_count += 1;
+        }
+    }
+
+    /// Whether `row` is deleted.
+    #[inline]
+    pub fn is_deleted(&self, row: u32) -> bool {
+        self.deleted
+            .get(row as usize / 64)
+            .is_some_and(|w| w & (1 << (row % 64)) != 0)
+    }
+
+    /// Deleted rows.
+    pub fn deleted_count(&self) -> usize {
+        self.deleted_count
+    }
+
+    /// Reconnects the graph around every deleted row (in parallel): afterwards no live
+    /// node links to a deleted one and the entry point is live.
+    pub fn repair(&mut self, vectors: VectorView<'_>) {
+        if self.deleted_count == 0 {
+            return;
+        }
+        let deleted = &self.deleted;
+        let is_deleted = |r: u32| {
+            deleted
+                .get(r as usize / 64)
+                .is_some_and(|w| w & (1 << (r % 64)) != 0)
+        };
+        build::repair(
+            &self.graph,
+            &Space::new(vectors),
+            &is_deleted,
+            self.params.ef_construction,
+        );
+    }
+
+    /// Level-0 out-degree of every node (for diagnostics and tests).
+    pub fn degrees(&self) -> Vec<usize> {
+        (0..self.graph.len() as u32)
+            .map(|n| self.graph.block(n, 0)[0].load(Acquire) as usize)
+            .collect()
+    }
+
+    /// Links of `row` at level 0 (for diagnostics and tests).
+    pub fn links(&self, row: u32) -> Vec<u32> {
+        let mut buf = [0u32; graph::MAX_LINKS];
+        let c = self.graph.read_links(row, 0, &mut buf);
+        buf[..c].to_vec()
+    }
+}
+
+impl VectorIndex for HnswIndex {
+    fn kind(&self) -> &'static str {
+        "hnsw"
+    }
+
+    fn search(
+        &self,
+        vectors: VectorView<'_>,
+        query: &[f32],
+        k: usize,
+        filter: Option<RowFilter<'_>>,
+        params: &SearchParams,
+    ) -> Vec<Neighbor> {
+        let entry = self.graph.entry.load(Acquire);
+        if entry == NONE || k == 0 {
+            return Vec::new();
+        }
+        let ef = params.ef.unwrap_or(self.params.ef_search).max(k);
+        let space = Space::new(vectors);
+        let dist = space.to(query);
+        let mut current = Scored {
+            distance: dist.distance(entry),
+            node: entry,
+        };
+        for level in (1..=self.graph.max_level.load(Acquire) as usize).rev() {
+            current = greedy(&self.graph, &dist, current, level);
+        }
+        let has_deletions = self.deleted_count > 0;
+        let accept =
+            |n: u32| (!has_deletions || !self.is_deleted(n)) && filter.is_none_or(|f| f(n));
+        let found = visited::with_visited(self.graph.len(), |visited| {
+            search_layer(&self.graph, &dist, &[current], ef, 0, visited, &accept)
+        });
+        let mut hits: Vec<Neighbor> = found
+            .into_sorted_vec()
+            .into_iter()
+            .map(|s| Neighbor {
+                key: s.node as u64,
+                distance: s.distance,
+            })
+            .collect();
+        hits.truncate(k);
+        hits
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.graph.memory_bytes() + self.deleted.capacity() * 8
+    }
+}

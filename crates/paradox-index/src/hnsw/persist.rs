@@ -1,0 +1,222 @@
+//! Byte encoding of an HNSW index (little-endian; the caller wraps it in a checksummed
+//! container). Layout:
+//!
+//! ```text
+//! u32 format (1) | u32 m | u32 ef_construction | u32 ef_search | u64 seed | u64 n
+//! u64 upper_len | u32 entry (u32::MAX = none) | u32 max_level | u64 deleted_words
+//! n × u8 levels, zero-padded to a multiple of 4
+//! n × (1 + 2m) × u32 level-0 blocks [count, links...]
+//! n × u32 upper_offsets (u32::MAX = level 0 only)
+//! upper_len × u32 upper blocks
+//! deleted_words × u64 tombstone bitset
+//! ```
+//!
+//! Decoding checks every size, offset and link against `n`, so a damaged buffer is an
+//! error, never a panic or an out-of-bounds read later.
+
+use super::graph::{Graph, NONE};
+use super::{HnswIndex, HnswParams};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+const FORMAT: u32 = 1;
+
+/// Why bytes did not decode as an HNSW index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HnswDecodeError(pub String);
+
+impl std::fmt::Display for HnswDecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid HNSW index bytes: {}", self.0)
+    }
+}
+
+impl std::error::Error for HnswDecodeError {}
+
+impl HnswIndex {
+    /// Encodes the index.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let g = &self.graph;
+        let n = g.len();
+        let mut out = Vec::with_capacity(64 + n * (5 + 4 * (1 + g.m0)) + g.upper.len() * 4);
+        for v in [
+            FORMAT,
+            self.params.m as u32,
+            self.params.ef_construction as u32,
+            self.params.ef_search as u32,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.params.seed.to_le_bytes());
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+        out.extend_from_slice(&(g.upper.len() as u64).to_le_bytes());
+        out.extend_from_slice(&g.entry.load(Relaxed).to_le_bytes());
+        out.extend_from_slice(&g.max_level.load(Relaxed).to_le_bytes());
+        out.extend_from_slice(&(self.deleted.len() as u64).to_le_bytes());
+        out.extend_from_slice(&g.levels);
+        out.resize(out.len() + (4 - n % 4) % 4, 0);
+        for a in &g.level0 {
+            out.extend_from_slice(&a.load(Relaxed).to_le_bytes());
+        }
+        for o in &g.upper_offsets {
+            out.extend_from_slice(&o.to_le_bytes());
+        }
+        for a in &g.upper {
+            out.extend_from_slice(&a.load(Relaxed).to_le_bytes());
+        }
+        for w in &self.deleted {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes bytes written by [`HnswIndex::to_bytes`], checking every field.
+    pub fn from_bytes(bytes: &[u8]) -> Result<HnswIndex, HnswDecodeError> {
+        let mut r = Cursor { bytes, pos: 0 };
+        let format = r.u32("format")?;
+        if format != FORMAT {
+            return Err(HnswDecodeError(format!(
+                "format {format}, this build reads {FORMAT}"
+            )));
+        }
+        let m = r.u32("m")? as usize;
+        let params = HnswParams {
+            m,
+            ef_construction: r.u32("ef_construction")? as usize,
+            ef_search: r.u32("ef_search")? as usize,
+            seed: r.u64("seed")?,
+        };
+        params.validate().map_err(HnswDecodeError)?;
+        let n = usize::try_from(r.u64("n")?).map_err(|_| HnswDecodeError("n too large".into()))?;
+        let upper_len = usize::try_from(r.u64("upper_len")?)
+            .map_err(|_| HnswDecodeError("upper too large".into()))?;
+        let entry = r.u32("entry")?;
+        let max_level = r.u32("max_level")?;
+        let deleted_words = usize::try_from(r.u64("deleted_words")?)
+            .map_err(|_| HnswDecodeError("bitset too large".into()))?;
+        if n >= NONE as usize || upper_len >= NONE as usize {
+            return Err(HnswDecodeError(format!(
+                "{n} nodes / {upper_len} upper links exceed the u32 range"
+            )));
+        }
+        let m0 = 2 * m;
+        let need = n
+            .checked_add((4 - n % 4) % 4)
+            .and_then(|x| x.checked_add(n.checked_mul(4 * (2 + m0))?))
+            .and_then(|x| x.checked_add(upper_len.checked_mul(4)?))
+            .and_then(|x| x.checked_add(deleted_words.checked_mul(8)?));
+        if need != Some(bytes.len() - r.pos) {
+            return Err(HnswDecodeError(format!(
+                "body holds {} bytes, header implies {:?}",
+                bytes.len() - r.pos,
+                need
+            )));
+        }
+        let levels = r.take(n, "levels")?.to_vec();
+        r.take((4 - n % 4) % 4, "padding")?;
+        let level0 = r.u32s(n * (1 + m0), "level0")?;
+        let upper_offsets = r.u32s(n, "upper_offsets")?;
+        let upper = r.u32s(upper_len, "upper")?;
+        let deleted: Vec<u64> = (0..deleted_words)
+            .map(|_| r.u64("deleted"))
+            .collect::<Result<_, _>>()?;
+
+        // Structural checks: links point at nodes, counts fit, upper blocks are in range.
+        let check_block = |block: &[u32], cap: usize, what: &str| -> Result<(), HnswDecodeError> {
+            let count = block[0] as usize;
+            if count > cap || block[1..1 + count].iter().any(|&l| l as usize >= n) {
+                return Err(HnswDecodeError(format!(
+                    "{what}: count {count} (cap {cap}) or a link out of range"
+                )));
+            }
+            Ok(())
+        };
+        for (node, block) in level0.chunks_exact(1 + m0).enumerate() {
+            check_block(block, m0, &format!("level-0 links of node {node}"))?;
+        }
+        for (node, (&level, &offset)) in levels.iter().zip(&upper_offsets).enumerate() {
+            if level == 0 {
+                if offset != NONE {
+                    return Err(HnswDecodeError(format!(
+                        "node {node} is on level 0 only but has upper links"
+                    )));
+                }
+                continue;
+            }
+            let end = offset as usize + level as usize * (1 + m);
+            if offset == NONE || end > upper_len || level as u32 > max_level {
+                return Err(HnswDecodeError(format!(
+                    "upper links of node {node} out of range"
+                )));
+            }
+            for block in upper[offset as usize..end].chunks_exact(1 + m) {
+                check_block(block, m, &format!("upper links of node {node}"))?;
+            }
+        }
+        if (entry != NONE && entry as usize >= n)
+            || (entry == NONE
+                && n > 0
+                && deleted
+                    .iter()
+                    .map(|w| w.count_ones() as usize)
+                    .sum::<usize>()
+                    < n)
+        {
+            return Err(HnswDecodeError(format!(
+                "entry point {entry} invalid for {n} nodes"
+            )));
+        }
+        if entry != NONE && levels[entry as usize] as u32 != max_level {
+            return Err(HnswDecodeError(
+                "entry point is not on the top level".into(),
+            ));
+        }
+        let mut graph = Graph::with_levels(m, levels);
+        graph.level0 = level0.into_iter().map(AtomicU32::new).collect();
+        graph.upper = upper.into_iter().map(AtomicU32::new).collect();
+        graph.upper_offsets = upper_offsets;
+        graph.entry.store(entry, Relaxed);
+        graph.max_level.store(max_level, Relaxed);
+        let deleted_count = deleted.iter().map(|w| w.count_ones() as usize).sum();
+        Ok(HnswIndex {
+            params,
+            graph,
+            deleted,
+            deleted_count,
+        })
+    }
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], HnswDecodeError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        match end {
+            Some(end) => {
+                let s = &self.bytes[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            None => Err(HnswDecodeError(format!("truncated at {what}"))),
+        }
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, HnswDecodeError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, HnswDecodeError> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn u32s(&mut self, n: usize, what: &str) -> Result<Vec<u32>, HnswDecodeError> {
+        let b = self.take(n * 4, what)?;
+        Ok(b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
