@@ -1,0 +1,374 @@
+//! Binary encoding of what the engine writes: write-ahead-log operations and per-row
+//! metadata in segment files. Layouts are documented in `docs/formats.md` ("Engine files").
+//!
+//! Decoding never panics: every read is bounds-checked and a short or malformed buffer
+//! becomes [`DecodeError`].
+
+use crate::point::{Payload, PointId, Provenance, RowMeta};
+
+/// A buffer that did not decode; `what` says which field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecodeError {
+    pub what: String,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed record: {}", self.what)
+    }
+}
+
+type DResult<T> = Result<T, DecodeError>;
+
+fn err<T>(what: impl Into<String>) -> DResult<T> {
+    Err(DecodeError { what: what.into() })
+}
+
+/// Appends little-endian values to a byte buffer.
+pub(crate) struct Writer<'a>(pub &'a mut Vec<u8>);
+
+impl Writer<'_> {
+    pub fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+    pub fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.bytes(s.as_bytes()),
+            None => self.u32(u32::MAX),
+        }
+    }
+    pub fn f32s(&mut self, values: &[f32]) {
+        extend_f32_le(self.0, values);
+    }
+    pub fn id(&mut self, id: &PointId) {
+        match id {
+            PointId::Num(n) => {
+                self.u8(0);
+                self.u64(*n);
+            }
+            PointId::Str(s) => {
+                self.u8(1);
+                self.bytes(s.as_bytes());
+            }
+        }
+    }
+}
+
+/// Appends `values` as little-endian f32 bytes.
+pub(crate) fn extend_f32_le(buf: &mut Vec<u8>, values: &[f32]) {
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 has no padding and every bit pattern is a valid u8 sequence; on a
+        // little-endian target the in-memory bytes are exactly the LE encoding.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+        };
+        buf.extend_from_slice(bytes);
+    } else {
+        for v in values {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Reads little-endian values from a byte slice.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+    fn take(&mut self, n: usize, what: &str) -> DResult<&'a [u8]> {
+        match self.pos.checked_add(n) {
+            Some(end) if end <= self.buf.len() => {
+                let s = &self.buf[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            _ => err(format!(
+                "{what}: needs {n} bytes at offset {}, buffer has {}",
+                self.pos,
+                self.buf.len()
+            )),
+        }
+    }
+    pub fn u8(&mut self, what: &str) -> DResult<u8> {
+        Ok(self.take(1, what)?[0])
+    }
+    pub fn u32(&mut self, what: &str) -> DResult<u32> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    pub fn u64(&mut self, what: &str) -> DResult<u64> {
+        let b = self.take(8, what)?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+    pub fn i64(&mut self, what: &str) -> DResult<i64> {
+        Ok(self.u64(what)? as i64)
+    }
+    pub fn bytes(&mut self, what: &str) -> DResult<&'a [u8]> {
+        let len = self.u32(what)? as usize;
+        self.take(len, what)
+    }
+    pub fn opt_str(&mut self, what: &str) -> DResult<Option<String>> {
+        let len = self.u32(what)?;
+        if len == u32::MAX {
+            return Ok(None);
+        }
+        let b = self.take(len as usize, what)?;
+        match std::str::from_utf8(b) {
+            Ok(s) => Ok(Some(s.to_string())),
+            Err(_) => err(format!("{what}: not UTF-8")),
+        }
+    }
+    pub fn f32s_into(&mut self, n: usize, out: &mut Vec<f32>, what: &str) -> DResult<()> {
+        let b = self.take(
+            n.checked_mul(4).ok_or(DecodeError { what: what.into() })?,
+            what,
+        )?;
+        out.extend(
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        Ok(())
+    }
+    pub fn id(&mut self) -> DResult<PointId> {
+        match self.u8("id tag")? {
+            0 => Ok(PointId::Num(self.u64("numeric id")?)),
+            1 => {
+                let b = self.bytes("string id")?;
+                match std::str::from_utf8(b) {
+                    Ok(s) => Ok(PointId::Str(s.to_string())),
+                    Err(_) => err("string id: not UTF-8"),
+                }
+            }
+            t => err(format!("unknown id tag {t}")),
+        }
+    }
+}
+
+/// Writes the per-row metadata (everything but the vector).
+pub(crate) fn write_meta(w: &mut Writer<'_>, meta: &RowMeta) {
+    w.id(&meta.id);
+    w.i64(meta.created_at);
+    w.i64(meta.updated_at);
+    w.opt_str(meta.encoder_version.as_deref());
+    let provenance = meta
+        .provenance
+        .as_ref()
+        .map(|p| serde_json::to_string(p).expect("provenance serialises"));
+    w.opt_str(provenance.as_deref());
+    if meta.payload.is_empty() {
+        w.bytes(b"");
+    } else {
+        let json = serde_json::to_vec(&meta.payload).expect("payload serialises");
+        w.bytes(&json);
+    }
+}
+
+/// Reads what [`write_meta`] wrote.
+pub(crate) fn read_meta(r: &mut Reader<'_>) -> DResult<RowMeta> {
+    let id = r.id()?;
+    let created_at = r.i64("created_at")?;
+    let updated_at = r.i64("updated_at")?;
+    let encoder_version = r.opt_str("encoder_version")?;
+    let provenance = match r.opt_str("provenance")? {
+        None => None,
+        Some(text) => match serde_json::from_str::<Provenance>(&text) {
+            Ok(p) => Some(p),
+            Err(e) => return err(format!("provenance: {e}")),
+        },
+    };
+    let payload_bytes = r.bytes("payload")?;
+    let payload = if payload_bytes.is_empty() {
+        Payload::new()
+    } else {
+        match serde_json::from_slice::<Payload>(payload_bytes) {
+            Ok(p) => p,
+            Err(e) => return err(format!("payload: {e}")),
+        }
+    };
+    Ok(RowMeta {
+        id,
+        payload,
+        encoder_version,
+        provenance,
+        created_at,
+        updated_at,
+    })
+}
+
+/// One logged operation. Operations are logged after validation, with timestamps already
+/// assigned and vectors already prepared for the metric, so replay is deterministic.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum WalOp {
+    /// Insert or replace points; `vectors` holds `metas.len() * dim` values.
+    Upsert {
+        dim: u32,
+        metas: Vec<RowMeta>,
+        vectors: Vec<f32>,
+    },
+    /// Remove points by id (ids that do not exist are ignored).
+    Delete { ids: Vec<PointId> },
+}
+
+const OP_UPSERT: u8 = 1;
+const OP_DELETE: u8 = 2;
+
+impl WalOp {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut w = Writer(&mut buf);
+        match self {
+            WalOp::Upsert {
+                dim,
+                metas,
+                vectors,
+            } => {
+                w.0.reserve(vectors.len() * 4 + metas.len() * 48 + 16);
+                w.u8(OP_UPSERT);
+                w.u32(*dim);
+                w.u32(metas.len() as u32);
+                w.f32s(vectors);
+                for meta in metas {
+                    write_meta(&mut w, meta);
+                }
+            }
+            WalOp::Delete { ids } => {
+                w.u8(OP_DELETE);
+                w.u32(ids.len() as u32);
+                for id in ids {
+                    w.id(id);
+                }
+            }
+        }
+        buf
+    }
+
+    pub fn decode(buf: &[u8]) -> DResult<WalOp> {
+        let mut r = Reader::new(buf);
+        let op = match r.u8("op")? {
+            OP_UPSERT => {
+                let dim = r.u32("dim")?;
+                if dim == 0 {
+                    return err("upsert with dimension 0");
+                }
+                let count = r.u32("count")? as usize;
+                let total = (dim as usize)
+                    .checked_mul(count)
+                    .filter(|t| t.checked_mul(4).is_some_and(|bytes| bytes <= buf.len()))
+                    .ok_or(DecodeError {
+                        what: "vector block larger than record".into(),
+                    })?;
+                let mut vectors = Vec::with_capacity(total);
+                r.f32s_into(total, &mut vectors, "vectors")?;
+                let mut metas = Vec::with_capacity(count.min(buf.len()));
+                for _ in 0..count {
+                    metas.push(read_meta(&mut r)?);
+                }
+                WalOp::Upsert {
+                    dim,
+                    metas,
+                    vectors,
+                }
+            }
+            OP_DELETE => {
+                let count = r.u32("count")? as usize;
+                let mut ids = Vec::with_capacity(count.min(buf.len()));
+                for _ in 0..count {
+                    ids.push(r.id()?);
+                }
+                WalOp::Delete { ids }
+            }
+            other => return err(format!("unknown operation {other}")),
+        };
+        if !r.is_empty() {
+            return err("trailing bytes after operation");
+        }
+        Ok(op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_id() -> impl Strategy<Value = PointId> {
+        prop_oneof![
+            any::<u64>().prop_map(PointId::Num),
+            "[a-z0-9é ]{0,12}".prop_map(PointId::Str)
+        ]
+    }
+
+    fn arb_meta() -> impl Strategy<Value = RowMeta> {
+        (
+            arb_id(),
+            any::<i64>(),
+            any::<i64>(),
+            proptest::option::of("[a-z@0-9]{0,8}"),
+            proptest::option::of("[a-z]{0,5}"),
+            "[a-z]{0,6}",
+            any::<i32>(),
+        )
+            .prop_map(|(id, c, u, ev, src, key, val)| {
+                let mut payload = Payload::new();
+                if !key.is_empty() {
+                    payload.insert(key, serde_json::json!(val));
+                }
+                RowMeta {
+                    id,
+                    payload,
+                    encoder_version: ev,
+                    provenance: src.map(|s| Provenance {
+                        source: Some(s),
+                        ..Default::default()
+                    }),
+                    created_at: c,
+                    updated_at: u,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn upsert_round_trip(dim in 1u32..20, metas in proptest::collection::vec(arb_meta(), 0..20), seed in any::<u32>()) {
+            let vectors: Vec<f32> = (0..metas.len() * dim as usize).map(|i| (i as f32 + seed as f32).sin()).collect();
+            let op = WalOp::Upsert { dim, metas, vectors };
+            prop_assert_eq!(WalOp::decode(&op.encode()).unwrap(), op);
+        }
+
+        #[test]
+        fn delete_round_trip(ids in proptest::collection::vec(arb_id(), 0..50)) {
+            let op = WalOp::Delete { ids };
+            prop_assert_eq!(WalOp::decode(&op.encode()).unwrap(), op);
+        }
+
+        #[test]
+        fn truncated_or_garbage_never_panics(metas in proptest::collection::vec(arb_meta(), 1..5), cut in any::<usize>(), garbage in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let op = WalOp::Upsert { dim: 3, vectors: vec![0.5; metas.len() * 3], metas };
+            let bytes = op.encode();
+            let cut = cut % bytes.len();
+            prop_assert!(WalOp::decode(&bytes[..cut]).is_err());
+            let _ = WalOp::decode(&garbage);
+        }
+    }
+}

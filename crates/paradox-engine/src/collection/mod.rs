@@ -1,0 +1,223 @@
+//! A collection: points of one dimension and metric, stored as segments behind a
+//! write-ahead log.
+//!
+//! Write path (every upsert and delete):
+//!
+//! ```text
+//!  validate + prepare (outside locks)
+//!    -> writer mutex: assign timestamps, encode, WAL append (write(2), in order)
+//!    -> state write lock: apply to the growing segment and the id map  (now searchable)
+//!    -> maybe checkpoint (seal) while still holding the writer mutex
+//!    -> release the writer mutex, then wait until the WAL covers the record per the fsync
+//!       policy (group commit: concurrent writers share one fsync)
+//!    -> acknowledge
+//! ```
+//!
+//! Invariants:
+//! * WAL order equals apply order (the writer mutex covers both), so replay rebuilds the
+//!   state that readers saw.
+//! * The manifest's `applied_seq` is only advanced after the segment and deletes files it
+//!   names are durable; WAL files are only removed after the manifest is.
+//! * Any failed WAL append or fsync makes the collection refuse writes until reopened
+//!   ([`EngineError::Failed`]): after such a failure the kernel may have dropped dirty
+//!   pages, so nothing later could be promised durable.
+
+mod checkpoint;
+mod read;
+mod search;
+mod state;
+mod write;
+
+pub use checkpoint::CompactionReport;
+pub use read::{CollectionInfo, ScrollPage, ScrollRequest};
+pub use search::SearchRequest;
+pub(crate) use state::{Location, State};
+pub use write::WriteResult;
+
+use crate::config::{CollectionConfig, EngineOptions};
+use crate::error::{EngineError, Result};
+use crate::manifest::Manifest;
+use crate::segment::{read_deletes_file, SealedSegment};
+use paradox_storage::Wal;
+use parking_lot::{Mutex, RwLock};
+use state::SealedEntry;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Name of the directory holding a collection's write-ahead log.
+pub(crate) const WAL_DIR: &str = "wal";
+
+/// A collection of points. Cheap to share (`Arc<Collection>`); every method takes `&self`
+/// and is safe to call from many threads.
+#[derive(Debug)]
+pub struct Collection {
+    config: CollectionConfig,
+    dir: PathBuf,
+    options: EngineOptions,
+    wal: Wal,
+    state: RwLock<State>,
+    /// Serialises writers so that log order equals apply order.
+    writer: Mutex<WriterState>,
+    failed: AtomicBool,
+}
+
+/// State only writers touch.
+#[derive(Debug)]
+pub(crate) struct WriterState {
+    pub manifest: Manifest,
+}
+
+impl Collection {
+    /// Creates the on-disk layout of a new collection in `dir` (which must not exist yet
+    /// as a collection) and opens it.
+    pub(crate) fn create(
+        dir: &Path,
+        config: CollectionConfig,
+        options: EngineOptions,
+    ) -> Result<Collection> {
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+        Manifest::new(config).write(dir)?;
+        Collection::open(dir, options)
+    }
+
+    /// Opens a collection directory: reads the manifest, maps and verifies the segments,
+    /// loads the deleted-row sets, replays the log past the manifest's `applied_seq`.
+    pub(crate) fn open(dir: &Path, options: EngineOptions) -> Result<Collection> {
+        let manifest = Manifest::read(dir)?;
+        let config = manifest.config.clone();
+        let mut state = State::new(config.dimension);
+        let mut deletes = match &manifest.deletes_file {
+            Some(file) => read_deletes_file(&dir.join(file))?,
+            None => Default::default(),
+        };
+        for entry in &manifest.segments {
+            let segment = SealedSegment::open(&dir.join(&entry.file), entry.id, config.dimension)?;
+            if segment.len() != entry.rows {
+                return Err(EngineError::Corrupt {
+                    path: dir.join(&entry.file).display().to_string(),
+                    reason: format!(
+                        "manifest expects {} rows, file holds {}",
+                        entry.rows,
+                        segment.len()
+                    ),
+                });
+            }
+            let deleted = deletes.remove(&entry.id).unwrap_or_default();
+            let index = state.sealed.len() as u32;
+            for (row, meta) in segment.metas().iter().enumerate() {
+                if !deleted.contains(row as u32) {
+                    state.ids.insert(
+                        meta.id.clone(),
+                        Location::Sealed {
+                            segment: index,
+                            row: row as u32,
+                        },
+                    );
+                }
+            }
+            state.sealed.push(SealedEntry {
+                segment: Arc::new(segment),
+                deleted,
+            });
+        }
+        state.applied_seq = manifest.applied_seq;
+
+        let (wal, _recovery) = Wal::open(&dir.join(WAL_DIR), options.fsync)?;
+        if wal.next_seq() <= manifest.applied_seq {
+            // The log was emptied by the last checkpoint: continue numbering after it.
+            wal.set_next_seq(manifest.applied_seq + 1)?;
+        }
+        let replay = wal.replay(manifest.applied_seq + 1, |seq, bytes| {
+            let op = crate::codec::WalOp::decode(bytes).map_err(|e| EngineError::Corrupt {
+                path: dir.join(WAL_DIR).display().to_string(),
+                reason: format!("record {seq}: {e}"),
+            })?;
+            if let crate::codec::WalOp::Upsert { dim, .. } = &op {
+                if *dim as usize != config.dimension {
+                    return Err(EngineError::Corrupt {
+                        path: dir.join(WAL_DIR).display().to_string(),
+                        reason: format!(
+                            "record {seq} has dimension {dim}, collection has {}",
+                            config.dimension
+                        ),
+                    });
+                }
+            }
+            state.apply(seq, op);
+            Ok::<(), EngineError>(())
+        });
+        replay.map_err(|e| match e {
+            paradox_storage::ReplayError::Storage(s) => EngineError::Storage(s),
+            paradox_storage::ReplayError::Callback { error, .. } => error,
+        })?;
+        remove_unreferenced_files(dir, &manifest)?;
+
+        let collection = Collection {
+            config,
+            dir: dir.to_path_buf(),
+            options,
+            wal,
+            state: RwLock::new(state),
+            writer: Mutex::new(WriterState { manifest }),
+            failed: AtomicBool::new(false),
+        };
+        collection.maybe_checkpoint(&mut collection.writer.lock())?;
+        Ok(collection)
+    }
+
+    /// The collection's configuration.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The collection's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            Err(EngineError::Failed(self.config.name.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn mark_failed<T>(&self, error: impl Into<EngineError>) -> Result<T> {
+        self.failed.store(true, Ordering::Release);
+        Err(error.into())
+    }
+
+    /// Makes every acknowledged write durable now, whatever the fsync policy.
+    pub fn sync(&self) -> Result<()> {
+        self.wal.sync().or_else(|e| self.mark_failed(e))
+    }
+}
+
+/// Deletes segment, deletes and temporary files the manifest does not name: leftovers of
+/// a checkpoint or compaction that crashed before (or just after) its manifest swap.
+fn remove_unreferenced_files(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| EngineError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let referenced = manifest.segments.iter().any(|s| s.file == name)
+            || manifest.deletes_file.as_deref() == Some(name.as_str());
+        let ours =
+            (name.starts_with("seg-") || name.starts_with("deletes-")) && name.contains(".pdx");
+        let temp = name.ends_with(".tmp") || name.contains(".tmp.");
+        if (ours && !referenced) || temp {
+            let path = entry.path();
+            if path.is_file() {
+                std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
+            }
+        }
+    }
+    Ok(())
+}

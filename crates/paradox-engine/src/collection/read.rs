@@ -1,0 +1,160 @@
+//! Point reads: get by id, scroll with a cursor, count, collection info.
+
+use super::Collection;
+use crate::config::IndexConfig;
+use crate::error::{EngineError, Result};
+use crate::filter::Filter;
+use crate::point::{Point, PointId};
+use serde::Serialize;
+use std::ops::Bound;
+
+/// Most points one scroll page returns.
+pub const MAX_SCROLL_LIMIT: usize = 10_000;
+
+/// A page request for [`Collection::scroll`]. Points come in id order (numbers, then
+/// strings); pass the previous page's `next` as `after` to continue.
+#[derive(Debug, Clone, Default)]
+pub struct ScrollRequest {
+    /// Start after this id (exclusive); `None` = from the beginning.
+    pub after: Option<PointId>,
+    /// Page size (1 to 10,000).
+    pub limit: usize,
+    /// Only points whose payload matches.
+    pub filter: Option<Filter>,
+    /// Include vectors.
+    pub with_vector: bool,
+}
+
+/// One page of a scroll.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScrollPage {
+    /// The points, in id order.
+    pub points: Vec<Point>,
+    /// Cursor for the next page; `None` when this page reached the end.
+    pub next: Option<PointId>,
+}
+
+/// Facts about a collection.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionInfo {
+    /// Name.
+    pub name: String,
+    /// Vector length.
+    pub dimension: usize,
+    /// Metric name.
+    pub metric: String,
+    /// Index configuration.
+    pub index: IndexConfig,
+    /// Live points.
+    pub points: usize,
+    /// Sealed segments.
+    pub sealed_segments: usize,
+    /// Rows in sealed segments (deleted ones included).
+    pub sealed_rows: usize,
+    /// Rows in the growing segment (deleted ones included).
+    pub growing_rows: usize,
+    /// Deleted rows still taking space (reclaimed by compaction).
+    pub deleted_rows: usize,
+    /// Bytes of segment files.
+    pub segment_bytes: u64,
+    /// Bytes of write-ahead log.
+    pub wal_bytes: u64,
+    /// Last applied log sequence number.
+    pub applied_seq: u64,
+    /// The WAL fsync policy.
+    pub fsync: String,
+}
+
+impl Collection {
+    /// Points by id, in the order asked; `None` for ids that do not exist.
+    pub fn get(&self, ids: &[PointId]) -> Result<Vec<Option<Point>>> {
+        let state = self.state.read();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                state
+                    .ids
+                    .get(id)
+                    .map(|&loc| state.meta(loc).to_point(state.vector(loc)))
+            })
+            .collect())
+    }
+
+    /// One page of points in id order.
+    pub fn scroll(&self, request: &ScrollRequest) -> Result<ScrollPage> {
+        if request.limit == 0 || request.limit > MAX_SCROLL_LIMIT {
+            return Err(EngineError::invalid(
+                "limit",
+                format!(
+                    "must be between 1 and {MAX_SCROLL_LIMIT}, got {}",
+                    request.limit
+                ),
+            ));
+        }
+        let state = self.state.read();
+        let start = match &request.after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        let mut points = Vec::with_capacity(request.limit.min(1024));
+        let mut next = None;
+        for (id, &loc) in state.ids.range::<PointId, _>((start, Bound::Unbounded)) {
+            let meta = state.meta(loc);
+            if request
+                .filter
+                .as_ref()
+                .is_some_and(|f| !f.matches(&meta.payload))
+            {
+                continue;
+            }
+            if points.len() == request.limit {
+                next = points.last().map(|p: &Point| p.id.clone());
+                break;
+            }
+            let mut point = meta.to_point(if request.with_vector {
+                state.vector(loc)
+            } else {
+                &[]
+            });
+            if !request.with_vector {
+                point.vector = Vec::new();
+            }
+            debug_assert_eq!(&point.id, id);
+            points.push(point);
+        }
+        Ok(ScrollPage { points, next })
+    }
+
+    /// Number of live points, or of those whose payload matches `filter`.
+    pub fn count(&self, filter: Option<&Filter>) -> Result<usize> {
+        let state = self.state.read();
+        Ok(match filter {
+            None => state.ids.len(),
+            Some(f) => state
+                .ids
+                .values()
+                .filter(|&&loc| f.matches(&state.meta(loc).payload))
+                .count(),
+        })
+    }
+
+    /// Sizes, segments and settings.
+    pub fn info(&self) -> CollectionInfo {
+        let state = self.state.read();
+        CollectionInfo {
+            name: self.config.name.clone(),
+            dimension: self.config.dimension,
+            metric: self.config.metric.as_str().to_string(),
+            index: self.config.index,
+            points: state.ids.len(),
+            sealed_segments: state.sealed.len(),
+            sealed_rows: state.sealed_rows(),
+            growing_rows: state.growing.len(),
+            deleted_rows: state.deleted_rows(),
+            segment_bytes: state.sealed.iter().map(|e| e.segment.file_len()).sum(),
+            wal_bytes: self.wal.size_bytes(),
+            applied_seq: state.applied_seq,
+            fsync: self.wal.policy().to_string(),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Upserts and deletes: validation, logging, applying, acknowledging.
+
+use super::Collection;
+use crate::codec::WalOp;
+use crate::config::MAX_BATCH;
+use crate::error::{EngineError, Result};
+use crate::filter::Filter;
+use crate::point::{now_millis, NewPoint, PointId, RowMeta};
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// Largest encoded log record accepted for one call (a larger batch must be split).
+const MAX_RECORD_BYTES: usize = 512 << 20;
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WriteResult {
+    /// Log sequence number of the write (0 when nothing was written).
+    pub seq: u64,
+    /// Points written or deleted.
+    pub count: usize,
+}
+
+impl Collection {
+    /// Checks and prepares one vector for this collection: dimension, finiteness,
+    /// normalisation under cosine. `point` names the point in errors.
+    pub(crate) fn prepare_vector(&self, vector: &mut [f32], point: Option<&PointId>) -> Result<()> {
+        let dim = self.config.dimension;
+        if vector.len() != dim {
+            return Err(EngineError::DimensionMismatch {
+                collection: self.config.name.clone(),
+                expected: dim,
+                got: vector.len(),
+                point: point.cloned(),
+            });
+        }
+        if let Some(position) = vector.iter().position(|x| !x.is_finite()) {
+            return Err(EngineError::NonFiniteValue {
+                point: point.cloned(),
+                position,
+                value: vector[position].to_string(),
+            });
+        }
+        if self.config.metric.normalizes() && paradox_kernels::normalize(vector) == 0.0 {
+            return Err(EngineError::ZeroVector {
+                point: point.cloned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces points. Returns once the write is durable per the fsync policy;
+    /// the points are searchable before that (as soon as they are applied).
+    ///
+    /// The whole batch is validated first: one bad point rejects the batch and nothing is
+    /// written. Under the cosine metric vectors are stored normalised.
+    pub fn upsert(&self, points: Vec<NewPoint>) -> Result<WriteResult> {
+        self.check_writable()?;
+        if points.is_empty() {
+            return Ok(WriteResult { seq: 0, count: 0 });
+        }
+        if points.len() > MAX_BATCH {
+            return Err(EngineError::invalid(
+                "points",
+                format!(
+                    "at most {MAX_BATCH} points per upsert, got {}; split the batch",
+                    points.len()
+                ),
+            ));
+        }
+        let dim = self.config.dimension;
+        let mut seen = HashSet::with_capacity(points.len());
+        let mut vectors = Vec::with_capacity(points.len() * dim);
+        let mut metas = Vec::with_capacity(points.len());
+        for mut point in points {
+            if let PointId::Str(s) = &point.id {
+                if s.len() > PointId::MAX_STR_LEN {
+                    return Err(EngineError::invalid(
+                        "id",
+                        format!(
+                            "string ids are at most {} bytes, got {}",
+                            PointId::MAX_STR_LEN,
+                            s.len()
+                        ),
+                    ));
+                }
+            }
+            self.prepare_vector(&mut point.vector, Some(&point.id))?;
+            if !seen.insert(point.id.clone()) {
+                return Err(EngineError::DuplicateId(point.id));
+            }
+            vectors.extend_from_slice(&point.vector);
+            metas.push(RowMeta {
+                id: point.id,
+                payload: point.payload,
+                encoder_version: point.encoder_version,
+                provenance: point.provenance,
+                created_at: 0,
+                updated_at: 0,
+            });
+        }
+        let count = metas.len();
+        let mut writer = self.writer.lock();
+        self.check_writable()?;
+        let now = now_millis();
+        {
+            let state = self.state.read();
+            for meta in &mut metas {
+                meta.created_at = state
+                    .ids
+                    .get(&meta.id)
+                    .map_or(now, |&loc| state.meta(loc).created_at);
+                meta.updated_at = now;
+            }
+        }
+        let op = WalOp::Upsert {
+            dim: dim as u32,
+            metas,
+            vectors,
+        };
+        let seq = self.log_and_apply(&mut writer, op)?;
+        drop(writer);
+        self.wait_durable(seq)?;
+        Ok(WriteResult { seq, count })
+    }
+
+    /// Deletes points by id; ids that do not exist are ignored. Returns how many existed.
+    pub fn delete(&self, ids: &[PointId]) -> Result<WriteResult> {
+        self.check_writable()?;
+        let mut writer = self.writer.lock();
+        self.check_writable()?;
+        let existing: Vec<PointId> = {
+            let state = self.state.read();
+            let mut seen = HashSet::new();
+            ids.iter()
+                .filter(|id| state.ids.contains_key(*id) && seen.insert((*id).clone()))
+                .cloned()
+                .collect()
+        };
+        self.delete_locked(&mut writer, existing)
+    }
+
+    /// Deletes every point whose payload matches `filter`. Returns how many.
+    pub fn delete_by_filter(&self, filter: &Filter) -> Result<WriteResult> {
+        self.check_writable()?;
+        let mut writer = self.writer.lock();
+        self.check_writable()?;
+        let matching: Vec<PointId> = {
+            let state = self.state.read();
+            state
+                .ids
+                .iter()
+                .filter(|(_, &loc)| filter.matches(&state.meta(loc).payload))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        self.delete_locked(&mut writer, matching)
+    }
+
+    fn delete_locked(
+        &self,
+        writer: &mut super::WriterState,
+        ids: Vec<PointId>,
+    ) -> Result<WriteResult> {
+        if ids.is_empty() {
+            return Ok(WriteResult { seq: 0, count: 0 });
+        }
+        let mut result = WriteResult { seq: 0, count: 0 };
+        // Very large deletes are logged in chunks so no record exceeds the size bound.
+        for chunk in ids.chunks(MAX_BATCH) {
+            let op = WalOp::Delete {
+                ids: chunk.to_vec(),
+            };
+            result.seq = self.log_and_apply(writer, op)?;
+            result.count += chunk.len();
+        }
+        self.wait_durable(result.seq)?;
+        Ok(result)
+    }
+
+    /// Appends `op` to the log and applies it; the caller holds the writer mutex.
+    fn log_and_apply(&self, writer: &mut super::WriterState, op: WalOp) -> Result<u64> {
+        let bytes = op.encode();
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(EngineError::invalid(
+                "points",
+                format!(
+                    "batch encodes to {} MiB, above the {} MiB limit; split it",
+                    bytes.len() >> 20,
+                    MAX_RECORD_BYTES >> 20
+                ),
+            ));
+        }
+        let ticket = match self.wal.append(&bytes) {
+            Ok(t) => t,
+            Err(e) => return self.mark_failed(e),
+        };
+        self.state.write().apply(ticket.seq, op);
+        self.maybe_checkpoint(writer)?;
+        Ok(ticket.seq)
+    }
+
+    fn wait_durable(&self, seq: u64) -> Result<()> {
+        match self.wal.wait_durable(&paradox_storage::WalTicket { seq }) {
+            Ok(()) => Ok(()),
+            Err(e) => self.mark_failed(e),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Configuration of the engine and its collections.
+
+use crate::error::{EngineError, Result};
+use paradox_kernels::Metric;
+use paradox_storage::FsyncPolicy;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Largest accepted vector dimension.
+pub const MAX_DIMENSION: usize = 65_536;
+/// Largest accepted `k` for one search.
+pub const MAX_K: usize = 10_000;
+/// Most points accepted in one upsert call.
+pub const MAX_BATCH: usize = 100_000;
+
+/// Which index sealed segments get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexConfig {
+    /// Exact search over every row.
+    Flat,
+    /// Let the engine choose by segment size (exact today; approximate indexes plug in here).
+    #[default]
+    Auto,
+}
+
+/// A collection's fixed shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    /// Name: 1 to 64 characters from `A-Z a-z 0-9 _ -`, not starting with `-`, `_` or `.`.
+    pub name: String,
+    /// Vector length.
+    pub dimension: usize,
+    /// Distance metric.
+    #[serde(serialize_with = "ser_metric", deserialize_with = "de_metric")]
+    pub metric: Metric,
+    /// Index for sealed segments.
+    #[serde(default)]
+    pub index: IndexConfig,
+}
+
+impl CollectionConfig {
+    /// A collection config with the default index.
+    pub fn new(name: impl Into<String>, dimension: usize, metric: Metric) -> Self {
+        CollectionConfig {
+            name: name.into(),
+            dimension,
+            metric,
+            index: IndexConfig::default(),
+        }
+    }
+
+    /// Checks the name and dimension.
+    pub fn validate(&self) -> Result<()> {
+        validate_name(&self.name)?;
+        if self.dimension == 0 || self.dimension > MAX_DIMENSION {
+            return Err(EngineError::invalid(
+                "dimension",
+                format!(
+                    "must be between 1 and {MAX_DIMENSION}, got {}",
+                    self.dimension
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a collection name (it becomes a directory name).
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(EngineError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.len() > 64 {
+        return bad("must be 1 to 64 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return bad("may contain only ASCII letters, digits, `_` and `-`");
+    }
+    if name.starts_with(['-', '_']) {
+        return bad("must start with a letter or digit");
+    }
+    Ok(())
+}
+
+fn ser_metric<S: Serializer>(metric: &Metric, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(metric.as_str())
+}
+
+fn de_metric<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Metric, D::Error> {
+    let name = String::deserialize(d)?;
+    Metric::parse(&name).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown metric `{name}`: expected cosine, dot or l2"
+        ))
+    })
+}
+
+/// Engine-wide settings. `EngineOptions::default()` needs no configuration.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// When write-ahead-log appends reach the disk (see `docs/formats.md` for what each
+    /// policy risks). Default: every 50 ms.
+    pub fsync: FsyncPolicy,
+    /// Points in a growing segment before it is sealed into an immutable segment file.
+    pub seal_threshold: usize,
+    /// Rows above which a search is split across threads.
+    pub parallel_threshold: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            fsync: FsyncPolicy::default(),
+            seal_threshold: 100_000,
+            parallel_threshold: 32_768,
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The Paradox engine: an embedded, durable store of latent vectors with metadata.
+//!
+//! An [`Engine`] owns a data directory of named [`Collection`]s. A collection holds
+//! points ([`NewPoint`] in, [`Point`] out): an id ([`PointId`]), a vector of fixed
+//! dimension, a JSON payload, an encoder version, provenance and timestamps.
+//!
+//! Writes go to a write-ahead log first and are searchable as soon as they are applied;
+//! the call returns once the log covers them per the fsync policy ([`FsyncPolicy`]).
+//! Recent points live in a growing segment in RAM; at a size threshold it is sealed into
+//! an immutable, checksummed, memory-mapped segment file and the log is truncated.
+//!
+//! Searches are exact today ([`Collection::search`], [`Collection::search_batch`]), with
+//! payload [`Filter`]s, and split across cores for large collections.
+//!
+//! This crate does not know about the network or Python: servers and bindings sit on
+//! top of its public API. It never panics on bad input; every error is an
+//! [`EngineError`] naming the problem.
+
+mod codec;
+mod collection;
+mod config;
+mod engine;
+mod error;
+mod filter;
+mod lock;
+mod manifest;
+mod point;
+mod segment;
+mod snapshot;
+
+pub use collection::{
+    Collection, CollectionInfo, CompactionReport, ScrollPage, ScrollRequest, SearchRequest,
+    WriteResult,
+};
+pub use config::{CollectionConfig, EngineOptions, IndexConfig, MAX_BATCH, MAX_DIMENSION, MAX_K};
+pub use engine::Engine;
+pub use error::{EngineError, Result};
+pub use filter::{payload, Filter, Range};
+pub use paradox_kernels::Metric;
+pub use paradox_storage::FsyncPolicy;
+pub use point::{NewPoint, Payload, Point, PointId, Provenance, ScoredPoint};
+pub use snapshot::SnapshotInfo;

@@ -1,0 +1,15 @@
+//! Segments: the unit of storage inside a collection.
+//!
+//! * [`GrowingSegment`]: the newest writes, in RAM, rebuilt from the write-ahead log after
+//!   a restart. Searchable the moment a write is applied.
+//! * [`SealedSegment`]: immutable, in a checksummed container file whose vector section is
+//!   memory-mapped. Deleting a row of a sealed segment marks it in a [`DeletedRows`] set
+//!   (persisted at the next checkpoint); compaction rewrites segments without those rows.
+
+mod deleted;
+mod growing;
+mod sealed;
+
+pub(crate) use deleted::{read_deletes_file, write_deletes_file, DeletedRows};
+pub(crate) use growing::GrowingSegment;
+pub(crate) use sealed::{segment_file_name as segment_file_name_for, SealedSegment};

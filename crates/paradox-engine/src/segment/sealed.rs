@@ -1,0 +1,207 @@
+//! Sealed segments: immutable container files (`seg-<id>.pdx`) whose vectors are
+//! memory-mapped. Layout in `docs/formats.md` ("Segment file").
+
+use crate::codec::{read_meta, write_meta, Reader, Writer};
+use crate::error::{EngineError, Result};
+use crate::point::RowMeta;
+use paradox_storage::{Container, ContainerWriter};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"PDXSEG\0\0";
+const SEGMENT_VERSION: u32 = 1;
+const TAG_HEADER: u32 = 1;
+const TAG_VECTORS: u32 = 2;
+const TAG_META: u32 = 3;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SegmentHeader {
+    segment_id: u64,
+    dimension: usize,
+    rows: usize,
+    metric: String,
+}
+
+/// An immutable segment backed by a memory-mapped file.
+#[derive(Debug)]
+pub(crate) struct SealedSegment {
+    id: u64,
+    dim: usize,
+    container: Container,
+    metas: Vec<RowMeta>,
+}
+
+/// File name of segment `id`.
+pub(crate) fn segment_file_name(id: u64) -> String {
+    format!("seg-{id:010}.pdx")
+}
+
+impl SealedSegment {
+    /// Writes rows to `path` atomically (temporary file, fsync, rename, fsync directory).
+    pub fn write(
+        path: &Path,
+        segment_id: u64,
+        dim: usize,
+        metric: &str,
+        rows: &[(&RowMeta, &[f32])],
+    ) -> Result<()> {
+        let count = rows.len();
+        let header = SegmentHeader {
+            segment_id,
+            dimension: dim,
+            rows: count,
+            metric: metric.to_string(),
+        };
+        let mut writer = ContainerWriter::create_temp(path, SEGMENT_MAGIC, SEGMENT_VERSION)?;
+        writer.add_section(
+            TAG_HEADER,
+            &serde_json::to_vec(&header).expect("header serialises"),
+        )?;
+        writer.begin_section(TAG_VECTORS)?;
+        let mut chunk = Vec::with_capacity(1 << 20);
+        for (_, vector) in rows {
+            crate::codec::extend_f32_le(&mut chunk, vector);
+            if chunk.len() >= 1 << 20 {
+                writer.write_section_bytes(&chunk)?;
+                chunk.clear();
+            }
+        }
+        writer.write_section_bytes(&chunk)?;
+        writer.end_section()?;
+        writer.begin_section(TAG_META)?;
+        chunk.clear();
+        for (meta, _) in rows {
+            write_meta(&mut Writer(&mut chunk), meta);
+            if chunk.len() >= 1 << 20 {
+                writer.write_section_bytes(&chunk)?;
+                chunk.clear();
+            }
+        }
+        writer.write_section_bytes(&chunk)?;
+        writer.end_section()?;
+        writer.finish()?;
+        Ok(())
+    }
+
+    /// Opens and fully verifies a segment file (every section's checksum is checked).
+    pub fn open(path: &Path, expected_id: u64, dim: usize) -> Result<SealedSegment> {
+        let container = Container::open(path, SEGMENT_MAGIC, SEGMENT_VERSION)?;
+        let corrupt = |reason: String| EngineError::Corrupt {
+            path: path.display().to_string(),
+            reason,
+        };
+        let header: SegmentHeader = serde_json::from_slice(container.section(TAG_HEADER)?)
+            .map_err(|e| corrupt(format!("segment header: {e}")))?;
+        if header.segment_id != expected_id || header.dimension != dim {
+            return Err(corrupt(format!(
+                "header says segment {} of dimension {}, manifest expects segment {expected_id} of dimension {dim}",
+                header.segment_id, header.dimension
+            )));
+        }
+        let vectors = container.section(TAG_VECTORS)?;
+        if vectors.len() != header.rows * dim * 4 {
+            return Err(corrupt(format!(
+                "vector section holds {} bytes, expected {} rows x {dim} x 4",
+                vectors.len(),
+                header.rows
+            )));
+        }
+        if !cfg!(target_endian = "little") || vectors.as_ptr().align_offset(4) != 0 {
+            return Err(corrupt(
+                "vector section is not 4-byte aligned little-endian f32".into(),
+            ));
+        }
+        let mut reader = Reader::new(container.section(TAG_META)?);
+        let mut metas = Vec::with_capacity(header.rows);
+        for row in 0..header.rows {
+            metas.push(read_meta(&mut reader).map_err(|e| corrupt(format!("row {row}: {e}")))?);
+        }
+        if !reader.is_empty() {
+            return Err(corrupt(
+                "trailing bytes after the last row's metadata".into(),
+            ));
+        }
+        Ok(SealedSegment {
+            id: expected_id,
+            dim,
+            container,
+            metas,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.container.path().to_path_buf()
+    }
+
+    pub fn file_len(&self) -> u64 {
+        self.container.file_len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    /// All vectors, row-major, straight from the mapping.
+    pub fn vectors(&self) -> &[f32] {
+        let bytes = self
+            .container
+            .section(TAG_VECTORS)
+            .expect("vector section verified at open");
+        // SAFETY: `open` checked that the section is 4-byte aligned, holds exactly
+        // rows * dim f32 values, and that the target is little-endian; every bit pattern is
+        // a valid f32; the mapping is read-only and lives as long as `self.container`.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), bytes.len() / 4) }
+    }
+
+    pub fn vector(&self, row: u32) -> &[f32] {
+        let start = row as usize * self.dim;
+        &self.vectors()[start..start + self.dim]
+    }
+
+    pub fn meta(&self, row: u32) -> &RowMeta {
+        &self.metas[row as usize]
+    }
+
+    pub fn metas(&self) -> &[RowMeta] {
+        &self.metas
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::point::{Payload, PointId, Provenance};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn segment_file_round_trip(dim in 1usize..24, rows in 0usize..120, seed in any::<u32>()) {
+            let metas: Vec<RowMeta> = (0..rows)
+                .map(|i| RowMeta {
+                    id: if i % 3 == 0 { PointId::Str(format!("s{i}")) } else { PointId::Num(i as u64 * 7) },
+                    payload: serde_json::json!({"i": i, "tag": format!("t{}", i % 5)}).as_object().cloned().unwrap_or_else(Payload::new),
+                    encoder_version: (i % 2 == 0).then(|| "minilm@1".to_string()),
+                    provenance: (i % 4 == 0).then(|| Provenance { source: Some(format!("doc{i}")), ..Default::default() }),
+                    created_at: i as i64,
+                    updated_at: i as i64 + seed as i64,
+                })
+                .collect();
+            let vectors: Vec<f32> = (0..rows * dim).map(|j| ((j as u32 ^ seed) % 1000) as f32 / 7.0).collect();
+            let rows_ref: Vec<(&RowMeta, &[f32])> = metas.iter().zip(vectors.chunks_exact(dim)).collect();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(segment_file_name(3));
+            SealedSegment::write(&path, 3, dim, "l2", &rows_ref).unwrap();
+            let seg = SealedSegment::open(&path, 3, dim).unwrap();
+            prop_assert_eq!(seg.len(), rows);
+            prop_assert_eq!(seg.vectors(), &vectors[..]);
+            prop_assert_eq!(seg.metas(), &metas[..]);
+            prop_assert!(SealedSegment::open(&path, 4, dim).is_err());
+            prop_assert!(SealedSegment::open(&path, 3, dim + 1).is_err());
+        }
+    }
+}
