@@ -1,0 +1,102 @@
+//! `paradox collection create|list|drop`.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use paradox_engine::CollectionConfig;
+
+use crate::output::{thousands, Table};
+use crate::store::{open_collection, GlobalArgs, MetricArg};
+
+/// Collection management.
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// Create an empty collection.
+    #[command(
+        after_help = "Example:\n  paradox collection create --name docs --dim 384 --metric cosine"
+    )]
+    Create(CreateArgs),
+    /// List collections with their sizes.
+    List(ListArgs),
+    /// Delete a collection and all its points.
+    Drop(DropArgs),
+}
+
+/// `collection create` flags.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the new collection.
+    #[arg(long)]
+    pub name: String,
+    /// Vector dimension.
+    #[arg(long, visible_alias = "dimension", value_parser = clap::value_parser!(u32).range(1..))]
+    pub dim: u32,
+    /// Similarity metric.
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub metric: MetricArg,
+}
+
+/// `collection list` flags.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `collection drop` flags.
+#[derive(Debug, Args)]
+pub struct DropArgs {
+    /// Name of the collection to delete.
+    #[arg(long)]
+    pub name: String,
+}
+
+/// Runs a `collection` subcommand.
+pub fn run(command: CollectionCommand, global: &GlobalArgs) -> Result<()> {
+    let engine = match command {
+        CollectionCommand::Create(_) => global.open_engine()?,
+        _ => global.open_existing_engine()?,
+    };
+    match command {
+        CollectionCommand::Create(args) => {
+            let metric = args.metric.metric();
+            engine
+                .create_collection(CollectionConfig::new(&args.name, args.dim as usize, metric))
+                .with_context(|| format!("cannot create collection `{}`", args.name))?;
+            println!(
+                "created collection `{}` ({} dimensions, {metric})",
+                args.name, args.dim
+            );
+        }
+        CollectionCommand::List(args) => {
+            let mut infos = Vec::new();
+            for name in engine.list_collections() {
+                infos.push(open_collection(&engine, &name)?.info());
+            }
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&infos)?);
+            } else if infos.is_empty() {
+                println!("no collections in {}", global.data_dir.display());
+            } else {
+                let mut table = Table::new(&["name", "dimension", "metric", "points"]);
+                for info in &infos {
+                    table.row(vec![
+                        info.name.clone(),
+                        info.dimension.to_string(),
+                        info.metric.to_string(),
+                        thousands(info.points as u64),
+                    ]);
+                }
+                print!("{}", table.render(0));
+            }
+        }
+        CollectionCommand::Drop(args) => {
+            open_collection(&engine, &args.name)?;
+            engine
+                .drop_collection(&args.name)
+                .with_context(|| format!("cannot drop collection `{}`", args.name))?;
+            println!("dropped collection `{}`", args.name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! The human-facing subcommands, one module each.
+
+pub mod collection;
+pub mod demo;
+pub mod export;
+pub mod import;
+pub mod info;
+pub mod search;
+pub mod snapshot;
