@@ -25,10 +25,11 @@ mod visited;
 use crate::{Neighbor, RowFilter, SearchParams, VectorIndex, VectorView};
 use build::Space;
 use graph::{Graph, NONE};
-use search::{greedy, search_layer, NodeDistance, Scored};
+use search::{greedy, search_layer, Scored};
 use std::sync::atomic::Ordering::Acquire;
 
 pub use persist::HnswDecodeError;
+pub use search::NodeDistance;
 
 /// Construction and default search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +211,43 @@ impl HnswIndex {
     }
 }
 
+impl HnswIndex {
+    /// Graph search with a caller-supplied distance (for example over int8 codes instead
+    /// of f32 rows): the `ef` nodes closest under `dist` that `accept` admits, closest
+    /// first, as `(row, distance)` neighbours. Deleted rows are never returned.
+    pub fn search_with(
+        &self,
+        dist: &impl NodeDistance,
+        ef: usize,
+        accept: &(impl Fn(u32) -> bool + Sync),
+    ) -> Vec<Neighbor> {
+        let entry = self.graph.entry.load(Acquire);
+        if entry == NONE || ef == 0 {
+            return Vec::new();
+        }
+        let mut current = Scored {
+            distance: dist.distance(entry),
+            node: entry,
+        };
+        for level in (1..=self.graph.max_level.load(Acquire) as usize).rev() {
+            current = greedy(&self.graph, dist, current, level);
+        }
+        let has_deletions = self.deleted_count > 0;
+        let admit = |n: u32| (!has_deletions || !self.is_deleted(n)) && accept(n);
+        let found = visited::with_visited(self.graph.len(), |visited| {
+            search_layer(&self.graph, dist, &[current], ef, 0, visited, &admit)
+        });
+        found
+            .into_sorted_vec()
+            .into_iter()
+            .map(|s| Neighbor {
+                key: s.node as u64,
+                distance: s.distance,
+            })
+            .collect()
+    }
+}
+
 impl VectorIndex for HnswIndex {
     fn kind(&self) -> &'static str {
         "hnsw"
@@ -223,34 +261,13 @@ impl VectorIndex for HnswIndex {
         filter: Option<RowFilter<'_>>,
         params: &SearchParams,
     ) -> Vec<Neighbor> {
-        let entry = self.graph.entry.load(Acquire);
-        if entry == NONE || k == 0 {
+        if k == 0 {
             return Vec::new();
         }
         let ef = params.ef.unwrap_or(self.params.ef_search).max(k);
         let space = Space::new(vectors);
         let dist = space.to(query);
-        let mut current = Scored {
-            distance: dist.distance(entry),
-            node: entry,
-        };
-        for level in (1..=self.graph.max_level.load(Acquire) as usize).rev() {
-            current = greedy(&self.graph, &dist, current, level);
-        }
-        let has_deletions = self.deleted_count > 0;
-        let accept =
-            |n: u32| (!has_deletions || !self.is_deleted(n)) && filter.is_none_or(|f| f(n));
-        let found = visited::with_visited(self.graph.len(), |visited| {
-            search_layer(&self.graph, &dist, &[current], ef, 0, visited, &accept)
-        });
-        let mut hits: Vec<Neighbor> = found
-            .into_sorted_vec()
-            .into_iter()
-            .map(|s| Neighbor {
-                key: s.node as u64,
-                distance: s.distance,
-            })
-            .collect();
+        let mut hits = self.search_with(&dist, ef, &|n| filter.is_none_or(|f| f(n)));
         hits.truncate(k);
         hits
     }

@@ -36,11 +36,13 @@ impl PartialOrd for Scored {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Nearest(pub std::cmp::Reverse<Scored>);
 
-/// Distance from the query to a node, supplied by the caller (it knows the vectors, the
-/// metric and any encoding).
-pub(crate) trait NodeDistance {
+/// Distance from one query to any node, supplied by the caller: it knows the vectors, the
+/// metric and the encoding (f32 rows, or compressed codes for a cheaper traversal).
+/// Lower is closer.
+pub trait NodeDistance {
+    /// Distance from the query to `node`.
     fn distance(&self, node: u32) -> f32;
-    /// Hints that `node`'s vector will be read soon.
+    /// Hints that `node`'s vector will be read soon (a cache prefetch).
     fn prefetch(&self, _node: u32) {}
 }
 
