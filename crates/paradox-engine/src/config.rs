@@ -12,15 +12,92 @@ pub const MAX_K: usize = 10_000;
 /// Most points accepted in one upsert call.
 pub const MAX_BATCH: usize = 100_000;
 
-/// Which index sealed segments get.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Sealed segments with fewer rows than this stay flat under [`IndexConfig::Auto`]: an
+/// exact scan of them is about as fast as a graph search.
+pub const AUTO_HNSW_MIN_ROWS: usize = 20_000;
+
+/// HNSW parameters of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HnswConfig {
+    /// Links per node (level 0 gets twice as many). 2..=64.
+    pub m: usize,
+    /// Beam width while building.
+    pub ef_construction: usize,
+    /// Default beam width while searching (per-request `ef` overrides it).
+    pub ef_search: usize,
+}
+
+impl Default for HnswConfig {
+    fn default() -> Self {
+        HnswConfig {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
+    }
+}
+
+impl HnswConfig {
+    pub(crate) fn params(&self) -> paradox_index::HnswParams {
+        paradox_index::HnswParams {
+            m: self.m,
+            ef_construction: self.ef_construction,
+            ef_search: self.ef_search,
+            ..Default::default()
+        }
+    }
+}
+
+/// Which index sealed segments get. The growing segment is always searched exactly.
+///
+/// JSON: `{"kind": "flat"}`, `{"kind": "hnsw", "m": 16, "ef_construction": 200,
+/// "ef_search": 64}`, `{"kind": "auto"}` (parameters optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IndexConfig {
     /// Exact search over every row.
     Flat,
-    /// Let the engine choose by segment size (exact today; approximate indexes plug in here).
-    #[default]
-    Auto,
+    /// An HNSW graph per sealed segment, built in the background after sealing.
+    Hnsw(HnswConfig),
+    /// HNSW for sealed segments of at least [`AUTO_HNSW_MIN_ROWS`] rows, flat below.
+    Auto(HnswConfig),
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig::Auto(HnswConfig::default())
+    }
+}
+
+impl IndexConfig {
+    /// The HNSW parameters a segment of `rows` rows gets, if any.
+    pub fn hnsw_for(&self, rows: usize) -> Option<HnswConfig> {
+        match *self {
+            IndexConfig::Flat => None,
+            IndexConfig::Hnsw(h) => Some(h),
+            IndexConfig::Auto(h) => (rows >= AUTO_HNSW_MIN_ROWS).then_some(h),
+        }
+    }
+
+    /// Parses the short forms `flat`, `hnsw`, `auto` (default parameters).
+    pub fn parse(name: &str) -> Option<IndexConfig> {
+        match name.to_ascii_lowercase().as_str() {
+            "flat" => Some(IndexConfig::Flat),
+            "hnsw" => Some(IndexConfig::Hnsw(HnswConfig::default())),
+            "auto" => Some(IndexConfig::Auto(HnswConfig::default())),
+            _ => None,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let IndexConfig::Hnsw(h) | IndexConfig::Auto(h) = self {
+            h.params()
+                .validate()
+                .map_err(|m| EngineError::invalid("index", m))?;
+        }
+        Ok(())
+    }
 }
 
 /// A collection's fixed shape.
@@ -61,7 +138,7 @@ impl CollectionConfig {
                 ),
             ));
         }
-        Ok(())
+        self.index.validate()
     }
 }
 

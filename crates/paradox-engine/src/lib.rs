@@ -29,10 +29,13 @@ mod segment;
 mod snapshot;
 
 pub use collection::{
-    Collection, CollectionInfo, CompactionReport, ScrollPage, ScrollRequest, SearchRequest,
-    WriteResult,
+    Collection, CollectionInfo, CompactionReport, ScrollPage, ScrollRequest, SearchParams,
+    SearchRequest, WriteResult, EXACT_SELECTIVITY, MAX_EF_WIDENING,
 };
-pub use config::{CollectionConfig, EngineOptions, IndexConfig, MAX_BATCH, MAX_DIMENSION, MAX_K};
+pub use config::{
+    CollectionConfig, EngineOptions, HnswConfig, IndexConfig, AUTO_HNSW_MIN_ROWS, MAX_BATCH,
+    MAX_DIMENSION, MAX_K,
+};
 pub use engine::Engine;
 pub use error::{EngineError, Result};
 pub use filter::{payload, Filter, Range};

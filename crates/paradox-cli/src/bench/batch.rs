@@ -62,11 +62,10 @@ pub fn run(args: BatchArgs, global: &GlobalArgs) -> Result<Value> {
     .open_engine_with(Some(
         global.fsync.map_or(FsyncPolicy::Never, |f| f.policy()),
     ))?;
-    let collection = engine.create_collection(CollectionConfig::new(
-        "bench_batch",
-        base.dim,
-        args.metric.metric(),
-    ))?;
+    // Exact search is what is measured (against FAISS IndexFlatIP): no graph index.
+    let mut config = CollectionConfig::new("bench_batch", base.dim, args.metric.metric());
+    config.index = paradox_engine::IndexConfig::Flat;
+    let collection = engine.create_collection(config)?;
     eprintln!(
         "bench batch: loading {} x {} (not timed)",
         base.rows, base.dim
@@ -81,6 +80,7 @@ pub fn run(args: BatchArgs, global: &GlobalArgs) -> Result<Value> {
             filter: None,
             with_payload: false,
             with_vector: false,
+            params: Default::default(),
         })
         .collect();
     eprintln!(

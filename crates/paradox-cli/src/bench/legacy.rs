@@ -56,8 +56,11 @@ pub fn run(args: LegacyArgs, global: &GlobalArgs) -> Result<Value> {
     );
 
     let started = Instant::now();
-    let collection =
-        engine.create_collection(CollectionConfig::new("bench_legacy", base.dim, Metric::L2))?;
+    let collection = engine.create_collection(CollectionConfig {
+        // paradoxlf scans exactly; so does this side of the comparison.
+        index: paradox_engine::IndexConfig::Flat,
+        ..CollectionConfig::new("bench_legacy", base.dim, Metric::L2)
+    })?;
     super::load_rows(&collection, &base, ADD_BATCH, |row| {
         let mut payload = paradox_engine::Payload::new();
         payload.insert("i".into(), Value::from(row as u64));
@@ -73,6 +76,7 @@ pub fn run(args: LegacyArgs, global: &GlobalArgs) -> Result<Value> {
             filter: None,
             with_payload: true,
             with_vector: false,
+            params: Default::default(),
         })?);
     }
     let finished = Instant::now();

@@ -33,6 +33,19 @@ pub struct CreateArgs {
     /// Similarity metric.
     #[arg(long, value_enum, default_value = "cosine")]
     pub metric: MetricArg,
+    /// Index for sealed segments: `flat` (exact), `hnsw`, or `auto` (HNSW for segments of
+    /// 20,000+ points). HNSW parameters as JSON also work:
+    /// '{"kind":"hnsw","m":32,"ef_construction":400,"ef_search":128}'.
+    #[arg(long, default_value = "auto", value_parser = parse_index)]
+    pub index: paradox_engine::IndexConfig,
+}
+
+fn parse_index(text: &str) -> std::result::Result<paradox_engine::IndexConfig, String> {
+    if let Some(config) = paradox_engine::IndexConfig::parse(text) {
+        return Ok(config);
+    }
+    serde_json::from_str(text)
+        .map_err(|e| format!("expected flat, hnsw, auto or a JSON index config ({e})"))
 }
 
 /// `collection list` flags.
@@ -61,7 +74,10 @@ pub fn run(command: CollectionCommand, global: &GlobalArgs) -> Result<()> {
         CollectionCommand::Create(args) => {
             let metric = args.metric.metric();
             engine
-                .create_collection(CollectionConfig::new(&args.name, args.dim as usize, metric))
+                .create_collection(CollectionConfig {
+                    index: args.index,
+                    ..CollectionConfig::new(&args.name, args.dim as usize, metric)
+                })
                 .with_context(|| format!("cannot create collection `{}`", args.name))?;
             println!(
                 "created collection `{}` ({} dimensions, {metric})",

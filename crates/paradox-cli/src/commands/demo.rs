@@ -239,6 +239,7 @@ fn timed_search(
         filter,
         with_payload: true,
         with_vector: false,
+        params: Default::default(),
     };
     let started = Instant::now();
     let results = collection.search(&request).context("demo search failed")?;
@@ -331,6 +332,7 @@ fn latency_report(
             filter: None,
             with_payload: false,
             with_vector: false,
+            params: Default::default(),
         })
         .collect();
     let mut latencies = Vec::with_capacity(QUERIES);
@@ -375,6 +377,7 @@ fn self_recall(collection: &Collection, count: usize) -> Result<()> {
             filter: None,
             with_payload: false,
             with_vector: false,
+            params: Default::default(),
         })?;
         found += usize::from(results.first().is_some_and(|r| &r.id == id));
     }

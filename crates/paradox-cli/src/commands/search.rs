@@ -53,6 +53,12 @@ pub struct SearchArgs {
     /// Include each result's vector.
     #[arg(long)]
     pub with_vector: bool,
+    /// HNSW beam width for this search (higher: better recall, slower).
+    #[arg(long, value_name = "EF")]
+    pub ef: Option<usize>,
+    /// Scan every point exactly, ignoring indexes.
+    #[arg(long)]
+    pub exact: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -70,6 +76,10 @@ pub fn run(args: SearchArgs, global: &GlobalArgs) -> Result<()> {
         filter,
         with_payload: true,
         with_vector: args.with_vector,
+        params: paradox_engine::SearchParams {
+            ef: args.ef,
+            exact: args.exact,
+        },
     };
     let started = Instant::now();
     let results = collection

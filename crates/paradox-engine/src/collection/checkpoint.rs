@@ -119,6 +119,10 @@ impl Collection {
             )?),
             None => None,
         };
+        let opened = opened.map(Arc::new);
+        if let Some(segment) = &opened {
+            self.ensure_index(segment);
+        }
         {
             let mut state = self.state.write();
             if let Some(segment) = opened {
@@ -138,7 +142,7 @@ impl Collection {
                     );
                 }
                 state.sealed.push(SealedEntry {
-                    segment: Arc::new(segment),
+                    segment,
                     deleted: Default::default(),
                 });
             }
@@ -273,14 +277,17 @@ impl Collection {
         let mut old_files = Vec::new();
         for (i, entry) in std::mem::take(&mut state.sealed).into_iter().enumerate() {
             if victims.contains(&i) {
+                entry.segment.retire();
                 old_files.push(entry.segment.path());
             } else {
                 kept.push(entry);
             }
         }
         for segment in opened {
+            let segment = Arc::new(segment);
+            self.ensure_index(&segment);
             kept.push(SealedEntry {
-                segment: Arc::new(segment),
+                segment,
                 deleted: Default::default(),
             });
         }
@@ -292,6 +299,10 @@ impl Collection {
         writer.manifest = manifest;
         for path in old_files {
             std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
+            let index = path.with_extension("hnsw");
+            if index.exists() {
+                std::fs::remove_file(&index).map_err(|e| EngineError::io(&index, e))?;
+            }
         }
         remove_if_named(
             &self.dir,

@@ -23,6 +23,7 @@
 //!   pages, so nothing later could be promised durable.
 
 mod checkpoint;
+mod indexing;
 mod read;
 mod search;
 mod state;
@@ -30,7 +31,7 @@ mod write;
 
 pub use checkpoint::CompactionReport;
 pub use read::{CollectionInfo, ScrollPage, ScrollRequest};
-pub use search::SearchRequest;
+pub use search::{SearchParams, SearchRequest, EXACT_SELECTIVITY, MAX_EF_WIDENING};
 pub(crate) use state::{Location, State};
 pub use write::WriteResult;
 
@@ -60,6 +61,7 @@ pub struct Collection {
     /// Serialises writers so that log order equals apply order.
     writer: Mutex<WriterState>,
     failed: AtomicBool,
+    index_builds: Arc<indexing::IndexBuilds>,
 }
 
 /// State only writers touch.
@@ -161,7 +163,11 @@ impl Collection {
             state: RwLock::new(state),
             writer: Mutex::new(WriterState { manifest }),
             failed: AtomicBool::new(false),
+            index_builds: Arc::default(),
         };
+        for entry in &collection.state.read().sealed {
+            collection.ensure_index(&entry.segment);
+        }
         collection.maybe_checkpoint(&mut collection.writer.lock())?;
         Ok(collection)
     }
@@ -207,10 +213,15 @@ fn remove_unreferenced_files(dir: &Path, manifest: &Manifest) -> Result<()> {
     for entry in entries {
         let entry = entry.map_err(|e| EngineError::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let referenced = manifest.segments.iter().any(|s| s.file == name)
+        // An index file belongs to the segment file of the same stem.
+        let segment_of_index = name.strip_suffix(".hnsw").map(|stem| format!("{stem}.pdx"));
+        let referenced = manifest
+            .segments
+            .iter()
+            .any(|s| s.file == name || Some(&s.file) == segment_of_index.as_ref())
             || manifest.deletes_file.as_deref() == Some(name.as_str());
-        let ours =
-            (name.starts_with("seg-") || name.starts_with("deletes-")) && name.contains(".pdx");
+        let ours = (name.starts_with("seg-") || name.starts_with("deletes-"))
+            && (name.ends_with(".pdx") || name.ends_with(".hnsw"));
         let temp = name.ends_with(".tmp") || name.contains(".tmp.");
         if (ours && !referenced) || temp {
             let path = entry.path();

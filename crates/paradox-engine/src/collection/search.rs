@@ -12,7 +12,7 @@ use crate::config::MAX_K;
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::point::ScoredPoint;
-use paradox_index::{FlatIndex, TopK, VectorView};
+use paradox_index::{FlatIndex, TopK, VectorIndex, VectorView};
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -32,7 +32,29 @@ pub struct SearchRequest {
     /// Return stored vectors.
     #[serde(default)]
     pub with_vector: bool,
+    /// Per-request knobs (`ef`, exact search).
+    #[serde(default)]
+    pub params: SearchParams,
 }
+
+/// Per-request search knobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchParams {
+    /// HNSW beam width for this request (default: the collection's `ef_search`).
+    pub ef: Option<usize>,
+    /// Scan every point exactly, ignoring indexes.
+    pub exact: bool,
+}
+
+/// Below this fraction of rows passing the filter, a segment is searched by scanning its
+/// matching rows exactly; above it, the graph is traversed with the filter applied and
+/// the beam widened by the inverse of the fraction (capped at [`MAX_EF_WIDENING`]).
+pub const EXACT_SELECTIVITY: f64 = 0.02;
+/// Largest factor by which a filtered graph search widens its beam.
+pub const MAX_EF_WIDENING: f64 = 16.0;
+/// Rows sampled per segment to estimate a filter's selectivity.
+const SELECTIVITY_SAMPLE: usize = 256;
 
 impl SearchRequest {
     /// A plain top-`k` request.
@@ -45,12 +67,14 @@ impl SearchRequest {
     }
 }
 
-/// A contiguous range of rows of one segment: the unit of parallel work.
+/// The unit of parallel work: a contiguous range of rows of one segment scanned
+/// exactly, or a whole indexed segment searched through its graph.
 #[derive(Debug, Clone)]
 struct WorkUnit {
     /// Index into `State::sealed`, or `sealed.len()` for the growing segment.
     segment: usize,
     rows: std::ops::Range<usize>,
+    graph: bool,
 }
 
 /// Segment index and row packed into a top-k key.
@@ -79,47 +103,58 @@ impl Collection {
                 format!("must be between 1 and {MAX_K}, got {}", request.k),
             ));
         }
+        if let Some(ef) = request.params.ef {
+            if ef == 0 || ef > 65_536 {
+                return Err(EngineError::invalid(
+                    "ef",
+                    format!("must be between 1 and 65536, got {ef}"),
+                ));
+            }
+        }
         let mut query = request.vector.clone();
         self.prepare_vector(&mut query, None)?;
         Ok(query)
     }
 
-    /// The `k` nearest points to `request.vector` (exactly), best first.
+    /// The `k` nearest points to `request.vector`, best first: exact over the growing
+    /// segment and unindexed segments, through the HNSW graph of indexed ones (unless
+    /// `params.exact`).
     pub fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredPoint>> {
         let query = self.validate_request(request)?;
         let state = self.state.read();
-        let top = self.search_state(&state, &query, request.k, request.filter.as_ref());
+        let top = self.search_state(&state, &query, request);
         Ok(self.materialise(&state, top, request))
     }
 
-    /// Many searches at once. Requests without a filter share one pass over the data with
-    /// a GEMM-style kernel; filtered ones run one by one. Results are in request order.
+    /// Many searches at once, results in request order. Exact parts of unfiltered
+    /// requests share one pass over the rows with a GEMM-style kernel; graph parts and
+    /// filtered requests run query by query, in parallel.
     pub fn search_batch(&self, requests: &[SearchRequest]) -> Result<Vec<Vec<ScoredPoint>>> {
         let queries = requests
             .iter()
             .map(|r| self.validate_request(r))
             .collect::<Result<Vec<_>>>()?;
         let state = self.state.read();
-        let (plain, filtered): (Vec<usize>, Vec<usize>) =
-            (0..requests.len()).partition(|&i| requests[i].filter.is_none());
+        let (plain, other): (Vec<usize>, Vec<usize>) = (0..requests.len()).partition(|&i| {
+            requests[i].filter.is_none() && requests[i].params == requests[0].params
+        });
         let mut tops: Vec<Option<TopK>> = vec![None; requests.len()];
         if !plain.is_empty() {
             let flat: Vec<f32> = plain
                 .iter()
                 .flat_map(|&i| queries[i].iter().copied())
                 .collect();
-            let ks: Vec<usize> = plain.iter().map(|&i| requests[i].k).collect();
-            for (slot, top) in plain.iter().zip(self.batch_state(&state, &flat, &ks)) {
+            let chosen: Vec<&SearchRequest> = plain.iter().map(|&i| &requests[i]).collect();
+            for (slot, top) in plain.iter().zip(self.batch_state(&state, &flat, &chosen)) {
                 tops[*slot] = Some(top);
             }
         }
-        for i in filtered {
-            tops[i] = Some(self.search_state(
-                &state,
-                &queries[i],
-                requests[i].k,
-                requests[i].filter.as_ref(),
-            ));
+        let rest: Vec<(usize, TopK)> = other
+            .par_iter()
+            .map(|&i| (i, self.search_state(&state, &queries[i], &requests[i])))
+            .collect();
+        for (i, top) in rest {
+            tops[i] = Some(top);
         }
         Ok(tops
             .into_iter()
@@ -152,21 +187,33 @@ impl Collection {
         }
     }
 
-    fn work_units(&self, state: &State) -> Vec<WorkUnit> {
+    /// Splits the state into work units. Indexed sealed segments are one graph unit each
+    /// (unless `exact`); everything else is cut into row ranges.
+    fn work_units(&self, state: &State, exact: bool) -> Vec<WorkUnit> {
         let chunk = self.options.parallel_threshold.max(1024);
         let mut units = Vec::new();
-        let lens = state
-            .sealed
-            .iter()
-            .map(|e| e.segment.len())
-            .chain(std::iter::once(state.growing.len()));
-        for (segment, len) in lens.enumerate() {
+        for segment in 0..=state.sealed.len() {
+            let (len, indexed) = if segment == state.sealed.len() {
+                (state.growing.len(), false)
+            } else {
+                let s = &state.sealed[segment].segment;
+                (s.len(), s.index().is_some())
+            };
+            if indexed && !exact {
+                units.push(WorkUnit {
+                    segment,
+                    rows: 0..len,
+                    graph: true,
+                });
+                continue;
+            }
             let mut start = 0;
             while start < len {
                 let end = (start + chunk).min(len);
                 units.push(WorkUnit {
                     segment,
                     rows: start..end,
+                    graph: false,
                 });
                 start = end;
             }
@@ -187,52 +234,116 @@ impl Collection {
         }
     }
 
-    /// Scans one unit for one query.
-    fn scan_unit(
+    fn has_deletions(state: &State, segment: usize) -> bool {
+        if segment == state.sealed.len() {
+            state.growing.has_deletions()
+        } else {
+            !state.sealed[segment].deleted.is_empty()
+        }
+    }
+
+    /// Whether row `row` of `segment` is live and passes `filter`.
+    fn row_allowed(state: &State, segment: usize, row: u32, filter: Option<&Filter>) -> bool {
+        let (deleted, meta) = if segment == state.sealed.len() {
+            (state.growing.is_deleted(row), state.growing.meta(row))
+        } else {
+            let e = &state.sealed[segment];
+            (e.deleted.contains(row), e.segment.meta(row))
+        };
+        !deleted && filter.is_none_or(|f| f.matches(&meta.payload))
+    }
+
+    /// Fraction of a segment's rows that are live and pass `filter`, from an evenly
+    /// spaced sample.
+    fn estimate_selectivity(state: &State, unit: &WorkUnit, filter: Option<&Filter>) -> f64 {
+        let len = unit.rows.len();
+        if len == 0 {
+            return 0.0;
+        }
+        let step = (len / SELECTIVITY_SAMPLE).max(1);
+        let sampled: Vec<u32> = (unit.rows.start..unit.rows.end)
+            .step_by(step)
+            .map(|r| r as u32)
+            .collect();
+        let passed = sampled
+            .iter()
+            .filter(|&&r| Self::row_allowed(state, unit.segment, r, filter))
+            .count();
+        passed as f64 / sampled.len() as f64
+    }
+
+    /// Searches one unit for one query.
+    fn search_unit(
         &self,
         state: &State,
         unit: &WorkUnit,
         query: &[f32],
-        filter: Option<&Filter>,
+        request: &SearchRequest,
         top: &mut TopK,
     ) {
+        let filter = request.filter.as_ref();
         let view = self.view(state, unit.segment);
         let key_base = pack(unit.segment, 0);
-        let growing = unit.segment == state.sealed.len();
-        let has_deletions = if growing {
-            state.growing.has_deletions()
-        } else {
-            !state.sealed[unit.segment].deleted.is_empty()
-        };
-        if filter.is_none() && !has_deletions {
-            FlatIndex::scan_range(view, query, unit.rows.clone(), None, key_base, top);
+        let restricted = filter.is_some() || Self::has_deletions(state, unit.segment);
+        let allow = |row: u32| Self::row_allowed(state, unit.segment, row, filter);
+        if unit.graph {
+            let index = state.sealed[unit.segment]
+                .segment
+                .index()
+                .expect("graph units are indexed");
+            let ef = request
+                .params
+                .ef
+                .unwrap_or(index.params().ef_search)
+                .max(request.k);
+            let (ef, use_graph) = if restricted {
+                let selectivity = Self::estimate_selectivity(state, unit, filter);
+                let widened = (ef as f64 / selectivity.max(1e-9)).min(ef as f64 * MAX_EF_WIDENING);
+                (widened as usize, selectivity >= EXACT_SELECTIVITY)
+            } else {
+                (ef, true)
+            };
+            if use_graph {
+                let params = paradox_index::SearchParams {
+                    ef: Some(ef),
+                    nprobe: None,
+                };
+                let hits = index.search(
+                    view,
+                    query,
+                    request.k,
+                    restricted.then_some(&allow as _),
+                    &params,
+                );
+                for hit in hits {
+                    top.push(key_base + hit.key, hit.distance);
+                }
+                return;
+            }
+            // Few rows match: find them, then score only those, exactly.
+            let matching: Vec<u32> = (0..view.len() as u32).filter(|&r| allow(r)).collect();
+            let kernel = self.config.metric;
+            for &row in &matching {
+                let d = kernel.distance(query, view.row(row as usize));
+                top.push(key_base + row as u64, d);
+            }
             return;
         }
-        let allow = |row: u32| -> bool {
-            let (deleted, meta) = if growing {
-                (state.growing.is_deleted(row), state.growing.meta(row))
-            } else {
-                let e = &state.sealed[unit.segment];
-                (e.deleted.contains(row), e.segment.meta(row))
-            };
-            !deleted && filter.is_none_or(|f| f.matches(&meta.payload))
-        };
-        FlatIndex::scan_range(view, query, unit.rows.clone(), Some(&allow), key_base, top);
+        if restricted {
+            FlatIndex::scan_range(view, query, unit.rows.clone(), Some(&allow), key_base, top);
+        } else {
+            FlatIndex::scan_range(view, query, unit.rows.clone(), None, key_base, top);
+        }
     }
 
-    fn search_state(
-        &self,
-        state: &State,
-        query: &[f32],
-        k: usize,
-        filter: Option<&Filter>,
-    ) -> TopK {
-        let units = self.work_units(state);
+    fn search_state(&self, state: &State, query: &[f32], request: &SearchRequest) -> TopK {
+        let k = request.k;
+        let units = self.work_units(state, request.params.exact);
         let total: usize = units.iter().map(|u| u.rows.len()).sum();
         if total <= self.options.parallel_threshold || units.len() == 1 {
             let mut top = TopK::new(k);
             for unit in &units {
-                self.scan_unit(state, unit, query, filter, &mut top);
+                self.search_unit(state, unit, query, request, &mut top);
             }
             return top;
         }
@@ -240,7 +351,7 @@ impl Collection {
             .par_iter()
             .map(|unit| {
                 let mut top = TopK::new(k);
-                self.scan_unit(state, unit, query, filter, &mut top);
+                self.search_unit(state, unit, query, request, &mut top);
                 top
             })
             .reduce(
@@ -252,22 +363,25 @@ impl Collection {
             )
     }
 
-    /// Exact top-k for many unfiltered queries in one pass over the rows.
-    fn batch_state(&self, state: &State, queries: &[f32], ks: &[usize]) -> Vec<TopK> {
-        let fresh = || ks.iter().map(|&k| TopK::new(k)).collect::<Vec<_>>();
-        let units = self.work_units(state);
+    /// Top-k for many unfiltered queries sharing the same params: exact row ranges go
+    /// through the GEMM-style kernel in one pass, graph units query by query.
+    fn batch_state(
+        &self,
+        state: &State,
+        queries: &[f32],
+        requests: &[&SearchRequest],
+    ) -> Vec<TopK> {
+        let fresh = || requests.iter().map(|r| TopK::new(r.k)).collect::<Vec<_>>();
+        let exact = requests.first().is_some_and(|r| r.params.exact);
+        let units = self.work_units(state, exact);
+        let dim = self.config.dimension;
         let run = |unit: &WorkUnit| {
             let mut tops = fresh();
-            let growing = unit.segment == state.sealed.len();
-            let has_deletions = if growing {
-                state.growing.has_deletions()
-            } else {
-                !state.sealed[unit.segment].deleted.is_empty()
-            };
-            if has_deletions {
-                let dim = self.config.dimension;
-                for (q, top) in queries.chunks_exact(dim).zip(tops.iter_mut()) {
-                    self.scan_unit(state, unit, q, None, top);
+            if unit.graph || Self::has_deletions(state, unit.segment) {
+                for ((q, top), request) in
+                    queries.chunks_exact(dim).zip(tops.iter_mut()).zip(requests)
+                {
+                    self.search_unit(state, unit, q, request, top);
                 }
             } else {
                 FlatIndex::scan_range_batch(

@@ -4,9 +4,12 @@
 use crate::codec::{read_meta, write_meta, Reader, Writer};
 use crate::error::{EngineError, Result};
 use crate::point::RowMeta;
+use paradox_index::HnswIndex;
 use paradox_storage::{Container, ContainerWriter};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"PDXSEG\0\0";
 const SEGMENT_VERSION: u32 = 1;
@@ -29,6 +32,12 @@ pub(crate) struct SealedSegment {
     dim: usize,
     container: Container,
     metas: Vec<RowMeta>,
+    /// The segment's graph, set once when loaded or built (in the background); until
+    /// then searches scan the segment exactly.
+    index: OnceLock<HnswIndex>,
+    /// Set when compaction replaced this segment: a background build that finishes
+    /// afterwards must not leave its index file behind.
+    retired: AtomicBool,
 }
 
 /// File name of segment `id`.
@@ -126,6 +135,8 @@ impl SealedSegment {
             dim,
             container,
             metas,
+            index: OnceLock::new(),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -168,6 +179,26 @@ impl SealedSegment {
 
     pub fn metas(&self) -> &[RowMeta] {
         &self.metas
+    }
+
+    /// The graph, once loaded or built.
+    pub fn index(&self) -> Option<&HnswIndex> {
+        self.index.get()
+    }
+
+    /// Marks the segment as replaced by compaction.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether compaction replaced the segment.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Installs the graph (first one wins).
+    pub fn set_index(&self, index: HnswIndex) {
+        let _ = self.index.set(index);
     }
 }
 

@@ -5,10 +5,13 @@ use rand::{Rng, SeedableRng};
 
 /// Gaussian-mixture data: `clusters` centres, points spread around them.
 pub(crate) fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Centres depend only on (dim, clusters): data and queries drawn with different seeds
+    // come from the same mixture.
+    let mut centre_rng = rand::rngs::StdRng::seed_from_u64(0xC3A7 ^ (dim * 1000 + clusters) as u64);
     let centres: Vec<f32> = (0..clusters * dim)
-        .map(|_| rng.random_range(-1.0f32..1.0))
+        .map(|_| centre_rng.random_range(-1.0f32..1.0))
         .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut data = Vec::with_capacity(n * dim);
     for _ in 0..n {
         let c = rng.random_range(0..clusters);
@@ -83,7 +86,7 @@ fn recall_is_high_on_clustered_data_for_every_metric() {
                 ..Default::default()
             },
         );
-        let r = recall(&index, view, &queries, 10, 128, |_| false);
+        let r = recall(&index, view, &queries, 10, 64, |_| false);
         assert!(r > 0.95, "{metric}: recall {r}");
         assert!(index.degrees().iter().all(|&d| d > 0 && d <= 24));
     }
@@ -175,10 +178,8 @@ fn delete_then_repair_removes_every_link_to_deleted_nodes_and_keeps_recall() {
         },
     );
     let fresh_recall = recall(&fresh, live_view, &queries, 10, 64, |_| false);
-    // Measured gap at ef = 64: 0.00-0.03 (parallel builds vary); the bound leaves room
-    // for that variance while still catching a broken repair (which drops far lower).
     assert!(
-        after + 0.04 >= fresh_recall,
+        after + 0.01 >= fresh_recall,
         "after repair {after}, tombstones only {before}, fresh build {fresh_recall}"
     );
 }

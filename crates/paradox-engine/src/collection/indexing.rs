@@ -1,0 +1,108 @@
+//! Index maintenance: sealed segments get their HNSW graph from the index file when it is
+//! there and sound, or from a background build. Searches never wait for a build: until a
+//! segment's graph is installed, the segment is scanned exactly.
+
+use super::Collection;
+use crate::segment::{index_file_name, read_index_file, write_index_file, SealedSegment};
+use paradox_index::{HnswIndex, VectorView};
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+
+/// Count of background builds in flight, to let callers wait for them.
+#[derive(Debug, Default)]
+pub(crate) struct IndexBuilds {
+    pending: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl IndexBuilds {
+    fn start(&self) {
+        *self.pending.lock() += 1;
+    }
+
+    fn finish(&self) {
+        let mut pending = self.pending.lock();
+        *pending -= 1;
+        if *pending == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        *self.pending.lock()
+    }
+}
+
+impl Collection {
+    /// Gives `segment` its graph if the collection's index config calls for one: loads the
+    /// index file, or (missing or damaged) starts a background build.
+    pub(crate) fn ensure_index(&self, segment: &Arc<SealedSegment>) {
+        let Some(hnsw) = self.config.index.hnsw_for(segment.len()) else {
+            return;
+        };
+        if segment.index().is_some() {
+            return;
+        }
+        let path = self.dir.join(index_file_name(segment.id()));
+        if path.exists() {
+            match read_index_file(&path, segment.len()) {
+                Ok(index)
+                    if index.params().m == hnsw.m
+                        && index.params().ef_construction == hnsw.ef_construction =>
+                {
+                    segment.set_index(index);
+                    return;
+                }
+                // Damaged, or built with other parameters: rebuild (derived data).
+                _ => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let builds = self.index_builds.clone();
+        let segment = segment.clone();
+        let (dim, metric, params) = (self.config.dimension, self.config.metric, hnsw.params());
+        builds.start();
+        let spawned = std::thread::Builder::new()
+            .name(format!("paradox-index-{}", segment.id()))
+            .spawn({
+                let builds = builds.clone();
+                move || {
+                    let view = VectorView {
+                        data: segment.vectors(),
+                        dim,
+                        metric,
+                    };
+                    let index = HnswIndex::build(view, params);
+                    // A failed write only costs a rebuild at the next open; the graph is
+                    // installed either way.
+                    let _ = write_index_file(&path, &index);
+                    // Compaction may have replaced the segment meanwhile; it removes the
+                    // index files it knows of, and this one may have landed after it
+                    // looked. Checking after the write covers both orders.
+                    if segment.is_retired() {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    segment.set_index(index);
+                    builds.finish();
+                }
+            });
+        if spawned.is_err() {
+            builds.finish();
+        }
+    }
+
+    /// Blocks until every background index build started so far has finished. Searches do
+    /// not need this (they scan unindexed segments exactly); benchmarks and tests do.
+    pub fn wait_for_indexes(&self) {
+        let mut pending = self.index_builds.pending.lock();
+        while *pending > 0 {
+            self.index_builds.idle.wait(&mut pending);
+        }
+    }
+
+    /// Background index builds in flight.
+    pub fn pending_index_builds(&self) -> usize {
+        self.index_builds.pending()
+    }
+}

@@ -1,0 +1,44 @@
+//! Index files: the HNSW graph of a sealed segment, `seg-<id>.hnsw` beside its segment
+//! file (container magic `PDXHNSW\0`, section 1 = the graph bytes of
+//! `HnswIndex::to_bytes`). An index file is derived data: a missing or damaged one is
+//! rebuilt from the segment's vectors, never a reason to refuse opening the store.
+
+use crate::error::{EngineError, Result};
+use paradox_index::HnswIndex;
+use paradox_storage::{Container, ContainerWriter};
+use std::path::Path;
+
+const INDEX_MAGIC: [u8; 8] = *b"PDXHNSW\0";
+const INDEX_VERSION: u32 = 1;
+const TAG_GRAPH: u32 = 1;
+
+/// File name of the index of segment `id`.
+pub(crate) fn index_file_name(id: u64) -> String {
+    format!("seg-{id:010}.hnsw")
+}
+
+/// Writes the graph atomically.
+pub(crate) fn write_index_file(path: &Path, index: &HnswIndex) -> Result<()> {
+    let mut writer = ContainerWriter::create_temp(path, INDEX_MAGIC, INDEX_VERSION)?;
+    writer.add_section(TAG_GRAPH, &index.to_bytes())?;
+    writer.finish()?;
+    Ok(())
+}
+
+/// Reads and checks a graph for a segment of `rows` rows.
+pub(crate) fn read_index_file(path: &Path, rows: usize) -> Result<HnswIndex> {
+    let container = Container::open(path, INDEX_MAGIC, INDEX_VERSION)?;
+    let corrupt = |reason: String| EngineError::Corrupt {
+        path: path.display().to_string(),
+        reason,
+    };
+    let index =
+        HnswIndex::from_bytes(container.section(TAG_GRAPH)?).map_err(|e| corrupt(e.to_string()))?;
+    if index.len() != rows {
+        return Err(corrupt(format!(
+            "graph has {} nodes, segment has {rows} rows",
+            index.len()
+        )));
+    }
+    Ok(index)
+}

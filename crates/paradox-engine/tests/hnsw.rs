@@ -1,0 +1,216 @@
+//! Sealed segments with HNSW: background builds, persisted graphs, deletes and filters
+//! through the graph, and recall against exact search.
+
+use paradox_engine::{
+    payload, CollectionConfig, Engine, EngineOptions, Filter, FsyncPolicy, HnswConfig, IndexConfig,
+    Metric, NewPoint, PointId, SearchParams, SearchRequest,
+};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::collections::HashSet;
+
+const DIM: usize = 16;
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        fsync: FsyncPolicy::Never,
+        seal_threshold: 3000,
+        parallel_threshold: 1024,
+    }
+}
+
+fn config() -> CollectionConfig {
+    CollectionConfig {
+        index: IndexConfig::Hnsw(HnswConfig {
+            m: 12,
+            ef_construction: 100,
+            ef_search: 64,
+        }),
+        ..CollectionConfig::new("g", DIM, Metric::Cosine)
+    }
+}
+
+fn clustered(n: usize, seed: u64, id_start: u64) -> Vec<NewPoint> {
+    // One fixed set of centres: data and queries come from the same mixture.
+    let mut centre_rng = rand::rngs::StdRng::seed_from_u64(0xC3A7);
+    let centres: Vec<Vec<f32>> = (0..12)
+        .map(|_| {
+            (0..DIM)
+                .map(|_| centre_rng.random_range(-1.0f32..1.0))
+                .collect()
+        })
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| {
+            let c = &centres[rng.random_range(0..centres.len())];
+            let v: Vec<f32> = c
+                .iter()
+                .map(|x| x + rng.random_range(-0.3f32..0.3))
+                .collect();
+            // tag: 1% -> "rare", 10% -> "some", else "common"; bucket: i % 2 (50%)
+            let tag = if i % 100 == 0 {
+                "rare"
+            } else if i % 10 == 1 {
+                "some"
+            } else {
+                "common"
+            };
+            NewPoint::new(id_start + i as u64, v)
+                .with_payload(payload(json!({"tag": tag, "bucket": i % 2})))
+        })
+        .collect()
+}
+
+fn recall(col: &paradox_engine::Collection, queries: &[NewPoint], filter: Option<Filter>) -> f64 {
+    let mut hit = 0;
+    let mut total = 0;
+    for q in queries {
+        let mut exact = SearchRequest::new(q.vector.clone(), 10);
+        exact.filter = filter.clone();
+        exact.params = SearchParams {
+            ef: None,
+            exact: true,
+        };
+        let truth: HashSet<PointId> = col
+            .search(&exact)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        let mut approx = SearchRequest::new(q.vector.clone(), 10);
+        approx.filter = filter.clone();
+        let got = col.search(&approx).unwrap();
+        if let Some(f) = &filter {
+            let ids: Vec<PointId> = got.iter().map(|h| h.id.clone()).collect();
+            for p in col.get(&ids).unwrap().into_iter().flatten() {
+                assert!(f.matches(&p.payload), "a hit does not match the filter");
+            }
+        }
+        hit += got.iter().filter(|h| truth.contains(&h.id)).count();
+        total += truth.len();
+    }
+    hit as f64 / total.max(1) as f64
+}
+
+#[test]
+fn graphs_are_built_in_the_background_persisted_and_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = clustered(40, 99, 1_000_000);
+    {
+        let engine = Engine::open_with(dir.path(), options()).unwrap();
+        let col = engine.create_collection(config()).unwrap();
+        for chunk in clustered(9500, 1, 0).chunks(500) {
+            col.upsert(chunk.to_vec()).unwrap();
+        }
+        // Searches work while graphs are still being built (exact fallback).
+        assert_eq!(
+            col.search(&SearchRequest::new(queries[0].vector.clone(), 10))
+                .unwrap()
+                .len(),
+            10
+        );
+        col.wait_for_indexes();
+        assert_eq!(col.info().sealed_segments, 3);
+        let graphs = std::fs::read_dir(dir.path().join("collections/g"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".hnsw")
+            })
+            .count();
+        assert_eq!(graphs, 3);
+        let r = recall(&col, &queries, None);
+        assert!(r >= 0.95, "recall {r}");
+        for (name, filter) in [
+            ("1%", Filter::eq("tag", "rare")),
+            ("10%", Filter::eq("tag", "some")),
+            ("50%", Filter::eq("bucket", 1)),
+        ] {
+            let r = recall(&col, &queries, Some(filter));
+            assert!(r >= 0.95, "filtered {name}: recall {r}");
+        }
+        // Deleted points never come back, through the graph either.
+        let victims: Vec<PointId> = (0..3000u64).step_by(3).map(PointId::Num).collect();
+        col.delete(&victims).unwrap();
+        let dead: HashSet<PointId> = victims.into_iter().collect();
+        for q in &queries {
+            let hits = col
+                .search(&SearchRequest::new(q.vector.clone(), 20))
+                .unwrap();
+            assert!(hits.iter().all(|h| !dead.contains(&h.id)));
+        }
+        assert!(recall(&col, &queries, None) >= 0.95);
+    }
+    // Reopen: graphs load from their files, no rebuild.
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.collection("g").unwrap();
+    assert_eq!(col.pending_index_builds(), 0);
+    assert!(recall(&col, &queries, None) >= 0.95);
+    // Compaction rewrites the segment with deletions and rebuilds its graph; the old graph
+    // file goes with the old segment.
+    col.compact().unwrap();
+    col.wait_for_indexes();
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("collections/g"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let segments = names
+        .iter()
+        .filter(|n| n.ends_with(".pdx") && n.starts_with("seg-"))
+        .count();
+    let graphs = names.iter().filter(|n| n.ends_with(".hnsw")).count();
+    assert_eq!(segments, graphs, "{names:?}");
+    assert!(recall(&col, &queries, None) >= 0.95);
+}
+
+#[test]
+fn a_damaged_graph_file_is_rebuilt_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open_with(dir.path(), options()).unwrap();
+        let col = engine.create_collection(config()).unwrap();
+        col.upsert(clustered(3000, 2, 0)).unwrap();
+        col.wait_for_indexes();
+    }
+    let graph = std::fs::read_dir(dir.path().join("collections/g"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "hnsw"))
+        .unwrap();
+    let mut bytes = std::fs::read(&graph).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&graph, bytes).unwrap();
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.collection("g").unwrap();
+    assert_eq!(col.count(None).unwrap(), 3000);
+    col.wait_for_indexes();
+    let queries = clustered(20, 7, 500_000);
+    let r = recall(&col, &queries, None);
+    assert!(r >= 0.95, "recall {r}");
+}
+
+#[test]
+fn bad_index_parameters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let bad = CollectionConfig {
+        index: IndexConfig::Hnsw(HnswConfig {
+            m: 1,
+            ..HnswConfig::default()
+        }),
+        ..CollectionConfig::new("bad", 4, Metric::L2)
+    };
+    let err = engine.create_collection(bad).unwrap_err().to_string();
+    assert!(err.contains("m must be between 2 and 64, got 1"), "{err}");
+    let col = engine
+        .create_collection(CollectionConfig::new("ok", 4, Metric::L2))
+        .unwrap();
+    let mut req = SearchRequest::new(vec![1.0; 4], 3);
+    req.params.ef = Some(0);
+    assert!(col.search(&req).unwrap_err().to_string().contains("`ef`"));
+}
