@@ -87,7 +87,7 @@ impl Graph {
     }
 
     /// The block `[count, links...]` of `node` at `level`.
-    #[inline]
+    #[inline(always)]
     pub fn block(&self, node: u32, level: usize) -> &[AtomicU32] {
         if level == 0 {
             let start = node as usize * (1 + self.m0);
@@ -96,6 +96,22 @@ impl Graph {
             let base = self.upper_offsets[node as usize] as usize + (level - 1) * (1 + self.m);
             &self.upper[base..base + 1 + self.m]
         }
+    }
+
+    /// Hints that the links of `node` at `level` will be read soon.
+    #[inline(always)]
+    pub fn prefetch_links(&self, node: u32, level: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let block = self.block(node, level);
+            // SAFETY: prefetch is only a hint; the pointer is inside a live slice.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch(block.as_ptr().cast::<i8>(), _MM_HINT_T0);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (node, level);
     }
 
     /// Max links at `level`.
@@ -109,7 +125,7 @@ impl Graph {
     }
 
     /// Copies the links of `node` at `level` into `out`; returns how many.
-    #[inline]
+    #[inline(always)]
     pub fn read_links(&self, node: u32, level: usize, out: &mut [u32; MAX_LINKS]) -> usize {
         let block = self.block(node, level);
         let count = (block[0].load(Relaxed) as usize).min(block.len() - 1);

@@ -18,10 +18,9 @@ impl Eq for Scored {}
 impl Ord for Scored {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.distance
-            .partial_cmp(&other.distance)
-            .unwrap_or(Ordering::Equal)
-            .then(self.node.cmp(&other.node))
+        // Distances are never NaN (inputs are validated), so `total_cmp` orders them as
+        // numbers; it compiles to integer compares, cheaper than `partial_cmp` in the heaps.
+        self.distance.total_cmp(&other.distance)
     }
 }
 
@@ -103,16 +102,21 @@ pub(crate) fn search_layer(
     }
     let mut links = [0u32; MAX_LINKS];
     let mut fresh = [0u32; MAX_LINKS];
+    // Distance of the worst kept result once `ef` are kept; anything farther is useless.
+    let mut bound = if results.len() >= ef {
+        results.peek().map_or(f32::INFINITY, |r| r.distance)
+    } else {
+        f32::INFINITY
+    };
     while let Some(Nearest(std::cmp::Reverse(current))) = candidates.pop() {
-        let bound = if results.len() >= ef {
-            results.peek().map_or(f32::INFINITY, |r| r.distance)
-        } else {
-            f32::INFINITY
-        };
         if current.distance > bound {
             break;
         }
         let count = graph.read_links(current.node, level, &mut links);
+        // The next candidate's links are likely read next: start fetching them now.
+        if let Some(next) = candidates.peek() {
+            graph.prefetch_links(next.0 .0.node, level);
+        }
         let mut unvisited = 0;
         for &n in &links[..count] {
             if visited.insert(n) {
@@ -123,11 +127,6 @@ pub(crate) fn search_layer(
         }
         for &n in &fresh[..unvisited] {
             let d = dist.distance(n);
-            let bound = if results.len() >= ef {
-                results.peek().map_or(f32::INFINITY, |r| r.distance)
-            } else {
-                f32::INFINITY
-            };
             if d < bound {
                 let scored = Scored {
                     distance: d,
@@ -138,6 +137,9 @@ pub(crate) fn search_layer(
                     results.push(scored);
                     if results.len() > ef {
                         results.pop();
+                    }
+                    if results.len() >= ef {
+                        bound = results.peek().map_or(f32::INFINITY, |r| r.distance);
                     }
                 }
             }
