@@ -151,12 +151,16 @@ impl Engine {
     /// their open files until dropped, but their writes are lost with the collection.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         let mut collections = self.collections.write();
-        if collections.remove(name).is_none() {
-            return Err(EngineError::UnknownCollection(name.to_string()));
-        }
+        let collection = collections
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownCollection(name.to_string()))?;
+        // No write is in flight from here on, and none will start through any handle.
+        let _writer = collection.mark_dropped();
         let dir = self.collection_dir(name);
         let doomed = self.temp_dir(&format!("drop-{name}"));
         std::fs::rename(&dir, &doomed).map_err(|e| EngineError::io(&dir, e))?;
+        collections.remove(name);
         paradox_storage::fsync_dir(&self.root.join(COLLECTIONS_DIR))?;
         std::fs::remove_dir_all(&doomed).map_err(|e| EngineError::io(&doomed, e))?;
         Ok(())
@@ -188,11 +192,18 @@ impl Engine {
             return Err(EngineError::CollectionExists(name));
         }
         manifest.config.name = name.clone();
+        manifest.config.validate()?;
         let temp = self.temp_dir(&format!("restore-{name}"));
         if temp.exists() {
             std::fs::remove_dir_all(&temp).map_err(|e| EngineError::io(&temp, e))?;
         }
-        snapshot::unpack(&temp, &manifest, &container)?;
+        // Unpack and fully open it aside; only a collection that opens is moved into place.
+        let verified = snapshot::unpack(&temp, &manifest, &container)
+            .and_then(|()| Collection::open(&temp, self.options.clone()).map(drop));
+        if let Err(e) = verified {
+            let _ = std::fs::remove_dir_all(&temp);
+            return Err(e);
+        }
         let collection = self.install(&temp, &name)?;
         collections.insert(name, collection.clone());
         Ok(collection)

@@ -69,7 +69,7 @@ pub enum EngineError {
         message: String,
     },
     /// The data directory is in use by another process.
-    #[error("data directory {0} is locked by another process (only one process may open it)")]
+    #[error("{0} is locked: another process, or another open engine in this process, holds it")]
     Locked(String),
     /// A file on disk failed validation and could not be recovered.
     #[error("corrupt data in {path}: {reason}")]

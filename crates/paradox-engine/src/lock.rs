@@ -1,4 +1,5 @@
-//! An exclusive lock on the data directory, so two processes never write the same files.
+//! An exclusive lock on a directory (the data directory, and each collection's), so two
+//! processes, or two open handles in one process, never write the same files.
 //! The OS releases it when the process dies, so a crash never leaves a stale lock.
 
 use crate::error::{EngineError, Result};

@@ -108,9 +108,8 @@ impl Collection {
             manifest.next_segment_id = id + 1;
         }
         manifest.applied_seq = applied_seq;
-        manifest.write(dir)?;
-        writer.manifest = manifest;
-
+        // Verify the new segment before the manifest names it: a failure here leaves the
+        // old manifest in force and the log intact.
         let opened = match &new_segment {
             Some((id, file, _)) => Some(SealedSegment::open(
                 &dir.join(file),
@@ -119,6 +118,12 @@ impl Collection {
             )?),
             None => None,
         };
+        if let Err(e) = manifest.write(dir) {
+            // Whether the new manifest reached the disk is unknown: stop writing.
+            return self.mark_failed(e);
+        }
+        writer.manifest = manifest;
+
         let opened = opened.map(Arc::new);
         if let Some(segment) = &opened {
             self.ensure_index(segment);
@@ -153,11 +158,12 @@ impl Collection {
             return self.mark_failed(e);
         }
         if deletes_dirty {
-            remove_if_named(
+            // Clean-up only: an old deletes file left behind is removed at the next open.
+            let _ = remove_if_named(
                 dir,
                 old_deletes.as_deref(),
                 writer.manifest.deletes_file.as_deref(),
-            )?;
+            );
         }
         Ok(())
     }
@@ -272,6 +278,12 @@ impl Collection {
                 self.config.dimension,
             )?);
         }
+        // Every segment with deleted rows is a victim, so no live segment has any now.
+        manifest.deletes_file = None;
+        if let Err(e) = manifest.write(&self.dir) {
+            return self.mark_failed(e);
+        }
+        writer.manifest = manifest;
         let mut state = self.state.write();
         let mut kept: Vec<SealedEntry> = Vec::new();
         let mut old_files = Vec::new();
@@ -292,23 +304,15 @@ impl Collection {
             });
         }
         state.sealed = kept;
+        state.sealed_deletes_dirty = false;
         rebuild_locations(&mut state);
         drop(state);
-        manifest.deletes_file = self.write_deletes(&mut manifest.next_deletes_generation)?;
-        manifest.write(&self.dir)?;
-        writer.manifest = manifest;
+        // Clean-up only: files the manifest no longer names are also removed at open.
         for path in old_files {
-            std::fs::remove_file(&path).map_err(|e| EngineError::io(&path, e))?;
-            let index = path.with_extension("hnsw");
-            if index.exists() {
-                std::fs::remove_file(&index).map_err(|e| EngineError::io(&index, e))?;
-            }
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path.with_extension("hnsw"));
         }
-        remove_if_named(
-            &self.dir,
-            old_deletes.as_deref(),
-            writer.manifest.deletes_file.as_deref(),
-        )?;
+        let _ = remove_if_named(&self.dir, old_deletes.as_deref(), None);
         report.bytes_after = self
             .state
             .read()

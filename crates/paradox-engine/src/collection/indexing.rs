@@ -6,7 +6,47 @@ use super::Collection;
 use crate::segment::{index_file_name, read_index_file, write_index_file, SealedSegment};
 use paradox_index::{HnswIndex, VectorView};
 use parking_lot::{Condvar, Mutex};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+type BuildJob = Box<dyn FnOnce() + Send>;
+
+/// Sends a build to the process-wide build worker. Builds run one at a time (each uses
+/// every core through the rayon pool), so a burst of seals queues its builds instead of
+/// running many at once and starving the write path.
+fn submit(job: BuildJob) {
+    static QUEUE: OnceLock<Mutex<std::sync::mpsc::Sender<BuildJob>>> = OnceLock::new();
+    let sender = QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<BuildJob>();
+        let spawned = std::thread::Builder::new()
+            .name("paradox-index-builder".into())
+            .spawn(move || {
+                for job in rx {
+                    // A panicking build must not take the worker (and every later build)
+                    // down with it; its pending count is released by `FinishOnDrop`.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        // If the worker could not start, `rx` is gone and every send below fails: each
+        // build then gets a thread of its own.
+        drop(spawned);
+        Mutex::new(tx)
+    });
+    if let Err(std::sync::mpsc::SendError(job)) = sender.lock().send(job) {
+        // The worker is gone (it could not start): run the build on its own thread.
+        let _ = std::thread::Builder::new()
+            .name("paradox-index-build".into())
+            .spawn(job);
+    }
+}
+
+/// Marks a build finished when dropped, whether the build returned or panicked.
+struct FinishOnDrop(Arc<IndexBuilds>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
 
 /// Count of background builds in flight, to let callers wait for them.
 #[derive(Debug, Default)]
@@ -45,7 +85,7 @@ impl Collection {
         }
         let path = self.dir.join(index_file_name(segment.id()));
         if path.exists() {
-            match read_index_file(&path, segment.len()) {
+            match read_index_file(&path, segment.len(), segment.nonce()) {
                 Ok(index)
                     if index.params().m == hnsw.m
                         && index.params().ef_construction == hnsw.ef_construction =>
@@ -63,33 +103,29 @@ impl Collection {
         let segment = segment.clone();
         let (dim, metric, params) = (self.config.dimension, self.config.metric, hnsw.params());
         builds.start();
-        let spawned = std::thread::Builder::new()
-            .name(format!("paradox-index-{}", segment.id()))
-            .spawn({
-                let builds = builds.clone();
-                move || {
-                    let view = VectorView {
-                        data: segment.vectors(),
-                        dim,
-                        metric,
-                    };
-                    let index = HnswIndex::build(view, params);
-                    // A failed write only costs a rebuild at the next open; the graph is
-                    // installed either way.
-                    let _ = write_index_file(&path, &index);
-                    // Compaction may have replaced the segment meanwhile; it removes the
-                    // index files it knows of, and this one may have landed after it
-                    // looked. Checking after the write covers both orders.
-                    if segment.is_retired() {
-                        let _ = std::fs::remove_file(&path);
-                    }
-                    segment.set_index(index);
-                    builds.finish();
+        let job: BuildJob = Box::new(move || {
+            let _done = FinishOnDrop(builds);
+            // A retired segment (replaced by compaction while queued) needs no graph.
+            if !segment.is_retired() {
+                let view = VectorView {
+                    data: segment.vectors(),
+                    dim,
+                    metric,
+                };
+                let index = HnswIndex::build(view, params);
+                // A failed write only costs a rebuild at the next open; the graph is
+                // installed either way.
+                let _ = write_index_file(&path, &index, segment.nonce());
+                // Compaction may have replaced the segment meanwhile; it removes the index
+                // files it knows of, and this one may have landed after it looked.
+                // Checking after the write covers both orders.
+                if segment.is_retired() {
+                    let _ = std::fs::remove_file(&path);
                 }
-            });
-        if spawned.is_err() {
-            builds.finish();
-        }
+                segment.set_index(index);
+            }
+        });
+        submit(job);
     }
 
     /// Blocks until every background index build started so far has finished. Searches do

@@ -61,7 +61,12 @@ pub struct Collection {
     /// Serialises writers so that log order equals apply order.
     writer: Mutex<WriterState>,
     failed: AtomicBool,
+    /// Set by `Engine::drop_collection`: this handle refuses writes from then on.
+    dropped: AtomicBool,
     index_builds: Arc<indexing::IndexBuilds>,
+    /// Exclusive lock on the directory: no second handle (from another engine instance
+    /// in this process, or another process) can write the same files.
+    _lock: crate::lock::DirLock,
 }
 
 /// State only writers touch.
@@ -86,6 +91,7 @@ impl Collection {
     /// Opens a collection directory: reads the manifest, maps and verifies the segments,
     /// loads the deleted-row sets, replays the log past the manifest's `applied_seq`.
     pub(crate) fn open(dir: &Path, options: EngineOptions) -> Result<Collection> {
+        let lock = crate::lock::DirLock::acquire(dir)?;
         let manifest = Manifest::read(dir)?;
         let config = manifest.config.clone();
         let mut state = State::new(config.dimension);
@@ -163,7 +169,9 @@ impl Collection {
             state: RwLock::new(state),
             writer: Mutex::new(WriterState { manifest }),
             failed: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
             index_builds: Arc::default(),
+            _lock: lock,
         };
         for entry in &collection.state.read().sealed {
             collection.ensure_index(&entry.segment);
@@ -188,6 +196,9 @@ impl Collection {
     }
 
     fn check_writable(&self) -> Result<()> {
+        if self.dropped.load(Ordering::Acquire) {
+            return Err(EngineError::UnknownCollection(self.config.name.clone()));
+        }
         if self.failed.load(Ordering::Acquire) {
             Err(EngineError::Failed(self.config.name.clone()))
         } else {
@@ -198,6 +209,25 @@ impl Collection {
     fn mark_failed<T>(&self, error: impl Into<EngineError>) -> Result<T> {
         self.failed.store(true, Ordering::Release);
         Err(error.into())
+    }
+
+    /// Marks the handle dropped once no write is in flight; later writes through it fail.
+    pub(crate) fn mark_dropped(&self) -> parking_lot::MutexGuard<'_, WriterState> {
+        let writer = self.writer.lock();
+        self.dropped.store(true, Ordering::Release);
+        writer
+    }
+
+    /// Reads the state. On a rayon worker the read is recursive: a search holding the
+    /// lock may, while it waits for its parallel parts, run another search's job on the
+    /// same thread, and a plain read would queue behind a waiting writer that itself
+    /// waits for the first read to end (a deadlock).
+    pub(crate) fn read_state(&self) -> parking_lot::RwLockReadGuard<'_, State> {
+        if rayon::current_thread_index().is_some() {
+            self.state.read_recursive()
+        } else {
+            self.state.read()
+        }
     }
 
     /// Makes every acknowledged write durable now, whatever the fsync policy.

@@ -121,7 +121,7 @@ impl Collection {
     /// `params.exact`).
     pub fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredPoint>> {
         let query = self.validate_request(request)?;
-        let state = self.state.read();
+        let state = self.read_state();
         let top = self.search_state(&state, &query, request);
         Ok(self.materialise(&state, top, request))
     }
@@ -134,7 +134,7 @@ impl Collection {
             .iter()
             .map(|r| self.validate_request(r))
             .collect::<Result<Vec<_>>>()?;
-        let state = self.state.read();
+        let state = self.read_state();
         let (plain, other): (Vec<usize>, Vec<usize>) = (0..requests.len()).partition(|&i| {
             requests[i].filter.is_none() && requests[i].params == requests[0].params
         });

@@ -12,6 +12,30 @@ use std::collections::HashSet;
 /// Largest encoded log record accepted for one call (a larger batch must be split).
 const MAX_RECORD_BYTES: usize = 512 << 20;
 
+/// Deepest payload nesting accepted (objects and arrays). Deeper payloads are refused at
+/// write time: the JSON reader that loads segments stops at 128 levels, and a store must
+/// never accept what it cannot read back.
+pub const MAX_PAYLOAD_DEPTH: usize = 64;
+
+fn check_payload_depth(payload: &crate::point::Payload, id: &PointId) -> Result<()> {
+    fn depth(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    // Walking stops being useful past the limit; serde_json itself caps what it parses.
+    let deepest = 1 + payload.values().map(depth).max().unwrap_or(0);
+    if deepest > MAX_PAYLOAD_DEPTH {
+        return Err(EngineError::invalid(
+            "payload",
+            format!("payload of point {id} is nested {deepest} levels deep; at most {MAX_PAYLOAD_DEPTH} are accepted"),
+        ));
+    }
+    Ok(())
+}
+
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct WriteResult {
@@ -41,7 +65,19 @@ impl Collection {
                 value: vector[position].to_string(),
             });
         }
-        if self.config.metric.normalizes() && paradox_kernels::normalize(vector) == 0.0 {
+        if self.config.metric.normalizes() {
+            let norm = paradox_kernels::normalize(vector);
+            if !norm.is_finite() {
+                return Err(EngineError::invalid(
+                    "vector",
+                    format!(
+                        "the norm of the vector{} overflows f32; scale it down",
+                        point.map(|p| format!(" of point {p}")).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        if self.config.metric.normalizes() && vector.iter().all(|&x| x == 0.0) {
             return Err(EngineError::ZeroVector {
                 point: point.cloned(),
             });
@@ -86,6 +122,7 @@ impl Collection {
                 }
             }
             self.prepare_vector(&mut point.vector, Some(&point.id))?;
+            check_payload_depth(&point.payload, &point.id)?;
             if !seen.insert(point.id.clone()) {
                 return Err(EngineError::DuplicateId(point.id));
             }

@@ -11,6 +11,8 @@ use std::path::Path;
 const INDEX_MAGIC: [u8; 8] = *b"PDXHNSW\0";
 const INDEX_VERSION: u32 = 1;
 const TAG_GRAPH: u32 = 1;
+/// The nonce of the segment the graph was built from (u64, little-endian).
+const TAG_SEGMENT_NONCE: u32 = 2;
 
 /// File name of the index of segment `id`.
 pub(crate) fn index_file_name(id: u64) -> String {
@@ -18,20 +20,24 @@ pub(crate) fn index_file_name(id: u64) -> String {
 }
 
 /// Writes the graph atomically.
-pub(crate) fn write_index_file(path: &Path, index: &HnswIndex) -> Result<()> {
+pub(crate) fn write_index_file(path: &Path, index: &HnswIndex, segment_nonce: u64) -> Result<()> {
     let mut writer = ContainerWriter::create_temp(path, INDEX_MAGIC, INDEX_VERSION)?;
     writer.add_section(TAG_GRAPH, &index.to_bytes())?;
+    writer.add_section(TAG_SEGMENT_NONCE, &segment_nonce.to_le_bytes())?;
     writer.finish()?;
     Ok(())
 }
 
-/// Reads and checks a graph for a segment of `rows` rows.
-pub(crate) fn read_index_file(path: &Path, rows: usize) -> Result<HnswIndex> {
+/// Reads and checks a graph for the segment of `rows` rows with this nonce.
+pub(crate) fn read_index_file(path: &Path, rows: usize, segment_nonce: u64) -> Result<HnswIndex> {
     let container = Container::open(path, INDEX_MAGIC, INDEX_VERSION)?;
     let corrupt = |reason: String| EngineError::Corrupt {
         path: path.display().to_string(),
         reason,
     };
+    if container.section(TAG_SEGMENT_NONCE)? != segment_nonce.to_le_bytes() {
+        return Err(corrupt("graph was built for another segment".into()));
+    }
     let index =
         HnswIndex::from_bytes(container.section(TAG_GRAPH)?).map_err(|e| corrupt(e.to_string()))?;
     if index.len() != rows {

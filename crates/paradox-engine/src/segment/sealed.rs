@@ -23,6 +23,28 @@ struct SegmentHeader {
     dimension: usize,
     rows: usize,
     metric: String,
+    /// Random at write time: ties derived files (the graph) to this exact segment, so a
+    /// graph built for another segment of the same id (a dropped and recreated
+    /// collection) is never loaded.
+    #[serde(default)]
+    nonce: u64,
+}
+
+/// A fresh, practically unique 64-bit value (time, process, counter, mixed).
+fn fresh_nonce() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut z = nanos
+        ^ ((std::process::id() as u64) << 40)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// An immutable segment backed by a memory-mapped file.
@@ -30,6 +52,7 @@ struct SegmentHeader {
 pub(crate) struct SealedSegment {
     id: u64,
     dim: usize,
+    nonce: u64,
     container: Container,
     metas: Vec<RowMeta>,
     /// The segment's graph, set once when loaded or built (in the background); until
@@ -60,6 +83,7 @@ impl SealedSegment {
             dimension: dim,
             rows: count,
             metric: metric.to_string(),
+            nonce: fresh_nonce(),
         };
         let mut writer = ContainerWriter::create_temp(path, SEGMENT_MAGIC, SEGMENT_VERSION)?;
         writer.add_section(
@@ -133,6 +157,7 @@ impl SealedSegment {
         Ok(SealedSegment {
             id: expected_id,
             dim,
+            nonce: header.nonce,
             container,
             metas,
             index: OnceLock::new(),
@@ -142,6 +167,11 @@ impl SealedSegment {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The random value written in the header (see `SegmentHeader::nonce`).
+    pub fn nonce(&self) -> u64 {
+        self.nonce
     }
 
     pub fn path(&self) -> PathBuf {

@@ -144,7 +144,14 @@ impl Wal {
     /// reported; damage anywhere else, or a gap in sequence numbers, is a
     /// [`StorageError::Corrupt`] error.
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<(Wal, WalRecovery)> {
-        fs::create_dir_all(dir).map_err(io_at(dir))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io_at(dir))?;
+            // Make the new directory's entry durable, or a power loss could drop the whole
+            // log (acknowledged `Always` writes included) with it.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                crate::fsync_dir(parent)?;
+            }
+        }
         let recovered = recovery::recover(dir)?;
         let mut sealed: VecDeque<SegmentInfo> = recovered.segments.into();
         let current_info = sealed
