@@ -12,9 +12,13 @@
 //! * [`RowFilter`]: which rows a search may return (payload filters and deletions are
 //!   turned into a row predicate by the engine).
 
+mod encoded;
 mod flat;
 pub mod hnsw;
 
+pub use encoded::{
+    search_encoded, EncodedDecodeError, EncodedDistance, EncodedVectors, VectorEncoding,
+};
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use paradox_kernels::{Metric, Neighbor, TopK};

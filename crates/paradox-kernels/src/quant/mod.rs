@@ -1,0 +1,162 @@
+//! Compressed vector codes and the distances from an `f32` query to them.
+//!
+//! Graph traversal touches a few thousand rows per query in random order, so it is bound by
+//! memory traffic more than by arithmetic. Storing the traversal copy of the vectors in
+//! fewer bytes per dimension makes more of it fit in cache; the exact `f32` rows are read
+//! only to re-rank the final candidates. Three codes are supported:
+//!
+//! * **SQ8** (1 byte per dimension): [`Sq8Quantizer`] maps each dimension's range
+//!   `[min_i, max_i]` linearly onto `0..=255`. Distances are *asymmetric*: the query stays
+//!   `f32` and is folded into per-query weights ([`Sq8Query`]), so the hot loop is a
+//!   byte → `f32` conversion and one or two FMAs per dimension.
+//! * **f16** and **bf16** (2 bytes per dimension): IEEE half precision (11-bit mantissa,
+//!   range ±65504) and bfloat16 (8-bit mantissa, the full `f32` range), converted to `f32`
+//!   in registers ([`encode_f16`], [`encode_bf16`]).
+//!
+//! Every code row is a plain byte slice: `dim` bytes for SQ8, `2 · dim` little-endian bytes
+//! for f16 and bf16, with no alignment requirement.
+//!
+//! Kernels are dispatched like the `f32` ones: [`quant_table`] picks the widest
+//! [`QuantTable`] this CPU supports on first use (AVX-512, AVX2+FMA+F16C, else portable
+//! Rust), honouring `PARADOX_SIMD`. The `#[target_feature]` functions behind a table are
+//! reachable only through that table, which exists only once detection succeeded.
+//! There are no NEON versions yet: AArch64 uses the portable kernels, which the compiler
+//! vectorises for the baseline target.
+
+mod float16;
+mod scalar;
+mod sq8;
+#[cfg(test)]
+mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx512;
+
+use std::sync::OnceLock;
+
+use crate::dispatch::{SimdLevel, SIMD_ENV_VAR};
+
+pub use float16::{decode_bf16, decode_f16, encode_bf16, encode_f16};
+pub use sq8::{Sq8Quantizer, Sq8Query, Sq8Range};
+
+/// The quantised-distance kernels of one [`SimdLevel`], as plain function pointers.
+///
+/// Lengths: a kernel reads `n = min(query length, code dimensions)` dimensions, where an
+/// SQ8 row has one byte per dimension and an f16/bf16 row two. All sums are in `f32`.
+#[derive(Debug)]
+pub struct QuantTable {
+    /// The instruction set behind these pointers.
+    pub level: SimdLevel,
+    /// `Σ weights[i] · codes[i]` (the SQ8 inner product once the query is folded in).
+    pub sq8_dot: fn(weights: &[f32], codes: &[u8]) -> f32,
+    /// `Σ (offsets[i] − scales[i] · codes[i])²` (the SQ8 squared L2 distance with
+    /// `offsets = query − min`).
+    pub sq8_l2_squared: fn(offsets: &[f32], scales: &[f32], codes: &[u8]) -> f32,
+    /// `query · decode_f16(codes)`.
+    pub f16_dot: fn(query: &[f32], codes: &[u8]) -> f32,
+    /// `‖query − decode_f16(codes)‖²`.
+    pub f16_l2_squared: fn(query: &[f32], codes: &[u8]) -> f32,
+    /// `query · decode_bf16(codes)`.
+    pub bf16_dot: fn(query: &[f32], codes: &[u8]) -> f32,
+    /// `‖query − decode_bf16(codes)‖²`.
+    pub bf16_l2_squared: fn(query: &[f32], codes: &[u8]) -> f32,
+    /// `Σ weights[i] · codes[i]` in exact integer arithmetic (a query quantised to `i8`
+    /// against SQ8 codes; no overflow below 2²⁴ dimensions).
+    pub sq8_dot_i8: fn(weights: &[i8], codes: &[u8]) -> i32,
+    /// Whether [`QuantTable::sq8_dot_i8`] is faster than [`QuantTable::sq8_dot`] here
+    /// (AVX-512 VNNI `vpdpbusd`, 64 bytes per instruction), so [`Sq8Query::fast_distance`]
+    /// quantises the query to `i8`.
+    pub prefer_i8: bool,
+}
+
+/// The quantised kernel table used by [`Sq8Query`] and the crate-level functions: the
+/// widest level this CPU supports, or the one forced by `PARADOX_SIMD` when it can run.
+/// Chosen on the first call, then fixed for the process.
+#[inline]
+pub fn quant_table() -> &'static QuantTable {
+    static SELECTED: OnceLock<&'static QuantTable> = OnceLock::new();
+    SELECTED.get_or_init(|| {
+        let forced = std::env::var(SIMD_ENV_VAR)
+            .ok()
+            .and_then(|name| SimdLevel::parse(&name))
+            .and_then(quant_table_for);
+        forced
+            .or_else(|| {
+                [SimdLevel::Avx512, SimdLevel::Avx2]
+                    .into_iter()
+                    .find_map(quant_table_for)
+            })
+            .unwrap_or(&scalar::TABLE)
+    })
+}
+
+/// The quantised kernel table of one level, or `None` when this CPU cannot run it or it has
+/// no quantised kernels (NEON). Tests and benchmarks compare levels with it. The AVX-512
+/// table uses VNNI for [`QuantTable::sq8_dot_i8`] where the CPU has it.
+pub fn quant_table_for(level: SimdLevel) -> Option<&'static QuantTable> {
+    match level {
+        SimdLevel::Scalar => Some(&scalar::TABLE),
+        SimdLevel::Neon => None,
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => x86_avx2::table(),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => x86_avx512::vnni_table().or_else(x86_avx512::table),
+        #[cfg(not(target_arch = "x86_64"))]
+        SimdLevel::Avx2 | SimdLevel::Avx512 => None,
+    }
+}
+
+/// `Σ weights[i] · codes[i]`; see [`QuantTable::sq8_dot`].
+#[inline]
+pub fn sq8_dot(weights: &[f32], codes: &[u8]) -> f32 {
+    (quant_table().sq8_dot)(weights, codes)
+}
+
+/// `Σ weights[i] · codes[i]` in integers; see [`QuantTable::sq8_dot_i8`].
+#[inline]
+pub fn sq8_dot_i8(weights: &[i8], codes: &[u8]) -> i32 {
+    (quant_table().sq8_dot_i8)(weights, codes)
+}
+
+/// `Σ (offsets[i] − scales[i] · codes[i])²`; see [`QuantTable::sq8_l2_squared`].
+#[inline]
+pub fn sq8_l2_squared(offsets: &[f32], scales: &[f32], codes: &[u8]) -> f32 {
+    (quant_table().sq8_l2_squared)(offsets, scales, codes)
+}
+
+/// Inner product of an `f32` query and an f16 code row.
+#[inline]
+pub fn f16_dot(query: &[f32], codes: &[u8]) -> f32 {
+    (quant_table().f16_dot)(query, codes)
+}
+
+/// Squared L2 distance between an `f32` query and an f16 code row.
+#[inline]
+pub fn f16_l2_squared(query: &[f32], codes: &[u8]) -> f32 {
+    (quant_table().f16_l2_squared)(query, codes)
+}
+
+/// Inner product of an `f32` query and a bf16 code row.
+#[inline]
+pub fn bf16_dot(query: &[f32], codes: &[u8]) -> f32 {
+    (quant_table().bf16_dot)(query, codes)
+}
+
+/// Squared L2 distance between an `f32` query and a bf16 code row.
+#[inline]
+pub fn bf16_l2_squared(query: &[f32], codes: &[u8]) -> f32 {
+    (quant_table().bf16_l2_squared)(query, codes)
+}
+
+/// The first `src.len() <= N` values of `src` followed by zeros: SIMD kernels run their
+/// last, partial step on such a copy, so they never read past a slice. Zero lanes add
+/// nothing to any of the sums above (a zero code decodes to zero in f16/bf16, and SQ8 pads
+/// its weights, offsets and scales with zeros as well).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn padded<T: Copy + Default, const N: usize>(src: &[T]) -> [T; N] {
+    let mut out = [T::default(); N];
+    out[..src.len()].copy_from_slice(src);
+    out
+}

@@ -1,0 +1,285 @@
+//! Every SIMD level of every quantised kernel against the portable one, and the codes'
+//! error bounds.
+
+use super::*;
+use crate::Metric;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The quantised tables this CPU can run (the portable one always).
+fn tables() -> Vec<&'static QuantTable> {
+    SimdLevel::ALL
+        .into_iter()
+        .filter_map(quant_table_for)
+        .collect()
+}
+
+fn values(rng: &mut StdRng, len: usize, range: f32) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-range..range)).collect()
+}
+
+/// `got` within `1e-5` of `scale` (the sum of the terms' magnitudes) of `want`: SIMD levels
+/// only add in a different order.
+fn assert_close(got: f32, want: f32, scale: f64, what: &str) {
+    let tol = 1e-5 * scale + 1e-6;
+    assert!(
+        (got as f64 - want as f64).abs() <= tol,
+        "{what}: got {got}, portable {want} (tolerance {tol})"
+    );
+}
+
+fn magnitude(terms: impl Iterator<Item = f64>) -> f64 {
+    terms.map(f64::abs).sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn sq8_kernels_match_portable(len in 0usize..400, off in 0usize..17, seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let weights = values(&mut rng, len + off, 3.0);
+        let scales: Vec<f32> = (0..len + off).map(|_| rng.random_range(0.0..0.02)).collect();
+        let codes: Vec<u8> = (0..len + off).map(|_| rng.random()).collect();
+        let (w, s, c) = (&weights[off..], &scales[off..], &codes[off..]);
+        let dot_scale = magnitude(w.iter().zip(c).map(|(&w, &c)| w as f64 * c as f64));
+        let want_dot = (scalar::TABLE.sq8_dot)(w, c);
+        let want_l2 = (scalar::TABLE.sq8_l2_squared)(w, s, c);
+        for t in tables() {
+            let what = format!("{} len {len} offset {off}", t.level);
+            assert_close((t.sq8_dot)(w, c), want_dot, dot_scale, &format!("sq8 dot {what}"));
+            let got = (t.sq8_l2_squared)(w, s, c);
+            assert_close(got, want_l2, want_l2 as f64, &format!("sq8 l2 {what}"));
+        }
+    }
+
+    #[test]
+    fn sq8_integer_dot_is_exact_on_every_level(len in 0usize..700, off in 0usize..65, seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let weights: Vec<i8> = (0..len + off).map(|_| rng.random()).collect();
+        let codes: Vec<u8> = (0..len + off).map(|_| rng.random()).collect();
+        let (w, c) = (&weights[off..], &codes[off..]);
+        let want: i64 = w.iter().zip(c).map(|(&w, &c)| w as i64 * c as i64).sum();
+        for t in tables() {
+            prop_assert_eq!((t.sq8_dot_i8)(w, c) as i64, want, "{} len {}", t.level, len);
+        }
+    }
+
+    #[test]
+    fn sq8_fast_distance_is_within_the_query_rounding_of_distance(
+        dim in 1usize..300, seed: u64,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rows = values(&mut rng, 10 * dim, 1.0);
+        let query = values(&mut rng, dim, 1.5);
+        let sq8 = Sq8Quantizer::fit(&rows, dim);
+        let mut code = vec![0u8; dim];
+        for row in rows.chunks_exact(dim) {
+            sq8.encode(row, &mut code);
+            let code_sum: f64 = code.iter().map(|&c| c as f64).sum();
+            for t in tables() {
+                for metric in [Metric::L2, Metric::Dot] {
+                    let folded = sq8.query_with(t, &query, metric);
+                    let want = folded.distance(&code) as f64;
+                    let got = folded.fast_distance(&code, sq8.code_norm(&code)) as f64;
+                    // Weights rounded to `i8` steps of `max |w| / 127` (`|w| ≤ 2 · 1.5 ·
+                    // scale` for L2) err by half a step per unit of code; f32 rounding
+                    // of the expanded L2 is relative to its terms (≤ 2.5² · dim each).
+                    let largest = sq8.scales().iter().fold(0f32, |m, &s| m.max(s)) as f64 * 5.0;
+                    let rounding = if t.prefer_i8 { largest / 254.0 * code_sum } else { 0.0 };
+                    let tol = rounding + 1e-4 * (25.0 * dim as f64) + 1e-4;
+                    prop_assert!((got - want).abs() <= tol,
+                        "{} {metric}: fast {got} vs {want} (tolerance {tol})", t.level);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn half_kernels_match_portable(len in 0usize..400, off in 0usize..17, seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let query = values(&mut rng, len + off, 2.0);
+        let row = values(&mut rng, len, 2.0);
+        let q = &query[off..];
+        let dot_scale = magnitude(q.iter().zip(&row).map(|(&a, &b)| a as f64 * b as f64));
+        type Kernels = (fn(&QuantTable) -> fn(&[f32], &[u8]) -> f32, &'static str);
+        type Encode = fn(&[f32], &mut [u8]);
+        let encodings: [(Encode, [Kernels; 2]); 2] = [
+            (encode_f16, [(|t| t.f16_dot, "f16 dot"), (|t| t.f16_l2_squared, "f16 l2")]),
+            (encode_bf16, [(|t| t.bf16_dot, "bf16 dot"), (|t| t.bf16_l2_squared, "bf16 l2")]),
+        ];
+        for (encode, kernels) in encodings {
+            // An odd byte offset: code rows carry no alignment guarantee.
+            let mut codes = vec![0u8; 2 * len + 1];
+            encode(&row, &mut codes[1..]);
+            let c = &codes[1..];
+            for (kernel, name) in kernels {
+                let want = kernel(&scalar::TABLE)(q, c);
+                let scale = if name.ends_with("dot") { dot_scale } else { want as f64 };
+                for t in tables() {
+                    let what = format!("{name} {} len {len} offset {off}", t.level);
+                    assert_close(kernel(t)(q, c), want, scale, &what);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sq8_round_trip_is_within_half_a_step(
+        dim in 1usize..70, n in 1usize..40, seed: u64,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rows = values(&mut rng, n * dim, 5.0);
+        let sq8 = Sq8Quantizer::fit_with(&rows, dim, Sq8Range::MinMax);
+        let (mut code, mut back) = (vec![0u8; dim], vec![0f32; dim]);
+        for row in rows.chunks_exact(dim) {
+            sq8.encode(row, &mut code);
+            sq8.decode(&code, &mut back);
+            for i in 0..dim {
+                let bound = sq8.scales()[i] / 2.0 * (1.0 + 1e-4) + 1e-6;
+                prop_assert!(
+                    (row[i] - back[i]).abs() <= bound,
+                    "dim {i}: {} decoded as {} (bound {bound})", row[i], back[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sq8_query_distance_is_the_distance_to_the_decoded_row(
+        dim in 1usize..150, seed: u64,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rows = values(&mut rng, 20 * dim, 1.0);
+        let query = values(&mut rng, dim, 1.0);
+        let sq8 = Sq8Quantizer::fit(&rows, dim);
+        let (mut code, mut back) = (vec![0u8; dim], vec![0f32; dim]);
+        for row in rows.chunks_exact(dim) {
+            sq8.encode(row, &mut code);
+            sq8.decode(&code, &mut back);
+            let dot: f64 = query.iter().zip(&back).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let l2: f64 = query.iter().zip(&back).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+            let dot_scale = magnitude(query.iter().zip(&back).map(|(&a, &b)| a as f64 * b as f64));
+            for t in tables() {
+                let got = sq8.query_with(t, &query, Metric::Dot).distance(&code);
+                prop_assert!((got as f64 + dot).abs() <= 1e-5 * dot_scale + 1e-5, "{} dot", t.level);
+                let got = sq8.query_with(t, &query, Metric::L2).distance(&code);
+                prop_assert!((got as f64 - l2).abs() <= 1e-4 * l2 + 1e-5, "{} l2 {got} {l2}", t.level);
+            }
+        }
+    }
+
+    #[test]
+    fn half_round_trips_within_their_precision(x in -70000.0f32..70000.0, tiny in -1e-3f32..1e-3) {
+        for value in [x, tiny, x * 1e-6] {
+            let (mut code, mut back) = ([0u8; 2], [0f32; 1]);
+            encode_bf16(&[value], &mut code);
+            decode_bf16(&code, &mut back);
+            prop_assert!((back[0] - value).abs() <= value.abs() * 2f32.powi(-8), "bf16 {value} -> {}", back[0]);
+            encode_f16(&[value], &mut code);
+            decode_f16(&code, &mut back);
+            if value.abs() > 65504.0 {
+                prop_assert!(back[0].is_infinite() && back[0].signum() == value.signum());
+            } else {
+                // Relative 2^-11 for normal halves; subnormals are spaced 2^-24 apart.
+                let bound = (value.abs() * 2f32.powi(-11)).max(2f32.powi(-25));
+                prop_assert!((back[0] - value).abs() <= bound, "f16 {value} -> {}", back[0]);
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_decoding_is_exact_for_every_bit_pattern() {
+    for bits in 0..=u16::MAX {
+        let want = half::f16::from_bits(bits).to_f32();
+        let got = float16::f16_to_f32(bits.to_le_bytes());
+        if want.is_nan() {
+            assert!(got.is_nan(), "{bits:#06x} decoded as {got}");
+        } else {
+            assert_eq!(got.to_bits(), want.to_bits(), "{bits:#06x}");
+        }
+    }
+}
+
+#[test]
+fn a_constant_dimension_encodes_to_zero_and_decodes_exactly() {
+    let rows = [3.0, 1.0, 3.0, 2.0, 3.0, -1.0];
+    let sq8 = Sq8Quantizer::fit(&rows, 2);
+    assert_eq!(sq8.scales()[0], 0.0);
+    let mut code = [9u8; 2];
+    sq8.encode(&[3.0, 2.0], &mut code);
+    assert_eq!(code, [0, 255]);
+    let mut back = [0f32; 2];
+    sq8.decode(&code, &mut back);
+    assert_eq!(back, [3.0, 2.0]);
+    // Out-of-range and non-finite values clip instead of wrapping.
+    sq8.encode(&[f32::NAN, 100.0], &mut code);
+    assert_eq!(code, [0, 255]);
+    sq8.encode(&[3.0, -100.0], &mut code);
+    assert_eq!(code, [0, 0]);
+}
+
+#[test]
+fn clipped_ranges_ignore_outliers() {
+    let dim = 2;
+    let mut rows: Vec<f32> = (0..10_000)
+        .flat_map(|i| [i as f32 / 10_000.0, 1.0])
+        .collect();
+    rows[0] = -1000.0;
+    rows[2] = 1000.0;
+    let clipped = Sq8Quantizer::fit_with(
+        &rows,
+        dim,
+        Sq8Range::Clipped {
+            tail: 0.001,
+            sample_rows: 100_000,
+        },
+    );
+    let min_max = Sq8Quantizer::fit_with(&rows, dim, Sq8Range::MinMax);
+    assert_eq!(min_max.mins()[0], -1000.0);
+    assert!(clipped.mins()[0] >= 0.0 && clipped.mins()[0] < 0.01);
+    assert!(clipped.scales()[0] * 255.0 < 1.0);
+    assert_eq!(clipped.scales()[1], 0.0);
+}
+
+#[test]
+fn from_parts_rejects_bad_ranges_with_the_dimension() {
+    assert!(Sq8Quantizer::from_parts(vec![0.0], vec![]).is_err());
+    let err = Sq8Quantizer::from_parts(vec![0.0, f32::NAN], vec![1.0, 1.0]).unwrap_err();
+    assert!(err.contains("dimension 1"), "{err}");
+    assert!(Sq8Quantizer::from_parts(vec![0.0], vec![-1.0]).is_err());
+    let ok = Sq8Quantizer::from_parts(vec![0.5], vec![0.25]).unwrap();
+    let mut back = [0f32];
+    ok.decode(&[4], &mut back);
+    assert_eq!(back, [1.5]);
+}
+
+#[test]
+fn code_norm_is_the_squared_norm_of_the_decoded_offsets() {
+    let sq8 = Sq8Quantizer::from_parts(vec![-1.0, 5.0], vec![0.5, 2.0]).unwrap();
+    // Decoded: [-1 + 0.5 · 4, 5 + 2 · 3] = [1, 11]; offsets from the minimums [2, 6].
+    assert_eq!(sq8.code_norm(&[4, 3]), 4.0 + 36.0);
+    let query = [0.0, 10.0];
+    for t in tables() {
+        let folded = sq8.query_with(t, &query, Metric::L2);
+        // ‖[0, 10] − [1, 11]‖² = 2.
+        assert_eq!(folded.distance(&[4, 3]), 2.0);
+        // Rounded to `i8` steps (VNNI), the weights [-1, -20] err by up to half a step
+        // (20 / 254) per unit of code (4 + 3).
+        let tol = if t.prefer_i8 {
+            20.0 / 254.0 * 7.0
+        } else {
+            1e-4
+        };
+        assert!((folded.fast_distance(&[4, 3], 40.0) - 2.0).abs() <= tol);
+    }
+}
+
+#[test]
+fn the_selected_table_is_one_this_cpu_supports() {
+    let level = quant_table().level;
+    assert!(std::ptr::eq(quant_table_for(level).unwrap(), quant_table()));
+    assert!(quant_table_for(SimdLevel::Scalar).is_some());
+}
