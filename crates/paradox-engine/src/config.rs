@@ -26,6 +26,12 @@ pub struct HnswConfig {
     pub ef_construction: usize,
     /// Default beam width while searching (per-request `ef` overrides it).
     pub ef_search: usize,
+    /// How vectors are held for graph traversal: `f32` (the stored vectors themselves),
+    /// or compressed copies in RAM — `sq8` (1 byte per dimension), `f16`, `bf16` (2) —
+    /// with the best candidates re-ranked exactly from the stored f32 vectors.
+    pub encoding: TraversalEncoding,
+    /// With a compressed encoding: candidates re-ranked exactly = `rerank × k`. 1..=16.
+    pub rerank: usize,
 }
 
 impl Default for HnswConfig {
@@ -34,6 +40,34 @@ impl Default for HnswConfig {
             m: 16,
             ef_construction: 200,
             ef_search: 64,
+            encoding: TraversalEncoding::F32,
+            rerank: 3,
+        }
+    }
+}
+
+/// Vector encoding used while traversing a graph (see [`HnswConfig::encoding`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraversalEncoding {
+    /// Full-precision vectors, no re-rank needed.
+    #[default]
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    Bf16,
+    /// 8-bit scalar quantisation (per-dimension range).
+    Sq8,
+}
+
+impl TraversalEncoding {
+    pub(crate) fn to_index(self) -> paradox_index::VectorEncoding {
+        match self {
+            TraversalEncoding::F32 => paradox_index::VectorEncoding::F32,
+            TraversalEncoding::F16 => paradox_index::VectorEncoding::F16,
+            TraversalEncoding::Bf16 => paradox_index::VectorEncoding::Bf16,
+            TraversalEncoding::Sq8 => paradox_index::VectorEncoding::Sq8,
         }
     }
 }
@@ -95,6 +129,12 @@ impl IndexConfig {
             h.params()
                 .validate()
                 .map_err(|m| EngineError::invalid("index", m))?;
+            if !(1..=16).contains(&h.rerank) {
+                return Err(EngineError::invalid(
+                    "index",
+                    format!("hnsw rerank must be between 1 and 16, got {}", h.rerank),
+                ));
+            }
         }
         Ok(())
     }

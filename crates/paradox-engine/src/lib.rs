@@ -33,8 +33,8 @@ pub use collection::{
     SearchRequest, WriteResult, EXACT_SELECTIVITY, MAX_EF_WIDENING,
 };
 pub use config::{
-    CollectionConfig, EngineOptions, HnswConfig, IndexConfig, AUTO_HNSW_MIN_ROWS, MAX_BATCH,
-    MAX_DIMENSION, MAX_K,
+    CollectionConfig, EngineOptions, HnswConfig, IndexConfig, TraversalEncoding,
+    AUTO_HNSW_MIN_ROWS, MAX_BATCH, MAX_DIMENSION, MAX_K,
 };
 pub use engine::Engine;
 pub use error::{EngineError, Result};

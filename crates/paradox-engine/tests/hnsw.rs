@@ -25,6 +25,7 @@ fn config() -> CollectionConfig {
             m: 12,
             ef_construction: 100,
             ef_search: 64,
+            ..HnswConfig::default()
         }),
         ..CollectionConfig::new("g", DIM, Metric::Cosine)
     }
@@ -213,4 +214,45 @@ fn bad_index_parameters_are_refused() {
     let mut req = SearchRequest::new(vec![1.0; 4], 3);
     req.params.ef = Some(0);
     assert!(col.search(&req).unwrap_err().to_string().contains("`ef`"));
+}
+
+#[test]
+fn compressed_traversal_encodings_keep_recall_and_persist() {
+    use paradox_engine::TraversalEncoding;
+    for encoding in [
+        TraversalEncoding::Sq8,
+        TraversalEncoding::F16,
+        TraversalEncoding::Bf16,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CollectionConfig {
+            index: IndexConfig::Hnsw(HnswConfig {
+                m: 12,
+                ef_construction: 100,
+                ef_search: 64,
+                encoding,
+                rerank: 3,
+            }),
+            ..CollectionConfig::new("g", DIM, Metric::Cosine)
+        };
+        let queries = clustered(40, 99, 1_000_000);
+        {
+            let engine = Engine::open_with(dir.path(), options()).unwrap();
+            let col = engine.create_collection(config).unwrap();
+            col.upsert(clustered(3000, 1, 0)).unwrap();
+            col.wait_for_indexes();
+            let r = recall(&col, &queries, None);
+            assert!(r >= 0.95, "{encoding:?}: recall {r}");
+            let r = recall(&col, &queries, Some(Filter::eq("tag", "some")));
+            assert!(r >= 0.95, "{encoding:?} filtered: recall {r}");
+        }
+        let engine = Engine::open_with(dir.path(), options()).unwrap();
+        let col = engine.collection("g").unwrap();
+        assert_eq!(
+            col.pending_index_builds(),
+            0,
+            "{encoding:?}: graph and codes reload from the file"
+        );
+        assert!(recall(&col, &queries, None) >= 0.95);
+    }
 }

@@ -78,6 +78,7 @@ fn a_graph_built_for_a_dropped_collection_is_never_loaded_into_its_successor() {
             m: 8,
             ef_construction: 40,
             ef_search: 32,
+            ..HnswConfig::default()
         }),
         ..CollectionConfig::new("g", 8, Metric::L2)
     };

@@ -3,8 +3,11 @@
 //! segment's graph is installed, the segment is scanned exactly.
 
 use super::Collection;
-use crate::segment::{index_file_name, read_index_file, write_index_file, SealedSegment};
-use paradox_index::{HnswIndex, VectorView};
+use crate::config::TraversalEncoding;
+use crate::segment::{
+    index_file_name, read_index_file, write_index_file, SealedSegment, SegmentGraph,
+};
+use paradox_index::{EncodedVectors, HnswIndex, VectorView};
 use parking_lot::{Condvar, Mutex};
 use std::sync::{Arc, OnceLock};
 
@@ -87,8 +90,11 @@ impl Collection {
         if path.exists() {
             match read_index_file(&path, segment.len(), segment.nonce()) {
                 Ok(index)
-                    if index.params().m == hnsw.m
-                        && index.params().ef_construction == hnsw.ef_construction =>
+                    if index.hnsw.params().m == hnsw.m
+                        && index.hnsw.params().ef_construction == hnsw.ef_construction
+                        && index.encoded.as_ref().map(|e| e.encoding())
+                            == (hnsw.encoding != TraversalEncoding::F32)
+                                .then(|| hnsw.encoding.to_index()) =>
                 {
                     segment.set_index(index);
                     return;
@@ -102,6 +108,7 @@ impl Collection {
         let builds = self.index_builds.clone();
         let segment = segment.clone();
         let (dim, metric, params) = (self.config.dimension, self.config.metric, hnsw.params());
+        let encoding = hnsw.encoding;
         builds.start();
         let job: BuildJob = Box::new(move || {
             let _done = FinishOnDrop(builds);
@@ -112,7 +119,11 @@ impl Collection {
                     dim,
                     metric,
                 };
-                let index = HnswIndex::build(view, params);
+                let index = SegmentGraph {
+                    hnsw: HnswIndex::build(view, params),
+                    encoded: (encoding != TraversalEncoding::F32)
+                        .then(|| EncodedVectors::encode(view, encoding.to_index())),
+                };
                 // A failed write only costs a rebuild at the next open; the graph is
                 // installed either way.
                 let _ = write_index_file(&path, &index, segment.nonce());

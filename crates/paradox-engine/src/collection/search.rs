@@ -294,7 +294,7 @@ impl Collection {
             let ef = request
                 .params
                 .ef
-                .unwrap_or(index.params().ef_search)
+                .unwrap_or(index.hnsw.params().ef_search)
                 .max(request.k);
             let (ef, use_graph) = if restricted {
                 let selectivity = Self::estimate_selectivity(state, unit, filter);
@@ -304,17 +304,39 @@ impl Collection {
                 (ef, true)
             };
             if use_graph {
-                let params = paradox_index::SearchParams {
-                    ef: Some(ef),
-                    nprobe: None,
+                let hits = match &index.encoded {
+                    Some(encoded) => {
+                        let rerank = match self.config.index {
+                            crate::config::IndexConfig::Hnsw(h)
+                            | crate::config::IndexConfig::Auto(h) => h.rerank,
+                            crate::config::IndexConfig::Flat => 1,
+                        };
+                        let accept = |r: u32| !restricted || allow(r);
+                        paradox_index::search_encoded(
+                            &index.hnsw,
+                            encoded,
+                            view,
+                            query,
+                            request.k,
+                            ef,
+                            rerank,
+                            &accept,
+                        )
+                    }
+                    None => {
+                        let params = paradox_index::SearchParams {
+                            ef: Some(ef),
+                            nprobe: None,
+                        };
+                        index.hnsw.search(
+                            view,
+                            query,
+                            request.k,
+                            restricted.then_some(&allow as _),
+                            &params,
+                        )
+                    }
                 };
-                let hits = index.search(
-                    view,
-                    query,
-                    request.k,
-                    restricted.then_some(&allow as _),
-                    &params,
-                );
                 for hit in hits {
                     top.push(key_base + hit.key, hit.distance);
                 }

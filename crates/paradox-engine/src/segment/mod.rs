@@ -14,4 +14,4 @@ mod sealed;
 pub(crate) use deleted::{read_deletes_file, write_deletes_file, DeletedRows};
 pub(crate) use growing::GrowingSegment;
 pub(crate) use index_file::{index_file_name, read_index_file, write_index_file};
-pub(crate) use sealed::{segment_file_name as segment_file_name_for, SealedSegment};
+pub(crate) use sealed::{segment_file_name as segment_file_name_for, SealedSegment, SegmentGraph};

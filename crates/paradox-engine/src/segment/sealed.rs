@@ -4,7 +4,7 @@
 use crate::codec::{read_meta, write_meta, Reader, Writer};
 use crate::error::{EngineError, Result};
 use crate::point::RowMeta;
-use paradox_index::HnswIndex;
+use paradox_index::{EncodedVectors, HnswIndex};
 use paradox_storage::{Container, ContainerWriter};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -47,6 +47,15 @@ fn fresh_nonce() -> u64 {
     z ^ (z >> 31)
 }
 
+/// A segment's search structure: the HNSW graph, and the compressed copies of the
+/// vectors it is traversed with (when the collection asks for an encoding other than
+/// f32; the exact re-rank then reads the memory-mapped f32 rows).
+#[derive(Debug)]
+pub(crate) struct SegmentGraph {
+    pub hnsw: HnswIndex,
+    pub encoded: Option<EncodedVectors>,
+}
+
 /// An immutable segment backed by a memory-mapped file.
 #[derive(Debug)]
 pub(crate) struct SealedSegment {
@@ -57,7 +66,7 @@ pub(crate) struct SealedSegment {
     metas: Vec<RowMeta>,
     /// The segment's graph, set once when loaded or built (in the background); until
     /// then searches scan the segment exactly.
-    index: OnceLock<HnswIndex>,
+    index: OnceLock<SegmentGraph>,
     /// Set when compaction replaced this segment: a background build that finishes
     /// afterwards must not leave its index file behind.
     retired: AtomicBool,
@@ -212,7 +221,7 @@ impl SealedSegment {
     }
 
     /// The graph, once loaded or built.
-    pub fn index(&self) -> Option<&HnswIndex> {
+    pub fn index(&self) -> Option<&SegmentGraph> {
         self.index.get()
     }
 
@@ -227,7 +236,7 @@ impl SealedSegment {
     }
 
     /// Installs the graph (first one wins).
-    pub fn set_index(&self, index: HnswIndex) {
+    pub fn set_index(&self, index: SegmentGraph) {
         let _ = self.index.set(index);
     }
 }
