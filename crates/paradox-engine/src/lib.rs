@@ -9,8 +9,10 @@
 //! Recent points live in a growing segment in RAM; at a size threshold it is sealed into
 //! an immutable, checksummed, memory-mapped segment file and the log is truncated.
 //!
-//! Searches are exact today ([`Collection::search`], [`Collection::search_batch`]), with
-//! payload [`Filter`]s, and split across cores for large collections.
+//! Searches ([`Collection::search`], [`Collection::search_batch`]) scan the growing
+//! segment exactly and search each sealed segment through its HNSW graph once a
+//! background build has installed it (exactly until then), with payload [`Filter`]s,
+//! merging everything into one top-k. [`IndexConfig`] chooses per collection.
 //!
 //! This crate does not know about the network or Python: servers and bindings sit on
 //! top of its public API. It never panics on bad input; every error is an
