@@ -12,6 +12,7 @@ use crate::config::MAX_K;
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::point::ScoredPoint;
+use crate::segment::RowSet;
 use paradox_index::{FlatIndex, TopK, VectorIndex, VectorView};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -65,6 +66,17 @@ impl SearchRequest {
             ..Default::default()
         }
     }
+}
+
+/// Which rows of a segment a search may return.
+#[derive(Debug)]
+enum RowMask {
+    /// Every row (no filter, no deletions).
+    All,
+    /// Exactly these rows (filter answered by the payload index, deletions removed).
+    Set(RowSet),
+    /// Judge each row: not deleted and its payload passes the filter.
+    PerRow,
 }
 
 /// The unit of parallel work: a contiguous range of rows of one segment scanned
@@ -253,23 +265,55 @@ impl Collection {
         !deleted && filter.is_none_or(|f| f.matches(&meta.payload))
     }
 
-    /// Fraction of a segment's rows that are live and pass `filter`, from an evenly
-    /// spaced sample.
-    fn estimate_selectivity(state: &State, unit: &WorkUnit, filter: Option<&Filter>) -> f64 {
+    /// Which rows of each segment a request may return: computed once per request and
+    /// segment, before the work units run.
+    fn masks(&self, state: &State, filter: Option<&Filter>) -> Vec<RowMask> {
+        (0..=state.sealed.len())
+            .map(|segment| {
+                let deletions = Self::has_deletions(state, segment);
+                match filter {
+                    None if !deletions => RowMask::All,
+                    None => RowMask::PerRow,
+                    Some(f) if segment < state.sealed.len() => {
+                        let entry = &state.sealed[segment];
+                        match entry.segment.payload_index().eval(f) {
+                            Some(mut set) => {
+                                for row in entry.deleted.rows() {
+                                    set.remove(row);
+                                }
+                                RowMask::Set(set)
+                            }
+                            None => RowMask::PerRow,
+                        }
+                    }
+                    // The growing segment has no payload index: row by row.
+                    Some(_) => RowMask::PerRow,
+                }
+            })
+            .collect()
+    }
+
+    /// Fraction of a unit's rows the mask admits: exact for a row set, from an evenly
+    /// spaced sample when rows are judged one by one.
+    fn selectivity(state: &State, unit: &WorkUnit, mask: &RowMask, filter: Option<&Filter>) -> f64 {
         let len = unit.rows.len();
-        if len == 0 {
-            return 0.0;
+        match mask {
+            _ if len == 0 => 0.0,
+            RowMask::All => 1.0,
+            RowMask::Set(set) => set.count() as f64 / len as f64,
+            RowMask::PerRow => {
+                let step = (len / SELECTIVITY_SAMPLE).max(1);
+                let sampled: Vec<u32> = (unit.rows.start..unit.rows.end)
+                    .step_by(step)
+                    .map(|r| r as u32)
+                    .collect();
+                let passed = sampled
+                    .iter()
+                    .filter(|&&r| Self::row_allowed(state, unit.segment, r, filter))
+                    .count();
+                passed as f64 / sampled.len() as f64
+            }
         }
-        let step = (len / SELECTIVITY_SAMPLE).max(1);
-        let sampled: Vec<u32> = (unit.rows.start..unit.rows.end)
-            .step_by(step)
-            .map(|r| r as u32)
-            .collect();
-        let passed = sampled
-            .iter()
-            .filter(|&&r| Self::row_allowed(state, unit.segment, r, filter))
-            .count();
-        passed as f64 / sampled.len() as f64
     }
 
     /// Searches one unit for one query.
@@ -279,13 +323,18 @@ impl Collection {
         unit: &WorkUnit,
         query: &[f32],
         request: &SearchRequest,
+        mask: &RowMask,
         top: &mut TopK,
     ) {
         let filter = request.filter.as_ref();
         let view = self.view(state, unit.segment);
         let key_base = pack(unit.segment, 0);
-        let restricted = filter.is_some() || Self::has_deletions(state, unit.segment);
-        let allow = |row: u32| Self::row_allowed(state, unit.segment, row, filter);
+        let restricted = !matches!(mask, RowMask::All);
+        let allow = |row: u32| match mask {
+            RowMask::All => true,
+            RowMask::Set(set) => set.contains(row),
+            RowMask::PerRow => Self::row_allowed(state, unit.segment, row, filter),
+        };
         if unit.graph {
             let index = state.sealed[unit.segment]
                 .segment
@@ -297,7 +346,7 @@ impl Collection {
                 .unwrap_or(index.hnsw.params().ef_search)
                 .max(request.k);
             let (ef, use_graph) = if restricted {
-                let selectivity = Self::estimate_selectivity(state, unit, filter);
+                let selectivity = Self::selectivity(state, unit, mask, filter);
                 let widened = (ef as f64 / selectivity.max(1e-9)).min(ef as f64 * MAX_EF_WIDENING);
                 (widened as usize, selectivity >= EXACT_SELECTIVITY)
             } else {
@@ -342,12 +391,19 @@ impl Collection {
                 }
                 return;
             }
-            // Few rows match: find them, then score only those, exactly.
-            let matching: Vec<u32> = (0..view.len() as u32).filter(|&r| allow(r)).collect();
-            let kernel = self.config.metric;
-            for &row in &matching {
-                let d = kernel.distance(query, view.row(row as usize));
-                top.push(key_base + row as u64, d);
+            // Few rows match: score exactly those.
+            let metric = self.config.metric;
+            let mut score = |row: u32| {
+                top.push(
+                    key_base + row as u64,
+                    metric.distance(query, view.row(row as usize)),
+                );
+            };
+            match mask {
+                RowMask::Set(set) => set.iter().for_each(&mut score),
+                _ => (0..view.len() as u32)
+                    .filter(|&r| allow(r))
+                    .for_each(&mut score),
             }
             return;
         }
@@ -361,11 +417,12 @@ impl Collection {
     fn search_state(&self, state: &State, query: &[f32], request: &SearchRequest) -> TopK {
         let k = request.k;
         let units = self.work_units(state, request.params.exact);
+        let masks = self.masks(state, request.filter.as_ref());
         let total: usize = units.iter().map(|u| u.rows.len()).sum();
         if total <= self.options.parallel_threshold || units.len() == 1 {
             let mut top = TopK::new(k);
             for unit in &units {
-                self.search_unit(state, unit, query, request, &mut top);
+                self.search_unit(state, unit, query, request, &masks[unit.segment], &mut top);
             }
             return top;
         }
@@ -373,7 +430,7 @@ impl Collection {
             .par_iter()
             .map(|unit| {
                 let mut top = TopK::new(k);
-                self.search_unit(state, unit, query, request, &mut top);
+                self.search_unit(state, unit, query, request, &masks[unit.segment], &mut top);
                 top
             })
             .reduce(
@@ -396,14 +453,16 @@ impl Collection {
         let fresh = || requests.iter().map(|r| TopK::new(r.k)).collect::<Vec<_>>();
         let exact = requests.first().is_some_and(|r| r.params.exact);
         let units = self.work_units(state, exact);
+        let masks = self.masks(state, None);
         let dim = self.config.dimension;
         let run = |unit: &WorkUnit| {
             let mut tops = fresh();
-            if unit.graph || Self::has_deletions(state, unit.segment) {
+            let mask = &masks[unit.segment];
+            if unit.graph || !matches!(mask, RowMask::All) {
                 for ((q, top), request) in
                     queries.chunks_exact(dim).zip(tops.iter_mut()).zip(requests)
                 {
-                    self.search_unit(state, unit, q, request, top);
+                    self.search_unit(state, unit, q, request, mask, top);
                 }
             } else {
                 FlatIndex::scan_range_batch(

@@ -9,9 +9,11 @@
 mod deleted;
 mod growing;
 mod index_file;
+mod payload_index;
 mod sealed;
 
 pub(crate) use deleted::{read_deletes_file, write_deletes_file, DeletedRows};
 pub(crate) use growing::GrowingSegment;
 pub(crate) use index_file::{index_file_name, read_index_file, write_index_file};
+pub(crate) use payload_index::{PayloadIndex, RowSet};
 pub(crate) use sealed::{segment_file_name as segment_file_name_for, SealedSegment, SegmentGraph};

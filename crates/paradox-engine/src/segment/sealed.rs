@@ -67,6 +67,8 @@ pub(crate) struct SealedSegment {
     /// The segment's graph, set once when loaded or built (in the background); until
     /// then searches scan the segment exactly.
     index: OnceLock<SegmentGraph>,
+    /// Postings of the payloads, built on the first filtered search.
+    payload_index: OnceLock<super::PayloadIndex>,
     /// Set when compaction replaced this segment: a background build that finishes
     /// afterwards must not leave its index file behind.
     retired: AtomicBool,
@@ -170,6 +172,7 @@ impl SealedSegment {
             container,
             metas,
             index: OnceLock::new(),
+            payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
         })
     }
@@ -223,6 +226,13 @@ impl SealedSegment {
     /// The graph, once loaded or built.
     pub fn index(&self) -> Option<&SegmentGraph> {
         self.index.get()
+    }
+
+    /// The payload index, built on first use (segments are immutable, so it never
+    /// goes stale).
+    pub fn payload_index(&self) -> &super::PayloadIndex {
+        self.payload_index
+            .get_or_init(|| super::PayloadIndex::build(&self.metas))
     }
 
     /// Marks the segment as replaced by compaction.
