@@ -48,12 +48,15 @@ pub struct SearchParams {
     pub exact: bool,
 }
 
-/// Below this fraction of rows passing the filter, a segment is searched by scanning its
-/// matching rows exactly; above it, the graph is traversed with the filter applied and
-/// the beam widened by the inverse of the fraction (capped at [`MAX_EF_WIDENING`]).
+/// Below this fraction of rows passing the filter, a segment is always searched by
+/// scanning its matching rows exactly. Above it, a cost model picks the cheaper of that
+/// scan (~2 distance computations per match, the rows being scattered) and a graph
+/// search with the filter applied (~`ef · 2m / fraction`).
 pub const EXACT_SELECTIVITY: f64 = 0.02;
-/// Largest factor by which a filtered graph search widens its beam.
-pub const MAX_EF_WIDENING: f64 = 16.0;
+/// Largest factor by which a filtered graph search widens its beam (1: it does not; the
+/// beam already passes over non-matching nodes until `ef` matches are found, so widening
+/// measured as pure cost).
+pub const MAX_EF_WIDENING: f64 = 1.0;
 /// Rows sampled per segment to estimate a filter's selectivity.
 const SELECTIVITY_SAMPLE: usize = 256;
 
@@ -348,7 +351,17 @@ impl Collection {
             let (ef, use_graph) = if restricted {
                 let selectivity = Self::selectivity(state, unit, mask, filter);
                 let widened = (ef as f64 / selectivity.max(1e-9)).min(ef as f64 * MAX_EF_WIDENING);
-                (widened as usize, selectivity >= EXACT_SELECTIVITY)
+                // Cost model: scanning the matches costs ~2 distance computations per
+                // match (scattered rows); the filtered graph search ~ef·2m/selectivity.
+                let rows = unit.rows.len() as f64;
+                let matches = selectivity * rows;
+                let graph_cost =
+                    ef as f64 * 2.0 * index.hnsw.params().m as f64 / selectivity.max(1e-9);
+                let scan_cost = 2.0 * matches;
+                (
+                    widened as usize,
+                    selectivity >= EXACT_SELECTIVITY && graph_cost < scan_cost,
+                )
             } else {
                 (ef, true)
             };
@@ -392,19 +405,11 @@ impl Collection {
                 return;
             }
             // Few rows match: score exactly those.
-            let metric = self.config.metric;
-            let mut score = |row: u32| {
-                top.push(
-                    key_base + row as u64,
-                    metric.distance(query, view.row(row as usize)),
-                );
+            let rows: Vec<u32> = match mask {
+                RowMask::Set(set) => set.iter().collect(),
+                _ => (0..view.len() as u32).filter(|&r| allow(r)).collect(),
             };
-            match mask {
-                RowMask::Set(set) => set.iter().for_each(&mut score),
-                _ => (0..view.len() as u32)
-                    .filter(|&r| allow(r))
-                    .for_each(&mut score),
-            }
+            FlatIndex::scan_rows(view, query, &rows, key_base, top);
             return;
         }
         if restricted {
