@@ -6,6 +6,8 @@
 //! starts.
 
 mod batch;
+mod hnsw;
+mod hnsw_features;
 mod ingest;
 mod legacy;
 mod scan;
@@ -32,6 +34,10 @@ pub enum BenchCommand {
     Batch(batch::BatchArgs),
     /// The paradoxlf 0.17 workload: add everything, then 1000 single searches.
     Legacy(legacy::LegacyArgs),
+    /// HNSW build time, memory and the recall vs QPS curve over ef (compare with hnswlib).
+    Hnsw(hnsw::HnswArgs),
+    /// HNSW features: compressed traversal, filtered search, deletes with repair.
+    HnswFeatures(hnsw_features::HnswFeaturesArgs),
 }
 
 /// Runs a `bench` subcommand and prints its JSON report.
@@ -41,6 +47,8 @@ pub fn run(command: BenchCommand, global: &GlobalArgs) -> Result<()> {
         BenchCommand::Scan(args) => scan::run(args)?,
         BenchCommand::Batch(args) => batch::run(args, global)?,
         BenchCommand::Legacy(args) => legacy::run(args, global)?,
+        BenchCommand::Hnsw(args) => hnsw::run(args)?,
+        BenchCommand::HnswFeatures(args) => hnsw_features::run(args)?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

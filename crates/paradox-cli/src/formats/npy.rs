@@ -351,7 +351,6 @@ pub fn read_f32_matrix(path: &Path) -> Result<Matrix> {
 }
 
 /// Reads a whole 2-D `<i8` `.npy` file: `(rows, cols, data)`.
-#[cfg(test)]
 pub fn read_i64_matrix(path: &Path) -> Result<(usize, usize, Vec<i64>)> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let file_len = file.metadata()?.len();
