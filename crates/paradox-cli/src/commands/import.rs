@@ -91,6 +91,14 @@ pub fn run(args: ImportArgs, global: &GlobalArgs) -> Result<()> {
         thousands(rate(imported, elapsed)),
         thousands(collection.count(None)? as u64)
     );
+    // Graphs of sealed segments are built in the background; a CLI process that exited
+    // now would throw that work away. Wait, so the next command finds them on disk.
+    if collection.pending_index_builds() > 0 {
+        let building = Instant::now();
+        eprintln!("building indexes of `{}`...", args.collection);
+        collection.wait_for_indexes();
+        eprintln!("indexes built in {}", duration(building.elapsed()));
+    }
     Ok(())
 }
 

@@ -77,6 +77,11 @@ pub fn run(command: SnapshotCommand, global: &GlobalArgs) -> Result<()> {
                 thousands(info.points as u64),
                 args.file.display()
             );
+            // Snapshots carry data, not graphs (derived): rebuild them before exiting.
+            if collection.pending_index_builds() > 0 {
+                eprintln!("building indexes of `{}`...", info.name);
+                collection.wait_for_indexes();
+            }
         }
     }
     Ok(())
