@@ -1,5 +1,5 @@
-//! Snapshots: one file holding a collection's manifest and every file it names, written
-//! after a checkpoint so the log is not needed. Restoring verifies every checksum before
+//! Snapshots: one file holding a collection's manifest, every file it names, and the
+//! segments' graph files when built, written after a checkpoint so the log is not needed. Restoring verifies every checksum before
 //! anything becomes visible. Layout: a container (magic `PDXSNAP\0`) whose section 0 is a
 //! JSON index (`{"manifest": ..., "files": [{"name", "section"}]}`) and whose sections
 //! 1..n are the files' bytes.
@@ -48,6 +48,14 @@ pub(crate) fn create(collection: &Collection, dest: &Path) -> Result<SnapshotInf
     collection.with_checkpoint(|manifest, dir| {
         let mut names: Vec<String> = manifest.segments.iter().map(|s| s.file.clone()).collect();
         names.extend(manifest.deletes_file.clone());
+        // Graph files are derived, but packing them spares a rebuild after restore; the
+        // segment nonce inside each keeps it bound to its (byte-identical) segment.
+        for segment in &manifest.segments {
+            let graph = crate::segment::index_file_name(segment.id);
+            if dir.join(&graph).is_file() {
+                names.push(graph);
+            }
+        }
         let files: Vec<SnapshotFile> = names
             .iter()
             .enumerate()

@@ -256,3 +256,22 @@ fn compressed_traversal_encodings_keep_recall_and_persist() {
         assert!(recall(&col, &queries, None) >= 0.95);
     }
 }
+
+#[test]
+fn snapshots_carry_graphs_so_a_restore_needs_no_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.create_collection(config()).unwrap();
+    col.upsert(clustered(3000, 1, 0)).unwrap();
+    col.wait_for_indexes();
+    let file = dir.path().join("g.snap");
+    engine.snapshot_collection("g", &file).unwrap();
+    let restored = engine.restore_collection(&file, Some("copy")).unwrap();
+    assert_eq!(
+        restored.pending_index_builds(),
+        0,
+        "graph restored with the snapshot"
+    );
+    let queries = clustered(20, 5, 900_000);
+    assert!(recall(&restored, &queries, None) >= 0.95);
+}
