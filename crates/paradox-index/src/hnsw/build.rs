@@ -140,6 +140,44 @@ fn link_back(graph: &Graph, space: &Space<'_>, node: u32, new: u32, level: usize
     graph.write_links(node, level, &kept);
 }
 
+/// Sets the links of a node being inserted. Concurrent insertions may already have
+/// linked back to it (it becomes reachable through its upper levels before its lower
+/// lists are written); overwriting would drop those edges, so they are merged in and the
+/// union pruned with the heuristic when it exceeds the level's capacity.
+fn set_own_links(graph: &Graph, space: &Space<'_>, q: u32, level: usize, selected: &[u32]) {
+    let _guard = graph.locks[q as usize].lock();
+    let mut existing = [0u32; MAX_LINKS];
+    let count = graph.read_links(q, level, &mut existing);
+    if count == 0 {
+        graph.write_links(q, level, selected);
+        return;
+    }
+    let mut merged: Vec<u32> = selected.to_vec();
+    merged.extend(
+        existing[..count]
+            .iter()
+            .copied()
+            .filter(|n| !selected.contains(n)),
+    );
+    let cap = graph.capacity(level);
+    if merged.len() <= cap {
+        graph.write_links(q, level, &merged);
+        return;
+    }
+    let base = space.view.row(q as usize);
+    let mut candidates: Vec<Scored> = merged
+        .iter()
+        .map(|&n| Scored {
+            distance: space.between(base, space.view.row(n as usize)),
+            node: n,
+        })
+        .collect();
+    candidates.sort_unstable();
+    let mut kept = Vec::with_capacity(cap);
+    select_neighbors(space, &candidates, cap, &mut kept);
+    graph.write_links(q, level, &kept);
+}
+
 /// Inserts node `q` (its level is already recorded in the graph). Safe to call from many
 /// threads at once for different nodes.
 pub(crate) fn insert(graph: &Graph, space: &Space<'_>, q: u32, ef_construction: usize) {
@@ -179,10 +217,7 @@ pub(crate) fn insert(graph: &Graph, space: &Space<'_>, q: u32, ef_construction: 
         });
         let sorted = found.into_sorted_vec();
         select_neighbors(space, &sorted, graph.m, &mut selected);
-        {
-            let _guard = graph.locks[q as usize].lock();
-            graph.write_links(q, l, &selected);
-        }
+        set_own_links(graph, space, q, l, &selected);
         for &n in &selected {
             link_back(graph, space, n, q, l);
         }
