@@ -9,19 +9,29 @@
 //! * [`VectorIndex`]: the trait every index implements.
 //! * [`FlatIndex`]: exact search by scanning every row (the oracle for every other index).
 //! * [`HnswIndex`]: our hierarchical navigable small-world graph.
+//! * [`IvfIndex`]: an inverted file over k-means cells, with flat, PQ or SQ8 lists and
+//!   exact re-rank; [`kmeans`] and [`ProductQuantizer`] are its building blocks.
 //! * [`RowFilter`]: which rows a search may return (payload filters and deletions are
 //!   turned into a row predicate by the engine).
 
+mod bytes;
 mod encoded;
 mod flat;
 pub mod hnsw;
+pub mod ivf;
+pub mod kmeans;
+mod pq;
+#[cfg(test)]
+mod testdata;
 
 pub use encoded::{
     search_encoded, EncodedDecodeError, EncodedDistance, EncodedVectors, VectorEncoding,
 };
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
+pub use ivf::{IvfCodec, IvfDecodeError, IvfIndex, IvfParams};
 pub use paradox_kernels::{Metric, Neighbor, TopK};
+pub use pq::{ProductQuantizer, PQ_CODEWORDS};
 
 /// A predicate over row numbers: `true` means the row may be returned.
 pub type RowFilter<'a> = &'a (dyn Fn(u32) -> bool + Sync);

@@ -1,0 +1,514 @@
+//! IVF: an inverted file over k-means cells.
+//!
+//! Training clusters the rows into `nlist` cells (the coarse quantiser); every row is
+//! filed in the list of its nearest centroid. A search ranks the centroids by distance
+//! to the query, visits the `nprobe` nearest lists, and scores only their rows. Lists
+//! are contiguous: one array of row numbers and one of codes, both ordered by list, with
+//! `offsets[l]..offsets[l + 1]` naming list `l`.
+//!
+//! What a list holds per row depends on the codec ([`IvfCodec`]):
+//! * `Flat`: nothing but the row number; rows are scored exactly from the segment's
+//!   vectors (no re-rank needed).
+//! * `Pq { m }`: an `m`-byte product-quantisation code of the row's *residual*
+//!   `x − centroid` (residuals are small and alike across cells, so one codebook fits
+//!   them far better than the raw vectors).
+//! * `Sq8`: a byte per dimension of the residual, with per-dimension ranges.
+//!
+//! Compressed codes give approximate distances; the best `rerank × k` candidates are
+//! re-scored exactly from the full vectors (memory-mapped in a sealed segment). With
+//! `rerank = 0` the approximate order is returned as is and the full vectors are never
+//! read.
+//!
+//! Distances from codes, for the two internal metrics:
+//! * L2: `‖q − c − r‖²` is the L2 distance of the residual query `q − c` to `r`: a PQ table
+//!   (or SQ8 query) is prepared per visited list.
+//! * Dot (and cosine on unit vectors): `−q·(c + r) = −q·c − q·r`: one table per query,
+//!   plus a constant per list.
+//!
+//! The coarse quantiser is itself searched exactly, or through an HNSW graph over the
+//! centroids when there are at least [`COARSE_HNSW_MIN_LISTS`] of them.
+
+mod persist;
+
+pub use persist::IvfDecodeError;
+
+use crate::kmeans::{self, KMeansParams};
+use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
+use crate::{HnswIndex, HnswParams, RowFilter, SearchParams, VectorIndex, VectorView};
+use paradox_kernels::{Metric, Neighbor, Sq8Quantizer, TopK};
+use rayon::prelude::*;
+
+/// Lists from which the coarse quantiser is an HNSW graph rather than a scan.
+pub const COARSE_HNSW_MIN_LISTS: usize = 16_384;
+
+/// What an inverted list stores per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IvfCodec {
+    /// Row numbers only; exact distances from the full vectors.
+    Flat,
+    /// Product quantisation of the residual, `m` bytes per row (`m` divides the dimension).
+    Pq {
+        /// Sub-quantisers (bytes per code).
+        m: usize,
+    },
+    /// 8-bit scalar quantisation of the residual, one byte per dimension.
+    Sq8,
+}
+
+impl IvfCodec {
+    /// Bytes of code per row for vectors of `dim` values.
+    pub fn code_bytes(self, dim: usize) -> usize {
+        match self {
+            IvfCodec::Flat => 0,
+            IvfCodec::Pq { m } => m,
+            IvfCodec::Sq8 => dim,
+        }
+    }
+
+    /// Short name used in configs and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IvfCodec::Flat => "flat",
+            IvfCodec::Pq { .. } => "pq",
+            IvfCodec::Sq8 => "sq8",
+        }
+    }
+}
+
+/// How an IVF index is built and searched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IvfParams {
+    /// Cells (lists). Capped at the number of rows when building.
+    pub nlist: usize,
+    /// Default lists visited per search (per-request `nprobe` overrides it).
+    pub nprobe: usize,
+    /// What lists store per row.
+    pub codec: IvfCodec,
+    /// With a compressed codec: candidates re-ranked exactly = `rerank × k` (0 = no
+    /// re-rank: approximate distances are returned).
+    pub rerank: usize,
+    /// k-means iterations for the coarse quantiser and the PQ codebooks.
+    pub train_iterations: usize,
+    /// Training rows per centroid (a uniform sample; every row is still filed).
+    pub max_points_per_centroid: usize,
+    /// Capacity-capped (balanced) cells.
+    pub balanced: bool,
+    /// Seed of every random choice in training.
+    pub seed: u64,
+}
+
+impl Default for IvfParams {
+    fn default() -> Self {
+        IvfParams {
+            nlist: 1024,
+            nprobe: 16,
+            codec: IvfCodec::Pq { m: 16 },
+            rerank: 4,
+            train_iterations: 20,
+            max_points_per_centroid: 256,
+            balanced: false,
+            seed: 0x5EED,
+        }
+    }
+}
+
+impl IvfParams {
+    /// Checks the parameters against a dimension; the message names the bad field.
+    pub fn validate(&self, dim: usize) -> Result<(), String> {
+        if self.nlist == 0 || self.nlist > 1 << 20 {
+            return Err(format!(
+                "ivf nlist must be between 1 and 1048576, got {}",
+                self.nlist
+            ));
+        }
+        if self.nprobe == 0 {
+            return Err("ivf nprobe must be at least 1".into());
+        }
+        if self.rerank > 64 {
+            return Err(format!(
+                "ivf rerank must be between 0 and 64, got {}",
+                self.rerank
+            ));
+        }
+        if self.train_iterations == 0 || self.train_iterations > 1000 {
+            return Err(format!(
+                "ivf train_iterations must be between 1 and 1000, got {}",
+                self.train_iterations
+            ));
+        }
+        if let IvfCodec::Pq { m } = self.codec {
+            if m == 0 || m > 256 || !dim.is_multiple_of(m) {
+                return Err(format!(
+                    "ivf pq m must divide the dimension {dim} and be at most 256, got {m}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The trained quantiser of the residual codes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Residuals {
+    Flat,
+    Pq(ProductQuantizer),
+    Sq8(Sq8Quantizer),
+}
+
+/// An IVF index over the rows of one segment. See the module docs.
+#[derive(Debug)]
+pub struct IvfIndex {
+    params: IvfParams,
+    dim: usize,
+    metric: Metric,
+    /// `nlist × dim`.
+    centroids: Vec<f32>,
+    /// `nlist + 1` prefix offsets into `rows` (and, times the code size, into `codes`).
+    offsets: Vec<u32>,
+    rows: Vec<u32>,
+    codes: Vec<u8>,
+    residuals: Residuals,
+    /// Graph over the centroids when there are many.
+    coarse: Option<HnswIndex>,
+}
+
+impl IvfIndex {
+    /// Trains the quantisers on `vectors` and files every row. Errors name a parameter
+    /// that does not fit the data (e.g. PQ `m` not dividing the dimension).
+    pub fn build(vectors: VectorView<'_>, params: IvfParams) -> Result<IvfIndex, String> {
+        let dim = vectors.dim;
+        params.validate(dim)?;
+        let n = vectors.len();
+        let nlist = params.nlist.min(n).max(1);
+        let centroids = if n == 0 {
+            vec![0.0; dim]
+        } else {
+            kmeans::train(
+                vectors.data,
+                dim,
+                &KMeansParams {
+                    k: nlist,
+                    iterations: params.train_iterations,
+                    max_points_per_centroid: params.max_points_per_centroid,
+                    seed: params.seed,
+                    balanced: params.balanced,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())?
+        };
+        let assigned = kmeans::assign(vectors.data, dim, &centroids);
+
+        // Counting sort of rows by list.
+        let mut offsets = vec![0u32; nlist + 1];
+        for &(list, _) in &assigned {
+            offsets[list as usize + 1] += 1;
+        }
+        for l in 0..nlist {
+            offsets[l + 1] += offsets[l];
+        }
+        let mut cursor = offsets.clone();
+        let mut rows = vec![0u32; n];
+        for (row, &(list, _)) in assigned.iter().enumerate() {
+            let slot = &mut cursor[list as usize];
+            rows[*slot as usize] = row as u32;
+            *slot += 1;
+        }
+
+        let residual_of = |row: u32, out: &mut [f32]| {
+            let list = assigned[row as usize].0 as usize;
+            let c = &centroids[list * dim..(list + 1) * dim];
+            for ((o, &x), &m) in out.iter_mut().zip(vectors.row(row as usize)).zip(c) {
+                *o = x - m;
+            }
+        };
+        let residuals = match params.codec {
+            IvfCodec::Flat => Residuals::Flat,
+            IvfCodec::Pq { m } => {
+                let sample = residual_sample(n, dim, 64 * PQ_CODEWORDS, params.seed, &residual_of);
+                let pq = if n >= PQ_CODEWORDS {
+                    ProductQuantizer::train(&sample, dim, m, params.train_iterations, params.seed)?
+                } else {
+                    // Too few rows for 256 codewords: pad the sample by repetition; the
+                    // codes are then exact up to duplicates.
+                    let mut padded = sample.clone();
+                    while !sample.is_empty() && padded.len() < PQ_CODEWORDS * dim {
+                        padded.extend_from_slice(&sample);
+                    }
+                    if padded.is_empty() {
+                        padded = vec![0.0; PQ_CODEWORDS * dim];
+                    }
+                    ProductQuantizer::train(&padded, dim, m, params.train_iterations, params.seed)?
+                };
+                Residuals::Pq(pq)
+            }
+            IvfCodec::Sq8 => {
+                let sample = residual_sample(n, dim, 65_536, params.seed, &residual_of);
+                Residuals::Sq8(Sq8Quantizer::fit(&sample, dim))
+            }
+        };
+
+        let code_bytes = params.codec.code_bytes(dim);
+        let mut codes = vec![0u8; n * code_bytes];
+        if code_bytes > 0 {
+            codes
+                .par_chunks_mut(code_bytes * 256)
+                .zip(rows.par_chunks(256))
+                .for_each(|(codes, rows)| {
+                    let mut residual = vec![0f32; dim];
+                    for (code, &row) in codes.chunks_exact_mut(code_bytes).zip(rows) {
+                        residual_of(row, &mut residual);
+                        match &residuals {
+                            Residuals::Pq(pq) => pq.encode(&residual, code),
+                            Residuals::Sq8(sq) => sq.encode(&residual, code),
+                            Residuals::Flat => {}
+                        }
+                    }
+                });
+        }
+        let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| coarse_graph(&centroids, dim));
+        Ok(IvfIndex {
+            params: IvfParams { nlist, ..params },
+            dim,
+            metric: vectors.metric,
+            centroids,
+            offsets,
+            rows,
+            codes,
+            residuals,
+            coarse,
+        })
+    }
+
+    /// The parameters it was built with (`nlist` as actually used).
+    pub fn params(&self) -> &IvfParams {
+        &self.params
+    }
+
+    /// Rows filed.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no rows are filed.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Number of lists.
+    pub fn nlist(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Rows per list.
+    pub fn list_sizes(&self) -> Vec<usize> {
+        self.offsets
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as usize)
+            .collect()
+    }
+
+    /// Bytes of the compressed codes alone (the per-vector RAM cost of the codec).
+    pub fn code_bytes(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// The `nprobe` lists nearest to `query`, nearest first.
+    fn probe(&self, query: &[f32], nprobe: usize) -> Vec<Neighbor> {
+        let nprobe = nprobe.min(self.nlist());
+        let view = VectorView {
+            data: &self.centroids,
+            dim: self.dim,
+            metric: Metric::L2,
+        };
+        if let Some(graph) = &self.coarse {
+            let ef = (2 * nprobe).max(64);
+            return graph.search(
+                view,
+                query,
+                nprobe,
+                None,
+                &SearchParams {
+                    ef: Some(ef),
+                    nprobe: None,
+                },
+            );
+        }
+        let mut top = TopK::new(nprobe);
+        paradox_kernels::scan_topk(query, &self.centroids, true, 0, &mut top);
+        top.into_sorted_vec()
+    }
+
+    /// Scores the probed lists with codes (or exactly for `Flat`) into `top`.
+    fn scan_lists(
+        &self,
+        vectors: VectorView<'_>,
+        query: &[f32],
+        lists: &[Neighbor],
+        filter: Option<RowFilter<'_>>,
+        top: &mut TopK,
+    ) {
+        let dim = self.dim;
+        let l2 = self.metric == Metric::L2;
+        let allowed = |row: u32| filter.is_none_or(|f| f(row));
+        match &self.residuals {
+            Residuals::Flat => {
+                for list in lists {
+                    for &row in self.list_rows(list.key as usize) {
+                        if allowed(row) {
+                            let d = self.metric.distance(query, vectors.row(row as usize));
+                            top.push(row as u64, d);
+                        }
+                    }
+                }
+            }
+            Residuals::Pq(pq) => {
+                let m = pq.m();
+                let mut table = vec![0f32; m * PQ_CODEWORDS];
+                let mut residual = vec![0f32; dim];
+                if !l2 {
+                    pq.neg_dot_table(query, &mut table);
+                }
+                for list in lists {
+                    let l = list.key as usize;
+                    let centroid = &self.centroids[l * dim..(l + 1) * dim];
+                    let base = if l2 {
+                        for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
+                            *r = q - c;
+                        }
+                        pq.l2_table(&residual, &mut table);
+                        0.0
+                    } else {
+                        -paradox_kernels::dot(query, centroid)
+                    };
+                    let start = self.offsets[l] as usize;
+                    let codes = &self.codes[start * m..self.offsets[l + 1] as usize * m];
+                    for (code, &row) in codes.chunks_exact(m).zip(self.list_rows(l)) {
+                        let d = base + ProductQuantizer::adc(&table, code);
+                        if d < top.threshold() && allowed(row) {
+                            top.push(row as u64, d);
+                        }
+                    }
+                }
+            }
+            Residuals::Sq8(sq) => {
+                let mut residual = vec![0f32; dim];
+                let shared = (!l2).then(|| sq.query(query, Metric::Dot));
+                for list in lists {
+                    let l = list.key as usize;
+                    let centroid = &self.centroids[l * dim..(l + 1) * dim];
+                    let per_list;
+                    let (scorer, base) = match &shared {
+                        Some(q) => (q, -paradox_kernels::dot(query, centroid)),
+                        None => {
+                            for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
+                                *r = q - c;
+                            }
+                            per_list = sq.query(&residual, Metric::L2);
+                            (&per_list, 0.0)
+                        }
+                    };
+                    let start = self.offsets[l] as usize;
+                    let codes = &self.codes[start * dim..self.offsets[l + 1] as usize * dim];
+                    for (code, &row) in codes.chunks_exact(dim).zip(self.list_rows(l)) {
+                        let d = base + scorer.distance(code);
+                        if d < top.threshold() && allowed(row) {
+                            top.push(row as u64, d);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn list_rows(&self, list: usize) -> &[u32] {
+        &self.rows[self.offsets[list] as usize..self.offsets[list + 1] as usize]
+    }
+}
+
+/// Residuals of up to `max_rows` rows spread evenly over the segment.
+fn residual_sample(
+    n: usize,
+    dim: usize,
+    max_rows: usize,
+    seed: u64,
+    residual_of: &(dyn Fn(u32, &mut [f32]) + Sync),
+) -> Vec<f32> {
+    let take = n.min(max_rows);
+    let mut rng = kmeans::SplitMix::new(seed ^ 0xA5A5);
+    let mut out = vec![0f32; take * dim];
+    // A stride with a random start keeps the sample deterministic and spread out.
+    let stride = n.checked_div(take).unwrap_or(1).max(1);
+    let start = if stride > 1 { rng.below(stride) } else { 0 };
+    for (i, chunk) in out.chunks_exact_mut(dim.max(1)).enumerate() {
+        residual_of(((start + i * stride) % n.max(1)) as u32, chunk);
+    }
+    out
+}
+
+fn coarse_graph(centroids: &[f32], dim: usize) -> HnswIndex {
+    HnswIndex::build(
+        VectorView {
+            data: centroids,
+            dim,
+            metric: Metric::L2,
+        },
+        HnswParams {
+            m: 32,
+            ef_construction: 200,
+            ..Default::default()
+        },
+    )
+}
+
+impl VectorIndex for IvfIndex {
+    fn kind(&self) -> &'static str {
+        "ivf"
+    }
+
+    fn search(
+        &self,
+        vectors: VectorView<'_>,
+        query: &[f32],
+        k: usize,
+        filter: Option<RowFilter<'_>>,
+        params: &SearchParams,
+    ) -> Vec<Neighbor> {
+        if k == 0 || self.is_empty() {
+            return Vec::new();
+        }
+        let lists = self.probe(query, params.nprobe.unwrap_or(self.params.nprobe));
+        let exact = matches!(self.residuals, Residuals::Flat);
+        let rerank = self.params.rerank;
+        if exact || rerank == 0 {
+            let mut top = TopK::new(k);
+            self.scan_lists(vectors, query, &lists, filter, &mut top);
+            return top.into_sorted_vec();
+        }
+        let mut pool = TopK::new(k.saturating_mul(rerank));
+        self.scan_lists(vectors, query, &lists, filter, &mut pool);
+        let mut top = TopK::new(k);
+        for candidate in pool.into_sorted_vec() {
+            let row = vectors.row(candidate.key as usize);
+            top.push(candidate.key, self.metric.distance(query, row));
+        }
+        top.into_sorted_vec()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        let quantiser = match &self.residuals {
+            Residuals::Flat => 0,
+            Residuals::Pq(pq) => pq.codebooks().len() * 4,
+            Residuals::Sq8(_) => self.dim * 8,
+        };
+        self.centroids.len() * 4
+            + self.offsets.len() * 4
+            + self.rows.len() * 4
+            + self.codes.len()
+            + quantiser
+            + self.coarse.as_ref().map_or(0, |g| g.memory_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests;

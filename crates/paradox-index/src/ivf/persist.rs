@@ -1,0 +1,196 @@
+//! Byte encoding of an IVF index (little-endian; the caller wraps it in a checksummed
+//! container). Layout:
+//!
+//! ```text
+//! u32 format (1) | u32 codec (0 flat, 1 pq, 2 sq8) | u32 metric (0 l2, 1 dot, 2 cosine)
+//! u32 dim | u32 nlist | u32 nprobe | u32 rerank | u32 pq_m | u32 train_iterations
+//! u32 max_points_per_centroid | u32 balanced | u64 seed | u64 n
+//! nlist × dim f32 centroids
+//! (nlist + 1) × u32 list offsets (0, ..., n)
+//! n × u32 row numbers, list by list
+//! n × code_bytes codes, list by list, zero-padded to a multiple of 4
+//! quantiser: pq → dim × 256 f32 codewords (m × 256 × dsub); sq8 → dim f32 mins, dim f32
+//! scales; flat → nothing
+//! ```
+//!
+//! Decoding checks every size, offset and row number, so a damaged buffer is an error,
+//! never a panic later. The coarse HNSW graph (many lists only) is rebuilt on load.
+
+use super::{coarse_graph, IvfCodec, IvfIndex, IvfParams, Residuals, COARSE_HNSW_MIN_LISTS};
+use crate::bytes::{put_f32s, put_u32s, Reader};
+use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
+use paradox_kernels::{Metric, Sq8Quantizer};
+
+const FORMAT: u32 = 1;
+
+/// Why bytes did not decode as an IVF index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IvfDecodeError(pub String);
+
+impl std::fmt::Display for IvfDecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid IVF index bytes: {}", self.0)
+    }
+}
+
+impl std::error::Error for IvfDecodeError {}
+
+fn metric_tag(metric: Metric) -> u32 {
+    match metric {
+        Metric::L2 => 0,
+        Metric::Dot => 1,
+        Metric::Cosine => 2,
+    }
+}
+
+impl IvfIndex {
+    /// Encodes the index.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let p = &self.params;
+        let (codec, pq_m) = match p.codec {
+            IvfCodec::Flat => (0, 0),
+            IvfCodec::Pq { m } => (1, m as u32),
+            IvfCodec::Sq8 => (2, 0),
+        };
+        let mut out = Vec::with_capacity(
+            96 + self.centroids.len() * 4 + self.rows.len() * 4 + self.codes.len(),
+        );
+        put_u32s(
+            &mut out,
+            [
+                FORMAT,
+                codec,
+                metric_tag(self.metric),
+                self.dim as u32,
+                self.nlist() as u32,
+                p.nprobe as u32,
+                p.rerank as u32,
+                pq_m,
+                p.train_iterations as u32,
+                p.max_points_per_centroid as u32,
+                p.balanced as u32,
+            ],
+        );
+        out.extend_from_slice(&p.seed.to_le_bytes());
+        out.extend_from_slice(&(self.rows.len() as u64).to_le_bytes());
+        put_f32s(&mut out, &self.centroids);
+        put_u32s(&mut out, self.offsets.iter().copied());
+        put_u32s(&mut out, self.rows.iter().copied());
+        out.extend_from_slice(&self.codes);
+        out.resize(out.len() + (4 - self.codes.len() % 4) % 4, 0);
+        match &self.residuals {
+            Residuals::Flat => {}
+            Residuals::Pq(pq) => put_f32s(&mut out, pq.codebooks()),
+            Residuals::Sq8(sq) => {
+                put_f32s(&mut out, sq.mins());
+                put_f32s(&mut out, sq.scales());
+            }
+        }
+        out
+    }
+
+    /// Decodes bytes written by [`IvfIndex::to_bytes`], checking every field.
+    pub fn from_bytes(bytes: &[u8]) -> Result<IvfIndex, IvfDecodeError> {
+        decode(bytes).map_err(IvfDecodeError)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<IvfIndex, String> {
+    let mut r = Reader::new(bytes);
+    let format = r.u32("format")?;
+    if format != FORMAT {
+        return Err(format!("format {format}, this build reads {FORMAT}"));
+    }
+    let codec_tag = r.u32("codec")?;
+    let metric = match r.u32("metric")? {
+        0 => Metric::L2,
+        1 => Metric::Dot,
+        2 => Metric::Cosine,
+        other => return Err(format!("unknown metric tag {other}")),
+    };
+    let dim = r.u32("dim")? as usize;
+    let nlist = r.u32("nlist")? as usize;
+    let nprobe = r.u32("nprobe")? as usize;
+    let rerank = r.u32("rerank")? as usize;
+    let pq_m = r.u32("pq_m")? as usize;
+    let codec = match codec_tag {
+        0 => IvfCodec::Flat,
+        1 => IvfCodec::Pq { m: pq_m },
+        2 => IvfCodec::Sq8,
+        other => return Err(format!("unknown codec tag {other}")),
+    };
+    let params = IvfParams {
+        nlist,
+        nprobe,
+        codec,
+        rerank,
+        train_iterations: r.u32("train_iterations")? as usize,
+        max_points_per_centroid: r.u32("max_points_per_centroid")? as usize,
+        balanced: r.u32("balanced")? != 0,
+        seed: r.u64("seed")?,
+    };
+    if dim == 0 {
+        return Err("dimension 0".into());
+    }
+    params.validate(dim)?;
+    let n = r.len("n")?;
+    if n >= u32::MAX as usize {
+        return Err(format!("{n} rows exceed the u32 range"));
+    }
+    let code_bytes = codec.code_bytes(dim);
+    let quantiser_values = match codec {
+        IvfCodec::Flat => 0,
+        IvfCodec::Pq { .. } => dim * PQ_CODEWORDS,
+        IvfCodec::Sq8 => 2 * dim,
+    };
+    let codes_len = n.checked_mul(code_bytes).ok_or("codes too large")?;
+    let need = nlist
+        .checked_mul(dim)
+        .and_then(|c| c.checked_add(nlist + 1))
+        .and_then(|x| x.checked_add(n))
+        .and_then(|x| x.checked_add(quantiser_values))
+        .and_then(|x| x.checked_mul(4))
+        .and_then(|x| x.checked_add(codes_len + (4 - codes_len % 4) % 4));
+    if need != Some(r.remaining()) {
+        return Err(format!(
+            "body holds {} bytes, header implies {need:?}",
+            r.remaining()
+        ));
+    }
+    let centroids = r.f32s(nlist * dim, "centroids")?;
+    let offsets = r.u32s(nlist + 1, "offsets")?;
+    if offsets[0] != 0 || offsets[nlist] as usize != n || offsets.windows(2).any(|w| w[0] > w[1]) {
+        return Err("list offsets are not an increasing cover of the rows".into());
+    }
+    let rows = r.u32s(n, "rows")?;
+    if rows.iter().any(|&row| row as usize >= n) {
+        return Err("a row number is out of range".into());
+    }
+    let codes = r.take(codes_len, "codes")?.to_vec();
+    r.take((4 - codes_len % 4) % 4, "padding")?;
+    let residuals = match codec {
+        IvfCodec::Flat => Residuals::Flat,
+        IvfCodec::Pq { m } => Residuals::Pq(ProductQuantizer::from_parts(
+            dim,
+            m,
+            r.f32s(dim * PQ_CODEWORDS, "codebooks")?,
+        )?),
+        IvfCodec::Sq8 => {
+            let mins = r.f32s(dim, "sq8 mins")?;
+            let scales = r.f32s(dim, "sq8 scales")?;
+            Residuals::Sq8(Sq8Quantizer::from_parts(mins, scales)?)
+        }
+    };
+    let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| coarse_graph(&centroids, dim));
+    Ok(IvfIndex {
+        params,
+        dim,
+        metric,
+        centroids,
+        offsets,
+        rows,
+        codes,
+        residuals,
+        coarse,
+    })
+}

@@ -1,0 +1,263 @@
+use super::*;
+use crate::testdata::clustered;
+use crate::FlatIndex;
+
+fn view(data: &[f32], dim: usize, metric: Metric) -> VectorView<'_> {
+    VectorView { data, dim, metric }
+}
+
+/// Prepares rows for a metric the way a segment does (unit length for cosine).
+fn prepared(mut data: Vec<f32>, dim: usize, metric: Metric) -> Vec<f32> {
+    if metric.normalizes() {
+        for row in data.chunks_exact_mut(dim) {
+            paradox_kernels::normalize(row);
+        }
+    }
+    data
+}
+
+fn recall(
+    index: &IvfIndex,
+    v: VectorView<'_>,
+    queries: &[f32],
+    k: usize,
+    nprobe: usize,
+    filter: Option<RowFilter<'_>>,
+) -> f64 {
+    let params = SearchParams {
+        ef: None,
+        nprobe: Some(nprobe),
+    };
+    let (mut hit, mut total) = (0, 0);
+    for q in queries.chunks_exact(v.dim) {
+        let truth = FlatIndex.search(v, q, k, filter, &SearchParams::default());
+        let got = index.search(v, q, k, filter, &params);
+        if let Some(f) = filter {
+            assert!(got.iter().all(|n| f(n.key as u32)), "filtered row returned");
+        }
+        assert!(got.windows(2).all(|w| w[0].distance <= w[1].distance));
+        hit += got
+            .iter()
+            .filter(|g| truth.iter().any(|t| t.key == g.key))
+            .count();
+        total += truth.len();
+    }
+    hit as f64 / total as f64
+}
+
+#[test]
+fn every_codec_and_metric_reaches_high_recall() {
+    let dim = 32;
+    for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+        let data = prepared(clustered(6000, dim, 40, 1), dim, metric);
+        let queries = prepared(clustered(40, dim, 40, 2), dim, metric);
+        let v = view(&data, dim, metric);
+        for codec in [IvfCodec::Flat, IvfCodec::Pq { m: 8 }, IvfCodec::Sq8] {
+            let index = IvfIndex::build(
+                v,
+                IvfParams {
+                    nlist: 64,
+                    codec,
+                    rerank: 8,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(index.len(), 6000);
+            assert_eq!(index.list_sizes().iter().sum::<usize>(), 6000);
+            let r = recall(&index, v, &queries, 10, 16, None);
+            assert!(r >= 0.9, "{metric} {codec:?}: recall {r}");
+        }
+    }
+}
+
+#[test]
+fn probing_every_list_of_a_flat_ivf_is_exact() {
+    let dim = 16;
+    let data = clustered(3000, dim, 20, 3);
+    let queries = clustered(20, dim, 20, 4);
+    let v = view(&data, dim, Metric::L2);
+    let index = IvfIndex::build(
+        v,
+        IvfParams {
+            nlist: 32,
+            codec: IvfCodec::Flat,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(recall(&index, v, &queries, 10, 32, None), 1.0);
+}
+
+#[test]
+fn more_probes_never_lose_recall_much_and_rerank_helps() {
+    let dim = 32;
+    let data = clustered(8000, dim, 64, 5);
+    let queries = clustered(50, dim, 64, 6);
+    let v = view(&data, dim, Metric::L2);
+    let build = |rerank| {
+        IvfIndex::build(
+            v,
+            IvfParams {
+                nlist: 128,
+                codec: IvfCodec::Pq { m: 4 },
+                rerank,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let coarse_codes = build(0);
+    let reranked = build(8);
+    let plain = recall(&coarse_codes, v, &queries, 10, 32, None);
+    let better = recall(&reranked, v, &queries, 10, 32, None);
+    assert!(
+        better > plain + 0.05,
+        "re-rank should lift 4-byte PQ: {plain} -> {better}"
+    );
+    let few = recall(&reranked, v, &queries, 10, 2, None);
+    assert!(better >= few, "nprobe 32 {better} < nprobe 2 {few}");
+}
+
+#[test]
+fn filters_are_respected_and_keep_recall() {
+    let dim = 16;
+    let data = clustered(5000, dim, 30, 7);
+    let queries = clustered(30, dim, 30, 8);
+    let v = view(&data, dim, Metric::L2);
+    let index = IvfIndex::build(
+        v,
+        IvfParams {
+            nlist: 50,
+            codec: IvfCodec::Sq8,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let even = |r: u32| r.is_multiple_of(2);
+    let r = recall(&index, v, &queries, 10, 25, Some(&even));
+    assert!(r >= 0.9, "filtered recall {r}");
+}
+
+#[test]
+fn bytes_round_trip_and_search_the_same() {
+    let dim = 24;
+    let data = clustered(2000, dim, 16, 9);
+    let queries = clustered(10, dim, 16, 10);
+    let v = view(&data, dim, Metric::Cosine);
+    for codec in [IvfCodec::Flat, IvfCodec::Pq { m: 6 }, IvfCodec::Sq8] {
+        let index = IvfIndex::build(
+            v,
+            IvfParams {
+                nlist: 20,
+                codec,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let bytes = index.to_bytes();
+        let back = IvfIndex::from_bytes(&bytes).unwrap();
+        assert_eq!(back.params(), index.params());
+        assert_eq!(back.to_bytes(), bytes);
+        for q in queries.chunks_exact(dim) {
+            let p = SearchParams::default();
+            assert_eq!(
+                index.search(v, q, 5, None, &p),
+                back.search(v, q, 5, None, &p)
+            );
+        }
+        // Damage: truncation and a row number out of range are errors, never panics.
+        assert!(IvfIndex::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let mut bad = bytes.clone();
+        let rows_at = 60 + 20 * dim * 4 + 21 * 4;
+        bad[rows_at..rows_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = IvfIndex::from_bytes(&bad).unwrap_err();
+        assert!(err.0.contains("row number"), "{err}");
+    }
+}
+
+#[test]
+fn tiny_and_empty_segments_work() {
+    let dim = 8;
+    let data = clustered(40, dim, 4, 11);
+    let v = view(&data, dim, Metric::L2);
+    let params = IvfParams {
+        codec: IvfCodec::Pq { m: 4 },
+        ..Default::default()
+    };
+    let index = IvfIndex::build(v, params).unwrap();
+    assert_eq!(index.nlist(), 40);
+    let q = &data[..dim];
+    let got = index.search(
+        v,
+        q,
+        3,
+        None,
+        &SearchParams {
+            ef: None,
+            nprobe: Some(40),
+        },
+    );
+    assert_eq!(got[0].key, 0);
+    let empty = IvfIndex::build(view(&[], dim, Metric::L2), params).unwrap();
+    assert!(empty
+        .search(
+            view(&[], dim, Metric::L2),
+            q,
+            3,
+            None,
+            &SearchParams::default()
+        )
+        .is_empty());
+}
+
+#[test]
+fn bad_parameters_name_the_field() {
+    let data = clustered(300, 10, 4, 12);
+    let v = view(&data, 10, Metric::L2);
+    let err = IvfIndex::build(
+        v,
+        IvfParams {
+            codec: IvfCodec::Pq { m: 3 },
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.contains("pq m must divide the dimension 10"), "{err}");
+    let err = IvfIndex::build(
+        v,
+        IvfParams {
+            nprobe: 0,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.contains("nprobe"), "{err}");
+}
+
+#[test]
+fn many_lists_use_a_coarse_graph() {
+    // Enough lists for the HNSW coarse quantiser; searches still find exact duplicates.
+    let dim = 4;
+    let data = clustered(COARSE_HNSW_MIN_LISTS + 100, dim, 64, 13);
+    let v = view(&data, dim, Metric::L2);
+    let index = IvfIndex::build(
+        v,
+        IvfParams {
+            nlist: COARSE_HNSW_MIN_LISTS,
+            codec: IvfCodec::Flat,
+            train_iterations: 2,
+            max_points_per_centroid: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(index.coarse.is_some());
+    let mut found = 0;
+    for row in (0..1000).step_by(10) {
+        let q = &data[row * dim..(row + 1) * dim];
+        let got = index.search(v, q, 1, None, &SearchParams::default());
+        found += (got[0].distance == 0.0) as usize;
+    }
+    assert!(found >= 95, "{found}/100 duplicates found");
+}
