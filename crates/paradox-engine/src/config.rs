@@ -83,10 +83,70 @@ impl HnswConfig {
     }
 }
 
+/// IVF parameters of a collection (see `paradox_index::ivf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IvfConfig {
+    /// Lists (k-means cells) per sealed segment; 0 = `4·√rows`, clamped to 16..=65536.
+    pub nlist: usize,
+    /// Default lists visited per search (per-request `nprobe` overrides it).
+    pub nprobe: usize,
+    /// PQ sub-quantisers = bytes per vector (`ivf_pq` only); must divide the dimension.
+    pub m: usize,
+    /// With compressed lists: candidates re-ranked exactly from the stored vectors =
+    /// `rerank × k` (0 = return approximate distances). 0..=64.
+    pub rerank: usize,
+    /// k-means iterations.
+    pub train_iterations: usize,
+    /// Capacity-capped (balanced) cells.
+    pub balanced: bool,
+}
+
+impl Default for IvfConfig {
+    fn default() -> Self {
+        IvfConfig {
+            nlist: 0,
+            nprobe: 16,
+            m: 16,
+            rerank: 4,
+            train_iterations: 20,
+            balanced: false,
+        }
+    }
+}
+
+impl IvfConfig {
+    /// Lists for a segment of `rows` rows.
+    pub fn nlist_for(&self, rows: usize) -> usize {
+        if self.nlist > 0 {
+            return self.nlist;
+        }
+        ((4.0 * (rows as f64).sqrt()) as usize).clamp(16, 65_536)
+    }
+
+    pub(crate) fn params(
+        &self,
+        codec: paradox_index::IvfCodec,
+        rows: usize,
+    ) -> paradox_index::IvfParams {
+        paradox_index::IvfParams {
+            nlist: self.nlist_for(rows),
+            nprobe: self.nprobe,
+            codec,
+            rerank: self.rerank,
+            train_iterations: self.train_iterations,
+            balanced: self.balanced,
+            ..Default::default()
+        }
+    }
+}
+
 /// Which index sealed segments get. The growing segment is always searched exactly.
 ///
 /// JSON: `{"kind": "flat"}`, `{"kind": "hnsw", "m": 16, "ef_construction": 200,
-/// "ef_search": 64}`, `{"kind": "auto"}` (parameters optional).
+/// "ef_search": 64}`, `{"kind": "auto"}`, `{"kind": "ivf_pq", "nlist": 1024, "m": 16,
+/// "nprobe": 16, "rerank": 4}`, `{"kind": "ivf_sq8"}`, `{"kind": "ivf_flat"}`
+/// (parameters optional).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IndexConfig {
@@ -96,6 +156,19 @@ pub enum IndexConfig {
     Hnsw(HnswConfig),
     /// HNSW for sealed segments of at least [`AUTO_HNSW_MIN_ROWS`] rows, flat below.
     Auto(HnswConfig),
+    /// IVF whose lists hold row numbers; exact distances.
+    IvfFlat(IvfConfig),
+    /// IVF whose lists hold `m`-byte PQ codes of the residuals, re-ranked exactly.
+    IvfPq(IvfConfig),
+    /// IVF whose lists hold 8-bit scalar codes of the residuals, re-ranked exactly.
+    IvfSq8(IvfConfig),
+}
+
+/// The index one sealed segment gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum IndexPlan {
+    Hnsw(HnswConfig),
+    Ivf(paradox_index::IvfParams),
 }
 
 impl Default for IndexConfig {
@@ -107,24 +180,68 @@ impl Default for IndexConfig {
 impl IndexConfig {
     /// The HNSW parameters a segment of `rows` rows gets, if any.
     pub fn hnsw_for(&self, rows: usize) -> Option<HnswConfig> {
-        match *self {
-            IndexConfig::Flat => None,
-            IndexConfig::Hnsw(h) => Some(h),
-            IndexConfig::Auto(h) => (rows >= AUTO_HNSW_MIN_ROWS).then_some(h),
+        match self.plan_for(rows) {
+            Some(IndexPlan::Hnsw(h)) => Some(h),
+            _ => None,
         }
     }
 
-    /// Parses the short forms `flat`, `hnsw`, `auto` (default parameters).
+    /// The IVF parameters of this config, if it is an IVF kind.
+    pub fn ivf(&self) -> Option<IvfConfig> {
+        match *self {
+            IndexConfig::IvfFlat(c) | IndexConfig::IvfPq(c) | IndexConfig::IvfSq8(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Short name: `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IndexConfig::Flat => "flat",
+            IndexConfig::Hnsw(_) => "hnsw",
+            IndexConfig::Auto(_) => "auto",
+            IndexConfig::IvfFlat(_) => "ivf_flat",
+            IndexConfig::IvfPq(_) => "ivf_pq",
+            IndexConfig::IvfSq8(_) => "ivf_sq8",
+        }
+    }
+
+    /// The index a sealed segment of `rows` rows gets, if any.
+    pub(crate) fn plan_for(&self, rows: usize) -> Option<IndexPlan> {
+        use paradox_index::IvfCodec;
+        match *self {
+            IndexConfig::Flat => None,
+            IndexConfig::Hnsw(h) => Some(IndexPlan::Hnsw(h)),
+            IndexConfig::Auto(h) => (rows >= AUTO_HNSW_MIN_ROWS).then_some(IndexPlan::Hnsw(h)),
+            IndexConfig::IvfFlat(c) => Some(IndexPlan::Ivf(c.params(IvfCodec::Flat, rows))),
+            IndexConfig::IvfPq(c) => Some(IndexPlan::Ivf(c.params(IvfCodec::Pq { m: c.m }, rows))),
+            IndexConfig::IvfSq8(c) => Some(IndexPlan::Ivf(c.params(IvfCodec::Sq8, rows))),
+        }
+    }
+
+    /// Parses the short forms `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`
+    /// (default parameters).
     pub fn parse(name: &str) -> Option<IndexConfig> {
         match name.to_ascii_lowercase().as_str() {
             "flat" => Some(IndexConfig::Flat),
             "hnsw" => Some(IndexConfig::Hnsw(HnswConfig::default())),
             "auto" => Some(IndexConfig::Auto(HnswConfig::default())),
+            "ivf_flat" => Some(IndexConfig::IvfFlat(IvfConfig::default())),
+            "ivf_pq" => Some(IndexConfig::IvfPq(IvfConfig::default())),
+            "ivf_sq8" => Some(IndexConfig::IvfSq8(IvfConfig::default())),
             _ => None,
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, dimension: usize) -> Result<()> {
+        if self.ivf().is_some() {
+            // Any row count: only nlist depends on it, and it is checked separately.
+            if let Some(IndexPlan::Ivf(params)) = self.plan_for(1 << 16) {
+                params
+                    .validate(dimension)
+                    .map_err(|m| EngineError::invalid("index", m))?;
+            }
+        }
         if let IndexConfig::Hnsw(h) | IndexConfig::Auto(h) = self {
             h.params()
                 .validate()
@@ -178,7 +295,7 @@ impl CollectionConfig {
                 ),
             ));
         }
-        self.index.validate()
+        self.index.validate(self.dimension)
     }
 }
 

@@ -35,7 +35,7 @@ pub use collection::{
     SearchRequest, WriteResult, EXACT_SELECTIVITY, MAX_EF_WIDENING,
 };
 pub use config::{
-    CollectionConfig, EngineOptions, HnswConfig, IndexConfig, TraversalEncoding,
+    CollectionConfig, EngineOptions, HnswConfig, IndexConfig, IvfConfig, TraversalEncoding,
     AUTO_HNSW_MIN_ROWS, MAX_BATCH, MAX_DIMENSION, MAX_K,
 };
 pub use engine::Engine;

@@ -51,9 +51,10 @@ pub(crate) fn create(collection: &Collection, dest: &Path) -> Result<SnapshotInf
         // Graph files are derived, but packing them spares a rebuild after restore; the
         // segment nonce inside each keeps it bound to its (byte-identical) segment.
         for segment in &manifest.segments {
-            let graph = crate::segment::index_file_name(segment.id);
-            if dir.join(&graph).is_file() {
-                names.push(graph);
+            for index in crate::segment::index_file_names(segment.id) {
+                if dir.join(&index).is_file() {
+                    names.push(index);
+                }
             }
         }
         let files: Vec<SnapshotFile> = names

@@ -104,8 +104,8 @@ fn a_graph_built_for_a_dropped_collection_is_never_loaded_into_its_successor() {
     for q in points(20, 8, 3.3) {
         let mut exact = SearchRequest::new(q.vector.clone(), 10);
         exact.params = SearchParams {
-            ef: None,
             exact: true,
+            ..Default::default()
         };
         let truth: Vec<PointId> = col
             .search(&exact)

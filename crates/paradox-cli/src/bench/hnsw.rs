@@ -281,7 +281,7 @@ pub fn run(args: HnswArgs) -> Result<Value> {
 
 /// One query per call, in order, `reps` times: the per-call latencies of the fastest
 /// repetition (by their sum) and the results of the first (searches are deterministic).
-fn single_thread_pass(
+pub(super) fn single_thread_pass(
     nq: usize,
     reps: u32,
     search: impl Fn(usize) -> Vec<Neighbor>,
@@ -308,7 +308,7 @@ fn single_thread_pass(
 
 /// Runs `pass` `reps` times; returns the fastest time with the first run's output (all runs
 /// compute the same results).
-fn best_of<T>(reps: u32, mut pass: impl FnMut() -> (Duration, T)) -> (Duration, T) {
+pub(super) fn best_of<T>(reps: u32, mut pass: impl FnMut() -> (Duration, T)) -> (Duration, T) {
     let (mut best, output) = pass();
     for _ in 1..reps {
         best = best.min(pass().0);
@@ -317,7 +317,7 @@ fn best_of<T>(reps: u32, mut pass: impl FnMut() -> (Duration, T)) -> (Duration, 
 }
 
 /// Scales every row to unit length, as the engine does for cosine collections.
-fn normalise_rows(matrix: &mut Matrix, what: &str) -> Result<()> {
+pub(super) fn normalise_rows(matrix: &mut Matrix, what: &str) -> Result<()> {
     let dim = matrix.dim;
     for (row, values) in matrix.data.chunks_exact_mut(dim).enumerate() {
         let norm = paradox_kernels::normalize(values);
@@ -329,7 +329,7 @@ fn normalise_rows(matrix: &mut Matrix, what: &str) -> Result<()> {
 }
 
 /// Reads an int64 ground-truth matrix and checks it covers the queries and `cols` ranks.
-fn read_truth(path: &std::path::Path, nq: usize, cols: usize) -> Result<Vec<Vec<u64>>> {
+pub(super) fn read_truth(path: &std::path::Path, nq: usize, cols: usize) -> Result<Vec<Vec<u64>>> {
     let (rows, have, data) = read_i64_matrix(path)?;
     ensure!(
         rows == nq,
@@ -349,7 +349,12 @@ fn read_truth(path: &std::path::Path, nq: usize, cols: usize) -> Result<Vec<Vec<
 
 /// The exact `k` nearest rows of every query: blocked many-vs-many scans of the whole base,
 /// a chunk of queries per work unit on the current pool.
-fn exact_truth(base: &Matrix, queries: &Matrix, metric: Metric, k: usize) -> Vec<Vec<u64>> {
+pub(super) fn exact_truth(
+    base: &Matrix,
+    queries: &Matrix,
+    metric: Metric,
+    k: usize,
+) -> Vec<Vec<u64>> {
     let is_l2 = metric == Metric::L2;
     queries
         .data
@@ -366,7 +371,7 @@ fn exact_truth(base: &Matrix, queries: &Matrix, metric: Metric, k: usize) -> Vec
 }
 
 /// Mean over queries of |found[..at] ∩ truth[..at]| / at (missing results count as misses).
-fn recall_at(found: &[Vec<Neighbor>], truth: &[Vec<u64>], at: usize) -> f64 {
+pub(super) fn recall_at(found: &[Vec<Neighbor>], truth: &[Vec<u64>], at: usize) -> f64 {
     let mut hits = 0usize;
     for (hits_of_query, true_ids) in found.iter().zip(truth) {
         let true_ids = &true_ids[..at.min(true_ids.len())];
@@ -432,7 +437,7 @@ fn same_results(
 }
 
 /// The `p` quantile of sorted durations (nearest rank).
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -440,21 +445,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank - 1]
 }
 
-fn micros(d: Duration) -> Value {
+pub(super) fn micros(d: Duration) -> Value {
     Value::from((d.as_secs_f64() * 1e7).round() / 10.0)
 }
 
-fn per_second(count: usize, d: Duration) -> Value {
+pub(super) fn per_second(count: usize, d: Duration) -> Value {
     Value::from((count as f64 / d.as_secs_f64().max(1e-9) * 10.0).round() / 10.0)
 }
 
 /// Resident set size of this process (`VmRSS`), where `/proc` has it.
-fn rss_bytes() -> Option<u64> {
+pub(super) fn rss_bytes() -> Option<u64> {
     status_kib("VmRSS:").map(|k| k * 1024)
 }
 
 /// A `kB` field of `/proc/self/status`.
-fn status_kib(field: &str) -> Option<u64> {
+pub(super) fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line[field.len()..]

@@ -304,7 +304,7 @@ fn filtered(
             request.filter = Some(filter.clone());
             request.params = SearchParams {
                 ef: Some(args.fixed_ef),
-                exact: false,
+                ..Default::default()
             };
             collection
                 .search(&request)

@@ -9,6 +9,7 @@ mod batch;
 mod hnsw;
 mod hnsw_features;
 mod ingest;
+mod ivf;
 mod legacy;
 mod scan;
 
@@ -38,6 +39,8 @@ pub enum BenchCommand {
     Hnsw(hnsw::HnswArgs),
     /// HNSW features: compressed traversal, filtered search, deletes with repair.
     HnswFeatures(hnsw_features::HnswFeaturesArgs),
+    /// IVF (flat, PQ, SQ8 lists) build time, code size and recall vs QPS over nprobe.
+    Ivf(ivf::IvfArgs),
 }
 
 /// Runs a `bench` subcommand and prints its JSON report.
@@ -49,6 +52,7 @@ pub fn run(command: BenchCommand, global: &GlobalArgs) -> Result<()> {
         BenchCommand::Legacy(args) => legacy::run(args, global)?,
         BenchCommand::Hnsw(args) => hnsw::run(args)?,
         BenchCommand::HnswFeatures(args) => hnsw_features::run(args)?,
+        BenchCommand::Ivf(args) => ivf::run(args)?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -56,6 +56,9 @@ pub struct SearchArgs {
     /// HNSW beam width for this search (higher: better recall, slower).
     #[arg(long, value_name = "EF")]
     pub ef: Option<usize>,
+    /// IVF lists visited per sealed segment (default: the collection's `nprobe`).
+    #[arg(long, value_name = "N")]
+    pub nprobe: Option<usize>,
     /// Scan every point exactly, ignoring indexes.
     #[arg(long)]
     pub exact: bool,
@@ -78,6 +81,7 @@ pub fn run(args: SearchArgs, global: &GlobalArgs) -> Result<()> {
         with_vector: args.with_vector,
         params: paradox_engine::SearchParams {
             ef: args.ef,
+            nprobe: args.nprobe,
             exact: args.exact,
         },
     };

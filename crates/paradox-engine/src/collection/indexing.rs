@@ -1,14 +1,16 @@
-//! Index maintenance: sealed segments get their HNSW graph from the index file when it is
-//! there and sound, or from a background build. Searches never wait for a build: until a
-//! segment's graph is installed, the segment is scanned exactly.
+//! Index maintenance: sealed segments get their HNSW graph or inverted file from the index
+//! file when it is there and sound, or from a background build. Searches never wait for a
+//! build: until a segment's index is installed, the segment is scanned exactly.
 
 use super::Collection;
-use crate::config::TraversalEncoding;
+use crate::config::{HnswConfig, IndexPlan, TraversalEncoding};
 use crate::segment::{
-    index_file_name, read_index_file, write_index_file, SealedSegment, SegmentGraph,
+    index_file_name, ivf_file_name, read_index_file, read_ivf_file, write_index_file,
+    write_ivf_file, SealedSegment, SegmentGraph, SegmentIndex,
 };
-use paradox_index::{EncodedVectors, HnswIndex, VectorView};
+use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, IvfParams, VectorView};
 use parking_lot::{Condvar, Mutex};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 type BuildJob = Box<dyn FnOnce() + Send>;
@@ -77,15 +79,21 @@ impl IndexBuilds {
 }
 
 impl Collection {
-    /// Gives `segment` its graph if the collection's index config calls for one: loads the
-    /// index file, or (missing or damaged) starts a background build.
+    /// Gives `segment` its index if the collection's index config calls for one: loads the
+    /// index file, or (missing, damaged or built with other parameters) starts a
+    /// background build.
     pub(crate) fn ensure_index(&self, segment: &Arc<SealedSegment>) {
-        let Some(hnsw) = self.config.index.hnsw_for(segment.len()) else {
-            return;
-        };
         if segment.index().is_some() {
             return;
         }
+        match self.config.index.plan_for(segment.len()) {
+            None => {}
+            Some(IndexPlan::Hnsw(hnsw)) => self.ensure_graph(segment, hnsw),
+            Some(IndexPlan::Ivf(params)) => self.ensure_ivf(segment, params),
+        }
+    }
+
+    fn ensure_graph(&self, segment: &Arc<SealedSegment>, hnsw: HnswConfig) {
         let path = self.dir.join(index_file_name(segment.id()));
         if path.exists() {
             match read_index_file(&path, segment.len(), segment.nonce()) {
@@ -96,7 +104,7 @@ impl Collection {
                             == (hnsw.encoding != TraversalEncoding::F32)
                                 .then(|| hnsw.encoding.to_index()) =>
                 {
-                    segment.set_index(index);
+                    segment.set_index(SegmentIndex::Graph(index));
                     return;
                 }
                 // Damaged, or built with other parameters: rebuild (derived data).
@@ -105,34 +113,79 @@ impl Collection {
                 }
             }
         }
-        let builds = self.index_builds.clone();
-        let segment = segment.clone();
         let (dim, metric, params) = (self.config.dimension, self.config.metric, hnsw.params());
         let encoding = hnsw.encoding;
+        self.build_in_background(segment, path, move |segment, path| {
+            let view = VectorView {
+                data: segment.vectors(),
+                dim,
+                metric,
+            };
+            let index = SegmentGraph {
+                hnsw: HnswIndex::build(view, params),
+                encoded: (encoding != TraversalEncoding::F32)
+                    .then(|| EncodedVectors::encode(view, encoding.to_index())),
+            };
+            // A failed write only costs a rebuild at the next open.
+            let _ = write_index_file(path, &index, segment.nonce());
+            Some(SegmentIndex::Graph(index))
+        });
+    }
+
+    fn ensure_ivf(&self, segment: &Arc<SealedSegment>, params: IvfParams) {
+        let path = self.dir.join(ivf_file_name(segment.id()));
+        if path.exists() {
+            match read_ivf_file(&path, segment.len(), segment.nonce()) {
+                // nprobe and rerank are search-time settings; the rest shapes the file.
+                Ok(index) if same_ivf_build(index.params(), &params, segment.len()) => {
+                    segment.set_index(SegmentIndex::Ivf(index));
+                    return;
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let (dim, metric) = (self.config.dimension, self.config.metric);
+        self.build_in_background(segment, path, move |segment, path| {
+            let view = VectorView {
+                data: segment.vectors(),
+                dim,
+                metric,
+            };
+            // Parameters are validated against the dimension when the collection is
+            // created; a build that still fails leaves the segment to exact scans.
+            let index = IvfIndex::build(view, params).ok()?;
+            let _ = write_ivf_file(path, &index, segment.nonce());
+            Some(SegmentIndex::Ivf(index))
+        });
+    }
+
+    /// Queues `build` on the index-builder thread; its result is installed unless the
+    /// segment was retired meanwhile (then its file, written at `path`, is removed).
+    fn build_in_background(
+        &self,
+        segment: &Arc<SealedSegment>,
+        path: PathBuf,
+        build: impl FnOnce(&SealedSegment, &std::path::Path) -> Option<SegmentIndex> + Send + 'static,
+    ) {
+        let builds = self.index_builds.clone();
+        let segment = segment.clone();
         builds.start();
         let job: BuildJob = Box::new(move || {
             let _done = FinishOnDrop(builds);
-            // A retired segment (replaced by compaction while queued) needs no graph.
-            if !segment.is_retired() {
-                let view = VectorView {
-                    data: segment.vectors(),
-                    dim,
-                    metric,
-                };
-                let index = SegmentGraph {
-                    hnsw: HnswIndex::build(view, params),
-                    encoded: (encoding != TraversalEncoding::F32)
-                        .then(|| EncodedVectors::encode(view, encoding.to_index())),
-                };
-                // A failed write only costs a rebuild at the next open; the graph is
-                // installed either way.
-                let _ = write_index_file(&path, &index, segment.nonce());
-                // Compaction may have replaced the segment meanwhile; it removes the index
-                // files it knows of, and this one may have landed after it looked.
-                // Checking after the write covers both orders.
-                if segment.is_retired() {
-                    let _ = std::fs::remove_file(&path);
-                }
+            // A retired segment (replaced by compaction while queued) needs no index.
+            if segment.is_retired() {
+                return;
+            }
+            let index = build(&segment, &path);
+            // Compaction may have replaced the segment meanwhile; it removes the index
+            // files it knows of, and this one may have landed after it looked. Checking
+            // after the write covers both orders.
+            if segment.is_retired() {
+                let _ = std::fs::remove_file(&path);
+            }
+            if let Some(index) = index {
                 segment.set_index(index);
             }
         });
@@ -152,4 +205,13 @@ impl Collection {
     pub fn pending_index_builds(&self) -> usize {
         self.index_builds.pending()
     }
+}
+
+/// Whether an inverted file built with `built` serves a segment of `rows` rows asking for
+/// `wanted` (search-time settings aside).
+fn same_ivf_build(built: &IvfParams, wanted: &IvfParams, rows: usize) -> bool {
+    built.codec == wanted.codec
+        && built.nlist == wanted.nlist.min(rows).max(1)
+        && built.train_iterations == wanted.train_iterations
+        && built.balanced == wanted.balanced
 }

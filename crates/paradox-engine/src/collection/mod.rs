@@ -244,14 +244,17 @@ fn remove_unreferenced_files(dir: &Path, manifest: &Manifest) -> Result<()> {
         let entry = entry.map_err(|e| EngineError::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // An index file belongs to the segment file of the same stem.
-        let segment_of_index = name.strip_suffix(".hnsw").map(|stem| format!("{stem}.pdx"));
+        let segment_of_index = crate::segment::INDEX_FILE_SUFFIXES
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .map(|stem| format!("{stem}.pdx"));
         let referenced = manifest
             .segments
             .iter()
             .any(|s| s.file == name || Some(&s.file) == segment_of_index.as_ref())
             || manifest.deletes_file.as_deref() == Some(name.as_str());
         let ours = (name.starts_with("seg-") || name.starts_with("deletes-"))
-            && (name.ends_with(".pdx") || name.ends_with(".hnsw"));
+            && (name.ends_with(".pdx") || segment_of_index.is_some());
         let temp = name.ends_with(".tmp") || name.contains(".tmp.");
         if (ours && !referenced) || temp {
             let path = entry.path();

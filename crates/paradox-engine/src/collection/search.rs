@@ -8,12 +8,12 @@
 
 use super::state::{Location, State};
 use super::Collection;
-use crate::config::MAX_K;
+use crate::config::{IndexConfig, MAX_K};
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::point::ScoredPoint;
-use crate::segment::RowSet;
-use paradox_index::{FlatIndex, TopK, VectorIndex, VectorView};
+use crate::segment::{RowSet, SegmentGraph, SegmentIndex};
+use paradox_index::{FlatIndex, IvfIndex, TopK, VectorIndex, VectorView};
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -44,6 +44,8 @@ pub struct SearchRequest {
 pub struct SearchParams {
     /// HNSW beam width for this request (default: the collection's `ef_search`).
     pub ef: Option<usize>,
+    /// IVF lists visited for this request (default: the collection's `nprobe`).
+    pub nprobe: Option<usize>,
     /// Scan every point exactly, ignoring indexes.
     pub exact: bool,
 }
@@ -57,6 +59,8 @@ pub const EXACT_SELECTIVITY: f64 = 0.02;
 /// beam already passes over non-matching nodes until `ef` matches are found, so widening
 /// measured as pure cost).
 pub const MAX_EF_WIDENING: f64 = 1.0;
+/// Largest factor by which a filtered IVF search widens `nprobe`.
+pub const MAX_NPROBE_WIDENING: f64 = 8.0;
 /// Rows sampled per segment to estimate a filter's selectivity.
 const SELECTIVITY_SAMPLE: usize = 256;
 
@@ -126,14 +130,22 @@ impl Collection {
                 ));
             }
         }
+        if let Some(nprobe) = request.params.nprobe {
+            if nprobe == 0 || nprobe > 1 << 20 {
+                return Err(EngineError::invalid(
+                    "nprobe",
+                    format!("must be between 1 and 1048576, got {nprobe}"),
+                ));
+            }
+        }
         let mut query = request.vector.clone();
         self.prepare_vector(&mut query, None)?;
         Ok(query)
     }
 
     /// The `k` nearest points to `request.vector`, best first: exact over the growing
-    /// segment and unindexed segments, through the HNSW graph of indexed ones (unless
-    /// `params.exact`).
+    /// segment and unindexed segments, through the HNSW graph or inverted file of indexed
+    /// ones (unless `params.exact`).
     pub fn search(&self, request: &SearchRequest) -> Result<Vec<ScoredPoint>> {
         let query = self.validate_request(request)?;
         let state = self.read_state();
@@ -343,65 +355,34 @@ impl Collection {
                 .segment
                 .index()
                 .expect("graph units are indexed");
-            let ef = request
-                .params
-                .ef
-                .unwrap_or(index.hnsw.params().ef_search)
-                .max(request.k);
-            let (ef, use_graph) = if restricted {
-                let selectivity = Self::selectivity(state, unit, mask, filter);
-                let widened = (ef as f64 / selectivity.max(1e-9)).min(ef as f64 * MAX_EF_WIDENING);
-                // Cost model: scanning the matches costs ~2 distance computations per
-                // match (scattered rows); the filtered graph search ~ef·2m/selectivity.
-                let rows = unit.rows.len() as f64;
-                let matches = selectivity * rows;
-                let graph_cost =
-                    ef as f64 * 2.0 * index.hnsw.params().m as f64 / selectivity.max(1e-9);
-                let scan_cost = 2.0 * matches;
-                (
-                    widened as usize,
-                    selectivity >= EXACT_SELECTIVITY && graph_cost < scan_cost,
-                )
+            let selectivity = if restricted {
+                Self::selectivity(state, unit, mask, filter)
             } else {
-                (ef, true)
+                1.0
             };
-            if use_graph {
-                let hits = match &index.encoded {
-                    Some(encoded) => {
-                        let rerank = match self.config.index {
-                            crate::config::IndexConfig::Hnsw(h)
-                            | crate::config::IndexConfig::Auto(h) => h.rerank,
-                            crate::config::IndexConfig::Flat => 1,
-                        };
-                        let accept = |r: u32| !restricted || allow(r);
-                        paradox_index::search_encoded(
-                            &index.hnsw,
-                            encoded,
-                            view,
-                            query,
-                            request.k,
-                            ef,
-                            rerank,
-                            &accept,
-                        )
-                    }
-                    None => {
-                        let params = paradox_index::SearchParams {
-                            ef: Some(ef),
-                            nprobe: None,
-                        };
-                        index.hnsw.search(
-                            view,
-                            query,
-                            request.k,
-                            restricted.then_some(&allow as _),
-                            &params,
-                        )
-                    }
-                };
-                for hit in hits {
-                    top.push(key_base + hit.key, hit.distance);
-                }
+            let used_index = match index {
+                SegmentIndex::Graph(graph) => self.search_graph(
+                    graph,
+                    view,
+                    query,
+                    request,
+                    selectivity,
+                    &allow,
+                    top,
+                    key_base,
+                ),
+                SegmentIndex::Ivf(ivf) => self.search_ivf(
+                    ivf,
+                    view,
+                    query,
+                    request,
+                    selectivity,
+                    &allow,
+                    top,
+                    key_base,
+                ),
+            };
+            if used_index {
                 return;
             }
             // Few rows match: score exactly those.
@@ -417,6 +398,122 @@ impl Collection {
         } else {
             FlatIndex::scan_range(view, query, unit.rows.clone(), None, key_base, top);
         }
+    }
+
+    /// Searches an HNSW unit, unless the filter is so selective that scanning its matches
+    /// is cheaper (then returns `false` and does nothing).
+    #[allow(clippy::too_many_arguments)]
+    fn search_graph(
+        &self,
+        index: &SegmentGraph,
+        view: VectorView<'_>,
+        query: &[f32],
+        request: &SearchRequest,
+        selectivity: f64,
+        allow: &(dyn Fn(u32) -> bool + Sync),
+        top: &mut TopK,
+        key_base: u64,
+    ) -> bool {
+        let restricted = selectivity < 1.0;
+        let ef = request
+            .params
+            .ef
+            .unwrap_or(index.hnsw.params().ef_search)
+            .max(request.k);
+        let ef = if restricted {
+            // Cost model: scanning the matches costs ~2 distance computations per match
+            // (scattered rows); the filtered graph search ~ef·2m/selectivity.
+            let matches = selectivity * view.len() as f64;
+            let graph_cost = ef as f64 * 2.0 * index.hnsw.params().m as f64 / selectivity.max(1e-9);
+            if selectivity < EXACT_SELECTIVITY || graph_cost >= 2.0 * matches {
+                return false;
+            }
+            (ef as f64 / selectivity.max(1e-9)).min(ef as f64 * MAX_EF_WIDENING) as usize
+        } else {
+            ef
+        };
+        let hits = match &index.encoded {
+            Some(encoded) => {
+                let rerank = match self.config.index {
+                    IndexConfig::Hnsw(h) | IndexConfig::Auto(h) => h.rerank,
+                    _ => 1,
+                };
+                let accept = |r: u32| !restricted || allow(r);
+                paradox_index::search_encoded(
+                    &index.hnsw,
+                    encoded,
+                    view,
+                    query,
+                    request.k,
+                    ef,
+                    rerank,
+                    &accept,
+                )
+            }
+            None => {
+                let params = paradox_index::SearchParams {
+                    ef: Some(ef),
+                    nprobe: None,
+                };
+                index
+                    .hnsw
+                    .search(view, query, request.k, restricted.then_some(allow), &params)
+            }
+        };
+        for hit in hits {
+            top.push(key_base + hit.key, hit.distance);
+        }
+        true
+    }
+
+    /// Searches an IVF unit, unless the filter is so selective that scanning its matches
+    /// is cheaper (then returns `false` and does nothing). A filter widens `nprobe` by
+    /// 1/selectivity (at most [`MAX_NPROBE_WIDENING`]×) so the lists visited still hold
+    /// about as many matching rows as an unfiltered search sees.
+    #[allow(clippy::too_many_arguments)]
+    fn search_ivf(
+        &self,
+        index: &IvfIndex,
+        view: VectorView<'_>,
+        query: &[f32],
+        request: &SearchRequest,
+        selectivity: f64,
+        allow: &(dyn Fn(u32) -> bool + Sync),
+        top: &mut TopK,
+        key_base: u64,
+    ) -> bool {
+        let restricted = selectivity < 1.0;
+        let nlist = index.nlist();
+        let nprobe = request
+            .params
+            .nprobe
+            .unwrap_or(index.params().nprobe)
+            .max(1);
+        let nprobe = if restricted {
+            let widened = (nprobe as f64 / selectivity.max(1e-9))
+                .min(nprobe as f64 * MAX_NPROBE_WIDENING)
+                .min(nlist as f64) as usize;
+            // Cost model: a visited row costs about a quarter of an exact distance when
+            // coded (an exact one for ivf_flat); scanning the matches ~2 per match.
+            let per_row = if index.code_bytes() == 0 { 1.0 } else { 0.25 };
+            let ivf_cost = view.len() as f64 * widened as f64 / nlist as f64 * per_row;
+            let matches = selectivity * view.len() as f64;
+            if selectivity < EXACT_SELECTIVITY || ivf_cost >= 2.0 * matches {
+                return false;
+            }
+            widened
+        } else {
+            nprobe
+        };
+        let params = paradox_index::SearchParams {
+            ef: None,
+            nprobe: Some(nprobe),
+        };
+        let hits = index.search(view, query, request.k, restricted.then_some(allow), &params);
+        for hit in hits {
+            top.push(key_base + hit.key, hit.distance);
+        }
+        true
     }
 
     fn search_state(&self, state: &State, query: &[f32], request: &SearchRequest) -> TopK {

@@ -1,11 +1,13 @@
 //! Index files: the HNSW graph of a sealed segment, `seg-<id>.hnsw` beside its segment
 //! file (container magic `PDXHNSW\0`, section 1 = the graph bytes of
-//! `HnswIndex::to_bytes`). An index file is derived data: a missing or damaged one is
-//! rebuilt from the segment's vectors, never a reason to refuse opening the store.
+//! `HnswIndex::to_bytes`), or its inverted file, `seg-<id>.ivf` (magic `PDXIVF\0\0`,
+//! section 1 = `IvfIndex::to_bytes`); section 2 of both = the nonce of the segment they
+//! were built from. An index file is derived data: a missing or damaged one is rebuilt
+//! from the segment's vectors, never a reason to refuse opening the store.
 
 use super::SegmentGraph;
 use crate::error::{EngineError, Result};
-use paradox_index::{EncodedVectors, HnswIndex};
+use paradox_index::{EncodedVectors, HnswIndex, IvfIndex};
 use paradox_storage::{Container, ContainerWriter};
 use std::path::Path;
 
@@ -18,9 +20,56 @@ const TAG_SEGMENT_NONCE: u32 = 2;
 /// encoding other than f32.
 const TAG_ENCODED: u32 = 3;
 
-/// File name of the index of segment `id`.
+const IVF_MAGIC: [u8; 8] = *b"PDXIVF\0\0";
+const IVF_VERSION: u32 = 1;
+const TAG_IVF: u32 = 1;
+
+/// File name of the HNSW index of segment `id`.
 pub(crate) fn index_file_name(id: u64) -> String {
     format!("seg-{id:010}.hnsw")
+}
+
+/// File name of the IVF index of segment `id`.
+pub(crate) fn ivf_file_name(id: u64) -> String {
+    format!("seg-{id:010}.ivf")
+}
+
+/// Every index file name segment `id` may have.
+pub(crate) fn index_file_names(id: u64) -> [String; 2] {
+    [index_file_name(id), ivf_file_name(id)]
+}
+
+/// Index file suffixes (each belongs to the `.pdx` segment file of the same stem).
+pub(crate) const INDEX_FILE_SUFFIXES: [&str; 2] = [".hnsw", ".ivf"];
+
+/// Writes an inverted file atomically.
+pub(crate) fn write_ivf_file(path: &Path, index: &IvfIndex, segment_nonce: u64) -> Result<()> {
+    let mut writer = ContainerWriter::create_temp(path, IVF_MAGIC, IVF_VERSION)?;
+    writer.add_section(TAG_IVF, &index.to_bytes())?;
+    writer.add_section(TAG_SEGMENT_NONCE, &segment_nonce.to_le_bytes())?;
+    writer.finish()?;
+    Ok(())
+}
+
+/// Reads and checks an inverted file for the segment of `rows` rows with this nonce.
+pub(crate) fn read_ivf_file(path: &Path, rows: usize, segment_nonce: u64) -> Result<IvfIndex> {
+    let container = Container::open(path, IVF_MAGIC, IVF_VERSION)?;
+    let corrupt = |reason: String| EngineError::Corrupt {
+        path: path.display().to_string(),
+        reason,
+    };
+    if container.section(TAG_SEGMENT_NONCE)? != segment_nonce.to_le_bytes() {
+        return Err(corrupt("index was built for another segment".into()));
+    }
+    let index =
+        IvfIndex::from_bytes(container.section(TAG_IVF)?).map_err(|e| corrupt(e.to_string()))?;
+    if index.len() != rows {
+        return Err(corrupt(format!(
+            "index files {} rows, segment has {rows}",
+            index.len()
+        )));
+    }
+    Ok(index)
 }
 
 /// Writes the graph atomically.

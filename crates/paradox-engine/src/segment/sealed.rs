@@ -56,6 +56,13 @@ pub(crate) struct SegmentGraph {
     pub encoded: Option<EncodedVectors>,
 }
 
+/// The search structure of a sealed segment: an HNSW graph or an inverted file.
+#[derive(Debug)]
+pub(crate) enum SegmentIndex {
+    Graph(SegmentGraph),
+    Ivf(paradox_index::IvfIndex),
+}
+
 /// An immutable segment backed by a memory-mapped file.
 #[derive(Debug)]
 pub(crate) struct SealedSegment {
@@ -64,9 +71,9 @@ pub(crate) struct SealedSegment {
     nonce: u64,
     container: Container,
     metas: Vec<RowMeta>,
-    /// The segment's graph, set once when loaded or built (in the background); until
+    /// The segment's index, set once when loaded or built (in the background); until
     /// then searches scan the segment exactly.
-    index: OnceLock<SegmentGraph>,
+    index: OnceLock<SegmentIndex>,
     /// Postings of the payloads, built on the first filtered search.
     payload_index: OnceLock<super::PayloadIndex>,
     /// Set when compaction replaced this segment: a background build that finishes
@@ -223,8 +230,8 @@ impl SealedSegment {
         &self.metas
     }
 
-    /// The graph, once loaded or built.
-    pub fn index(&self) -> Option<&SegmentGraph> {
+    /// The index, once loaded or built.
+    pub fn index(&self) -> Option<&SegmentIndex> {
         self.index.get()
     }
 
@@ -245,8 +252,8 @@ impl SealedSegment {
         self.retired.load(Ordering::SeqCst)
     }
 
-    /// Installs the graph (first one wins).
-    pub fn set_index(&self, index: SegmentGraph) {
+    /// Installs the index (first one wins).
+    pub fn set_index(&self, index: SegmentIndex) {
         let _ = self.index.set(index);
     }
 }

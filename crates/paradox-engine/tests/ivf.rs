@@ -1,0 +1,148 @@
+//! Sealed segments with IVF indexes (flat, PQ, SQ8 lists): background builds, persisted
+//! inverted files, filters, deletes, snapshots and per-request `nprobe`.
+
+mod common;
+
+use common::{clustered, options, recall, DIM};
+use paradox_engine::{
+    CollectionConfig, Engine, Filter, IndexConfig, IvfConfig, Metric, PointId, SearchRequest,
+};
+use std::collections::HashSet;
+
+/// An IVF variant of [`IndexConfig`].
+type IvfKind = fn(IvfConfig) -> IndexConfig;
+
+fn ivf(kind: IvfKind) -> CollectionConfig {
+    CollectionConfig {
+        index: kind(IvfConfig {
+            nlist: 24,
+            nprobe: 8,
+            m: 4,
+            rerank: 8,
+            ..IvfConfig::default()
+        }),
+        ..CollectionConfig::new("v", DIM, Metric::Cosine)
+    }
+}
+
+fn files_with(dir: &std::path::Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir.join("collections/v"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(suffix)
+        })
+        .count()
+}
+
+#[test]
+fn every_ivf_kind_is_built_persisted_and_searched() {
+    let kinds: [(&str, IvfKind); 3] = [
+        ("ivf_flat", IndexConfig::IvfFlat),
+        ("ivf_pq", IndexConfig::IvfPq),
+        ("ivf_sq8", IndexConfig::IvfSq8),
+    ];
+    for (name, kind) in kinds {
+        let dir = tempfile::tempdir().unwrap();
+        let queries = clustered(40, 99, 1_000_000);
+        {
+            let engine = Engine::open_with(dir.path(), options()).unwrap();
+            let col = engine.create_collection(ivf(kind)).unwrap();
+            assert_eq!(col.config().index.kind(), name);
+            for chunk in clustered(6500, 1, 0).chunks(500) {
+                col.upsert(chunk.to_vec()).unwrap();
+            }
+            col.wait_for_indexes();
+            assert_eq!(files_with(dir.path(), ".ivf"), 2, "{name}");
+            assert_eq!(files_with(dir.path(), ".hnsw"), 0, "{name}");
+            let r = recall(&col, &queries, None);
+            assert!(r >= 0.95, "{name}: recall {r}");
+            for (label, filter) in [
+                ("1%", Filter::eq("tag", "rare")),
+                ("10%", Filter::eq("tag", "some")),
+                ("50%", Filter::eq("bucket", 1)),
+            ] {
+                let r = recall(&col, &queries, Some(filter));
+                assert!(r >= 0.95, "{name} filtered {label}: recall {r}");
+            }
+            // Deletes reach indexed segments.
+            let victims: Vec<PointId> = (0..3000u64).step_by(3).map(PointId::Num).collect();
+            col.delete(&victims).unwrap();
+            let dead: HashSet<PointId> = victims.into_iter().collect();
+            for q in &queries {
+                let hits = col
+                    .search(&SearchRequest::new(q.vector.clone(), 20))
+                    .unwrap();
+                assert!(hits.iter().all(|h| !dead.contains(&h.id)), "{name}");
+            }
+        }
+        // Reopen: the inverted files load, nothing is rebuilt.
+        let engine = Engine::open_with(dir.path(), options()).unwrap();
+        let col = engine.collection("v").unwrap();
+        assert_eq!(col.pending_index_builds(), 0, "{name}");
+        let r = recall(&col, &queries, None);
+        assert!(r >= 0.95, "{name} reopened: recall {r}");
+        // Snapshots carry the inverted files: a restore needs no build either. (Sealing
+        // the last 500 points first, so every segment has its file.)
+        col.flush().unwrap();
+        col.wait_for_indexes();
+        let files = files_with(dir.path(), ".ivf");
+        assert_eq!(files, 3, "{name}");
+        let snap = dir.path().join("v.snapshot");
+        engine.snapshot_collection("v", &snap).unwrap();
+        engine.drop_collection("v").unwrap();
+        engine.restore_collection(&snap, None).unwrap();
+        let col = engine.collection("v").unwrap();
+        assert_eq!(col.pending_index_builds(), 0, "{name} restored");
+        assert_eq!(files_with(dir.path(), ".ivf"), files, "{name} restored");
+        assert!(recall(&col, &queries, None) >= 0.95, "{name} restored");
+    }
+}
+
+#[test]
+fn nprobe_per_request_trades_recall_for_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.create_collection(ivf(IndexConfig::IvfFlat)).unwrap();
+    col.upsert(clustered(3000, 3, 0)).unwrap();
+    col.wait_for_indexes();
+    let queries = clustered(30, 5, 1_000_000);
+    let found = |nprobe| -> usize {
+        queries
+            .iter()
+            .map(|q| {
+                let mut req = SearchRequest::new(q.vector.clone(), 10);
+                req.params.nprobe = Some(nprobe);
+                col.search(&req).unwrap().len()
+            })
+            .sum()
+    };
+    // Every list visited: exact, so every query gets its 10.
+    assert_eq!(found(24), 300);
+    let mut req = SearchRequest::new(queries[0].vector.clone(), 10);
+    req.params.nprobe = Some(0);
+    let err = col.search(&req).unwrap_err().to_string();
+    assert!(err.contains("`nprobe`"), "{err}");
+}
+
+#[test]
+fn ivf_parameters_that_cannot_fit_the_dimension_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let config = CollectionConfig {
+        index: IndexConfig::IvfPq(IvfConfig {
+            m: 5,
+            ..IvfConfig::default()
+        }),
+        ..CollectionConfig::new("bad", DIM, Metric::L2)
+    };
+    let err = engine.create_collection(config).unwrap_err().to_string();
+    assert!(err.contains("pq m must divide the dimension 16"), "{err}");
+    let json = r#"{"name":"j","dimension":16,"metric":"l2","index":{"kind":"ivf_sq8","nprobe":4}}"#;
+    let parsed: CollectionConfig = serde_json::from_str(json).unwrap();
+    assert_eq!(parsed.index.kind(), "ivf_sq8");
+    assert_eq!(parsed.index.ivf().unwrap().nprobe, 4);
+}
