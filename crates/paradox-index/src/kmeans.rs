@@ -1,7 +1,8 @@
 //! k-means clustering: the coarse quantiser of IVF, the codebooks of PQ, and (later) the
 //! latent regions a cluster routes by.
 //!
-//! Lloyd's algorithm with k-means++ seeding, run on a uniform sample of at most
+//! Lloyd's algorithm with k-means++ seeding (on a cache-sized subsample: seeding makes one
+//! pass over its rows per centroid), run on a uniform sample of at most
 //! `max_points_per_centroid × k` rows (more rows barely move the centroids but cost time
 //! linearly). Assignment uses the blocked many-vs-many L2 kernel, a block of rows against
 //! every centroid at a time, in parallel over row blocks. A centroid that loses all its
@@ -57,6 +58,8 @@ impl std::fmt::Display for KMeansError {
 
 impl std::error::Error for KMeansError {}
 
+/// Rows k-means++ seeding runs on (at least 4 per centroid).
+const SEED_ROWS: usize = 16_384;
 /// Rows per assignment block (the distance tile is `BLOCK × CENTROID_BLOCK` floats).
 const BLOCK: usize = 256;
 /// Centroids per assignment tile.
@@ -112,7 +115,10 @@ pub fn train(data: &[f32], dim: usize, params: &KMeansParams) -> Result<Vec<f32>
         &mut rng,
     );
     let sample: &[f32] = sample.as_deref().unwrap_or(data);
-    let mut centroids = seed_plus_plus(sample, dim, k, &mut rng);
+    // Seeding passes over its rows once per centroid: on a subsample small enough to stay
+    // in cache (but several rows per centroid), it costs little and seeds as well.
+    let seed_rows = sample_rows(sample, dim, (4 * k).max(SEED_ROWS), &mut rng);
+    let mut centroids = seed_plus_plus(seed_rows.as_deref().unwrap_or(sample), dim, k, &mut rng);
     let n_sample = sample.len() / dim;
     let mut assignment = vec![0u32; n_sample];
     for _ in 0..params.iterations {
@@ -158,13 +164,44 @@ fn nearest_block(rows: &[f32], dim: usize, centroids: &[f32], best: &mut [(u32, 
         let tile = &mut tile[..nr * nc];
         l2_squared_many_to_many(rows, chunk, dim, tile);
         for (r, slot) in best.iter_mut().enumerate() {
-            for (c, &d) in tile[r * nc..(r + 1) * nc].iter().enumerate() {
-                if d < slot.1 {
-                    *slot = ((cb * CENTROID_BLOCK + c) as u32, d);
-                }
+            let (c, d) = argmin(&tile[r * nc..(r + 1) * nc]);
+            if d < slot.1 {
+                *slot = ((cb * CENTROID_BLOCK + c) as u32, d);
             }
         }
     }
+}
+
+/// Position and value of the smallest element (the first one on ties; `(0, inf)` when
+/// empty). Eight independent lanes with branch-free updates, so it vectorises.
+fn argmin(values: &[f32]) -> (usize, f32) {
+    const LANES: usize = 8;
+    let mut best = [f32::INFINITY; LANES];
+    let mut at = [0u32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        for lane in 0..LANES {
+            let v = chunk[lane];
+            let better = v < best[lane];
+            best[lane] = if better { v } else { best[lane] };
+            at[lane] = if better { (c * LANES + lane) as u32 } else { at[lane] };
+        }
+    }
+    let mut result = (0usize, f32::INFINITY);
+    for lane in 0..LANES {
+        let (i, v) = (at[lane] as usize, best[lane]);
+        if v < result.1 || (v == result.1 && i < result.0) {
+            result = (i, v);
+        }
+    }
+    let base = values.len() - tail.len();
+    for (i, &v) in tail.iter().enumerate() {
+        if v < result.1 {
+            result = (base + i, v);
+        }
+    }
+    result
 }
 
 /// A uniform sample of `max_rows` rows (without replacement), or `None` when every row
@@ -477,6 +514,18 @@ mod tests {
             sizes[c as usize] += 1;
         }
         assert!(sizes.iter().all(|&s| s <= 120), "sizes {sizes:?}");
+    }
+
+    #[test]
+    fn argmin_finds_the_first_smallest() {
+        assert_eq!(argmin(&[]), (0, f32::INFINITY));
+        let mut v: Vec<f32> = (0..37).map(|i| (i as f32 - 20.0).abs()).collect();
+        assert_eq!(argmin(&v), (20, 0.0));
+        v[3] = -1.0;
+        v[35] = -1.0;
+        assert_eq!(argmin(&v), (3, -1.0));
+        v[36] = -2.0;
+        assert_eq!(argmin(&v), (36, -2.0));
     }
 
     #[test]

@@ -11,7 +11,6 @@
 //! and `q·x̂ = Σⱼ qⱼ·x̂ⱼ`.
 
 use crate::kmeans::{self, KMeansParams};
-use paradox_kernels::{dot_one_to_many, l2_squared_one_to_many};
 use rayon::prelude::*;
 
 /// Codewords per sub-quantiser (8-bit codes).
@@ -24,6 +23,25 @@ pub struct ProductQuantizer {
     m: usize,
     /// `m × 256 × dsub` codewords, sub-space major.
     codebooks: Vec<f32>,
+    /// The same codewords transposed per sub-space, `m × dsub × 256`: a table row (one
+    /// sub-query against all 256 codewords) is then `dsub` passes of contiguous,
+    /// vectorisable arithmetic instead of 256 tiny dot products.
+    transposed: Vec<f32>,
+}
+
+/// Codewords of each sub-space laid out dimension-major (see `transposed`).
+fn transpose(codebooks: &[f32], m: usize, dsub: usize) -> Vec<f32> {
+    let mut out = vec![0f32; codebooks.len()];
+    for j in 0..m {
+        let book = &codebooks[j * PQ_CODEWORDS * dsub..(j + 1) * PQ_CODEWORDS * dsub];
+        let dst = &mut out[j * PQ_CODEWORDS * dsub..(j + 1) * PQ_CODEWORDS * dsub];
+        for (c, word) in book.chunks_exact(dsub).enumerate() {
+            for (d, &x) in word.iter().enumerate() {
+                dst[d * PQ_CODEWORDS + c] = x;
+            }
+        }
+    }
+    out
 }
 
 impl ProductQuantizer {
@@ -68,11 +86,7 @@ impl ProductQuantizer {
                 .map_err(|e| e.to_string())
             })
             .collect();
-        Ok(ProductQuantizer {
-            dim,
-            m,
-            codebooks: books?.concat(),
-        })
+        Self::from_parts(dim, m, books?.concat())
     }
 
     /// Rebuilds a quantiser from its parts (e.g. read from a file).
@@ -83,7 +97,13 @@ impl ProductQuantizer {
                 codebooks.len()
             ));
         }
-        Ok(ProductQuantizer { dim, m, codebooks })
+        let transposed = transpose(&codebooks, m, dim / m);
+        Ok(ProductQuantizer {
+            dim,
+            m,
+            codebooks,
+            transposed,
+        })
     }
 
     /// Vector length.
@@ -111,12 +131,41 @@ impl ProductQuantizer {
         &self.codebooks[j * size..(j + 1) * size]
     }
 
+    /// Squared L2 distances from one sub-vector (of sub-space `j`) to its 256 codewords.
+    #[inline]
+    fn l2_row(&self, j: usize, sub: &[f32], out: &mut [f32]) {
+        let dsub = self.dsub();
+        let out = &mut out[..PQ_CODEWORDS];
+        out.fill(0.0);
+        let book = &self.transposed[j * PQ_CODEWORDS * dsub..(j + 1) * PQ_CODEWORDS * dsub];
+        for (&q, column) in sub.iter().zip(book.chunks_exact(PQ_CODEWORDS)) {
+            for (o, &c) in out.iter_mut().zip(column) {
+                let diff = q - c;
+                *o += diff * diff;
+            }
+        }
+    }
+
+    /// Negated inner products of one sub-vector (of sub-space `j`) with its codewords.
+    #[inline]
+    fn neg_dot_row(&self, j: usize, sub: &[f32], out: &mut [f32]) {
+        let dsub = self.dsub();
+        let out = &mut out[..PQ_CODEWORDS];
+        out.fill(0.0);
+        let book = &self.transposed[j * PQ_CODEWORDS * dsub..(j + 1) * PQ_CODEWORDS * dsub];
+        for (&q, column) in sub.iter().zip(book.chunks_exact(PQ_CODEWORDS)) {
+            for (o, &c) in out.iter_mut().zip(column) {
+                *o -= q * c;
+            }
+        }
+    }
+
     /// Encodes one vector into `m` bytes.
     pub fn encode(&self, row: &[f32], code: &mut [u8]) {
         let dsub = self.dsub();
         let mut d = [0f32; PQ_CODEWORDS];
         for (j, slot) in code.iter_mut().enumerate().take(self.m) {
-            l2_squared_one_to_many(&row[j * dsub..(j + 1) * dsub], self.book(j), &mut d);
+            self.l2_row(j, &row[j * dsub..(j + 1) * dsub], &mut d);
             let mut best = 0;
             for (c, &x) in d.iter().enumerate() {
                 if x < d[best] {
@@ -162,7 +211,7 @@ impl ProductQuantizer {
             .enumerate()
             .take(self.m)
         {
-            l2_squared_one_to_many(&query[j * dsub..(j + 1) * dsub], self.book(j), t);
+            self.l2_row(j, &query[j * dsub..(j + 1) * dsub], t);
         }
     }
 
@@ -175,10 +224,7 @@ impl ProductQuantizer {
             .enumerate()
             .take(self.m)
         {
-            dot_one_to_many(&query[j * dsub..(j + 1) * dsub], self.book(j), t);
-            for x in t.iter_mut() {
-                *x = -*x;
-            }
+            self.neg_dot_row(j, &query[j * dsub..(j + 1) * dsub], t);
         }
     }
 

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Paradox's IVF (PQ / SQ8 / flat lists, exact re-rank) against FAISS, side by side in one run.
+
+    bench/.venv/bin/python bench/ivf.py --dataset gmm128|minilm [--n N] [--nlist 1024]
+        [--m 16] [--rerank 4] [--compression 2,4,8,16,32] [--codecs pq,sq8,flat]
+
+FAISS gets the same rows, nlist, m (8-bit codes), nprobe grid and re-rank factor:
+`IndexIVFPQ` wrapped in `IndexRefineFlat(k_factor = rerank)` (FAISS's refine stage),
+`IndexIVFScalarQuantizer(QT_8bit)` + refine, and `IndexIVFFlat`. Cosine data is unit-normalised
+and searched with L2 by both (same ranking). Both build on all cores; single-thread QPS is
+ours per call (Rust, no Python in the loop) and FAISS's as one batch with one OpenMP thread
+(no Python per query either). Prints the curves and the issue's ratios (QPS at recall@10 = 0.95
+vs FAISS IVFPQ + refine, build time vs FAISS) and the compression curve (recall@10 with
+re-rank at 2..32 bytes per vector of codes). Writes `bench/results/ivf-<dataset>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from harness import hnsw_datasets
+from harness.hnsw_engines import recall_at
+from harness.hnsw_report import qps_at_recall
+from harness.machine import describe_machine, usable_cores
+from harness.paradox_cli import ParadoxCli, build_release_binary, default_binary_path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+DATA_DIR = BENCH_DIR / "data"
+FULL_N = {"gmm128": 1_000_000, "minilm": 110_000}
+NPROBES = (1, 2, 4, 8, 16, 32, 64, 128)
+K = 10
+TRAIN_ITERATIONS = 25  # FAISS's k-means default (ClusteringParameters.niter)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", choices=sorted(FULL_N), required=True)
+    p.add_argument("--n", type=int, help="base rows [default: 1M gmm128, 110k minilm]")
+    p.add_argument("--nlist", type=int, default=1024)
+    p.add_argument("--m", type=int, default=16, help="PQ bytes per vector")
+    p.add_argument("--rerank", type=int, default=4, help="re-rank factor (k_factor)")
+    p.add_argument("--nprobe", default=",".join(map(str, NPROBES)))
+    p.add_argument("--codecs", default="pq,sq8", help="subset of pq,sq8,flat")
+    p.add_argument(
+        "--compression", default="", help="PQ m values for the compression curve, e.g. 2,4,8,16,32"
+    )
+    p.add_argument("--paradox", type=Path, help="paradox binary [default: build target/release]")
+    p.add_argument("--no-build", action="store_true")
+    p.add_argument("--out", type=Path)
+    return p.parse_args(argv)
+
+
+def faiss_run(base, queries, truth, codec, nlist, m, rerank, nprobes, threads):
+    import faiss
+
+    dim = base.shape[1]
+    faiss.omp_set_num_threads(threads)
+    quantizer = faiss.IndexFlatL2(dim)
+    if codec == "pq":
+        ivf = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8)
+    elif codec == "sq8":
+        ivf = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2
+        )
+    else:
+        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist)
+    ivf.cp.niter = TRAIN_ITERATIONS
+    index = ivf
+    if codec != "flat" and rerank > 0:
+        index = faiss.IndexRefineFlat(ivf)
+        index.k_factor = float(rerank)
+    began = time.perf_counter()
+    index.train(base)
+    index.add(base)
+    build = time.perf_counter() - began
+    curve = []
+    for nprobe in nprobes:
+        ivf.nprobe = nprobe
+        faiss.omp_set_num_threads(1)
+        index.search(queries[:100], K)
+        began = time.perf_counter()
+        _, ids = index.search(queries, K)
+        one = time.perf_counter() - began
+        faiss.omp_set_num_threads(threads)
+        began = time.perf_counter()
+        index.search(queries, K)
+        many = time.perf_counter() - began
+        curve.append(
+            {
+                "nprobe": nprobe,
+                "recall_at_1": recall_at(ids, truth, 1),
+                "recall_at_10": recall_at(ids, truth, 10),
+                "qps_1thread": len(queries) / one,
+                "qps_all_threads": len(queries) / many,
+            }
+        )
+        print(f"faiss {codec}: {curve[-1]}", file=sys.stderr, flush=True)
+    code_bytes = {"pq": m, "sq8": dim, "flat": 0}[codec]
+    return {"build_seconds": build, "code_bytes_per_vector": code_bytes, "curve": curve}
+
+
+def paradox_run(cli, data, codec, nlist, m, rerank, nprobes):
+    return cli.bench(
+        "ivf",
+        base=data.base_path,
+        queries=data.queries_path,
+        gt=data.gt_path,
+        metric=data.metric,
+        nlist=nlist,
+        codec=codec,
+        m=m,
+        rerank=rerank,
+        nprobe=",".join(map(str, nprobes)),
+        train_iterations=TRAIN_ITERATIONS,
+    )
+
+
+def main(argv) -> int:
+    args = parse_args(argv)
+    n = args.n or FULL_N[args.dataset]
+    data = (
+        hnsw_datasets.gmm128(DATA_DIR, n)
+        if args.dataset == "gmm128"
+        else hnsw_datasets.minilm(DATA_DIR, n)
+    )
+    binary = args.paradox or (
+        default_binary_path(REPO_ROOT) if args.no_build else build_release_binary(REPO_ROOT)
+    )
+    cli = ParadoxCli(binary)
+    base, queries, truth = data.load()
+    base = np.ascontiguousarray(base, dtype=np.float32)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if data.metric == "cosine":
+        base /= np.linalg.norm(base, axis=1, keepdims=True)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    nprobes = [int(x) for x in args.nprobe.split(",") if x]
+    threads = usable_cores()
+    results = {}
+    for codec in [c for c in args.codecs.split(",") if c]:
+        ours = paradox_run(cli, data, codec, args.nlist, args.m, args.rerank, nprobes)
+        theirs = faiss_run(
+            base, queries, truth, codec, args.nlist, args.m, args.rerank, nprobes, threads
+        )
+        results[codec] = {"paradox": ours, "faiss": theirs}
+    compression = []
+    for m in [int(x) for x in args.compression.split(",") if x]:
+        probe = [max(nprobes)]
+        ours = paradox_run(cli, data, "pq", args.nlist, m, args.rerank, probe)
+        theirs = faiss_run(base, queries, truth, "pq", args.nlist, m, args.rerank, probe, threads)
+        compression.append(
+            {
+                "bytes_per_vector": m,
+                "nprobe": probe[0],
+                "paradox_recall_at_10": ours["curve"][0]["recall_at_10"],
+                "faiss_recall_at_10": theirs["curve"][0]["recall_at_10"],
+            }
+        )
+    report = {
+        "dataset": data.name,
+        "metric": data.metric,
+        "n": n,
+        "nlist": args.nlist,
+        "m": args.m,
+        "rerank": args.rerank,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": describe_machine(REPO_ROOT, DATA_DIR),
+        "results": results,
+        "compression": compression,
+    }
+    print_report(report)
+    out = args.out or BENCH_DIR / "results" / f"ivf-{args.dataset}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def print_report(report):
+    print(f"\n{report['dataset']}  nlist={report['nlist']} m={report['m']} rerank={report['rerank']}")
+    for codec, pair in report["results"].items():
+        ours, theirs = pair["paradox"], pair["faiss"]
+        print(f"\n== ivf_{codec}: build paradox {ours['build_seconds']:.2f} s, "
+              f"faiss {theirs['build_seconds']:.2f} s "
+              f"(ratio {ours['build_seconds'] / theirs['build_seconds']:.2f}, goal <= 1.0)")
+        print(f"{'nprobe':>6} | {'paradox r@10':>12} {'qps 1t':>9} {'qps all':>9} | "
+              f"{'faiss r@10':>10} {'qps 1t':>9} {'qps all':>9}")
+        for a, b in zip(ours["curve"], theirs["curve"]):
+            print(f"{a['nprobe']:>6} | {a['recall_at_10']:>12.4f} {a['qps_1thread']:>9.0f} "
+                  f"{a['qps_all_threads']:>9.0f} | {b['recall_at_10']:>10.4f} "
+                  f"{b['qps_1thread']:>9.0f} {b['qps_all_threads']:>9.0f}")
+        for target in (0.9, 0.95):
+            q_ours, how_ours = qps_at_recall(ours["curve"], target, "qps_1thread")
+            q_theirs, how_theirs = qps_at_recall(theirs["curve"], target, "qps_1thread")
+            ratio = f"{q_ours / q_theirs:.2f}x" if q_ours and q_theirs else "n/a"
+            print(f"   QPS@{target} 1 thread: paradox {q_ours and round(q_ours)} ({how_ours}), "
+                  f"faiss {q_theirs and round(q_theirs)} ({how_theirs}): {ratio} (goal >= 1.0)")
+    if report["compression"]:
+        print("\ncompression curve (PQ codes in RAM + exact re-rank):")
+        for row in report["compression"]:
+            print(f"  {row['bytes_per_vector']:>3} B/vector, nprobe {row['nprobe']}: "
+                  f"paradox r@10 {row['paradox_recall_at_10']:.4f}, "
+                  f"faiss {row['faiss_recall_at_10']:.4f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
