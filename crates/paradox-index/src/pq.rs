@@ -11,6 +11,7 @@
 //! and `q·x̂ = Σⱼ qⱼ·x̂ⱼ`.
 
 use crate::kmeans::{self, KMeansParams};
+use paradox_kernels::quant_table;
 use rayon::prelude::*;
 
 /// Codewords per sub-quantiser (8-bit codes).
@@ -131,33 +132,23 @@ impl ProductQuantizer {
         &self.codebooks[j * size..(j + 1) * size]
     }
 
+    /// Sub-space `j`'s codewords, dimension-major (`dsub × 256`).
+    #[inline]
+    fn transposed_book(&self, j: usize) -> &[f32] {
+        let size = PQ_CODEWORDS * self.dsub();
+        &self.transposed[j * size..(j + 1) * size]
+    }
+
     /// Squared L2 distances from one sub-vector (of sub-space `j`) to its 256 codewords.
     #[inline]
     fn l2_row(&self, j: usize, sub: &[f32], out: &mut [f32]) {
-        let dsub = self.dsub();
-        let out = &mut out[..PQ_CODEWORDS];
-        out.fill(0.0);
-        let book = &self.transposed[j * PQ_CODEWORDS * dsub..(j + 1) * PQ_CODEWORDS * dsub];
-        for (&q, column) in sub.iter().zip(book.chunks_exact(PQ_CODEWORDS)) {
-            for (o, &c) in out.iter_mut().zip(column) {
-                let diff = q - c;
-                *o += diff * diff;
-            }
-        }
+        (quant_table().pq_l2_rows)(sub, self.transposed_book(j), out)
     }
 
     /// Negated inner products of one sub-vector (of sub-space `j`) with its codewords.
     #[inline]
     fn neg_dot_row(&self, j: usize, sub: &[f32], out: &mut [f32]) {
-        let dsub = self.dsub();
-        let out = &mut out[..PQ_CODEWORDS];
-        out.fill(0.0);
-        let book = &self.transposed[j * PQ_CODEWORDS * dsub..(j + 1) * PQ_CODEWORDS * dsub];
-        for (&q, column) in sub.iter().zip(book.chunks_exact(PQ_CODEWORDS)) {
-            for (o, &c) in out.iter_mut().zip(column) {
-                *o -= q * c;
-            }
-        }
+        (quant_table().pq_neg_dot_rows)(sub, self.transposed_book(j), out)
     }
 
     /// Encodes one vector into `m` bytes.

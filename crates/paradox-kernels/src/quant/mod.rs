@@ -13,6 +13,9 @@
 //!   range ±65504) and bfloat16 (8-bit mantissa, the full `f32` range), converted to `f32`
 //!   in registers ([`encode_f16`], [`encode_bf16`]).
 //!
+//! * **PQ tables**: the per-query lookup tables of product quantisation (see
+//!   [`QuantTable::pq_l2_rows`]).
+//!
 //! Every code row is a plain byte slice: `dim` bytes for SQ8, `2 · dim` little-endian bytes
 //! for f16 and bf16, with no alignment requirement.
 //!
@@ -24,6 +27,7 @@
 //! vectorises for the baseline target.
 
 mod float16;
+mod pq;
 mod scalar;
 mod sq8;
 #[cfg(test)]
@@ -38,6 +42,7 @@ use std::sync::OnceLock;
 use crate::dispatch::{SimdLevel, SIMD_ENV_VAR};
 
 pub use float16::{decode_bf16, decode_f16, encode_bf16, encode_f16};
+pub use pq::PQ_TABLE_WIDTH;
 pub use sq8::{Sq8Quantizer, Sq8Query, Sq8Range};
 
 /// The quantised-distance kernels of one [`SimdLevel`], as plain function pointers.
@@ -64,6 +69,11 @@ pub struct QuantTable {
     /// `Σ weights[i] · codes[i]` in exact integer arithmetic (a query quantised to `i8`
     /// against SQ8 codes; no overflow below 2²⁴ dimensions).
     pub sq8_dot_i8: fn(weights: &[i8], codes: &[u8]) -> i32,
+    /// PQ table row: `out[c] = Σ_d (sub[d] − book[d·256 + c])²` for the 256 codewords of
+    /// a dimension-major codebook (`sub.len() × 256` values; `out.len() >= 256`).
+    pub pq_l2_rows: fn(sub: &[f32], book: &[f32], out: &mut [f32]),
+    /// PQ table row: `out[c] = −Σ_d sub[d] · book[d·256 + c]` (same layout).
+    pub pq_neg_dot_rows: fn(sub: &[f32], book: &[f32], out: &mut [f32]),
     /// Whether [`QuantTable::sq8_dot_i8`] is faster than [`QuantTable::sq8_dot`] here
     /// (AVX-512 VNNI `vpdpbusd`, 64 bytes per instruction), so [`Sq8Query::fast_distance`]
     /// quantises the query to `i8`.

@@ -15,6 +15,8 @@ pub(super) static TABLE: QuantTable = QuantTable {
     bf16_dot,
     bf16_l2_squared,
     sq8_dot_i8,
+    pq_l2_rows: super::pq::l2_rows,
+    pq_neg_dot_rows: super::pq::neg_dot_rows,
     prefer_i8: false,
 };
 

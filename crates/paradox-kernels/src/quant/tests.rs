@@ -283,3 +283,30 @@ fn the_selected_table_is_one_this_cpu_supports() {
     assert!(std::ptr::eq(quant_table_for(level).unwrap(), quant_table()));
     assert!(quant_table_for(SimdLevel::Scalar).is_some());
 }
+
+#[test]
+fn pq_table_rows_match_a_direct_computation_at_every_level() {
+    let mut rng = StdRng::seed_from_u64(41);
+    for dsub in [1, 2, 3, 4, 8, 12, 16, 32] {
+        let sub = values(&mut rng, dsub, 2.0);
+        let book = values(&mut rng, dsub * PQ_TABLE_WIDTH, 2.0);
+        for table in tables() {
+            let mut l2 = vec![0f32; PQ_TABLE_WIDTH];
+            let mut ip = vec![0f32; PQ_TABLE_WIDTH];
+            (table.pq_l2_rows)(&sub, &book, &mut l2);
+            (table.pq_neg_dot_rows)(&sub, &book, &mut ip);
+            for c in 0..PQ_TABLE_WIDTH {
+                let column = (0..dsub).map(|d| book[d * PQ_TABLE_WIDTH + c] as f64);
+                let want_l2: f64 = sub
+                    .iter()
+                    .zip(column.clone())
+                    .map(|(&q, x)| (q as f64 - x).powi(2))
+                    .sum();
+                let want_ip: f64 = -sub.iter().zip(column).map(|(&q, x)| q as f64 * x).sum::<f64>();
+                let what = format!("{:?} dsub {dsub} codeword {c}", table.level);
+                assert_close(l2[c], want_l2 as f32, 4.0 * dsub as f64, &what);
+                assert_close(ip[c], want_ip as f32, 4.0 * dsub as f64, &what);
+            }
+        }
+    }
+}

@@ -32,8 +32,32 @@ static TABLE: QuantTable = QuantTable {
     bf16_dot,
     bf16_l2_squared,
     sq8_dot_i8: super::scalar::sq8_dot_i8,
+    pq_l2_rows,
+    pq_neg_dot_rows,
     prefer_i8: false,
 };
+
+fn pq_l2_rows(sub: &[f32], book: &[f32], out: &mut [f32]) {
+    // SAFETY: only reachable through `TABLE`, handed out after detecting the features.
+    unsafe { pq_l2_rows_kernel(sub, book, out) }
+}
+
+fn pq_neg_dot_rows(sub: &[f32], book: &[f32], out: &mut [f32]) {
+    // SAFETY: as for `pq_l2_rows`.
+    unsafe { pq_neg_dot_rows_kernel(sub, book, out) }
+}
+
+/// The portable body, compiled with this level's features (the compiler vectorises it
+/// across the 256 codewords).
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn pq_l2_rows_kernel(sub: &[f32], book: &[f32], out: &mut [f32]) {
+    super::pq::l2_rows_body(sub, book, out)
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn pq_neg_dot_rows_kernel(sub: &[f32], book: &[f32], out: &mut [f32]) {
+    super::pq::neg_dot_rows_body(sub, book, out)
+}
 
 /// Code formats (`CODE` parameter).
 const U8: u8 = 0;
