@@ -91,7 +91,8 @@ pub struct IvfConfig {
     pub nlist: usize,
     /// Default lists visited per search (per-request `nprobe` overrides it).
     pub nprobe: usize,
-    /// PQ sub-quantisers = bytes per vector (`ivf_pq` only); must divide the dimension.
+    /// PQ sub-quantisers = bytes per vector (`ivf_pq`, `ivf_opq_pq`); must divide the
+    /// dimension.
     pub m: usize,
     /// With compressed lists: candidates re-ranked exactly from the stored vectors =
     /// `rerank × k` (0 = return approximate distances). 0..=64.
@@ -145,7 +146,8 @@ impl IvfConfig {
 ///
 /// JSON: `{"kind": "flat"}`, `{"kind": "hnsw", "m": 16, "ef_construction": 200,
 /// "ef_search": 64}`, `{"kind": "auto"}`, `{"kind": "ivf_pq", "nlist": 1024, "m": 16,
-/// "nprobe": 16, "rerank": 4}`, `{"kind": "ivf_sq8"}`, `{"kind": "ivf_flat"}`
+/// "nprobe": 16, "rerank": 4}`, `{"kind": "ivf_opq_pq"}`, `{"kind": "ivf_sq8"}`,
+/// `{"kind": "ivf_flat"}`
 /// (parameters optional).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -162,6 +164,9 @@ pub enum IndexConfig {
     IvfPq(IvfConfig),
     /// IVF whose lists hold 8-bit scalar codes of the residuals, re-ranked exactly.
     IvfSq8(IvfConfig),
+    /// IVF whose lists hold `m`-byte PQ codes of the rotated residuals (OPQ), re-ranked
+    /// exactly.
+    IvfOpqPq(IvfConfig),
 }
 
 /// The index one sealed segment gets.
@@ -189,12 +194,15 @@ impl IndexConfig {
     /// The IVF parameters of this config, if it is an IVF kind.
     pub fn ivf(&self) -> Option<IvfConfig> {
         match *self {
-            IndexConfig::IvfFlat(c) | IndexConfig::IvfPq(c) | IndexConfig::IvfSq8(c) => Some(c),
+            IndexConfig::IvfFlat(c)
+            | IndexConfig::IvfPq(c)
+            | IndexConfig::IvfSq8(c)
+            | IndexConfig::IvfOpqPq(c) => Some(c),
             _ => None,
         }
     }
 
-    /// Short name: `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`.
+    /// Short name: `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`, `ivf_opq_pq`.
     pub fn kind(&self) -> &'static str {
         match self {
             IndexConfig::Flat => "flat",
@@ -203,6 +211,7 @@ impl IndexConfig {
             IndexConfig::IvfFlat(_) => "ivf_flat",
             IndexConfig::IvfPq(_) => "ivf_pq",
             IndexConfig::IvfSq8(_) => "ivf_sq8",
+            IndexConfig::IvfOpqPq(_) => "ivf_opq_pq",
         }
     }
 
@@ -216,11 +225,14 @@ impl IndexConfig {
             IndexConfig::IvfFlat(c) => Some(IndexPlan::Ivf(c.params(IvfCodec::Flat, rows))),
             IndexConfig::IvfPq(c) => Some(IndexPlan::Ivf(c.params(IvfCodec::Pq { m: c.m }, rows))),
             IndexConfig::IvfSq8(c) => Some(IndexPlan::Ivf(c.params(IvfCodec::Sq8, rows))),
+            IndexConfig::IvfOpqPq(c) => {
+                Some(IndexPlan::Ivf(c.params(IvfCodec::OpqPq { m: c.m }, rows)))
+            }
         }
     }
 
-    /// Parses the short forms `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`
-    /// (default parameters).
+    /// Parses the short forms `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`,
+    /// `ivf_opq_pq` (default parameters).
     pub fn parse(name: &str) -> Option<IndexConfig> {
         match name.to_ascii_lowercase().as_str() {
             "flat" => Some(IndexConfig::Flat),
@@ -229,6 +241,7 @@ impl IndexConfig {
             "ivf_flat" => Some(IndexConfig::IvfFlat(IvfConfig::default())),
             "ivf_pq" => Some(IndexConfig::IvfPq(IvfConfig::default())),
             "ivf_sq8" => Some(IndexConfig::IvfSq8(IvfConfig::default())),
+            "ivf_opq_pq" => Some(IndexConfig::IvfOpqPq(IvfConfig::default())),
             _ => None,
         }
     }

@@ -40,10 +40,11 @@ fn files_with(dir: &std::path::Path, suffix: &str) -> usize {
 
 #[test]
 fn every_ivf_kind_is_built_persisted_and_searched() {
-    let kinds: [(&str, IvfKind); 3] = [
+    let kinds: [(&str, IvfKind); 4] = [
         ("ivf_flat", IndexConfig::IvfFlat),
         ("ivf_pq", IndexConfig::IvfPq),
         ("ivf_sq8", IndexConfig::IvfSq8),
+        ("ivf_opq_pq", IndexConfig::IvfOpqPq),
     ];
     for (name, kind) in kinds {
         let dir = tempfile::tempdir().unwrap();

@@ -185,7 +185,11 @@ fn argmin(values: &[f32]) -> (usize, f32) {
             let v = chunk[lane];
             let better = v < best[lane];
             best[lane] = if better { v } else { best[lane] };
-            at[lane] = if better { (c * LANES + lane) as u32 } else { at[lane] };
+            at[lane] = if better {
+                (c * LANES + lane) as u32
+            } else {
+                at[lane]
+            };
         }
     }
     let mut result = (0usize, f32::INFINITY);

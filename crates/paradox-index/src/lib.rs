@@ -20,6 +20,7 @@ mod flat;
 pub mod hnsw;
 pub mod ivf;
 pub mod kmeans;
+mod opq;
 mod pq;
 #[cfg(test)]
 mod testdata;
@@ -30,6 +31,7 @@ pub use encoded::{
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use ivf::{IvfCodec, IvfDecodeError, IvfIndex, IvfParams};
+pub use opq::Rotation;
 pub use paradox_kernels::{Metric, Neighbor, TopK};
 pub use pq::{ProductQuantizer, PQ_CODEWORDS};
 

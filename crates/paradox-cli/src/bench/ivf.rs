@@ -31,6 +31,8 @@ pub enum CodecArg {
     Pq,
     /// 8-bit scalar quantisation of the residual (one byte per dimension).
     Sq8,
+    /// PQ of the residual after a learned rotation (OPQ).
+    OpqPq,
 }
 
 /// `bench ivf` flags.
@@ -102,6 +104,7 @@ pub fn run(args: IvfArgs) -> Result<Value> {
         CodecArg::Flat => IvfCodec::Flat,
         CodecArg::Pq => IvfCodec::Pq { m: args.m },
         CodecArg::Sq8 => IvfCodec::Sq8,
+        CodecArg::OpqPq => IvfCodec::OpqPq { m: args.m },
     };
     let params = IvfParams {
         nlist: args.nlist,
@@ -205,7 +208,7 @@ pub fn run(args: IvfArgs) -> Result<Value> {
         "metric": metric.as_str(),
         "nlist": index.nlist(),
         "codec": codec.as_str(),
-        "m": matches!(codec, IvfCodec::Pq { .. }).then_some(args.m),
+        "m": matches!(codec, IvfCodec::Pq { .. } | IvfCodec::OpqPq { .. }).then_some(args.m),
         "rerank": args.rerank,
         "balanced": args.balanced,
         "k": k,

@@ -13,6 +13,8 @@
 //!   `x − centroid` (residuals are small and alike across cells, so one codebook fits
 //!   them far better than the raw vectors).
 //! * `Sq8`: a byte per dimension of the residual, with per-dimension ranges.
+//! * `OpqPq { m }`: PQ codes of the residual after a learned rotation (see [`Rotation`]),
+//!   which balances the sub-spaces' variance and lowers the quantisation error.
 //!
 //! Compressed codes give approximate distances; the best `rerank × k` candidates are
 //! re-scored exactly from the full vectors (memory-mapped in a sealed segment). With
@@ -33,6 +35,7 @@ mod persist;
 pub use persist::IvfDecodeError;
 
 use crate::kmeans::{self, KMeansParams};
+use crate::opq::Rotation;
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
 use crate::{HnswIndex, HnswParams, RowFilter, SearchParams, VectorIndex, VectorView};
 use paradox_kernels::{Metric, Neighbor, Sq8Quantizer, TopK};
@@ -53,6 +56,12 @@ pub enum IvfCodec {
     },
     /// 8-bit scalar quantisation of the residual, one byte per dimension.
     Sq8,
+    /// Product quantisation of the residual after a learned rotation (OPQ), `m` bytes per
+    /// row.
+    OpqPq {
+        /// Sub-quantisers (bytes per code).
+        m: usize,
+    },
 }
 
 impl IvfCodec {
@@ -60,7 +69,7 @@ impl IvfCodec {
     pub fn code_bytes(self, dim: usize) -> usize {
         match self {
             IvfCodec::Flat => 0,
-            IvfCodec::Pq { m } => m,
+            IvfCodec::Pq { m } | IvfCodec::OpqPq { m } => m,
             IvfCodec::Sq8 => dim,
         }
     }
@@ -71,6 +80,7 @@ impl IvfCodec {
             IvfCodec::Flat => "flat",
             IvfCodec::Pq { .. } => "pq",
             IvfCodec::Sq8 => "sq8",
+            IvfCodec::OpqPq { .. } => "opq_pq",
         }
     }
 }
@@ -136,7 +146,7 @@ impl IvfParams {
                 self.train_iterations
             ));
         }
-        if let IvfCodec::Pq { m } = self.codec {
+        if let IvfCodec::Pq { m } | IvfCodec::OpqPq { m } = self.codec {
             if m == 0 || m > 256 || !dim.is_multiple_of(m) {
                 return Err(format!(
                     "ivf pq m must divide the dimension {dim} and be at most 256, got {m}"
@@ -153,6 +163,13 @@ pub(crate) enum Residuals {
     Flat,
     Pq(ProductQuantizer),
     Sq8(Sq8Quantizer),
+    /// Codes of `residual · R`, with the centroids rotated once (`nlist × dim`) so a
+    /// query's rotated residual is `q·R − c·R`.
+    OpqPq {
+        rotation: Rotation,
+        pq: ProductQuantizer,
+        rotated_centroids: Vec<f32>,
+    },
 }
 
 /// An IVF index over the rows of one segment. See the module docs.
@@ -225,26 +242,45 @@ impl IvfIndex {
         let residuals = match params.codec {
             IvfCodec::Flat => Residuals::Flat,
             IvfCodec::Pq { m } => {
-                let sample = residual_sample(n, dim, 64 * PQ_CODEWORDS, params.seed, &residual_of);
-                let pq = if n >= PQ_CODEWORDS {
-                    ProductQuantizer::train(&sample, dim, m, params.train_iterations, params.seed)?
-                } else {
-                    // Too few rows for 256 codewords: pad the sample by repetition; the
-                    // codes are then exact up to duplicates.
-                    let mut padded = sample.clone();
-                    while !sample.is_empty() && padded.len() < PQ_CODEWORDS * dim {
-                        padded.extend_from_slice(&sample);
-                    }
-                    if padded.is_empty() {
-                        padded = vec![0.0; PQ_CODEWORDS * dim];
-                    }
-                    ProductQuantizer::train(&padded, dim, m, params.train_iterations, params.seed)?
-                };
-                Residuals::Pq(pq)
+                let sample = padded_sample(
+                    residual_sample(n, dim, 64 * PQ_CODEWORDS, params.seed, &residual_of),
+                    dim,
+                );
+                Residuals::Pq(ProductQuantizer::train(
+                    &sample,
+                    dim,
+                    m,
+                    params.train_iterations,
+                    params.seed,
+                )?)
             }
             IvfCodec::Sq8 => {
                 let sample = residual_sample(n, dim, 65_536, params.seed, &residual_of);
                 Residuals::Sq8(Sq8Quantizer::fit(&sample, dim))
+            }
+            IvfCodec::OpqPq { m } => {
+                let sample = padded_sample(
+                    residual_sample(n, dim, 64 * PQ_CODEWORDS, params.seed, &residual_of),
+                    dim,
+                );
+                let rotation =
+                    Rotation::learn(&sample, dim, m, OPQ_ROUNDS, OPQ_PQ_ITERATIONS, params.seed)?;
+                let mut rotated = vec![0f32; sample.len()];
+                rotation.apply_rows(&sample, &mut rotated);
+                let pq = ProductQuantizer::train(
+                    &rotated,
+                    dim,
+                    m,
+                    params.train_iterations,
+                    params.seed,
+                )?;
+                let mut rotated_centroids = vec![0f32; centroids.len()];
+                rotation.apply_rows(&centroids, &mut rotated_centroids);
+                Residuals::OpqPq {
+                    rotation,
+                    pq,
+                    rotated_centroids,
+                }
             }
         };
 
@@ -256,11 +292,16 @@ impl IvfIndex {
                 .zip(rows.par_chunks(256))
                 .for_each(|(codes, rows)| {
                     let mut residual = vec![0f32; dim];
+                    let mut rotated = vec![0f32; dim];
                     for (code, &row) in codes.chunks_exact_mut(code_bytes).zip(rows) {
                         residual_of(row, &mut residual);
                         match &residuals {
                             Residuals::Pq(pq) => pq.encode(&residual, code),
                             Residuals::Sq8(sq) => sq.encode(&residual, code),
+                            Residuals::OpqPq { rotation, pq, .. } => {
+                                rotation.apply(&residual, &mut rotated);
+                                pq.encode(&rotated, code);
+                            }
                             Residuals::Flat => {}
                         }
                     }
@@ -362,34 +403,15 @@ impl IvfIndex {
                     }
                 }
             }
-            Residuals::Pq(pq) => {
-                let m = pq.m();
-                let mut table = vec![0f32; m * PQ_CODEWORDS];
-                let mut residual = vec![0f32; dim];
-                if !l2 {
-                    pq.neg_dot_table(query, &mut table);
-                }
-                for list in lists {
-                    let l = list.key as usize;
-                    let centroid = &self.centroids[l * dim..(l + 1) * dim];
-                    let base = if l2 {
-                        for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
-                            *r = q - c;
-                        }
-                        pq.l2_table(&residual, &mut table);
-                        0.0
-                    } else {
-                        -paradox_kernels::dot(query, centroid)
-                    };
-                    let start = self.offsets[l] as usize;
-                    let codes = &self.codes[start * m..self.offsets[l + 1] as usize * m];
-                    for (code, &row) in codes.chunks_exact(m).zip(self.list_rows(l)) {
-                        let d = base + ProductQuantizer::adc(&table, code);
-                        if d < top.threshold() && allowed(row) {
-                            top.push(row as u64, d);
-                        }
-                    }
-                }
+            Residuals::Pq(pq) => self.scan_pq(pq, query, &self.centroids, lists, &allowed, top),
+            Residuals::OpqPq {
+                rotation,
+                pq,
+                rotated_centroids,
+            } => {
+                let mut rotated_query = vec![0f32; dim];
+                rotation.apply(query, &mut rotated_query);
+                self.scan_pq(pq, &rotated_query, rotated_centroids, lists, &allowed, top)
             }
             Residuals::Sq8(sq) => {
                 let mut residual = vec![0f32; dim];
@@ -421,9 +443,68 @@ impl IvfIndex {
         }
     }
 
+    /// PQ scan of the probed lists; `query` and `centroids` in the space the codes were
+    /// made in (rotated for OPQ).
+    fn scan_pq(
+        &self,
+        pq: &ProductQuantizer,
+        query: &[f32],
+        centroids: &[f32],
+        lists: &[Neighbor],
+        allowed: &dyn Fn(u32) -> bool,
+        top: &mut TopK,
+    ) {
+        let dim = self.dim;
+        let l2 = self.metric == Metric::L2;
+        let m = pq.m();
+        let mut table = vec![0f32; m * PQ_CODEWORDS];
+        let mut residual = vec![0f32; dim];
+        if !l2 {
+            pq.neg_dot_table(query, &mut table);
+        }
+        for list in lists {
+            let l = list.key as usize;
+            let centroid = &centroids[l * dim..(l + 1) * dim];
+            let base = if l2 {
+                for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
+                    *r = q - c;
+                }
+                pq.l2_table(&residual, &mut table);
+                0.0
+            } else {
+                -paradox_kernels::dot(query, centroid)
+            };
+            let start = self.offsets[l] as usize;
+            let codes = &self.codes[start * m..self.offsets[l + 1] as usize * m];
+            for (code, &row) in codes.chunks_exact(m).zip(self.list_rows(l)) {
+                let d = base + ProductQuantizer::adc(&table, code);
+                if d < top.threshold() && allowed(row) {
+                    top.push(row as u64, d);
+                }
+            }
+        }
+    }
+
     fn list_rows(&self, list: usize) -> &[u32] {
         &self.rows[self.offsets[list] as usize..self.offsets[list + 1] as usize]
     }
+}
+
+/// OPQ: alternation rounds and k-means steps per round while learning the rotation.
+const OPQ_ROUNDS: usize = 8;
+const OPQ_PQ_ITERATIONS: usize = 4;
+
+/// A PQ training sample of at least 256 rows: a smaller one is repeated (its codes are
+/// then exact up to duplicates); an empty one is zeros.
+fn padded_sample(sample: Vec<f32>, dim: usize) -> Vec<f32> {
+    if sample.is_empty() {
+        return vec![0.0; PQ_CODEWORDS * dim];
+    }
+    let mut padded = sample.clone();
+    while padded.len() < PQ_CODEWORDS * dim {
+        padded.extend_from_slice(&sample);
+    }
+    padded
 }
 
 /// Residuals of up to `max_rows` rows spread evenly over the segment.
@@ -500,6 +581,13 @@ impl VectorIndex for IvfIndex {
             Residuals::Flat => 0,
             Residuals::Pq(pq) => pq.codebooks().len() * 4,
             Residuals::Sq8(_) => self.dim * 8,
+            Residuals::OpqPq {
+                pq,
+                rotated_centroids,
+                ..
+            } => {
+                pq.codebooks().len() * 4 * 2 + self.dim * self.dim * 4 + rotated_centroids.len() * 4
+            }
         };
         self.centroids.len() * 4
             + self.offsets.len() * 4

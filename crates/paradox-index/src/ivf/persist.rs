@@ -2,7 +2,7 @@
 //! container). Layout:
 //!
 //! ```text
-//! u32 format (1) | u32 codec (0 flat, 1 pq, 2 sq8) | u32 metric (0 l2, 1 dot, 2 cosine)
+//! u32 format (1) | u32 codec (0 flat, 1 pq, 2 sq8, 3 opq_pq) | u32 metric (0 l2, 1 dot, 2 cosine)
 //! u32 dim | u32 nlist | u32 nprobe | u32 rerank | u32 pq_m | u32 train_iterations
 //! u32 max_points_per_centroid | u32 balanced | u64 seed | u64 n
 //! nlist × dim f32 centroids
@@ -10,7 +10,7 @@
 //! n × u32 row numbers, list by list
 //! n × code_bytes codes, list by list, zero-padded to a multiple of 4
 //! quantiser: pq → dim × 256 f32 codewords (m × 256 × dsub); sq8 → dim f32 mins, dim f32
-//! scales; flat → nothing
+//! scales; opq_pq → the pq codewords, then dim × dim f32 `Rᵀ` (row-major); flat → nothing
 //! ```
 //!
 //! Decoding checks every size, offset and row number, so a damaged buffer is an error,
@@ -18,6 +18,7 @@
 
 use super::{coarse_graph, IvfCodec, IvfIndex, IvfParams, Residuals, COARSE_HNSW_MIN_LISTS};
 use crate::bytes::{put_f32s, put_u32s, Reader};
+use crate::opq::Rotation;
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
 use paradox_kernels::{Metric, Sq8Quantizer};
 
@@ -51,6 +52,7 @@ impl IvfIndex {
             IvfCodec::Flat => (0, 0),
             IvfCodec::Pq { m } => (1, m as u32),
             IvfCodec::Sq8 => (2, 0),
+            IvfCodec::OpqPq { m } => (3, m as u32),
         };
         let mut out = Vec::with_capacity(
             96 + self.centroids.len() * 4 + self.rows.len() * 4 + self.codes.len(),
@@ -85,6 +87,10 @@ impl IvfIndex {
                 put_f32s(&mut out, sq.mins());
                 put_f32s(&mut out, sq.scales());
             }
+            Residuals::OpqPq { rotation, pq, .. } => {
+                put_f32s(&mut out, pq.codebooks());
+                put_f32s(&mut out, rotation.transposed());
+            }
         }
         out
     }
@@ -117,6 +123,7 @@ fn decode(bytes: &[u8]) -> Result<IvfIndex, String> {
         0 => IvfCodec::Flat,
         1 => IvfCodec::Pq { m: pq_m },
         2 => IvfCodec::Sq8,
+        3 => IvfCodec::OpqPq { m: pq_m },
         other => return Err(format!("unknown codec tag {other}")),
     };
     let params = IvfParams {
@@ -142,6 +149,7 @@ fn decode(bytes: &[u8]) -> Result<IvfIndex, String> {
         IvfCodec::Flat => 0,
         IvfCodec::Pq { .. } => dim * PQ_CODEWORDS,
         IvfCodec::Sq8 => 2 * dim,
+        IvfCodec::OpqPq { .. } => dim * PQ_CODEWORDS + dim * dim,
     };
     let codes_len = n.checked_mul(code_bytes).ok_or("codes too large")?;
     let need = nlist
@@ -179,6 +187,18 @@ fn decode(bytes: &[u8]) -> Result<IvfIndex, String> {
             let mins = r.f32s(dim, "sq8 mins")?;
             let scales = r.f32s(dim, "sq8 scales")?;
             Residuals::Sq8(Sq8Quantizer::from_parts(mins, scales)?)
+        }
+        IvfCodec::OpqPq { m } => {
+            let pq =
+                ProductQuantizer::from_parts(dim, m, r.f32s(dim * PQ_CODEWORDS, "codebooks")?)?;
+            let rotation = Rotation::from_transposed(dim, r.f32s(dim * dim, "rotation")?)?;
+            let mut rotated_centroids = vec![0f32; centroids.len()];
+            rotation.apply_rows(&centroids, &mut rotated_centroids);
+            Residuals::OpqPq {
+                rotation,
+                pq,
+                rotated_centroids,
+            }
         }
     };
     let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| coarse_graph(&centroids, dim));

@@ -52,7 +52,12 @@ fn every_codec_and_metric_reaches_high_recall() {
         let data = prepared(clustered(6000, dim, 40, 1), dim, metric);
         let queries = prepared(clustered(40, dim, 40, 2), dim, metric);
         let v = view(&data, dim, metric);
-        for codec in [IvfCodec::Flat, IvfCodec::Pq { m: 8 }, IvfCodec::Sq8] {
+        for codec in [
+            IvfCodec::Flat,
+            IvfCodec::Pq { m: 8 },
+            IvfCodec::Sq8,
+            IvfCodec::OpqPq { m: 8 },
+        ] {
             let index = IvfIndex::build(
                 v,
                 IvfParams {
@@ -145,7 +150,12 @@ fn bytes_round_trip_and_search_the_same() {
     let data = clustered(2000, dim, 16, 9);
     let queries = clustered(10, dim, 16, 10);
     let v = view(&data, dim, Metric::Cosine);
-    for codec in [IvfCodec::Flat, IvfCodec::Pq { m: 6 }, IvfCodec::Sq8] {
+    for codec in [
+        IvfCodec::Flat,
+        IvfCodec::Pq { m: 6 },
+        IvfCodec::Sq8,
+        IvfCodec::OpqPq { m: 6 },
+    ] {
         let index = IvfIndex::build(
             v,
             IvfParams {

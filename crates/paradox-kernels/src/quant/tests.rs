@@ -302,7 +302,11 @@ fn pq_table_rows_match_a_direct_computation_at_every_level() {
                     .zip(column.clone())
                     .map(|(&q, x)| (q as f64 - x).powi(2))
                     .sum();
-                let want_ip: f64 = -sub.iter().zip(column).map(|(&q, x)| q as f64 * x).sum::<f64>();
+                let want_ip: f64 = -sub
+                    .iter()
+                    .zip(column)
+                    .map(|(&q, x)| q as f64 * x)
+                    .sum::<f64>();
                 let what = format!("{:?} dsub {dsub} codeword {c}", table.level);
                 assert_close(l2[c], want_l2 as f32, 4.0 * dsub as f64, &what);
                 assert_close(ip[c], want_ip as f32, 4.0 * dsub as f64, &what);
