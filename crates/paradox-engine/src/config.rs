@@ -246,7 +246,7 @@ impl IndexConfig {
         }
     }
 
-    fn validate(&self, dimension: usize) -> Result<()> {
+    pub(crate) fn validate(&self, dimension: usize) -> Result<()> {
         if self.ivf().is_some() {
             // Any row count: only nlist depends on it, and it is checked separately.
             if let Some(IndexPlan::Ivf(params)) = self.plan_for(1 << 16) {

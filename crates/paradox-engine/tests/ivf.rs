@@ -147,3 +147,71 @@ fn ivf_parameters_that_cannot_fit_the_dimension_are_refused() {
     assert_eq!(parsed.index.kind(), "ivf_sq8");
     assert_eq!(parsed.index.ivf().unwrap().nprobe, 4);
 }
+
+#[test]
+fn the_index_kind_can_change_later_and_is_rebuilt_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = clustered(30, 99, 1_000_000);
+    {
+        let engine = Engine::open_with(dir.path(), options()).unwrap();
+        let col = engine
+            .create_collection(CollectionConfig {
+                index: IndexConfig::parse("hnsw").unwrap(),
+                ..CollectionConfig::new("v", DIM, Metric::Cosine)
+            })
+            .unwrap();
+        for chunk in clustered(6500, 1, 0).chunks(500) {
+            col.upsert(chunk.to_vec()).unwrap();
+        }
+        col.wait_for_indexes();
+        assert_eq!(files_with(dir.path(), ".hnsw"), 2);
+
+        // hnsw -> ivf_pq: searches keep working during the rebuild, then use the new index.
+        col.set_index_config(ivf(IndexConfig::IvfPq).index).unwrap();
+        assert_eq!(col.config().index.kind(), "ivf_pq");
+        assert_eq!(
+            col.search(&SearchRequest::new(queries[0].vector.clone(), 10))
+                .unwrap()
+                .len(),
+            10
+        );
+        col.wait_for_indexes();
+        assert_eq!(files_with(dir.path(), ".ivf"), 2);
+        assert_eq!(files_with(dir.path(), ".hnsw"), 0, "the old graphs go");
+        let r = recall(&col, &queries, None);
+        assert!(r >= 0.95, "after the switch: recall {r}");
+
+        // A bad config is refused and changes nothing.
+        let bad = IndexConfig::IvfPq(IvfConfig {
+            m: 7,
+            ..IvfConfig::default()
+        });
+        let err = col.set_index_config(bad).unwrap_err().to_string();
+        assert!(err.contains("divide the dimension"), "{err}");
+        assert_eq!(col.info().index.kind(), "ivf_pq");
+    }
+    // The change is persisted: reopening loads the inverted files, nothing is rebuilt.
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.collection("v").unwrap();
+    assert_eq!(col.config().index.kind(), "ivf_pq");
+    assert_eq!(col.pending_index_builds(), 0);
+
+    // Search-time settings apply at once, without a rebuild.
+    let mut narrow = ivf(IndexConfig::IvfPq).index.ivf().unwrap();
+    narrow.nprobe = 1;
+    col.set_index_config(IndexConfig::IvfPq(narrow)).unwrap();
+    assert_eq!(col.pending_index_builds(), 0);
+    let narrow_recall = recall(&col, &queries, None);
+    narrow.nprobe = 24;
+    col.set_index_config(IndexConfig::IvfPq(narrow)).unwrap();
+    let wide_recall = recall(&col, &queries, None);
+    assert!(
+        wide_recall > narrow_recall,
+        "nprobe 24 {wide_recall} vs 1 {narrow_recall}"
+    );
+
+    // -> flat: indexes are dropped, searches are exact.
+    col.set_index_config(IndexConfig::Flat).unwrap();
+    assert_eq!(files_with(dir.path(), ".ivf"), 0);
+    assert_eq!(recall(&col, &queries, None), 1.0);
+}

@@ -3,8 +3,8 @@
 //! never come back. A writer, two readers and a maintenance thread run together.
 
 use paradox_engine::{
-    CollectionConfig, Engine, EngineOptions, FsyncPolicy, IndexConfig, IvfConfig, Metric,
-    NewPoint, PointId, SearchRequest,
+    CollectionConfig, Engine, EngineOptions, FsyncPolicy, IndexConfig, IvfConfig, Metric, NewPoint,
+    PointId, SearchRequest,
 };
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -93,9 +93,7 @@ fn acknowledged_writes_stay_visible_through_seals_builds_and_merges() {
                         let alive = id % 10 != 7;
                         let got = col.get(&[PointId::Num(id)]).unwrap();
                         assert_eq!(got[0].is_some(), alive, "get({id}) with {upto} acked");
-                        let hits = col
-                            .search(&SearchRequest::new(vector_of(id), 3))
-                            .unwrap();
+                        let hits = col.search(&SearchRequest::new(vector_of(id), 3)).unwrap();
                         if alive {
                             assert_eq!(
                                 hits.first().map(|h| h.id.clone()),

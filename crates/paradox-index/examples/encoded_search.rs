@@ -128,6 +128,7 @@ fn main() {
         let params = SearchParams {
             ef: Some(ef),
             nprobe: None,
+            ..Default::default()
         };
         let (got, qps) = timed(&queries, dim, |q| index.search(view, q, K, None, &params));
         println!(

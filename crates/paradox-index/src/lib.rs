@@ -45,6 +45,9 @@ pub struct SearchParams {
     pub ef: Option<usize>,
     /// Lists visited by IVF indexes; `None` = the index default.
     pub nprobe: Option<usize>,
+    /// Re-rank factor of compressed indexes (`rerank × k` candidates re-scored exactly);
+    /// `None` = the index default.
+    pub rerank: Option<usize>,
 }
 
 /// The rows, dimension and metric a search runs over, lent by the owning segment.

@@ -285,6 +285,7 @@ fn encoded_search_with_rerank_matches_f32_recall() {
         let search_params = SearchParams {
             ef: Some(ef),
             nprobe: None,
+            ..Default::default()
         };
         let f32_recall = recall(view, &queries, k, |q| {
             index.search(view, q, k, None, &search_params)

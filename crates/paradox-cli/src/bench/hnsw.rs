@@ -182,6 +182,7 @@ pub fn run(args: HnswArgs) -> Result<Value> {
         let params = SearchParams {
             ef: Some(ef),
             nprobe: None,
+            ..Default::default()
         };
         let search = |q: usize, k: usize| index.search(view, queries.row(q), k, None, &params);
 
@@ -428,6 +429,7 @@ fn same_results(
     let params = SearchParams {
         ef: Some(64),
         nprobe: None,
+        ..Default::default()
     };
     (0..queries.rows.min(20)).all(|q| {
         let a = built.search(view, queries.row(q), 10, None, &params);

@@ -188,6 +188,7 @@ pub fn run(args: HnswFeaturesArgs) -> Result<Value> {
                             &paradox_index::SearchParams {
                                 ef: Some(ef),
                                 nprobe: None,
+                                ..Default::default()
                             },
                         ),
                     };
@@ -385,6 +386,7 @@ fn deletes(
     let p = paradox_index::SearchParams {
         ef: Some(ef),
         nprobe: None,
+        ..Default::default()
     };
     let (after, _) = timed(queries, &truth, |q| {
         index

@@ -167,6 +167,7 @@ pub fn run(args: IvfArgs) -> Result<Value> {
         let search_params = SearchParams {
             ef: None,
             nprobe: Some(nprobe),
+            ..Default::default()
         };
         let search = |q: usize| index.search(view, queries.row(q), k, None, &search_params);
         let (mut latencies, found) = one_thread.install(|| {

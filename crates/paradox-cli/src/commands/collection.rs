@@ -19,6 +19,26 @@ pub enum CollectionCommand {
     List(ListArgs),
     /// Delete a collection and all its points.
     Drop(DropArgs),
+    /// Change the index of a collection's sealed segments; they are rebuilt in the
+    /// background (this command waits for the rebuild) and serve searches meanwhile.
+    #[command(
+        after_help = "Example:\n  paradox collection set-index --name docs --index '{\"kind\":\"ivf_pq\",\"m\":32}'"
+    )]
+    SetIndex(SetIndexArgs),
+}
+
+/// `collection set-index` flags.
+#[derive(Debug, Args)]
+pub struct SetIndexArgs {
+    /// Name of the collection.
+    #[arg(long)]
+    pub name: String,
+    /// The new index (same forms as `collection create --index`).
+    #[arg(long, value_parser = parse_index)]
+    pub index: paradox_engine::IndexConfig,
+    /// Return at once instead of waiting for the rebuild.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 /// `collection create` flags.
@@ -33,9 +53,10 @@ pub struct CreateArgs {
     /// Similarity metric.
     #[arg(long, value_enum, default_value = "cosine")]
     pub metric: MetricArg,
-    /// Index for sealed segments: `flat` (exact), `hnsw`, or `auto` (HNSW for segments of
-    /// 20,000+ points). HNSW parameters as JSON also work:
-    /// '{"kind":"hnsw","m":32,"ef_construction":400,"ef_search":128}'.
+    /// Index for sealed segments: `flat` (exact), `hnsw`, `auto` (HNSW for segments of
+    /// 20,000+ points), `ivf_flat`, `ivf_pq`, `ivf_opq_pq`, `ivf_sq8`. Parameters as JSON
+    /// also work: '{"kind":"hnsw","m":32,"ef_construction":400,"ef_search":128}',
+    /// '{"kind":"ivf_pq","nlist":1024,"m":16,"nprobe":16,"rerank":4}'.
     #[arg(long, default_value = "auto", value_parser = parse_index)]
     pub index: paradox_engine::IndexConfig,
 }
@@ -44,8 +65,12 @@ fn parse_index(text: &str) -> std::result::Result<paradox_engine::IndexConfig, S
     if let Some(config) = paradox_engine::IndexConfig::parse(text) {
         return Ok(config);
     }
-    serde_json::from_str(text)
-        .map_err(|e| format!("expected flat, hnsw, auto or a JSON index config ({e})"))
+    serde_json::from_str(text).map_err(|e| {
+        format!(
+            "expected flat, hnsw, auto, ivf_flat, ivf_pq, ivf_opq_pq, ivf_sq8 or a JSON \
+                 index config ({e})"
+        )
+    })
 }
 
 /// `collection list` flags.
@@ -112,6 +137,20 @@ pub fn run(command: CollectionCommand, global: &GlobalArgs) -> Result<()> {
                 .drop_collection(&args.name)
                 .with_context(|| format!("cannot drop collection `{}`", args.name))?;
             println!("dropped collection `{}`", args.name);
+        }
+        CollectionCommand::SetIndex(args) => {
+            let collection = open_collection(&engine, &args.name)?;
+            collection
+                .set_index_config(args.index)
+                .with_context(|| format!("cannot change the index of `{}`", args.name))?;
+            if !args.no_wait {
+                collection.wait_for_indexes();
+            }
+            println!(
+                "collection `{}` now uses index {}",
+                args.name,
+                args.index.kind()
+            );
         }
     }
     Ok(())

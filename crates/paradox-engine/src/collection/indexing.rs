@@ -3,14 +3,17 @@
 //! build: until a segment's index is installed, the segment is scanned exactly.
 
 use super::Collection;
-use crate::config::{HnswConfig, IndexPlan, TraversalEncoding};
+use crate::config::{HnswConfig, IndexConfig, IndexPlan, TraversalEncoding};
+use crate::error::Result;
 use crate::segment::{
-    index_file_name, ivf_file_name, read_index_file, read_ivf_file, write_index_file,
-    write_ivf_file, SealedSegment, SegmentGraph, SegmentIndex,
+    index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
+    write_index_file, write_ivf_file, SealedSegment, SegmentGraph, SegmentIndex,
 };
 use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, IvfParams, VectorView};
 use parking_lot::{Condvar, Mutex};
+use std::path::Path;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 type BuildJob = Box<dyn FnOnce() + Send>;
@@ -79,32 +82,71 @@ impl IndexBuilds {
 }
 
 impl Collection {
-    /// Gives `segment` its index if the collection's index config calls for one: loads the
-    /// index file, or (missing, damaged or built with other parameters) starts a
-    /// background build.
+    /// Gives `segment` the index the collection's index config calls for: keeps the one
+    /// it has if it already fits, loads the index file, or (missing, damaged or built with
+    /// other parameters) starts a background build. Under `flat` (or `auto` below its
+    /// threshold) the segment's index is dropped.
     pub(crate) fn ensure_index(&self, segment: &Arc<SealedSegment>) {
-        if segment.index().is_some() {
-            return;
+        let current = segment.index();
+        match self.index_config().plan_for(segment.len()) {
+            None => {
+                if current.is_some() {
+                    segment.clear_index();
+                    remove_index_files(&self.dir, segment.id(), None);
+                }
+            }
+            Some(IndexPlan::Hnsw(hnsw)) => {
+                if !matches!(current.as_deref(), Some(SegmentIndex::Graph(g)) if graph_fits(g, &hnsw))
+                {
+                    self.ensure_graph(segment, hnsw);
+                }
+            }
+            Some(IndexPlan::Ivf(params)) => {
+                if !matches!(current.as_deref(), Some(SegmentIndex::Ivf(i))
+                    if same_ivf_build(i.params(), &params, segment.len()))
+                {
+                    self.ensure_ivf(segment, params);
+                }
+            }
         }
-        match self.config.index.plan_for(segment.len()) {
-            None => {}
-            Some(IndexPlan::Hnsw(hnsw)) => self.ensure_graph(segment, hnsw),
-            Some(IndexPlan::Ivf(params)) => self.ensure_ivf(segment, params),
+    }
+
+    /// Changes the index sealed segments get. Each segment keeps serving searches with
+    /// its current index (or exact scans) until its new one is built in the background
+    /// and swapped in; search-time settings (`ef_search`, `nprobe`, `rerank`) apply at
+    /// once without a rebuild. The change is persisted in the manifest.
+    pub fn set_index_config(&self, index: IndexConfig) -> Result<()> {
+        index.validate(self.config.dimension)?;
+        {
+            let mut writer = self.writer.lock();
+            self.check_writable()?;
+            let mut manifest = writer.manifest.clone();
+            manifest.config.index = index;
+            manifest.write(&self.dir)?;
+            writer.manifest = manifest;
+            *self.index_config.write() = index;
+            self.index_generation.fetch_add(1, Ordering::SeqCst);
         }
+        let segments: Vec<Arc<SealedSegment>> = self
+            .state
+            .read()
+            .sealed
+            .iter()
+            .map(|e| e.segment.clone())
+            .collect();
+        for segment in &segments {
+            self.ensure_index(segment);
+        }
+        Ok(())
     }
 
     fn ensure_graph(&self, segment: &Arc<SealedSegment>, hnsw: HnswConfig) {
         let path = self.dir.join(index_file_name(segment.id()));
         if path.exists() {
             match read_index_file(&path, segment.len(), segment.nonce()) {
-                Ok(index)
-                    if index.hnsw.params().m == hnsw.m
-                        && index.hnsw.params().ef_construction == hnsw.ef_construction
-                        && index.encoded.as_ref().map(|e| e.encoding())
-                            == (hnsw.encoding != TraversalEncoding::F32)
-                                .then(|| hnsw.encoding.to_index()) =>
-                {
+                Ok(index) if graph_fits(&index, &hnsw) => {
                     segment.set_index(SegmentIndex::Graph(index));
+                    remove_index_files(&self.dir, segment.id(), Some(&path));
                     return;
                 }
                 // Damaged, or built with other parameters: rebuild (derived data).
@@ -139,6 +181,7 @@ impl Collection {
                 // nprobe and rerank are search-time settings; the rest shapes the file.
                 Ok(index) if same_ivf_build(index.params(), &params, segment.len()) => {
                     segment.set_index(SegmentIndex::Ivf(index));
+                    remove_index_files(&self.dir, segment.id(), Some(&path));
                     return;
                 }
                 _ => {
@@ -171,11 +214,16 @@ impl Collection {
     ) {
         let builds = self.index_builds.clone();
         let segment = segment.clone();
+        let generation = self.index_generation.clone();
+        let started_at = generation.load(Ordering::SeqCst);
+        let dir = self.dir.clone();
         builds.start();
         let job: BuildJob = Box::new(move || {
             let _done = FinishOnDrop(builds);
-            // A retired segment (replaced by compaction while queued) needs no index.
-            if segment.is_retired() {
+            let stale = || generation.load(Ordering::SeqCst) != started_at;
+            // A retired segment (replaced by compaction while queued) needs no index, and
+            // a build for an index config changed since is superseded.
+            if segment.is_retired() || stale() {
                 return;
             }
             let index = build(&segment, &path);
@@ -184,9 +232,17 @@ impl Collection {
             // after the write covers both orders.
             if segment.is_retired() {
                 let _ = std::fs::remove_file(&path);
+                return;
             }
             if let Some(index) = index {
-                segment.set_index(index);
+                // The config may have changed during the build: its own ensure_index
+                // either queued a build behind this one or found nothing to do, so a
+                // stale result is dropped (its file is checked against the new config
+                // at the next open).
+                if !stale() {
+                    segment.set_index(index);
+                    remove_index_files(&dir, segment.id(), Some(&path));
+                }
             }
         });
         submit(job);
@@ -214,4 +270,24 @@ fn same_ivf_build(built: &IvfParams, wanted: &IvfParams, rows: usize) -> bool {
         && built.nlist == wanted.nlist.min(rows).max(1)
         && built.train_iterations == wanted.train_iterations
         && built.balanced == wanted.balanced
+}
+
+/// Whether a graph was built with the parameters `hnsw` asks for (search-time settings
+/// aside).
+fn graph_fits(graph: &SegmentGraph, hnsw: &HnswConfig) -> bool {
+    graph.hnsw.params().m == hnsw.m
+        && graph.hnsw.params().ef_construction == hnsw.ef_construction
+        && graph.encoded.as_ref().map(|e| e.encoding())
+            == (hnsw.encoding != TraversalEncoding::F32).then(|| hnsw.encoding.to_index())
+}
+
+/// Removes segment `id`'s index files except `keep` (an index of another kind, or of a
+/// config no longer in force, is derived data nobody will read).
+fn remove_index_files(dir: &Path, id: u64, keep: Option<&Path>) {
+    for name in index_file_names(id) {
+        let path = dir.join(name);
+        if Some(path.as_path()) != keep {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }

@@ -35,7 +35,7 @@ pub use search::{SearchParams, SearchRequest, EXACT_SELECTIVITY, MAX_EF_WIDENING
 pub(crate) use state::{Location, State};
 pub use write::WriteResult;
 
-use crate::config::{CollectionConfig, EngineOptions};
+use crate::config::{CollectionConfig, EngineOptions, IndexConfig};
 use crate::error::{EngineError, Result};
 use crate::manifest::Manifest;
 use crate::segment::{read_deletes_file, SealedSegment};
@@ -43,7 +43,7 @@ use paradox_storage::Wal;
 use parking_lot::{Mutex, RwLock};
 use state::SealedEntry;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Name of the directory holding a collection's write-ahead log.
@@ -64,6 +64,12 @@ pub struct Collection {
     /// Set by `Engine::drop_collection`: this handle refuses writes from then on.
     dropped: AtomicBool,
     index_builds: Arc<indexing::IndexBuilds>,
+    /// The index sealed segments get; `config.index` is only its value at open. Changed
+    /// by [`Collection::set_index_config`].
+    index_config: RwLock<IndexConfig>,
+    /// Bumped by every index-config change: a background build started under an older
+    /// config does not install its result.
+    index_generation: Arc<AtomicU64>,
     /// Exclusive lock on the directory: no second handle (from another engine instance
     /// in this process, or another process) can write the same files.
     _lock: crate::lock::DirLock,
@@ -162,7 +168,7 @@ impl Collection {
         remove_unreferenced_files(dir, &manifest)?;
 
         let collection = Collection {
-            config,
+            config: config.clone(),
             dir: dir.to_path_buf(),
             options,
             wal,
@@ -171,6 +177,8 @@ impl Collection {
             failed: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
             index_builds: Arc::default(),
+            index_config: RwLock::new(config.index),
+            index_generation: Arc::default(),
             _lock: lock,
         };
         for entry in &collection.state.read().sealed {
@@ -180,9 +188,17 @@ impl Collection {
         Ok(collection)
     }
 
-    /// The collection's configuration.
-    pub fn config(&self) -> &CollectionConfig {
-        &self.config
+    /// The collection's configuration (with the current index config).
+    pub fn config(&self) -> CollectionConfig {
+        CollectionConfig {
+            index: self.index_config(),
+            ..self.config.clone()
+        }
+    }
+
+    /// The index config sealed segments get now.
+    pub fn index_config(&self) -> IndexConfig {
+        *self.index_config.read()
     }
 
     /// The collection's name.

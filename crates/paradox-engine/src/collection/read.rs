@@ -145,7 +145,7 @@ impl Collection {
             name: self.config.name.clone(),
             dimension: self.config.dimension,
             metric: self.config.metric.as_str().to_string(),
-            index: self.config.index,
+            index: self.index_config(),
             points: state.ids.len(),
             sealed_segments: state.sealed.len(),
             sealed_rows: state.sealed_rows(),

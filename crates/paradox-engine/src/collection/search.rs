@@ -350,17 +350,20 @@ impl Collection {
             RowMask::Set(set) => set.contains(row),
             RowMask::PerRow => Self::row_allowed(state, unit.segment, row, filter),
         };
-        if unit.graph {
-            let index = state.sealed[unit.segment]
-                .segment
-                .index()
-                .expect("graph units are indexed");
+        // A graph unit whose index was dropped meanwhile (the collection switched to
+        // `flat`) is scanned exactly like any other: its rows are the whole segment.
+        let index = if unit.graph {
+            state.sealed[unit.segment].segment.index()
+        } else {
+            None
+        };
+        if let Some(index) = index {
             let selectivity = if restricted {
                 Self::selectivity(state, unit, mask, filter)
             } else {
                 1.0
             };
-            let used_index = match index {
+            let used_index = match &*index {
                 SegmentIndex::Graph(graph) => self.search_graph(
                     graph,
                     view,
@@ -415,11 +418,11 @@ impl Collection {
         key_base: u64,
     ) -> bool {
         let restricted = selectivity < 1.0;
-        let ef = request
-            .params
-            .ef
-            .unwrap_or(index.hnsw.params().ef_search)
-            .max(request.k);
+        let default_ef = match self.index_config() {
+            IndexConfig::Hnsw(h) | IndexConfig::Auto(h) => h.ef_search,
+            _ => index.hnsw.params().ef_search,
+        };
+        let ef = request.params.ef.unwrap_or(default_ef).max(request.k);
         let ef = if restricted {
             // Cost model: scanning the matches costs ~2 distance computations per match
             // (scattered rows); the filtered graph search ~ef·2m/selectivity.
@@ -434,7 +437,7 @@ impl Collection {
         };
         let hits = match &index.encoded {
             Some(encoded) => {
-                let rerank = match self.config.index {
+                let rerank = match self.index_config() {
                     IndexConfig::Hnsw(h) | IndexConfig::Auto(h) => h.rerank,
                     _ => 1,
                 };
@@ -454,6 +457,7 @@ impl Collection {
                 let params = paradox_index::SearchParams {
                     ef: Some(ef),
                     nprobe: None,
+                    ..Default::default()
                 };
                 index
                     .hnsw
@@ -484,9 +488,11 @@ impl Collection {
     ) -> bool {
         let restricted = selectivity < 1.0;
         let nlist = index.nlist();
+        let config = self.index_config().ivf();
         let nprobe = request
             .params
             .nprobe
+            .or(config.map(|c| c.nprobe))
             .unwrap_or(index.params().nprobe)
             .max(1);
         let nprobe = if restricted {
@@ -506,8 +512,9 @@ impl Collection {
             nprobe
         };
         let params = paradox_index::SearchParams {
-            ef: None,
             nprobe: Some(nprobe),
+            rerank: config.map(|c| c.rerank),
+            ..Default::default()
         };
         let hits = index.search(view, query, request.k, restricted.then_some(allow), &params);
         for hit in hits {

@@ -6,10 +6,11 @@ use crate::error::{EngineError, Result};
 use crate::point::RowMeta;
 use paradox_index::{EncodedVectors, HnswIndex};
 use paradox_storage::{Container, ContainerWriter};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"PDXSEG\0\0";
 const SEGMENT_VERSION: u32 = 1;
@@ -71,9 +72,10 @@ pub(crate) struct SealedSegment {
     nonce: u64,
     container: Container,
     metas: Vec<RowMeta>,
-    /// The segment's index, set once when loaded or built (in the background); until
-    /// then searches scan the segment exactly.
-    index: OnceLock<SegmentIndex>,
+    /// The segment's index, set when loaded or built (in the background) and replaced
+    /// when the collection's index config changes; while `None` searches scan the segment
+    /// exactly. Searches hold their own `Arc`, so a swap never waits for them.
+    index: RwLock<Option<Arc<SegmentIndex>>>,
     /// Postings of the payloads, built on the first filtered search.
     payload_index: OnceLock<super::PayloadIndex>,
     /// Set when compaction replaced this segment: a background build that finishes
@@ -178,7 +180,7 @@ impl SealedSegment {
             nonce: header.nonce,
             container,
             metas,
-            index: OnceLock::new(),
+            index: RwLock::new(None),
             payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
         })
@@ -231,8 +233,8 @@ impl SealedSegment {
     }
 
     /// The index, once loaded or built.
-    pub fn index(&self) -> Option<&SegmentIndex> {
-        self.index.get()
+    pub fn index(&self) -> Option<Arc<SegmentIndex>> {
+        self.index.read().clone()
     }
 
     /// The payload index, built on first use (segments are immutable, so it never
@@ -252,9 +254,14 @@ impl SealedSegment {
         self.retired.load(Ordering::SeqCst)
     }
 
-    /// Installs the index (first one wins).
+    /// Installs (or replaces) the index.
     pub fn set_index(&self, index: SegmentIndex) {
-        let _ = self.index.set(index);
+        *self.index.write() = Some(Arc::new(index));
+    }
+
+    /// Drops the index: the segment is scanned exactly from now on.
+    pub fn clear_index(&self) {
+        *self.index.write() = None;
     }
 }
 

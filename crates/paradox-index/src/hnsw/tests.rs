@@ -24,6 +24,7 @@ fn recall(
             &SearchParams {
                 ef: Some(ef),
                 nprobe: None,
+                ..Default::default()
             },
         );
         assert!(
@@ -184,6 +185,7 @@ fn filtered_search_returns_only_allowed_rows() {
         &SearchParams {
             ef: Some(100),
             nprobe: None,
+            ..Default::default()
         },
     );
     assert_eq!(hits.len(), 10);

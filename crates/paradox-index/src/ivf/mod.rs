@@ -372,6 +372,7 @@ impl IvfIndex {
                 &SearchParams {
                     ef: Some(ef),
                     nprobe: None,
+                    ..Default::default()
                 },
             );
         }
@@ -560,7 +561,7 @@ impl VectorIndex for IvfIndex {
         }
         let lists = self.probe(query, params.nprobe.unwrap_or(self.params.nprobe));
         let exact = matches!(self.residuals, Residuals::Flat);
-        let rerank = self.params.rerank;
+        let rerank = params.rerank.unwrap_or(self.params.rerank);
         if exact || rerank == 0 {
             let mut top = TopK::new(k);
             self.scan_lists(vectors, query, &lists, filter, &mut top);

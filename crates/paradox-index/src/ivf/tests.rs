@@ -27,6 +27,7 @@ fn recall(
     let params = SearchParams {
         ef: None,
         nprobe: Some(nprobe),
+        ..Default::default()
     };
     let (mut hit, mut total) = (0, 0);
     for q in queries.chunks_exact(v.dim) {
@@ -206,6 +207,7 @@ fn tiny_and_empty_segments_work() {
         &SearchParams {
             ef: None,
             nprobe: Some(40),
+            ..Default::default()
         },
     );
     assert_eq!(got[0].key, 0);
