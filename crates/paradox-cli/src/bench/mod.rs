@@ -12,6 +12,7 @@ mod ingest;
 mod ivf;
 mod legacy;
 mod scan;
+mod stream;
 
 use anyhow::{ensure, Context, Result};
 use clap::Subcommand;
@@ -39,8 +40,10 @@ pub enum BenchCommand {
     Hnsw(hnsw::HnswArgs),
     /// HNSW features: compressed traversal, filtered search, deletes with repair.
     HnswFeatures(hnsw_features::HnswFeaturesArgs),
-    /// IVF (flat, PQ, SQ8 lists) build time, code size and recall vs QPS over nprobe.
+    /// IVF (flat, PQ, OPQ-PQ, SQ8 lists) build time, code size and recall vs QPS over nprobe.
     Ivf(ivf::IvfArgs),
+    /// Query latency under a sustained insert stream vs idle, and write visibility.
+    Stream(stream::StreamArgs),
 }
 
 /// Runs a `bench` subcommand and prints its JSON report.
@@ -53,6 +56,7 @@ pub fn run(command: BenchCommand, global: &GlobalArgs) -> Result<()> {
         BenchCommand::Hnsw(args) => hnsw::run(args)?,
         BenchCommand::HnswFeatures(args) => hnsw_features::run(args)?,
         BenchCommand::Ivf(args) => ivf::run(args)?,
+        BenchCommand::Stream(args) => stream::run(args, global)?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -61,7 +61,7 @@ pub struct CreateArgs {
     pub index: paradox_engine::IndexConfig,
 }
 
-fn parse_index(text: &str) -> std::result::Result<paradox_engine::IndexConfig, String> {
+pub(crate) fn parse_index(text: &str) -> std::result::Result<paradox_engine::IndexConfig, String> {
     if let Some(config) = paradox_engine::IndexConfig::parse(text) {
         return Ok(config);
     }

@@ -1,0 +1,244 @@
+//! `paradox bench stream`: query latency while a sustained insert stream runs, against the
+//! same queries on the idle collection, and how soon acknowledged writes are searchable.
+//!
+//! Phases (one fresh temporary store, fsync `interval` unless the global `--fsync` says
+//! otherwise):
+//! 1. **preload** `--initial` clustered vectors and wait for their indexes;
+//! 2. **idle**: one thread runs queries back to back for `--seconds`; per-call latencies;
+//! 3. **stream**: a writer upserts batches of `--batch` at `--rate` vectors/s (paced by
+//!    the clock) while the query thread runs as in 2. Segments seal at `--seal-threshold`
+//!    and are indexed in the background during the phase. After every 20th acknowledged
+//!    batch the writer searches (exact) for the batch's last vector and records how long until
+//!    it came back as the top hit: the visibility lag, bounded by one search because a
+//!    write is applied before it is acknowledged.
+//!
+//! The report gives p50/p95/p99 of both query phases, their ratio (the issue's goal is
+//! stream p99 ≤ 2× idle p99), the achieved insert rate and the worst visibility lag.
+
+use anyhow::{ensure, Context, Result};
+use clap::Args;
+use paradox_engine::{
+    CollectionConfig, EngineOptions, IndexConfig, Metric, NewPoint, PointId, SearchParams,
+    SearchRequest,
+};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::hnsw::{micros, percentile};
+use crate::store::{FsyncArg, GlobalArgs};
+use crate::synth::GaussianMixture;
+
+/// Batches between two visibility checks.
+const VISIBILITY_EVERY: u64 = 20;
+
+/// `bench stream` flags.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Prints {\"op\":\"stream\",\"dim\",\"initial\",\"rate\",\"index\",\
+    \"idle\":{\"queries\",\"p50_us\",\"p95_us\",\"p99_us\"},\"stream\":{...,\
+    \"inserted\",\"inserts_per_s\",\"max_visibility_lag_us\"},\"p99_ratio\"}.\n\nExample:\n  \
+    paradox bench stream --initial 200000 --rate 20000 --seconds 20 --index ivf_pq"
+)]
+pub struct StreamArgs {
+    /// Vector dimension.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dim: u32,
+    /// Vectors loaded (and indexed) before measuring.
+    #[arg(long, default_value_t = 200_000)]
+    pub initial: usize,
+    /// Target insert rate during the stream phase, vectors per second.
+    #[arg(long, default_value_t = 20_000)]
+    pub rate: u32,
+    /// Vectors per upsert.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Length of each measured phase.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// Collection index (`collection create --index` forms).
+    #[arg(long, default_value = "auto", value_parser = crate::commands::collection::parse_index)]
+    pub index: IndexConfig,
+    /// Points per growing segment before it is sealed and indexed.
+    #[arg(long, default_value_t = 100_000)]
+    pub seal_threshold: usize,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Seed of the synthetic vectors.
+    #[arg(long, default_value_t = 3)]
+    pub seed: u64,
+}
+
+/// Runs the benchmark and returns its report.
+pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
+    let fsync = global.fsync.unwrap_or(FsyncArg::Interval);
+    ensure!(args.seconds > 0, "--seconds must be positive");
+    let dim = args.dim as usize;
+    let store = tempfile::tempdir().context("cannot create a temporary store")?;
+    let engine = paradox_engine::Engine::open_with(
+        store.path(),
+        EngineOptions {
+            fsync: fsync.policy(),
+            seal_threshold: args.seal_threshold,
+            ..EngineOptions::default()
+        },
+    )?;
+    let collection = engine.create_collection(CollectionConfig {
+        index: args.index,
+        ..CollectionConfig::new("bench_stream", dim, Metric::L2)
+    })?;
+    let mixture = GaussianMixture::new(dim, 64, args.seed);
+    eprintln!("bench stream: preloading {} x {dim}", args.initial);
+    for first in (0..args.initial).step_by(10_000) {
+        let n = 10_000.min(args.initial - first);
+        collection.upsert(points(&mixture, first as u64, n))?;
+    }
+    collection.flush()?;
+    collection.wait_for_indexes();
+    let queries = mixture.rows(u64::MAX / 2, 1000).0;
+    let query_at = |i: usize| {
+        let q = i % 1000;
+        queries[q * dim..(q + 1) * dim].to_vec()
+    };
+    let phase = Duration::from_secs(args.seconds);
+
+    eprintln!("bench stream: idle queries for {} s", args.seconds);
+    let idle = query_loop(
+        &collection,
+        &query_at,
+        args.k,
+        phase,
+        &AtomicBool::new(false),
+    )?;
+
+    eprintln!(
+        "bench stream: {} vectors/s in batches of {} for {} s, queries alongside",
+        args.rate, args.batch, args.seconds
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (collection, stop) = (collection.clone(), stop.clone());
+        let (batch, rate, first_id) = (args.batch as usize, args.rate as f64, args.initial as u64);
+        std::thread::spawn(move || -> Result<(u64, Duration, Duration)> {
+            let started = Instant::now();
+            let (mut inserted, mut worst_lag) = (0u64, Duration::ZERO);
+            while !stop.load(Ordering::SeqCst) {
+                // Pace: the batch is due when the rate says so.
+                let due = Duration::from_secs_f64(inserted as f64 / rate);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+                let batch_points = points(&mixture, first_id + inserted, batch);
+                let last = batch_points
+                    .last()
+                    .map(|p| (p.id.clone(), p.vector.clone()));
+                collection.upsert(batch_points)?;
+                let acked = Instant::now();
+                inserted += batch as u64;
+                // Every 20th batch: the check is an exact search of the whole collection,
+                // which would otherwise eat the writer's time budget.
+                if (inserted / batch as u64).is_multiple_of(VISIBILITY_EVERY) {
+                    if let Some((id, vector)) = last {
+                        worst_lag = worst_lag.max(visibility_lag(&collection, id, vector, acked)?);
+                    }
+                }
+            }
+            Ok((inserted, started.elapsed(), worst_lag))
+        })
+    };
+    let busy = query_loop(
+        &collection,
+        &query_at,
+        args.k,
+        phase,
+        &AtomicBool::new(false),
+    )?;
+    stop.store(true, Ordering::SeqCst);
+    let (inserted, write_time, worst_lag) = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
+    let p99 = |l: &[Duration]| percentile(l, 0.99).as_secs_f64();
+    Ok(json!({
+        "op": "stream",
+        "dim": dim,
+        "initial": args.initial,
+        "rate": args.rate,
+        "batch": args.batch,
+        "seal_threshold": args.seal_threshold,
+        "index": args.index,
+        "fsync": fsync.name(),
+        "idle": summary(&idle),
+        "stream": {
+            "latency": summary(&busy),
+            "inserted": inserted,
+            "inserts_per_s": inserted as f64 / write_time.as_secs_f64(),
+            "max_visibility_lag_us": micros(worst_lag),
+            "sealed_segments": collection.info().sealed_segments,
+            "index_builds_pending_at_end": collection.pending_index_builds(),
+        },
+        "p99_ratio": p99(&busy) / p99(&idle).max(1e-9),
+    }))
+}
+
+fn points(mixture: &GaussianMixture, first: u64, n: usize) -> Vec<NewPoint> {
+    let (data, _) = mixture.rows(first, n);
+    let dim = data.len() / n.max(1);
+    data.chunks_exact(dim.max(1))
+        .enumerate()
+        .map(|(i, row)| NewPoint::new(first + i as u64, row.to_vec()))
+        .collect()
+}
+
+/// Searches (exactly) until `id` comes back as the top hit for its own vector; the time
+/// since `acked`.
+fn visibility_lag(
+    collection: &paradox_engine::Collection,
+    id: PointId,
+    vector: Vec<f32>,
+    acked: Instant,
+) -> Result<Duration> {
+    let mut request = SearchRequest::new(vector, 1);
+    request.params = SearchParams {
+        exact: true,
+        ..Default::default()
+    };
+    for _ in 0..10_000 {
+        if collection.search(&request)?.first().map(|h| &h.id) == Some(&id) {
+            return Ok(acked.elapsed());
+        }
+    }
+    anyhow::bail!("acknowledged point {id:?} not searchable after 10000 searches")
+}
+
+/// One query at a time for `phase`; per-call latencies.
+fn query_loop(
+    collection: &paradox_engine::Collection,
+    query_at: &dyn Fn(usize) -> Vec<f32>,
+    k: usize,
+    phase: Duration,
+    stop: &AtomicBool,
+) -> Result<Vec<Duration>> {
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < phase && !stop.load(Ordering::Relaxed) {
+        let request = SearchRequest::new(query_at(i), k);
+        let asked = Instant::now();
+        std::hint::black_box(collection.search(&request)?);
+        latencies.push(asked.elapsed());
+        i += 1;
+    }
+    latencies.sort_unstable();
+    Ok(latencies)
+}
+
+fn summary(sorted: &[Duration]) -> Value {
+    json!({
+        "queries": sorted.len(),
+        "p50_us": micros(percentile(sorted, 0.50)),
+        "p95_us": micros(percentile(sorted, 0.95)),
+        "p99_us": micros(percentile(sorted, 0.99)),
+    })
+}
