@@ -565,23 +565,29 @@ impl Collection {
         let masks = self.masks(state, None);
         let dim = self.config.dimension;
         let run = |unit: &WorkUnit| {
-            let mut tops = fresh();
             let mask = &masks[unit.segment];
             if unit.graph || !matches!(mask, RowMask::All) {
-                for ((q, top), request) in
-                    queries.chunks_exact(dim).zip(tops.iter_mut()).zip(requests)
-                {
-                    self.search_unit(state, unit, q, request, mask, top);
-                }
-            } else {
-                FlatIndex::scan_range_batch(
-                    self.view(state, unit.segment),
-                    queries,
-                    unit.rows.clone(),
-                    pack(unit.segment, 0),
-                    &mut tops,
-                );
+                // One query at a time through the index (or the mask), the queries spread
+                // over the pool: an indexed segment is a single unit, so parallelism must
+                // come from the batch.
+                return queries
+                    .par_chunks_exact(dim)
+                    .zip(requests.par_iter())
+                    .map(|(q, request)| {
+                        let mut top = TopK::new(request.k);
+                        self.search_unit(state, unit, q, request, mask, &mut top);
+                        top
+                    })
+                    .collect();
             }
+            let mut tops = fresh();
+            FlatIndex::scan_range_batch(
+                self.view(state, unit.segment),
+                queries,
+                unit.rows.clone(),
+                pack(unit.segment, 0),
+                &mut tops,
+            );
             tops
         };
         let merge = |mut a: Vec<TopK>, b: Vec<TopK>| {
