@@ -101,6 +101,11 @@ pub struct IvfConfig {
     pub train_iterations: usize,
     /// Capacity-capped (balanced) cells.
     pub balanced: bool,
+    /// Leave the lists' codes in the memory-mapped index file instead of copying them
+    /// into RAM: the OS pages in the lists searches visit (prefetched per query) and
+    /// evicts cold ones under memory pressure. Centroids, list offsets and row numbers
+    /// stay in RAM; re-ranking reads the memory-mapped vectors.
+    pub on_disk: bool,
 }
 
 impl Default for IvfConfig {
@@ -112,6 +117,7 @@ impl Default for IvfConfig {
             rerank: 4,
             train_iterations: 20,
             balanced: false,
+            on_disk: false,
         }
     }
 }

@@ -215,3 +215,39 @@ fn the_index_kind_can_change_later_and_is_rebuilt_in_the_background() {
     assert_eq!(files_with(dir.path(), ".ivf"), 0);
     assert_eq!(recall(&col, &queries, None), 1.0);
 }
+
+#[test]
+fn ivf_codes_can_stay_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = clustered(30, 99, 1_000_000);
+    let on_disk = |flag| {
+        let mut config = ivf(IndexConfig::IvfPq).index.ivf().unwrap();
+        config.on_disk = flag;
+        IndexConfig::IvfPq(config)
+    };
+    {
+        let engine = Engine::open_with(dir.path(), options()).unwrap();
+        let col = engine
+            .create_collection(CollectionConfig {
+                index: on_disk(true),
+                ..CollectionConfig::new("v", DIM, Metric::Cosine)
+            })
+            .unwrap();
+        for chunk in clustered(6500, 1, 0).chunks(500) {
+            col.upsert(chunk.to_vec()).unwrap();
+        }
+        col.wait_for_indexes();
+        let r = recall(&col, &queries, None);
+        assert!(r >= 0.95, "on disk: recall {r}");
+        // Switching the codes into RAM reloads the same files, no rebuild.
+        col.set_index_config(on_disk(false)).unwrap();
+        assert_eq!(col.pending_index_builds(), 0);
+        assert!(recall(&col, &queries, None) >= r - 1e-9);
+        col.set_index_config(on_disk(true)).unwrap();
+    }
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.collection("v").unwrap();
+    assert_eq!(col.pending_index_builds(), 0);
+    assert!(col.index_config().ivf().unwrap().on_disk);
+    assert!(recall(&col, &queries, None) >= 0.95);
+}

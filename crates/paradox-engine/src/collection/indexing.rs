@@ -102,10 +102,12 @@ impl Collection {
                 }
             }
             Some(IndexPlan::Ivf(params)) => {
+                let on_disk = self.index_config().ivf().is_some_and(|c| c.on_disk);
                 if !matches!(current.as_deref(), Some(SegmentIndex::Ivf(i))
-                    if same_ivf_build(i.params(), &params, segment.len()))
+                    if same_ivf_build(i.params(), &params, segment.len())
+                        && (i.code_bytes() == 0 || i.codes_on_disk() == on_disk))
                 {
-                    self.ensure_ivf(segment, params);
+                    self.ensure_ivf(segment, params, on_disk);
                 }
             }
         }
@@ -174,10 +176,10 @@ impl Collection {
         });
     }
 
-    fn ensure_ivf(&self, segment: &Arc<SealedSegment>, params: IvfParams) {
+    fn ensure_ivf(&self, segment: &Arc<SealedSegment>, params: IvfParams, on_disk: bool) {
         let path = self.dir.join(ivf_file_name(segment.id()));
         if path.exists() {
-            match read_ivf_file(&path, segment.len(), segment.nonce()) {
+            match read_ivf_file(&path, segment.len(), segment.nonce(), on_disk) {
                 // nprobe and rerank are search-time settings; the rest shapes the file.
                 Ok(index) if same_ivf_build(index.params(), &params, segment.len()) => {
                     segment.set_index(SegmentIndex::Ivf(index));
@@ -199,7 +201,13 @@ impl Collection {
             // Parameters are validated against the dimension when the collection is
             // created; a build that still fails leaves the segment to exact scans.
             let index = IvfIndex::build(view, params).ok()?;
-            let _ = write_ivf_file(path, &index, segment.nonce());
+            let written = write_ivf_file(path, &index, segment.nonce());
+            // On disk: serve from the file just written, so the codes leave RAM.
+            if on_disk && written.is_ok() {
+                if let Ok(mapped) = read_ivf_file(path, segment.len(), segment.nonce(), true) {
+                    return Some(SegmentIndex::Ivf(mapped));
+                }
+            }
             Some(SegmentIndex::Ivf(index))
         });
     }

@@ -51,8 +51,24 @@ pub(crate) fn write_ivf_file(path: &Path, index: &IvfIndex, segment_nonce: u64) 
     Ok(())
 }
 
-/// Reads and checks an inverted file for the segment of `rows` rows with this nonce.
-pub(crate) fn read_ivf_file(path: &Path, rows: usize, segment_nonce: u64) -> Result<IvfIndex> {
+/// An index file's IVF section, kept mapped so an index can search its codes in place.
+struct MappedSection(Container);
+
+impl AsRef<[u8]> for MappedSection {
+    fn as_ref(&self) -> &[u8] {
+        // Present: checked when the index was decoded from it.
+        self.0.section(TAG_IVF).unwrap_or_default()
+    }
+}
+
+/// Reads and checks an inverted file for the segment of `rows` rows with this nonce;
+/// `on_disk` leaves the codes in the mapped file.
+pub(crate) fn read_ivf_file(
+    path: &Path,
+    rows: usize,
+    segment_nonce: u64,
+    on_disk: bool,
+) -> Result<IvfIndex> {
     let container = Container::open(path, IVF_MAGIC, IVF_VERSION)?;
     let corrupt = |reason: String| EngineError::Corrupt {
         path: path.display().to_string(),
@@ -61,8 +77,13 @@ pub(crate) fn read_ivf_file(path: &Path, rows: usize, segment_nonce: u64) -> Res
     if container.section(TAG_SEGMENT_NONCE)? != segment_nonce.to_le_bytes() {
         return Err(corrupt("index was built for another segment".into()));
     }
-    let index =
-        IvfIndex::from_bytes(container.section(TAG_IVF)?).map_err(|e| corrupt(e.to_string()))?;
+    container.section(TAG_IVF)?;
+    let index = if on_disk {
+        IvfIndex::from_shared(std::sync::Arc::new(MappedSection(container)))
+    } else {
+        IvfIndex::from_bytes(container.section(TAG_IVF)?)
+    }
+    .map_err(|e| corrupt(e.to_string()))?;
     if index.len() != rows {
         return Err(corrupt(format!(
             "index files {} rows, segment has {rows}",

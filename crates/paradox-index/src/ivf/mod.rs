@@ -40,6 +40,7 @@ use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
 use crate::{HnswIndex, HnswParams, RowFilter, SearchParams, VectorIndex, VectorView};
 use paradox_kernels::{Metric, Neighbor, Sq8Quantizer, TopK};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Lists from which the coarse quantiser is an HNSW graph rather than a scan.
 pub const COARSE_HNSW_MIN_LISTS: usize = 16_384;
@@ -157,6 +158,66 @@ impl IvfParams {
     }
 }
 
+/// Bytes that can back an index's codes without copying (e.g. a memory-mapped file
+/// section); `as_ref` must return the same bytes every time.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Where the codes of the lists live.
+enum Codes {
+    /// Held by the index.
+    Owned(Vec<u8>),
+    /// `len` bytes at `start` of a shared buffer (the index file, memory-mapped): the OS
+    /// pages lists in on demand and evicts cold ones under memory pressure.
+    Shared {
+        bytes: SharedBytes,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Codes {
+    fn get(&self) -> &[u8] {
+        match self {
+            Codes::Owned(codes) => codes,
+            // The range was checked against the buffer when the index was decoded.
+            Codes::Shared { bytes, start, len } => &(**bytes).as_ref()[*start..*start + *len],
+        }
+    }
+}
+
+impl std::fmt::Debug for Codes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Codes::Owned(codes) => write!(f, "Codes::Owned({} bytes)", codes.len()),
+            Codes::Shared { start, len, .. } => {
+                write!(f, "Codes::Shared({len} bytes at {start})")
+            }
+        }
+    }
+}
+
+/// `madvise(MADV_WILLNEED)` over the pages of `bytes` (best effort).
+fn advise_will_need(bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        if bytes.is_empty() {
+            return;
+        }
+        const PAGE: usize = 4096;
+        let addr = bytes.as_ptr() as usize;
+        let start = addr & !(PAGE - 1);
+        let len = addr + bytes.len() - start;
+        // SAFETY: `[start, start + len)` covers only pages of the mapping `bytes` lies in
+        // (rounded down to its first page); MADV_WILLNEED is a hint that never changes the
+        // contents or validity of the mapping, and an error is ignored.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_WILLNEED);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = bytes;
+}
+
 /// The trained quantiser of the residual codes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Residuals {
@@ -183,7 +244,7 @@ pub struct IvfIndex {
     /// `nlist + 1` prefix offsets into `rows` (and, times the code size, into `codes`).
     offsets: Vec<u32>,
     rows: Vec<u32>,
-    codes: Vec<u8>,
+    codes: Codes,
     residuals: Residuals,
     /// Graph over the centroids when there are many.
     coarse: Option<HnswIndex>,
@@ -315,7 +376,7 @@ impl IvfIndex {
             centroids,
             offsets,
             rows,
-            codes,
+            codes: Codes::Owned(codes),
             residuals,
             coarse,
         })
@@ -349,9 +410,32 @@ impl IvfIndex {
             .collect()
     }
 
-    /// Bytes of the compressed codes alone (the per-vector RAM cost of the codec).
+    /// Bytes of the compressed codes alone (the per-vector cost of the codec).
     pub fn code_bytes(&self) -> usize {
-        self.codes.len()
+        self.codes.get().len()
+    }
+
+    /// Whether the codes are read from a shared (memory-mapped) buffer rather than held
+    /// in RAM by the index.
+    pub fn codes_on_disk(&self) -> bool {
+        matches!(self.codes, Codes::Shared { .. })
+    }
+
+    /// Asks the OS to start reading the codes of `lists` (a no-op for codes in RAM), so a
+    /// search over lists on disk overlaps their reads instead of faulting page by page.
+    fn prefetch(&self, lists: &[Neighbor]) {
+        if let Codes::Shared { .. } = self.codes {
+            let code_bytes = self.params.codec.code_bytes(self.dim);
+            let codes = self.codes.get();
+            for list in lists {
+                let l = list.key as usize;
+                let (start, end) = (
+                    self.offsets[l] as usize * code_bytes,
+                    self.offsets[l + 1] as usize * code_bytes,
+                );
+                advise_will_need(&codes[start..end]);
+            }
+        }
     }
 
     /// The `nprobe` lists nearest to `query`, nearest first.
@@ -432,7 +516,7 @@ impl IvfIndex {
                         }
                     };
                     let start = self.offsets[l] as usize;
-                    let codes = &self.codes[start * dim..self.offsets[l + 1] as usize * dim];
+                    let codes = &self.codes.get()[start * dim..self.offsets[l + 1] as usize * dim];
                     for (code, &row) in codes.chunks_exact(dim).zip(self.list_rows(l)) {
                         let d = base + scorer.distance(code);
                         if d < top.threshold() && allowed(row) {
@@ -476,7 +560,7 @@ impl IvfIndex {
                 -paradox_kernels::dot(query, centroid)
             };
             let start = self.offsets[l] as usize;
-            let codes = &self.codes[start * m..self.offsets[l + 1] as usize * m];
+            let codes = &self.codes.get()[start * m..self.offsets[l + 1] as usize * m];
             for (code, &row) in codes.chunks_exact(m).zip(self.list_rows(l)) {
                 let d = base + ProductQuantizer::adc(&table, code);
                 if d < top.threshold() && allowed(row) {
@@ -560,6 +644,7 @@ impl VectorIndex for IvfIndex {
             return Vec::new();
         }
         let lists = self.probe(query, params.nprobe.unwrap_or(self.params.nprobe));
+        self.prefetch(&lists);
         let exact = matches!(self.residuals, Residuals::Flat);
         let rerank = params.rerank.unwrap_or(self.params.rerank);
         if exact || rerank == 0 {
@@ -593,7 +678,11 @@ impl VectorIndex for IvfIndex {
         self.centroids.len() * 4
             + self.offsets.len() * 4
             + self.rows.len() * 4
-            + self.codes.len()
+            + if self.codes_on_disk() {
+                0
+            } else {
+                self.code_bytes()
+            }
             + quantiser
             + self.coarse.as_ref().map_or(0, |g| g.memory_bytes())
     }

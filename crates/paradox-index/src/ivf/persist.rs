@@ -16,7 +16,10 @@
 //! Decoding checks every size, offset and row number, so a damaged buffer is an error,
 //! never a panic later. The coarse HNSW graph (many lists only) is rebuilt on load.
 
-use super::{coarse_graph, IvfCodec, IvfIndex, IvfParams, Residuals, COARSE_HNSW_MIN_LISTS};
+use super::{
+    coarse_graph, Codes, IvfCodec, IvfIndex, IvfParams, Residuals, SharedBytes,
+    COARSE_HNSW_MIN_LISTS,
+};
 use crate::bytes::{put_f32s, put_u32s, Reader};
 use crate::opq::Rotation;
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
@@ -55,7 +58,7 @@ impl IvfIndex {
             IvfCodec::OpqPq { m } => (3, m as u32),
         };
         let mut out = Vec::with_capacity(
-            96 + self.centroids.len() * 4 + self.rows.len() * 4 + self.codes.len(),
+            96 + self.centroids.len() * 4 + self.rows.len() * 4 + self.code_bytes(),
         );
         put_u32s(
             &mut out,
@@ -78,8 +81,8 @@ impl IvfIndex {
         put_f32s(&mut out, &self.centroids);
         put_u32s(&mut out, self.offsets.iter().copied());
         put_u32s(&mut out, self.rows.iter().copied());
-        out.extend_from_slice(&self.codes);
-        out.resize(out.len() + (4 - self.codes.len() % 4) % 4, 0);
+        out.extend_from_slice(self.codes.get());
+        out.resize(out.len() + (4 - self.code_bytes() % 4) % 4, 0);
         match &self.residuals {
             Residuals::Flat => {}
             Residuals::Pq(pq) => put_f32s(&mut out, pq.codebooks()),
@@ -95,13 +98,22 @@ impl IvfIndex {
         out
     }
 
-    /// Decodes bytes written by [`IvfIndex::to_bytes`], checking every field.
+    /// Decodes bytes written by [`IvfIndex::to_bytes`], checking every field; the codes
+    /// are copied into RAM.
     pub fn from_bytes(bytes: &[u8]) -> Result<IvfIndex, IvfDecodeError> {
-        decode(bytes).map_err(IvfDecodeError)
+        decode(bytes, None).map_err(IvfDecodeError)
+    }
+
+    /// Like [`IvfIndex::from_bytes`], but the codes stay in `shared` (typically a
+    /// memory-mapped index file) and are read from there by each search: opening costs no
+    /// copy, and only the lists searches visit are paged in. Everything else (centroids,
+    /// list offsets, row numbers, quantiser) is decoded into RAM.
+    pub fn from_shared(shared: SharedBytes) -> Result<IvfIndex, IvfDecodeError> {
+        decode((*shared).as_ref(), Some(shared.clone())).map_err(IvfDecodeError)
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<IvfIndex, String> {
+fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String> {
     let mut r = Reader::new(bytes);
     let format = r.u32("format")?;
     if format != FORMAT {
@@ -174,7 +186,16 @@ fn decode(bytes: &[u8]) -> Result<IvfIndex, String> {
     if rows.iter().any(|&row| row as usize >= n) {
         return Err("a row number is out of range".into());
     }
-    let codes = r.take(codes_len, "codes")?.to_vec();
+    let codes_at = bytes.len() - r.remaining();
+    let codes = r.take(codes_len, "codes")?;
+    let codes = match shared {
+        Some(bytes) => Codes::Shared {
+            bytes,
+            start: codes_at,
+            len: codes_len,
+        },
+        None => Codes::Owned(codes.to_vec()),
+    };
     r.take((4 - codes_len % 4) % 4, "padding")?;
     let residuals = match codec {
         IvfCodec::Flat => Residuals::Flat,
