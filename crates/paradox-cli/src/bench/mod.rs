@@ -6,6 +6,7 @@
 //! starts.
 
 mod batch;
+mod disk;
 mod hnsw;
 mod hnsw_features;
 mod ingest;
@@ -44,6 +45,8 @@ pub enum BenchCommand {
     Ivf(ivf::IvfArgs),
     /// Query latency under a sustained insert stream vs idle, and write visibility.
     Stream(stream::StreamArgs),
+    /// IVF search with codes and vectors on disk, cold, under an outside RAM budget.
+    Disk(disk::DiskArgs),
 }
 
 /// Runs a `bench` subcommand and prints its JSON report.
@@ -57,6 +60,7 @@ pub fn run(command: BenchCommand, global: &GlobalArgs) -> Result<()> {
         BenchCommand::HnswFeatures(args) => hnsw_features::run(args)?,
         BenchCommand::Ivf(args) => ivf::run(args)?,
         BenchCommand::Stream(args) => stream::run(args, global)?,
+        BenchCommand::Disk(args) => disk::run(args)?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

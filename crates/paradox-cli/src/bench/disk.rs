@@ -1,0 +1,236 @@
+//! `paradox bench disk`: IVF search with the codes and vectors left on disk, under a RAM
+//! budget set from outside (a memory cgroup; `bench/disk.sh` sets one up).
+//!
+//! Two phases, run as two processes so the query phase can be confined:
+//! * `--phase build`: loads the base into a store at `--store` as one sealed segment with
+//!   the given IVF index (`on_disk` forced on) and waits for the index;
+//! * `--phase query`: reopens the store, evicts its files from the page cache
+//!   (`posix_fadvise(DONTNEED)`, best effort), and runs the queries
+//!   one at a time for each `--nprobe`: recall@10, p50/p95/p99 latency, the process's peak
+//!   RSS and, when run in a memory cgroup, its peak usage (page cache included).
+
+use anyhow::{ensure, Context, Result};
+use clap::{Args, ValueEnum};
+use paradox_engine::{
+    CollectionConfig, Engine, EngineOptions, FsyncPolicy, IndexConfig, NewPoint, PointId,
+    SearchRequest,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::hnsw::{micros, percentile, read_truth, status_kib};
+use crate::formats::read_vectors;
+use crate::store::MetricArg;
+
+/// Which half of the benchmark to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    /// Create the store and build its index.
+    Build,
+    /// Query the store cold.
+    Query,
+}
+
+/// `bench disk` flags.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Prints {\"op\":\"disk\",\"phase\",...}; the query phase adds \
+    \"curve\":[{\"nprobe\",\"recall_at_10\",\"p50_us\",\"p95_us\",\"p99_us\"}],\
+    \"peak_rss_bytes\",\"cgroup_peak_bytes\".\n\nExample:\n  \
+    paradox bench disk --phase build --store /data/s --base b.npy --queries q.npy \\\n    \
+    --index '{\"kind\":\"ivf_pq\",\"m\":32,\"nlist\":4096}'\n  \
+    paradox bench disk --phase query --store /data/s --queries q.npy --gt gt.npy"
+)]
+pub struct DiskArgs {
+    /// Phase to run.
+    #[arg(long, value_enum)]
+    pub phase: Phase,
+    /// Store directory (created by the build phase).
+    #[arg(long, value_name = "DIR")]
+    pub store: PathBuf,
+    /// Base vectors (.npy or .fvecs), build phase.
+    #[arg(long, value_name = "FILE")]
+    pub base: Option<PathBuf>,
+    /// Query vectors (.npy or .fvecs).
+    #[arg(long, value_name = "FILE")]
+    pub queries: PathBuf,
+    /// Exact neighbours (int64 .npy, at least 10 columns), query phase.
+    #[arg(long, value_name = "FILE")]
+    pub gt: Option<PathBuf>,
+    /// Metric, build phase.
+    #[arg(long, value_enum, default_value = "l2")]
+    pub metric: MetricArg,
+    /// IVF index, build phase (`on_disk` is forced on).
+    #[arg(long, default_value = "ivf_pq", value_parser = crate::commands::collection::parse_index)]
+    pub index: IndexConfig,
+    /// Lists visited, comma-separated, query phase.
+    #[arg(long, value_delimiter = ',', default_value = "8,16,32,64")]
+    pub nprobe: Vec<usize>,
+}
+
+const COLLECTION: &str = "disk";
+
+/// Runs one phase and returns its report.
+pub fn run(args: DiskArgs) -> Result<Value> {
+    match args.phase {
+        Phase::Build => build(args),
+        Phase::Query => query(args),
+    }
+}
+
+fn build(args: DiskArgs) -> Result<Value> {
+    let base_path = args.base.as_ref().context("--phase build needs --base")?;
+    let mut ivf = args
+        .index
+        .ivf()
+        .context("bench disk needs an IVF index (ivf_pq, ivf_opq_pq, ivf_sq8, ivf_flat)")?;
+    ivf.on_disk = true;
+    let index = match args.index {
+        IndexConfig::IvfFlat(_) => IndexConfig::IvfFlat(ivf),
+        IndexConfig::IvfSq8(_) => IndexConfig::IvfSq8(ivf),
+        IndexConfig::IvfOpqPq(_) => IndexConfig::IvfOpqPq(ivf),
+        _ => IndexConfig::IvfPq(ivf),
+    };
+    let base = read_vectors(base_path)?;
+    ensure!(base.rows > 0, "the base file holds no vectors");
+    let engine = Engine::open_with(
+        &args.store,
+        EngineOptions {
+            fsync: FsyncPolicy::Never,
+            seal_threshold: base.rows,
+            ..EngineOptions::default()
+        },
+    )?;
+    let collection = engine.create_collection(CollectionConfig {
+        index,
+        ..CollectionConfig::new(COLLECTION, base.dim, args.metric.metric())
+    })?;
+    let started = Instant::now();
+    for first in (0..base.rows).step_by(10_000) {
+        let last = (first + 10_000).min(base.rows);
+        let points = (first..last)
+            .map(|row| NewPoint::new(row as u64, base.row(row).to_vec()))
+            .collect();
+        collection.upsert(points)?;
+    }
+    collection.flush()?;
+    collection.wait_for_indexes();
+    let info = collection.info();
+    Ok(json!({
+        "op": "disk",
+        "phase": "build",
+        "n": base.rows,
+        "dim": base.dim,
+        "index": collection.index_config(),
+        "seconds": super::seconds(started.elapsed()),
+        "segment_bytes": info.segment_bytes,
+        "vector_bytes": base.rows * base.dim * 4,
+    }))
+}
+
+fn query(args: DiskArgs) -> Result<Value> {
+    let queries = read_vectors(&args.queries)?;
+    let truth = match &args.gt {
+        Some(path) => Some(read_truth(path, queries.rows, 10)?),
+        None => None,
+    };
+    let engine = Engine::open(&args.store)?;
+    let collection = engine.collection(COLLECTION)?;
+    // After the open (which reads every section once to check its checksum): pages not
+    // mapped by then are dropped; under a memory cgroup the rest is reclaimed as needed.
+    let evicted = evict_from_page_cache(&args.store.join("collections").join(COLLECTION))?;
+    ensure!(
+        collection.pending_index_builds() == 0,
+        "the store's index files are missing or stale: run --phase build again"
+    );
+    let mut curve = Vec::new();
+    for &nprobe in &args.nprobe {
+        let mut latencies = Vec::with_capacity(queries.rows);
+        let mut hits = 0usize;
+        for q in 0..queries.rows {
+            let mut request = SearchRequest::new(queries.row(q).to_vec(), 10);
+            request.params.nprobe = Some(nprobe);
+            let asked = Instant::now();
+            let found = collection.search(&request)?;
+            latencies.push(asked.elapsed());
+            if let Some(truth) = &truth {
+                hits += found
+                    .iter()
+                    .filter(|h| matches!(h.id, PointId::Num(id) if truth[q].contains(&id)))
+                    .count();
+            }
+        }
+        latencies.sort_unstable();
+        let point = json!({
+            "nprobe": nprobe,
+            "recall_at_10": truth.as_ref().map(|_| hits as f64 / (queries.rows * 10) as f64),
+            "p50_us": micros(percentile(&latencies, 0.50)),
+            "p95_us": micros(percentile(&latencies, 0.95)),
+            "p99_us": micros(percentile(&latencies, 0.99)),
+            "mean_us": micros(latencies.iter().sum::<Duration>() / latencies.len().max(1) as u32),
+        });
+        eprintln!("bench disk: {point}");
+        curve.push(point);
+    }
+    Ok(json!({
+        "op": "disk",
+        "phase": "query",
+        "nq": queries.rows,
+        "evicted_bytes": evicted,
+        "curve": curve,
+        "peak_rss_bytes": status_kib("VmHWM:").map(|k| k * 1024),
+        "cgroup_peak_bytes": cgroup_peak_bytes(),
+    }))
+}
+
+/// Drops the page-cache pages of every file in `dir` (recursively); returns their bytes.
+fn evict_from_page_cache(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            total += evict_from_page_cache(&path)?;
+            continue;
+        }
+        let file = std::fs::File::open(&path)?;
+        total += file.metadata()?.len();
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a plain syscall on an open descriptor; DONTNEED only drops clean
+            // cached pages and never changes the file.
+            unsafe {
+                libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Peak memory of this process's memory cgroup (v1 or v2), page cache included.
+fn cgroup_peak_bytes() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in cgroups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let candidates = if controllers.split(',').any(|c| c == "memory") {
+            vec![format!(
+                "/sys/fs/cgroup/memory{path}/memory.max_usage_in_bytes"
+            )]
+        } else if controllers.is_empty() {
+            vec![format!("/sys/fs/cgroup{path}/memory.peak")]
+        } else {
+            continue;
+        };
+        for file in candidates {
+            if let Some(v) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
