@@ -17,5 +17,6 @@
 
 mod error;
 pub mod evolution;
+pub mod reasoning;
 
 pub use error::{MindError, Result};

@@ -380,12 +380,15 @@ impl Cmaes {
         if (0..self.n).any(|i| self.mean[i] + 0.2 * self.sigma * cov_diag(i).sqrt() == self.mean[i]) {
             return Some(StopReason::NoEffectCoord);
         }
-        let window = 120 + (30.0 * n / self.p.lambda as f64).ceil() as usize;
+        // pycma `tolstagnation`: over the last `100 + 100 n^1.5 / λ` generations, the
+        // median fitness of the newest fifth is no better than that of the oldest fifth.
+        let window = 100 + (100.0 * n.powf(1.5) / self.p.lambda as f64) as usize;
         let len = self.medians.len();
         if len > window {
-            let recent = &self.medians[len - len / 5..];
-            let older = &self.medians[len - window..len - window + window / 5];
-            if median(recent) >= median(older) && self.medians.len() > 2 * window {
+            let fifth = (window / 5).max(1);
+            let recent = &self.medians[len - fifth..];
+            let older = &self.medians[len - window..len - window + fifth];
+            if median(recent) >= median(older) {
                 return Some(StopReason::Stagnation);
             }
         }

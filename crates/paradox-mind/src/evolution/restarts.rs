@@ -46,7 +46,8 @@ pub struct Restarts {
     pub base: CmaesConfig,
     /// Total evaluation budget across runs.
     pub max_evaluations: u64,
-    /// Most restarts after the first run.
+    /// Most large-population restarts after the first run (BIPOP's interleaved
+    /// small-population runs do not count, as in pycma's `restarts`).
     pub max_restarts: usize,
 }
 
@@ -88,7 +89,7 @@ impl Restarts {
         let mut large_budget = 0u64;
         let mut small_budget = 0u64;
         let mut next_x0 = Some(x0);
-        for run_index in 0..=self.max_restarts {
+        for run_index in 0usize.. {
             let remaining = self.max_evaluations.saturating_sub(outcome.evaluations);
             if remaining == 0 {
                 break;
@@ -101,11 +102,17 @@ impl Restarts {
                 match self.strategy {
                     RestartStrategy::None => break,
                     RestartStrategy::Ipop => {
+                        if large_runs as usize >= self.max_restarts {
+                            break;
+                        }
                         large_runs += 1;
                         config.population = Some(default_lambda << large_runs);
                     }
                     RestartStrategy::Bipop => {
                         if large_budget <= small_budget || large_runs == 0 {
+                            if large_runs as usize >= self.max_restarts {
+                                break;
+                            }
                             large_runs += 1;
                             config.population = Some(default_lambda << large_runs);
                         } else {
