@@ -18,5 +18,6 @@
 mod error;
 pub mod evolution;
 pub mod reasoning;
+pub mod temporal;
 
 pub use error::{MindError, Result};
