@@ -25,9 +25,14 @@ mod cmaes;
 pub mod linalg;
 pub mod problems;
 mod restarts;
+mod surrogate;
 
 pub use cmaes::{Cmaes, CmaesConfig, StopReason};
 pub use restarts::{RestartOutcome, RestartRun, RestartStrategy, Restarts};
+pub use surrogate::{
+    kendall_tau, spearman_rho, KnnSurrogate, QuadraticSurrogate, Surrogate, SurrogateAssisted,
+    SurrogateConfig,
+};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
