@@ -21,11 +21,24 @@
 //! correlation with true fitness stays high); [`Generator`] plugins, [`Feedback`] from
 //! humans, and a [`SafetyGuard`] (norm bounds, boxes, forbidden balls).
 
+mod bandit;
 mod cmaes;
+mod feedback;
+mod ga;
+mod guard;
 pub mod linalg;
+mod map_elites;
+mod novelty;
 pub mod problems;
 mod restarts;
 mod surrogate;
+
+pub use bandit::OperatorBandit;
+pub use feedback::Feedback;
+pub use ga::{Crossover, Ga, GaConfig, Mutation};
+pub use guard::{ForbiddenBall, SafetyGuard};
+pub use map_elites::{Elite, MapElites};
+pub use novelty::{EngineNoveltyArchive, NoveltyArchive};
 
 pub use cmaes::{Cmaes, CmaesConfig, StopReason};
 pub use restarts::{RestartOutcome, RestartRun, RestartStrategy, Restarts};
