@@ -258,6 +258,26 @@ impl Cmaes {
         self.n
     }
 
+    /// Shortens the step from the mean to `x` so that its Mahalanobis length
+    /// `‖C^{-1/2}(x − m)‖/σ` is at most `√n + 2n/(n+2)` (pycma's rule for injected
+    /// solutions). Use it on candidates that did not come from [`AskTell::ask`]
+    /// (generator proposals) before telling them, so one far-away point cannot blow
+    /// up the step size or the covariance.
+    pub fn clip_injected(&self, x: &mut [f64]) {
+        let n = self.n;
+        let y: Vec<f64> = x.iter().zip(&self.mean).map(|(x, m)| (x - m) / self.sigma).collect();
+        let mut z = vec![0.0; n];
+        self.inv_sqrt(&y, &mut z);
+        let length = z.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let limit = (n as f64).sqrt() + 2.0 * n as f64 / (n as f64 + 2.0);
+        if length > limit {
+            let scale = limit / length;
+            for ((xi, m), yi) in x.iter_mut().zip(&self.mean).zip(&y) {
+                *xi = m + self.sigma * yi * scale;
+            }
+        }
+    }
+
     /// `C^{1/2}·z` for a standard normal `z`, in `out`.
     fn transform(&self, z: &[f64], out: &mut [f64]) {
         let n = self.n;

@@ -12,7 +12,8 @@
 //! model values shifted to rank after the generation's best true value.
 
 use super::linalg::cholesky_solve;
-use super::{argsort, dist2, sanitize, AskTell, Cmaes};
+use super::{argsort, dist2, sanitize, seeded_rng, AskTell, Cmaes, Generator};
+use rand::rngs::StdRng;
 use std::collections::VecDeque;
 
 /// A regression model of fitness.
@@ -240,8 +241,11 @@ impl SurrogateConfig {
     }
 }
 
-/// CMA-ES whose candidates are screened by a [`Surrogate`]; see the module doc.
-#[derive(Debug)]
+/// CMA-ES whose candidates are screened by a [`Surrogate`]; see the module doc. With
+/// a [`Generator`] ([`SurrogateAssisted::with_generator`]) this is the hybrid search:
+/// the generator's proposals replace part of each generation's samples, the model
+/// screens them together, and CMA-ES learns from whichever were good (injected
+/// points are clipped by [`Cmaes::clip_injected`] before being told).
 pub struct SurrogateAssisted<S: Surrogate> {
     /// The optimiser driven.
     pub es: Cmaes,
@@ -253,9 +257,28 @@ pub struct SurrogateAssisted<S: Surrogate> {
     evaluations: u64,
     best: (Vec<f64>, f64),
     model_ready: bool,
+    generator: Option<(Box<dyn Generator>, usize, StdRng)>,
+}
+
+impl<S: Surrogate> std::fmt::Debug for SurrogateAssisted<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SurrogateAssisted")
+            .field("es", &self.es)
+            .field("model", &self.model)
+            .field("evaluations", &self.evaluations)
+            .field("best", &self.best.1)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: Surrogate> SurrogateAssisted<S> {
+    /// Lets `generator` propose up to `per_generation` candidates each generation
+    /// (they replace that many of CMA-ES's samples). `seed` seeds the generator's RNG.
+    pub fn with_generator(mut self, generator: Box<dyn Generator>, per_generation: usize, seed: u64) -> Self {
+        self.generator = Some((generator, per_generation, seeded_rng(seed)));
+        self
+    }
+
     /// Wraps `es`.
     pub fn new(es: Cmaes, model: S, config: SurrogateConfig) -> Self {
         let x0 = es.mean().to_vec();
@@ -268,6 +291,7 @@ impl<S: Surrogate> SurrogateAssisted<S> {
             evaluations: 0,
             best: (x0, f64::INFINITY),
             model_ready: false,
+            generator: None,
         }
     }
 
@@ -316,8 +340,16 @@ impl<S: Surrogate> SurrogateAssisted<S> {
     /// One generation: ask, screen, evaluate what the gate requires, tell. Returns the
     /// number of true evaluations spent.
     pub fn step(&mut self, mut objective: impl FnMut(&[f64]) -> f64) -> usize {
-        let xs = self.es.ask();
+        let mut xs = self.es.ask();
         let lambda = xs.len();
+        let mut injected = vec![false; lambda];
+        if let Some((generator, count, rng)) = self.generator.as_mut() {
+            let proposals = generator.propose((*count).min(lambda), rng);
+            for (k, x) in proposals.into_iter().take(lambda).enumerate() {
+                xs[lambda - 1 - k] = x;
+                injected[lambda - 1 - k] = true;
+            }
+        }
         let mut fitness = vec![f64::NAN; lambda];
         let mut evaluated = vec![false; lambda];
         let mut spent = 0;
@@ -328,7 +360,7 @@ impl<S: Surrogate> SurrogateAssisted<S> {
                 self.record(x, fitness[i], None);
             }
             self.refit();
-            self.es.tell(&xs, &fitness);
+            self.tell_clipped(xs, &fitness, &injected);
             return lambda;
         }
         let trusted = self.current_tau().is_some_and(|t| t >= self.config.min_tau);
@@ -372,8 +404,17 @@ impl<S: Surrogate> SurrogateAssisted<S> {
                 fitness[i] = predictions[i] + shift;
             }
         }
-        self.es.tell(&xs, &fitness);
+        self.tell_clipped(xs, &fitness, &injected);
         spent
+    }
+
+    fn tell_clipped(&mut self, mut xs: Vec<Vec<f64>>, fitness: &[f64], injected: &[bool]) {
+        for (x, inj) in xs.iter_mut().zip(injected) {
+            if *inj {
+                self.es.clip_injected(x);
+            }
+        }
+        self.es.tell(&xs, fitness);
     }
 }
 
