@@ -18,6 +18,7 @@
 mod error;
 pub mod evolution;
 pub mod reasoning;
+pub mod simulation;
 pub mod temporal;
 
 pub use error::{MindError, Result};
