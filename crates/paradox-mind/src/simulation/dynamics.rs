@@ -164,7 +164,9 @@ pub(super) fn apply_chunk(
                     x.iter_mut().for_each(|v| *v *= k);
                 }
                 Dynamics::GravityWell { center, strength, softening } => {
-                    let d2: f32 = x.iter().zip(center).map(|(a, c)| (c - a) * (c - a)).sum();
+                    // The SIMD kernel: a scalar f32 sum would not vectorise (strict
+                    // float order) and made this step compute-bound.
+                    let d2 = paradox_kernels::l2_squared(x, center);
                     let r2 = d2 + softening * softening;
                     let k = (dt * strength / (r2 * r2.sqrt())).min(1.0);
                     x.iter_mut().zip(center).for_each(|(a, c)| *a += k * (c - *a));
