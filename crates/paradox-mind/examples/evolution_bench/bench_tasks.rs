@@ -31,15 +31,18 @@ fn surrogate_run(f: fn(&[f64]) -> f64, n: usize, seed: u64) -> (u64, f64) {
     (sa.evaluations(), sa.best().1)
 }
 
-pub fn section_surrogate(seeds: u64) -> Value {
+pub fn section_surrogate(seeds: u64, dims: &[usize]) -> Value {
     println!("\n== Surrogate-assisted CMA-ES (quadratic model, tau gate 0.85) vs plain CMA-ES: true evaluations to f < 1e-8");
-    println!("{:<11} {:>4} {:>10} {:>8} {:>10} {:>8} {:>7}", "function", "d", "plain", "solved", "surrogate", "solved", "gain");
+    println!(
+        "{:<11} {:>4} {:>10} {:>8} {:>10} {:>8} {:>7}",
+        "function", "d", "plain", "solved", "surrogate", "solved", "gain"
+    );
     let mut rows = Vec::new();
     for name in ["ellipsoid", "rosenbrock"] {
         let f = problems::by_name(name).expect("known");
-        // d = 10 only: a full quadratic model in 20-D costs ~10 ms per refit, minutes
-        // per seed on a small machine (measured gain there: ~11× on the ellipsoid).
-        for n in [10usize] {
+        // Default d = 10 only: a full quadratic model in 20-D costs ~10 ms per refit,
+        // minutes per seed on a small machine (`--surrogate-dims 10,20` to include it).
+        for &n in dims {
             let plain: Vec<(u64, f64)> = (1..=seeds).map(|s| cmaes_run(f, n, s, false)).collect();
             let assisted: Vec<(u64, f64)> = (1..=seeds).map(|s| surrogate_run(f, n, s)).collect();
             let mut pe: Vec<f64> = plain.iter().map(|r| r.0 as f64).collect();
@@ -47,10 +50,15 @@ pub fn section_surrogate(seeds: u64) -> Value {
             let (pm, am) = (median(&mut pe), median(&mut ae));
             let ps = plain.iter().filter(|r| r.1 < TARGET).count();
             let ss = assisted.iter().filter(|r| r.1 < TARGET).count();
-            println!("{name:<11} {n:>4} {pm:>10.0} {ps:>5}/{seeds} {am:>10.0} {ss:>5}/{seeds} {:>6.2}x", pm / am);
-            rows.push(json!({"function": name, "dim": n, "plain_median": pm, "plain_solved": ps,
+            println!(
+                "{name:<11} {n:>4} {pm:>10.0} {ps:>5}/{seeds} {am:>10.0} {ss:>5}/{seeds} {:>6.2}x",
+                pm / am
+            );
+            rows.push(
+                json!({"function": name, "dim": n, "plain_median": pm, "plain_solved": ps,
                 "surrogate_median": am, "surrogate_solved": ss, "gain": pm / am,
-                "surrogate_evaluations": assisted.iter().map(|r| r.0).collect::<Vec<_>>()}));
+                "surrogate_evaluations": assisted.iter().map(|r| r.0).collect::<Vec<_>>()}),
+            );
         }
     }
     json!({"rows": rows})

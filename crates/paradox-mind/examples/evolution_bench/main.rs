@@ -26,6 +26,7 @@ struct Args {
     sections: Vec<String>,
     seeds: u64,
     rastrigin_runs: u64,
+    surrogate_dims: Vec<usize>,
 }
 
 fn parse_args() -> Args {
@@ -37,6 +38,7 @@ fn parse_args() -> Args {
             .collect(),
         seeds: 11,
         rastrigin_runs: 20,
+        surrogate_dims: vec![10],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,6 +48,12 @@ fn parse_args() -> Args {
             "--sections" => args.sections = value.split(',').map(str::to_string).collect(),
             "--seeds" => args.seeds = value.parse().expect("--seeds takes a number"),
             "--rastrigin-runs" => args.rastrigin_runs = value.parse().expect("a number"),
+            "--surrogate-dims" => {
+                args.surrogate_dims = value
+                    .split(',')
+                    .map(|d| d.parse().expect("--surrogate-dims takes numbers"))
+                    .collect()
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -85,7 +93,10 @@ pub fn median(values: &mut [f64]) -> f64 {
 
 fn section_cmaes(seeds: u64) -> Value {
     println!("\n== CMA-ES: evaluations to f < 1e-8 (x0 = {X0_VALUE}·1, sigma0 = {SIGMA0}, {seeds} seeds)");
-    println!("{:<11} {:>4} {:>10} {:>8} {:>12}", "function", "d", "median", "solved", "sep median");
+    println!(
+        "{:<11} {:>4} {:>10} {:>8} {:>12}",
+        "function", "d", "median", "solved", "sep median"
+    );
     let mut rows = Vec::new();
     for name in ["sphere", "ellipsoid", "rosenbrock"] {
         let f = problems::by_name(name).expect("known function");
@@ -98,9 +109,15 @@ fn section_cmaes(seeds: u64) -> Value {
             let mut sep: Vec<f64> = if name == "rosenbrock" {
                 Vec::new()
             } else {
-                (1..=seeds).map(|s| cmaes_run(f, n, s, true).0 as f64).collect()
+                (1..=seeds)
+                    .map(|s| cmaes_run(f, n, s, true).0 as f64)
+                    .collect()
             };
-            let sep_median = if sep.is_empty() { f64::NAN } else { median(&mut sep) };
+            let sep_median = if sep.is_empty() {
+                f64::NAN
+            } else {
+                median(&mut sep)
+            };
             let med = median(&mut evals);
             println!("{name:<11} {n:>4} {med:>10.0} {solved:>5}/{seeds} {sep_median:>12.0}");
             rows.push(json!({
@@ -117,7 +134,9 @@ fn section_cmaes(seeds: u64) -> Value {
 
 fn section_rastrigin(runs: u64) -> Value {
     let n = 10;
-    println!("\n== BIPOP-CMA-ES on {n}-D Rastrigin (x0 ~ U[-4,4]^n, sigma0 = 2, budget 1e6, 9 restarts)");
+    println!(
+        "\n== BIPOP-CMA-ES on {n}-D Rastrigin (x0 ~ U[-4,4]^n, sigma0 = 2, budget 1e6, 9 restarts)"
+    );
     let mut results = Vec::new();
     for seed in 1..=runs {
         let restarts = Restarts {
@@ -135,12 +154,23 @@ fn section_rastrigin(runs: u64) -> Value {
             |rng| (0..n).map(|_| rng.random_range(-4.0..4.0)).collect(),
             |xs| xs.iter().map(|x| problems::rastrigin(x)).collect(),
         );
-        results.push((outcome.best_f < TARGET, outcome.evaluations, outcome.runs.len()));
+        results.push((
+            outcome.best_f < TARGET,
+            outcome.evaluations,
+            outcome.runs.len(),
+        ));
     }
     let solved = results.iter().filter(|r| r.0).count();
     let mut evals: Vec<f64> = results.iter().filter(|r| r.0).map(|r| r.1 as f64).collect();
-    let med = if evals.is_empty() { f64::NAN } else { median(&mut evals) };
-    println!("solved {solved}/{runs} ({:.0}%), median evaluations of solved runs {med:.0}", 100.0 * solved as f64 / runs as f64);
+    let med = if evals.is_empty() {
+        f64::NAN
+    } else {
+        median(&mut evals)
+    };
+    println!(
+        "solved {solved}/{runs} ({:.0}%), median evaluations of solved runs {med:.0}",
+        100.0 * solved as f64 / runs as f64
+    );
     json!({"dim": n, "runs": runs, "solved": solved, "median_evaluations_solved": med,
            "per_run": results.iter().map(|r| json!({"solved": r.0, "evaluations": r.1, "cma_runs": r.2})).collect::<Vec<_>>()})
 }
@@ -152,7 +182,7 @@ fn main() {
         let value = match section.as_str() {
             "cmaes" => section_cmaes(args.seeds),
             "rastrigin" => section_rastrigin(args.rastrigin_runs),
-            "surrogate" => bench_tasks::section_surrogate(args.seeds),
+            "surrogate" => bench_tasks::section_surrogate(args.seeds, &args.surrogate_dims),
             "hybrid" => bench_tasks::section_hybrid(args.seeds),
             "novelty" => bench_tasks::section_novelty(20),
             other => panic!("unknown section {other}"),
@@ -160,8 +190,11 @@ fn main() {
         report.insert(section.clone(), value);
     }
     if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&Value::Object(report)).expect("json"))
-            .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&Value::Object(report)).expect("json"),
+        )
+        .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
         println!("\nwrote {path}");
     }
 }

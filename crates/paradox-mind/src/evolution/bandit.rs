@@ -46,7 +46,9 @@ impl OperatorBandit {
         let mut best = (f64::NEG_INFINITY, 0);
         for a in 0..self.arms() {
             let jitter = rng.random::<f64>() * 1e-9;
-            let ucb = self.values[a] + self.exploration * (2.0 * total.ln() / self.counts[a]).sqrt() + jitter;
+            let ucb = self.values[a]
+                + self.exploration * (2.0 * total.ln() / self.counts[a]).sqrt()
+                + jitter;
             if ucb > best.0 {
                 best = (ucb, a);
             }
@@ -84,7 +86,11 @@ mod tests {
         for _ in 0..2000 {
             let arm = bandit.select(&mut rng);
             pulls[arm] += 1;
-            let reward = if rng.random::<f64>() < p[arm] { 1.0 } else { 0.0 };
+            let reward = if rng.random::<f64>() < p[arm] {
+                1.0
+            } else {
+                0.0
+            };
             bandit.update(arm, reward);
         }
         assert!(pulls[1] > 1200, "pulls {pulls:?}");

@@ -78,7 +78,10 @@ impl Feedback {
         if total == 0.0 {
             return x.to_vec();
         }
-        x.iter().zip(&pull).map(|(xi, d)| xi + strength * d / total).collect()
+        x.iter()
+            .zip(&pull)
+            .map(|(xi, d)| xi + strength * d / total)
+            .collect()
     }
 }
 

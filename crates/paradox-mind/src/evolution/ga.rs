@@ -73,7 +73,10 @@ impl Default for GaConfig {
             crossover_rate: 0.9,
             mutation_rate: 0.1,
             operators: vec![
-                (Crossover::Blend { alpha: 0.5 }, Mutation::Gaussian { sigma: 0.1 }),
+                (
+                    Crossover::Blend { alpha: 0.5 },
+                    Mutation::Gaussian { sigma: 0.1 },
+                ),
                 (Crossover::Uniform, Mutation::Gaussian { sigma: 0.1 }),
                 (Crossover::Arithmetic, Mutation::Cauchy { scale: 0.05 }),
             ],
@@ -113,8 +116,14 @@ impl std::fmt::Debug for Ga {
 impl Ga {
     /// A GA whose first population is spread around `x0`.
     pub fn new(x0: Vec<f64>, config: GaConfig) -> Ga {
-        assert!(!config.operators.is_empty(), "GA needs at least one operator pair");
-        assert!(config.population > config.elite, "population must exceed elite");
+        assert!(
+            !config.operators.is_empty(),
+            "GA needs at least one operator pair"
+        );
+        assert!(
+            config.population > config.elite,
+            "population must exceed elite"
+        );
         Ga {
             rng: seeded_rng(config.seed),
             bandit: OperatorBandit::new(config.operators.len(), 0.3, 0.99),
@@ -187,7 +196,10 @@ impl Ga {
                     .collect(),
                 Crossover::Arithmetic => {
                     let w: f64 = self.rng.random();
-                    pa.iter().zip(pb).map(|(u, v)| w * u + (1.0 - w) * v).collect()
+                    pa.iter()
+                        .zip(pb)
+                        .map(|(u, v)| w * u + (1.0 - w) * v)
+                        .collect()
                 }
             }
         } else {
@@ -197,7 +209,11 @@ impl Ga {
             if self.rng.random::<f64>() < self.config.mutation_rate {
                 *gene += match mutation {
                     Mutation::Gaussian { sigma } => {
-                        sigma * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut self.rng)
+                        sigma
+                            * <StandardNormal as Distribution<f64>>::sample(
+                                &StandardNormal,
+                                &mut self.rng,
+                            )
                     }
                     Mutation::Cauchy { scale } => {
                         scale * (std::f64::consts::PI * (self.rng.random::<f64>() - 0.5)).tan()
@@ -220,7 +236,13 @@ impl AskTell for Ga {
                 } else {
                     self.x0
                         .iter()
-                        .map(|v| v + self.config.init_sigma * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut self.rng))
+                        .map(|v| {
+                            v + self.config.init_sigma
+                                * <StandardNormal as Distribution<f64>>::sample(
+                                    &StandardNormal,
+                                    &mut self.rng,
+                                )
+                        })
                         .collect()
                 };
                 out.push(x);
@@ -263,7 +285,11 @@ impl AskTell for Ga {
         }
         for (i, f) in fitness.iter().enumerate() {
             if let Some(Some((arm, parent_best))) = self.pending.get(i) {
-                let reward = if sanitize(*f) < *parent_best { 1.0 } else { 0.0 };
+                let reward = if sanitize(*f) < *parent_best {
+                    1.0
+                } else {
+                    0.0
+                };
                 self.bandit.update(*arm, reward);
             }
         }
@@ -273,8 +299,14 @@ impl AskTell for Ga {
             return;
         }
         let order = argsort(&self.fitness);
-        let mut population: Vec<Vec<f64>> = order[..self.config.elite].iter().map(|&i| self.population[i].clone()).collect();
-        let mut values: Vec<f64> = order[..self.config.elite].iter().map(|&i| self.fitness[i]).collect();
+        let mut population: Vec<Vec<f64>> = order[..self.config.elite]
+            .iter()
+            .map(|&i| self.population[i].clone())
+            .collect();
+        let mut values: Vec<f64> = order[..self.config.elite]
+            .iter()
+            .map(|&i| self.fitness[i])
+            .collect();
         population.extend_from_slice(candidates);
         values.extend_from_slice(fitness);
         self.population = population;
@@ -297,8 +329,18 @@ mod tests {
 
     #[test]
     fn ga_improves_the_sphere_and_guard_holds() {
-        let guard = SafetyGuard { max_norm: Some(3.0), ..Default::default() };
-        let mut ga = Ga::new(vec![2.0; 5], GaConfig { seed: 3, ..Default::default() }).with_guard(guard.clone());
+        let guard = SafetyGuard {
+            max_norm: Some(3.0),
+            ..Default::default()
+        };
+        let mut ga = Ga::new(
+            vec![2.0; 5],
+            GaConfig {
+                seed: 3,
+                ..Default::default()
+            },
+        )
+        .with_guard(guard.clone());
         let mut first_best = None;
         for _ in 0..200 {
             let xs = ga.ask();
@@ -307,14 +349,25 @@ mod tests {
             ga.tell(&xs, &fs);
             first_best.get_or_insert(ga.best().1);
         }
-        assert!(ga.best().1 < 1e-2 * first_best.unwrap(), "best {}", ga.best().1);
+        assert!(
+            ga.best().1 < 1e-2 * first_best.unwrap(),
+            "best {}",
+            ga.best().1
+        );
         assert!(ga.bandit().counts().iter().all(|c| *c > 0.0));
     }
 
     #[test]
     fn generator_proposals_enter_the_population() {
         let generator = |n: usize, _: &mut StdRng| vec![vec![0.0; 3]; n];
-        let mut ga = Ga::new(vec![5.0; 3], GaConfig { seed: 1, ..Default::default() }).with_generator(Box::new(generator), 2);
+        let mut ga = Ga::new(
+            vec![5.0; 3],
+            GaConfig {
+                seed: 1,
+                ..Default::default()
+            },
+        )
+        .with_generator(Box::new(generator), 2);
         for _ in 0..2 {
             let xs = ga.ask();
             let fs: Vec<f64> = xs.iter().map(|x| problems::sphere(x)).collect();

@@ -35,7 +35,10 @@ impl SafetyGuard {
         self.min_norm.is_none_or(|m| n >= m - 1e-12)
             && self.max_norm.is_none_or(|m| n <= m + 1e-12)
             && self.bounds.as_ref().is_none_or(|(lo, hi)| {
-                x.iter().zip(lo).zip(hi).all(|((v, l), h)| *v >= *l && *v <= *h)
+                x.iter()
+                    .zip(lo)
+                    .zip(hi)
+                    .all(|((v, l), h)| *v >= *l && *v <= *h)
             })
             && self
                 .forbidden
@@ -54,9 +57,19 @@ impl SafetyGuard {
             for ball in &self.forbidden {
                 let d = super::dist2(x, &ball.center).sqrt();
                 if d < ball.radius {
-                    let scale = if d > 0.0 { ball.radius * (1.0 + 1e-9) / d } else { 0.0 };
+                    let scale = if d > 0.0 {
+                        ball.radius * (1.0 + 1e-9) / d
+                    } else {
+                        0.0
+                    };
                     for (i, v) in x.iter_mut().enumerate() {
-                        let offset = if d > 0.0 { (*v - ball.center[i]) * scale } else if i == 0 { ball.radius * (1.0 + 1e-9) } else { 0.0 };
+                        let offset = if d > 0.0 {
+                            (*v - ball.center[i]) * scale
+                        } else if i == 0 {
+                            ball.radius * (1.0 + 1e-9)
+                        } else {
+                            0.0
+                        };
                         *v = ball.center[i] + offset;
                     }
                 }
@@ -101,7 +114,10 @@ mod tests {
     fn repair_leaves_balls_and_respects_norms() {
         let guard = SafetyGuard {
             max_norm: Some(2.0),
-            forbidden: vec![ForbiddenBall { center: vec![1.0, 0.0], radius: 0.5 }],
+            forbidden: vec![ForbiddenBall {
+                center: vec![1.0, 0.0],
+                radius: 0.5,
+            }],
             ..Default::default()
         };
         let mut x = vec![1.1, 0.0];

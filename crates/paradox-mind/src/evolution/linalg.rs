@@ -127,7 +127,9 @@ mod tests {
         let mut state = 7u64;
         for i in 0..n {
             for j in 0..=i {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let v = ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5;
                 a[i * n + j] = v;
                 a[j * n + i] = v;
@@ -139,8 +141,14 @@ mod tests {
                 let r: f64 = (0..n)
                     .map(|k| vectors[i * n + k] * values[k] * vectors[j * n + k])
                     .sum();
-                assert!((r - a[i * n + j]).abs() < 1e-10, "entry ({i},{j}) off by {}", r - a[i * n + j]);
-                let orth: f64 = (0..n).map(|k| vectors[k * n + i] * vectors[k * n + j]).sum();
+                assert!(
+                    (r - a[i * n + j]).abs() < 1e-10,
+                    "entry ({i},{j}) off by {}",
+                    r - a[i * n + j]
+                );
+                let orth: f64 = (0..n)
+                    .map(|k| vectors[k * n + i] * vectors[k * n + j])
+                    .sum();
                 let expected = if i == j { 1.0 } else { 0.0 };
                 assert!((orth - expected).abs() < 1e-10);
             }
@@ -151,7 +159,9 @@ mod tests {
     fn cholesky_solves_a_spd_system() {
         let a = [4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0];
         let x_true = [1.0, -2.0, 0.5];
-        let b: Vec<f64> = (0..3).map(|i| (0..3).map(|j| a[i * 3 + j] * x_true[j]).sum()).collect();
+        let b: Vec<f64> = (0..3)
+            .map(|i| (0..3).map(|j| a[i * 3 + j] * x_true[j]).sum())
+            .collect();
         let x = cholesky_solve(&a, &b, 3, 0.0).unwrap();
         for i in 0..3 {
             assert!((x[i] - x_true[i]).abs() < 1e-12);

@@ -71,7 +71,11 @@ impl MapElites {
     pub fn cvt(lower: Vec<f64>, upper: Vec<f64>, k: usize, samples: usize, seed: u64) -> MapElites {
         let mut rng = seeded_rng(seed);
         let uniform = |rng: &mut StdRng| -> Vec<f64> {
-            lower.iter().zip(&upper).map(|(l, u)| rng.random_range(*l..=*u)).collect()
+            lower
+                .iter()
+                .zip(&upper)
+                .map(|(l, u)| rng.random_range(*l..=*u))
+                .collect()
         };
         let points: Vec<Vec<f64>> = (0..samples.max(k)).map(|_| uniform(&mut rng)).collect();
         let mut centroids: Vec<Vec<f64>> = points[..k].to_vec();
@@ -126,7 +130,11 @@ impl MapElites {
             Some(e) => fitness < e.fitness,
         };
         if better && !fitness.is_nan() {
-            self.elites[cell] = Some(Elite { x, fitness, behavior });
+            self.elites[cell] = Some(Elite {
+                x,
+                fitness,
+                behavior,
+            });
         }
         better
     }
@@ -134,7 +142,9 @@ impl MapElites {
     /// `n` new candidates by iso+line variation of random elites (`None` while the
     /// archive is empty: seed it with [`MapElites::insert`] first).
     pub fn ask(&mut self, n: usize) -> Option<Vec<Vec<f64>>> {
-        let occupied: Vec<usize> = (0..self.elites.len()).filter(|&i| self.elites[i].is_some()).collect();
+        let occupied: Vec<usize> = (0..self.elites.len())
+            .filter(|&i| self.elites[i].is_some())
+            .collect();
         if occupied.is_empty() {
             return None;
         }
@@ -193,7 +203,10 @@ mod tests {
 
     /// Behaviour = first two coordinates; fitness = sphere of the rest.
     fn evaluate(x: &[f64]) -> (f64, Vec<f64>) {
-        (x[2..].iter().map(|v| v * v).sum(), vec![x[0].clamp(-1.0, 1.0), x[1].clamp(-1.0, 1.0)])
+        (
+            x[2..].iter().map(|v| v * v).sum(),
+            vec![x[0].clamp(-1.0, 1.0), x[1].clamp(-1.0, 1.0)],
+        )
     }
 
     fn run(mut map: MapElites) -> MapElites {
@@ -223,10 +236,20 @@ mod tests {
 
     #[test]
     fn cvt_cells_partition_and_fill() {
-        let map = run(MapElites::cvt(vec![-1.0, -1.0], vec![1.0, 1.0], 16, 2000, 3));
+        let map = run(MapElites::cvt(
+            vec![-1.0, -1.0],
+            vec![1.0, 1.0],
+            16,
+            2000,
+            3,
+        ));
         assert_eq!(map.cells(), 16);
         assert!(map.coverage() > 0.9, "coverage {}", map.coverage());
-        let mean_fitness = map.elites().map(|e| e.fitness).sum::<f64>() / map.elites().count() as f64;
-        assert!(mean_fitness < 0.05, "elites should also be good: {mean_fitness}");
+        let mean_fitness =
+            map.elites().map(|e| e.fitness).sum::<f64>() / map.elites().count() as f64;
+        assert!(
+            mean_fitness < 0.05,
+            "elites should also be good: {mean_fitness}"
+        );
     }
 }

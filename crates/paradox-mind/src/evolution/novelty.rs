@@ -123,14 +123,22 @@ impl EngineNoveltyArchive {
         Ok(results
             .iter()
             .map(|hits| {
-                hits.iter().map(|h| (h.score.max(0.0) as f64).sqrt()).sum::<f64>() / hits.len().max(1) as f64
+                hits.iter()
+                    .map(|h| (h.score.max(0.0) as f64).sqrt())
+                    .sum::<f64>()
+                    / hits.len().max(1) as f64
             })
             .collect())
     }
 
     /// The behaviour archived under `id`.
     pub fn get(&self, id: u64) -> Result<Option<Vec<f32>>> {
-        Ok(self.collection.get(&[PointId::Num(id)])?.pop().flatten().map(|p| p.vector))
+        Ok(self
+            .collection
+            .get(&[PointId::Num(id)])?
+            .pop()
+            .flatten()
+            .map(|p| p.vector))
     }
 }
 
@@ -144,22 +152,31 @@ mod tests {
     fn engine_archive_matches_brute_force() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path()).unwrap();
-        let col = engine.create_collection(CollectionConfig::new("archive", 3, Metric::L2)).unwrap();
+        let col = engine
+            .create_collection(CollectionConfig::new("archive", 3, Metric::L2))
+            .unwrap();
         let mut archive = EngineNoveltyArchive::new(col, 5).unwrap();
         let mut memory = NoveltyArchive::new(5);
         let mut rng = crate::evolution::seeded_rng(9);
-        let behaviors: Vec<Vec<f64>> = (0..200).map(|_| (0..3).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
+        let behaviors: Vec<Vec<f64>> = (0..200)
+            .map(|_| (0..3).map(|_| rng.random_range(-1.0..1.0)).collect())
+            .collect();
         archive.add(&behaviors).unwrap();
         for b in &behaviors {
             memory.add(b.clone());
         }
-        let probes: Vec<Vec<f64>> = (0..20).map(|_| (0..3).map(|_| rng.random_range(-1.5..1.5)).collect()).collect();
+        let probes: Vec<Vec<f64>> = (0..20)
+            .map(|_| (0..3).map(|_| rng.random_range(-1.5..1.5)).collect())
+            .collect();
         let from_engine = archive.novelty(&probes).unwrap();
         for (probe, got) in probes.iter().zip(from_engine) {
             let mut d: Vec<f64> = behaviors.iter().map(|b| dist2(b, probe).sqrt()).collect();
             d.sort_by(f64::total_cmp);
             let expected = d[..5].iter().sum::<f64>() / 5.0;
-            assert!((got - expected).abs() < 1e-4, "engine {got} vs brute force {expected}");
+            assert!(
+                (got - expected).abs() < 1e-4,
+                "engine {got} vs brute force {expected}"
+            );
             assert!((memory.novelty(probe, &[], None) - expected).abs() < 1e-12);
         }
     }

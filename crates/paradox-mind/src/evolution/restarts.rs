@@ -188,7 +188,12 @@ mod tests {
             |rng| (0..5).map(|_| rng.random_range(-4.0..4.0)).collect(),
             |xs| xs.iter().map(|x| problems::rastrigin(x)).collect(),
         );
-        assert!(outcome.best_f < 1e-8, "best {} after {:?}", outcome.best_f, outcome.runs);
+        assert!(
+            outcome.best_f < 1e-8,
+            "best {} after {:?}",
+            outcome.best_f,
+            outcome.runs
+        );
         assert!(outcome.runs.len() > 1, "rastrigin should need restarts");
     }
 }

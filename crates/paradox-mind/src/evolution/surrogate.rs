@@ -53,7 +53,12 @@ impl Surrogate for KnnSurrogate {
     }
 
     fn predict(&self, x: &[f64]) -> f64 {
-        let mut near: Vec<(f64, f64)> = self.xs.iter().zip(&self.fs).map(|(p, f)| (dist2(p, x), *f)).collect();
+        let mut near: Vec<(f64, f64)> = self
+            .xs
+            .iter()
+            .zip(&self.fs)
+            .map(|(p, f)| (dist2(p, x), *f))
+            .collect();
         let k = self.k.min(near.len());
         if k == 0 {
             return f64::INFINITY;
@@ -100,7 +105,12 @@ impl QuadraticSurrogate {
     fn features(&self, x: &[f64], out: &mut Vec<f64>) {
         out.clear();
         out.push(1.0);
-        let z: Vec<f64> = x.iter().zip(&self.center).zip(&self.scale).map(|((x, c), s)| (x - c) / s).collect();
+        let z: Vec<f64> = x
+            .iter()
+            .zip(&self.center)
+            .zip(&self.scale)
+            .map(|((x, c), s)| (x - c) / s)
+            .collect();
         out.extend_from_slice(&z);
         match self.kind {
             PolyKind::Linear => {}
@@ -123,7 +133,9 @@ impl QuadraticSurrogate {
 
 impl Surrogate for QuadraticSurrogate {
     fn fit(&mut self, xs: &[Vec<f64>], fs: &[f64]) -> bool {
-        let Some(first) = xs.first() else { return false };
+        let Some(first) = xs.first() else {
+            return false;
+        };
         let n = first.len();
         let m = xs.len();
         let enough = |p: usize| m * 10 >= p * 11;
@@ -136,11 +148,21 @@ impl Surrogate for QuadraticSurrogate {
         } else {
             return false;
         };
-        self.center = (0..n).map(|i| xs.iter().map(|x| x[i]).sum::<f64>() / m as f64).collect();
+        self.center = (0..n)
+            .map(|i| xs.iter().map(|x| x[i]).sum::<f64>() / m as f64)
+            .collect();
         self.scale = (0..n)
             .map(|i| {
-                let var = xs.iter().map(|x| (x[i] - self.center[i]).powi(2)).sum::<f64>() / m as f64;
-                if var > 0.0 { var.sqrt() } else { 1.0 }
+                let var = xs
+                    .iter()
+                    .map(|x| (x[i] - self.center[i]).powi(2))
+                    .sum::<f64>()
+                    / m as f64;
+                if var > 0.0 {
+                    var.sqrt()
+                } else {
+                    1.0
+                }
             })
             .collect();
         let mut phi = Vec::new();
@@ -274,7 +296,12 @@ impl<S: Surrogate> std::fmt::Debug for SurrogateAssisted<S> {
 impl<S: Surrogate> SurrogateAssisted<S> {
     /// Lets `generator` propose up to `per_generation` candidates each generation
     /// (they replace that many of CMA-ES's samples). `seed` seeds the generator's RNG.
-    pub fn with_generator(mut self, generator: Box<dyn Generator>, per_generation: usize, seed: u64) -> Self {
+    pub fn with_generator(
+        mut self,
+        generator: Box<dyn Generator>,
+        per_generation: usize,
+        seed: u64,
+    ) -> Self {
         self.generator = Some((generator, per_generation, seeded_rng(seed)));
         self
     }
@@ -364,11 +391,19 @@ impl<S: Surrogate> SurrogateAssisted<S> {
             return lambda;
         }
         let trusted = self.current_tau().is_some_and(|t| t >= self.config.min_tau);
-        let mut chunk = if trusted { self.config.min_evaluations.max(1) } else { lambda.div_ceil(4).max(1) };
+        let mut chunk = if trusted {
+            self.config.min_evaluations.max(1)
+        } else {
+            lambda.div_ceil(4).max(1)
+        };
         loop {
             let predictions: Vec<f64> = xs.iter().map(|x| self.model.predict(x)).collect();
             let order = argsort(&predictions);
-            let todo: Vec<usize> = order.into_iter().filter(|&i| !evaluated[i]).take(chunk).collect();
+            let todo: Vec<usize> = order
+                .into_iter()
+                .filter(|&i| !evaluated[i])
+                .take(chunk)
+                .collect();
             for i in todo {
                 fitness[i] = objective(&xs[i]);
                 evaluated[i] = true;
@@ -388,7 +423,13 @@ impl<S: Surrogate> SurrogateAssisted<S> {
             .map(|i| sanitize(fitness[i]))
             .fold(f64::INFINITY, f64::min);
         let predictions: Vec<f64> = (0..lambda)
-            .map(|i| if evaluated[i] { fitness[i] } else { self.model.predict(&xs[i]) })
+            .map(|i| {
+                if evaluated[i] {
+                    fitness[i]
+                } else {
+                    self.model.predict(&xs[i])
+                }
+            })
             .collect();
         let min_unevaluated = (0..lambda)
             .filter(|&i| !evaluated[i])
@@ -436,8 +477,13 @@ mod tests {
         let n = 4;
         let mut rng = crate::evolution::seeded_rng(1);
         use rand::Rng;
-        let xs: Vec<Vec<f64>> = (0..40).map(|_| (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
-        let fs: Vec<f64> = xs.iter().map(|x| problems::ellipsoid(x) + 3.0 * x[0] * x[1]).collect();
+        let xs: Vec<Vec<f64>> = (0..40)
+            .map(|_| (0..n).map(|_| rng.random_range(-1.0..1.0)).collect())
+            .collect();
+        let fs: Vec<f64> = xs
+            .iter()
+            .map(|x| problems::ellipsoid(x) + 3.0 * x[0] * x[1])
+            .collect();
         let mut model = QuadraticSurrogate::new();
         assert!(model.fit(&xs, &fs));
         let probe = [0.3, -0.2, 0.7, 0.1];
@@ -459,7 +505,14 @@ mod tests {
 
     #[test]
     fn gate_falls_back_to_true_evaluations_when_the_model_is_wrong() {
-        let es = Cmaes::new(vec![1.0; 5], CmaesConfig { sigma0: 0.3, seed: 5, ..Default::default() });
+        let es = Cmaes::new(
+            vec![1.0; 5],
+            CmaesConfig {
+                sigma0: 0.3,
+                seed: 5,
+                ..Default::default()
+            },
+        );
         let lambda = es.population();
         let config = SurrogateConfig::for_dimension(5, lambda);
         let mut sa = SurrogateAssisted::new(es, Liar, config);
@@ -468,16 +521,33 @@ mod tests {
         }
         assert!(sa.current_tau().unwrap() < 0.0);
         let spent = sa.step(problems::sphere);
-        assert_eq!(spent, lambda, "an anti-correlated model must not save evaluations");
+        assert_eq!(
+            spent, lambda,
+            "an anti-correlated model must not save evaluations"
+        );
     }
 
     #[test]
     fn quadratic_surrogate_saves_most_evaluations_on_the_ellipsoid() {
         let n = 6;
-        let mut es = Cmaes::new(vec![0.5; n], CmaesConfig { sigma0: 0.5, seed: 2, ..Default::default() });
+        let mut es = Cmaes::new(
+            vec![0.5; n],
+            CmaesConfig {
+                sigma0: 0.5,
+                seed: 2,
+                ..Default::default()
+            },
+        );
         let lambda = es.population();
         let mut sa = SurrogateAssisted::new(
-            Cmaes::new(vec![0.5; n], CmaesConfig { sigma0: 0.5, seed: 2, ..Default::default() }),
+            Cmaes::new(
+                vec![0.5; n],
+                CmaesConfig {
+                    sigma0: 0.5,
+                    seed: 2,
+                    ..Default::default()
+                },
+            ),
             QuadraticSurrogate::new(),
             SurrogateConfig::for_dimension(n, lambda),
         );
@@ -489,7 +559,11 @@ mod tests {
             let fs: Vec<f64> = xs.iter().map(|x| problems::ellipsoid(x)).collect();
             es.tell(&xs, &fs);
         }
-        assert!(sa.best().1 <= 1e-8, "surrogate run stalled at {}", sa.best().1);
+        assert!(
+            sa.best().1 <= 1e-8,
+            "surrogate run stalled at {}",
+            sa.best().1
+        );
         assert!(
             sa.evaluations() * 2 < es.evaluations(),
             "surrogate {} vs plain {}",

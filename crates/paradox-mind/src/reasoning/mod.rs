@@ -114,7 +114,9 @@ pub fn arithmetic(collection: &Collection, terms: &[(f32, Concept)]) -> Result<V
 }
 
 fn excluded(hit: &ScoredPoint, concepts: &[&Concept]) -> bool {
-    concepts.iter().any(|c| matches!(c, Concept::Id(id) if *id == hit.id))
+    concepts
+        .iter()
+        .any(|c| matches!(c, Concept::Id(id) if *id == hit.id))
 }
 
 /// "`a` is to `b` as `c` is to ?": the `k` points nearest to `b − a + c` (normalised),
@@ -182,7 +184,10 @@ pub fn analogy_3cosmul(
 
 /// Linear interpolation `(1 − t)·a + t·b`.
 pub fn lerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
-    a.iter().zip(b).map(|(x, y)| (1.0 - t) * x + t * y).collect()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (1.0 - t) * x + t * y)
+        .collect()
 }
 
 /// Spherical interpolation: the direction moves along the great circle from `a` to
@@ -213,7 +218,10 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
 pub fn weighted_centroid(items: &[(&[f32], f32)]) -> Result<Vec<f32>> {
     let total: f32 = items.iter().map(|(_, w)| w).sum();
     if items.is_empty() || total == 0.0 {
-        return Err(MindError::invalid("weights", "need items with a non-zero total weight"));
+        return Err(MindError::invalid(
+            "weights",
+            "need items with a non-zero total weight",
+        ));
     }
     let dim = items[0].0.len();
     let mut out = vec![0.0f32; dim];
@@ -251,7 +259,10 @@ pub fn attention_search(
     filter: Option<Filter>,
 ) -> Result<Vec<ScoredPoint>> {
     let dim = collection.config().dimension;
-    for (context, len) in [("attention query", query.len()), ("attention weights", weights.len())] {
+    for (context, len) in [
+        ("attention query", query.len()),
+        ("attention weights", weights.len()),
+    ] {
         if len != dim {
             return Err(MindError::Dimension {
                 context,
@@ -261,7 +272,10 @@ pub fn attention_search(
         }
     }
     if weights.iter().any(|w| *w < 0.0 || !w.is_finite()) {
-        return Err(MindError::invalid("weights", "must be finite and non-negative"));
+        return Err(MindError::invalid(
+            "weights",
+            "must be finite and non-negative",
+        ));
     }
     let metric = collection.config().metric;
     let weighted: Vec<f32> = query.iter().zip(weights).map(|(q, w)| q * w).collect();

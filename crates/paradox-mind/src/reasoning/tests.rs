@@ -39,7 +39,11 @@ fn arithmetic_is_normalised_and_mixes_ids_and_vectors() {
     let (_dir, col) = words();
     let v = arithmetic(
         &col,
-        &[(1.0, id("king")), (-1.0, id("man")), (1.0, Concept::Vector(vec![0.0, 0.0, 1.0, 0.0]))],
+        &[
+            (1.0, id("king")),
+            (-1.0, id("man")),
+            (1.0, Concept::Vector(vec![0.0, 0.0, 1.0, 0.0])),
+        ],
     )
     .unwrap();
     assert!((dot(&v, &v) - 1.0).abs() < 1e-5);
@@ -59,7 +63,10 @@ fn slerp_hits_endpoints_and_stays_on_the_sphere() {
         assert!((start[i] - a[i]).abs() < 1e-6 && (end[i] - b[i]).abs() < 1e-6);
     }
     let mid = slerp(&a, &b, 0.5);
-    assert!((dot(&mid, &mid) - 1.0).abs() < 1e-5, "slerp leaves the sphere");
+    assert!(
+        (dot(&mid, &mid) - 1.0).abs() < 1e-5,
+        "slerp leaves the sphere"
+    );
     assert!((mid[0] - mid[1]).abs() < 1e-6);
     assert_eq!(lerp(&a, &b, 0.25), vec![0.75, 0.25, 0.0]);
 }
@@ -96,7 +103,15 @@ fn attention_weights_change_the_winner_under_l2() {
 fn attention_under_cosine_matches_weighted_dot() {
     let (_dir, col) = words();
     // Only the "female" axis matters.
-    let hits = attention_search(&col, &[1.0, 1.0, 1.0, 1.0], &[0.0, 0.0, 1.0, 0.0], 2, 10, None).unwrap();
+    let hits = attention_search(
+        &col,
+        &[1.0, 1.0, 1.0, 1.0],
+        &[0.0, 0.0, 1.0, 0.0],
+        2,
+        10,
+        None,
+    )
+    .unwrap();
     let ids: Vec<_> = hits.iter().map(|h| h.id.clone()).collect();
     assert!(ids.contains(&PointId::from("woman")) && ids.contains(&PointId::from("queen")));
 }

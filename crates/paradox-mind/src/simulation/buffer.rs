@@ -17,7 +17,7 @@ pub struct VectorBuffer {
 impl VectorBuffer {
     /// `rows × dim` vectors from a flat row-major array, not tied to any collection.
     pub fn from_flat(dim: usize, data: Vec<f32>) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(MindError::invalid(
                 "data",
                 format!("length {} is not a multiple of dimension {dim}", data.len()),

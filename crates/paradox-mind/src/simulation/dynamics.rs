@@ -1,8 +1,8 @@
 //! The built-in dynamics and how one chunk of rows is stepped.
 
-use rand_distr::{Distribution, StandardNormal};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
 
 /// What a custom dynamic sees besides its row.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +14,9 @@ pub struct RowContext {
     /// Time step.
     pub dt: f32,
 }
+
+/// A user dynamic: transforms one row in place.
+pub type RowFn = Box<dyn Fn(&mut [f32], RowContext) + Send + Sync>;
 
 /// A force or transformation applied to each vector every step.
 pub enum Dynamics {
@@ -72,7 +75,7 @@ pub enum Dynamics {
         separation_radius: f32,
     },
     /// A user dynamic: transforms one row in place.
-    Custom(Box<dyn Fn(&mut [f32], RowContext) + Send + Sync>),
+    Custom(RowFn),
 }
 
 impl std::fmt::Debug for Dynamics {
@@ -98,9 +101,18 @@ pub(super) struct Globals {
 }
 
 impl Globals {
-    pub(super) fn compute(dynamics: &[Dynamics], data: &[f32], velocities: &[f32], dim: usize) -> Globals {
+    pub(super) fn compute(
+        dynamics: &[Dynamics],
+        data: &[f32],
+        velocities: &[f32],
+        dim: usize,
+    ) -> Globals {
         use rayon::prelude::*;
-        if !dynamics.iter().any(|d| matches!(d, Dynamics::Flocking { .. })) || data.is_empty() {
+        if !dynamics
+            .iter()
+            .any(|d| matches!(d, Dynamics::Flocking { .. }))
+            || data.is_empty()
+        {
             return Globals::default();
         }
         let rows = (data.len() / dim) as f32;
@@ -115,10 +127,13 @@ impl Globals {
                     }
                     acc
                 })
-                .reduce(|| vec![0.0f64; dim], |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                    a
-                })
+                .reduce(
+                    || vec![0.0f64; dim],
+                    |mut a, b| {
+                        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                        a
+                    },
+                )
                 .into_iter()
                 .map(|v| (v / rows as f64) as f32)
                 .collect()
@@ -139,7 +154,9 @@ pub(super) struct StepContext<'a> {
 
 fn seed_for(seed: u64, step: u64, row: usize) -> u64 {
     // SplitMix64 finaliser over the three inputs: independent streams per row and step.
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (row as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed
+        ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (row as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -163,13 +180,19 @@ pub(super) fn apply_chunk(
                     let k = 1.0 - rate * dt;
                     x.iter_mut().for_each(|v| *v *= k);
                 }
-                Dynamics::GravityWell { center, strength, softening } => {
+                Dynamics::GravityWell {
+                    center,
+                    strength,
+                    softening,
+                } => {
                     // The SIMD kernel: a scalar f32 sum would not vectorise (strict
                     // float order) and made this step compute-bound.
                     let d2 = paradox_kernels::l2_squared(x, center);
                     let r2 = d2 + softening * softening;
                     let k = (dt * strength / (r2 * r2.sqrt())).min(1.0);
-                    x.iter_mut().zip(center).for_each(|(a, c)| *a += k * (c - *a));
+                    x.iter_mut()
+                        .zip(center)
+                        .for_each(|(a, c)| *a += k * (c - *a));
                 }
                 Dynamics::Attraction { centroids, rate } => {
                     let mut best = (f32::INFINITY, 0);
@@ -184,7 +207,11 @@ pub(super) fn apply_chunk(
                         x.iter_mut().zip(c).for_each(|(a, c)| *a += k * (c - *a));
                     }
                 }
-                Dynamics::Repulsion { sources, strength, radius } => {
+                Dynamics::Repulsion {
+                    sources,
+                    strength,
+                    radius,
+                } => {
                     for s in sources {
                         let d = paradox_kernels::l2_squared(x, s).sqrt();
                         if d < *radius && d > 0.0 {
@@ -201,20 +228,40 @@ pub(super) fn apply_chunk(
                         *v += scale * z;
                     });
                 }
-                Dynamics::Flocking { cohesion, alignment, separation, separation_radius } => {
-                    let Some(vel) = velocities.as_deref_mut() else { continue };
+                Dynamics::Flocking {
+                    cohesion,
+                    alignment,
+                    separation,
+                    separation_radius,
+                } => {
+                    let Some(vel) = velocities.as_deref_mut() else {
+                        continue;
+                    };
                     let v = &mut vel[r * dim..(r + 1) * dim];
                     let g = ctx.globals;
                     let d = paradox_kernels::l2_squared(x, &g.centroid).sqrt();
-                    let push = if d < *separation_radius && d > 0.0 { separation * (1.0 - d / separation_radius) / d } else { 0.0 };
+                    let push = if d < *separation_radius && d > 0.0 {
+                        separation * (1.0 - d / separation_radius) / d
+                    } else {
+                        0.0
+                    };
                     for i in 0..dim {
                         let to_center = g.centroid[i] - x[i];
-                        v[i] += dt * (cohesion * to_center + alignment * (g.mean_velocity[i] - v[i]) - push * to_center);
+                        v[i] += dt
+                            * (cohesion * to_center + alignment * (g.mean_velocity[i] - v[i])
+                                - push * to_center);
                         v[i] *= 0.99;
                         x[i] += dt * v[i];
                     }
                 }
-                Dynamics::Custom(f) => f(x, RowContext { row, step: ctx.step, dt }),
+                Dynamics::Custom(f) => f(
+                    x,
+                    RowContext {
+                        row,
+                        step: ctx.step,
+                        dt,
+                    },
+                ),
             }
         }
     }

@@ -16,7 +16,7 @@ mod buffer;
 mod dynamics;
 
 pub use buffer::VectorBuffer;
-pub use dynamics::{Dynamics, RowContext};
+pub use dynamics::{Dynamics, RowContext, RowFn};
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,8 +58,14 @@ pub struct Simulation {
 impl Simulation {
     /// A simulation of `buffer` under `dynamics` (applied in order) with time step `dt`.
     pub fn new(buffer: VectorBuffer, dynamics: Vec<Dynamics>, dt: f32) -> Self {
-        let needs_velocity = dynamics.iter().any(|d| matches!(d, Dynamics::Flocking { .. }));
-        let velocities = if needs_velocity { vec![0.0; buffer.data().len()] } else { Vec::new() };
+        let needs_velocity = dynamics
+            .iter()
+            .any(|d| matches!(d, Dynamics::Flocking { .. }));
+        let velocities = if needs_velocity {
+            vec![0.0; buffer.data().len()]
+        } else {
+            Vec::new()
+        };
         Simulation {
             buffer,
             dynamics,
@@ -77,7 +83,8 @@ impl Simulation {
     /// One step over every row.
     pub fn step(&mut self) {
         let dim = self.buffer.dimension();
-        let globals = dynamics::Globals::compute(&self.dynamics, self.buffer.data(), &self.velocities, dim);
+        let globals =
+            dynamics::Globals::compute(&self.dynamics, self.buffer.data(), &self.velocities, dim);
         let ctx = dynamics::StepContext {
             dt: self.dt,
             step: self.step,
@@ -91,29 +98,47 @@ impl Simulation {
                 .data_mut()
                 .par_chunks_mut(chunk)
                 .enumerate()
-                .for_each(|(c, rows)| dynamics::apply_chunk(dynamics, &ctx, c * CHUNK_ROWS, rows, None));
+                .for_each(|(c, rows)| {
+                    dynamics::apply_chunk(dynamics, &ctx, c * CHUNK_ROWS, rows, None)
+                });
         } else {
             self.buffer
                 .data_mut()
                 .par_chunks_mut(chunk)
                 .zip(self.velocities.par_chunks_mut(chunk))
                 .enumerate()
-                .for_each(|(c, (rows, vel))| dynamics::apply_chunk(dynamics, &ctx, c * CHUNK_ROWS, rows, Some(vel)));
+                .for_each(|(c, (rows, vel))| {
+                    dynamics::apply_chunk(dynamics, &ctx, c * CHUNK_ROWS, rows, Some(vel))
+                });
         }
         self.step += 1;
     }
 
     /// Up to `steps` steps; `progress` is called after each, and the run stops early
     /// (between steps, never leaving a step half done) once `stop` is set.
-    pub fn run(&mut self, steps: u64, stop: &AtomicBool, progress: &mut dyn FnMut(Progress)) -> RunReport {
+    pub fn run(
+        &mut self,
+        steps: u64,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> RunReport {
         for done in 0..steps {
             if stop.load(Ordering::Relaxed) {
-                return RunReport { steps: done, stopped: true };
+                return RunReport {
+                    steps: done,
+                    stopped: true,
+                };
             }
             self.step();
-            progress(Progress { step: done + 1, total: steps });
+            progress(Progress {
+                step: done + 1,
+                total: steps,
+            });
         }
-        RunReport { steps, stopped: false }
+        RunReport {
+            steps,
+            stopped: false,
+        }
     }
 }
 

@@ -33,7 +33,10 @@ impl Trajectory {
     /// lengths, or two samples at the same time.
     pub fn new(mut samples: Vec<(i64, Vec<f32>)>) -> Result<Trajectory> {
         if samples.is_empty() {
-            return Err(MindError::invalid("samples", "a trajectory needs at least one sample"));
+            return Err(MindError::invalid(
+                "samples",
+                "a trajectory needs at least one sample",
+            ));
         }
         samples.sort_by_key(|(t, _)| *t);
         let dim = samples[0].1.len();
@@ -59,7 +62,12 @@ impl Trajectory {
     /// A trajectory from successive versions of a point (e.g. what `get` returned over
     /// time), stamped with their `updated_at`.
     pub fn from_points(points: &[Point]) -> Result<Trajectory> {
-        Trajectory::new(points.iter().map(|p| (p.updated_at, p.vector.clone())).collect())
+        Trajectory::new(
+            points
+                .iter()
+                .map(|p| (p.updated_at, p.vector.clone()))
+                .collect(),
+        )
     }
 
     /// Number of samples.
@@ -115,14 +123,20 @@ impl Trajectory {
             .zip(self.vectors.windows(2))
             .map(|(t, v)| {
                 let dt = (t[1] - t[0]) as f32 / 1000.0;
-                (t[1], v[1].iter().zip(&v[0]).map(|(b, a)| (b - a) / dt).collect())
+                (
+                    t[1],
+                    v[1].iter().zip(&v[0]).map(|(b, a)| (b - a) / dt).collect(),
+                )
             })
             .collect()
     }
 
     /// Speed (norm of velocity) of each segment, units per second.
     pub fn speeds(&self) -> Vec<f32> {
-        self.velocities().iter().map(|(_, v)| dot(v, v).sqrt()).collect()
+        self.velocities()
+            .iter()
+            .map(|(_, v)| dot(v, v).sqrt())
+            .collect()
     }
 
     /// Discrete curvature at each interior sample: the turning angle between the
@@ -167,7 +181,8 @@ impl TrajectorySet {
     pub fn record(&mut self, id: PointId, t: i64, vector: Vec<f32>) -> Result<()> {
         match self.trajectories.get_mut(&id) {
             None => {
-                self.trajectories.insert(id, Trajectory::new(vec![(t, vector)])?);
+                self.trajectories
+                    .insert(id, Trajectory::new(vec![(t, vector)])?);
             }
             Some(traj) => {
                 if vector.len() != traj.dimension() {
@@ -207,7 +222,13 @@ impl TrajectorySet {
     /// Exact `k` nearest entities to `query` using each entity's vector as of `t`
     /// (entities with no sample at or before `t` are skipped). Scores follow the
     /// engine's convention: squared distance for l2 (ascending), similarity otherwise.
-    pub fn search_as_of(&self, query: &[f32], t: i64, k: usize, metric: Metric) -> Vec<ScoredPoint> {
+    pub fn search_as_of(
+        &self,
+        query: &[f32],
+        t: i64,
+        k: usize,
+        metric: Metric,
+    ) -> Vec<ScoredPoint> {
         let mut hits: Vec<ScoredPoint> = self
             .trajectories
             .iter()

@@ -120,23 +120,29 @@ pub(super) fn predict(traj: &Trajectory, t: i64, method: &Prediction) -> Result<
             let inc: Vec<Vec<f64>> = traj
                 .vectors
                 .windows(2)
-                .map(|w| w[1].iter().zip(&w[0]).map(|(b, a)| *b as f64 - *a as f64).collect())
+                .map(|w| {
+                    w[1].iter()
+                        .zip(&w[0])
+                        .map(|(b, a)| *b as f64 - *a as f64)
+                        .collect()
+                })
                 .collect();
             let mut ata = vec![0.0; p * p];
             let mut atb = vec![0.0; p];
             for t in p..inc.len() {
-                for d in 0..traj.dimension() {
+                for (d, target) in inc[t].iter().enumerate() {
                     for i in 0..p {
                         let xi = inc[t - 1 - i][d];
-                        atb[i] += xi * inc[t][d];
+                        atb[i] += xi * target;
                         for j in 0..p {
                             ata[i * p + j] += xi * inc[t - 1 - j][d];
                         }
                     }
                 }
             }
-            let coef = cholesky_solve(&ata, &atb, p, 1e-9)
-                .ok_or_else(|| MindError::invalid("trajectory", "autoregressive fit is singular"))?;
+            let coef = cholesky_solve(&ata, &atb, p, 1e-9).ok_or_else(|| {
+                MindError::invalid("trajectory", "autoregressive fit is singular")
+            })?;
             let mean_dt = (last_t - traj.times[0]) as f64 / (n - 1) as f64;
             let steps = ((t - last_t) as f64 / mean_dt).round().max(0.0) as usize;
             let mut history = inc;

@@ -69,7 +69,9 @@ fn kalman_smooths_noise_better_than_linear() {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
         ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
     };
-    let samples = (0..40).map(|i| (i * 1000, vec![i as f32 + noise()])).collect();
+    let samples = (0..40)
+        .map(|i| (i * 1000, vec![i as f32 + noise()]))
+        .collect();
     let traj = Trajectory::new(samples).unwrap();
     let truth = 45.0;
     let linear = traj.predict(45_000, &Prediction::Linear).unwrap()[0];
@@ -83,7 +85,10 @@ fn kalman_smooths_noise_better_than_linear() {
         )
         .unwrap()[0];
     assert!((kalman - truth).abs() < 0.3, "kalman {kalman}");
-    assert!((kalman - truth).abs() < (linear - truth).abs(), "kalman {kalman} linear {linear}");
+    assert!(
+        (kalman - truth).abs() < (linear - truth).abs(),
+        "kalman {kalman} linear {linear}"
+    );
 }
 
 #[test]
@@ -97,8 +102,14 @@ fn as_of_lookups_and_search() {
     set.record(PointId::Num(1), 100, vec![10.0, 0.0]).unwrap();
     set.record(PointId::Num(2), 50, vec![5.0, 0.0]).unwrap();
     let q = [9.0, 0.0];
-    assert_eq!(set.search_as_of(&q, 200, 1, Metric::L2)[0].id, PointId::Num(1));
-    assert_eq!(set.search_as_of(&q, 60, 1, Metric::L2)[0].id, PointId::Num(2));
+    assert_eq!(
+        set.search_as_of(&q, 200, 1, Metric::L2)[0].id,
+        PointId::Num(1)
+    );
+    assert_eq!(
+        set.search_as_of(&q, 60, 1, Metric::L2)[0].id,
+        PointId::Num(2)
+    );
     assert_eq!(set.search_as_of(&q, 10, 5, Metric::L2).len(), 1);
 }
 
@@ -109,10 +120,15 @@ fn as_of_search_drops_points_created_later() {
     let col = engine
         .create_collection(CollectionConfig::new("c", 2, Metric::L2))
         .unwrap();
-    col.upsert(vec![NewPoint::new(1u64, vec![0.0, 0.0])]).unwrap();
-    let created = col.get(&[PointId::Num(1)]).unwrap()[0].as_ref().unwrap().created_at;
+    col.upsert(vec![NewPoint::new(1u64, vec![0.0, 0.0])])
+        .unwrap();
+    let created = col.get(&[PointId::Num(1)]).unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .created_at;
     std::thread::sleep(std::time::Duration::from_millis(5));
-    col.upsert(vec![NewPoint::new(2u64, vec![0.1, 0.0])]).unwrap();
+    col.upsert(vec![NewPoint::new(2u64, vec![0.1, 0.0])])
+        .unwrap();
     let hits = as_of_search(&col, &SearchRequest::new(vec![0.1, 0.0], 2), created, 10).unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].hit.id, PointId::Num(1));

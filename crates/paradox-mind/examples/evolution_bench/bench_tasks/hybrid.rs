@@ -5,7 +5,9 @@
 
 use super::super::median;
 use paradox_engine::{CollectionConfig, Engine, Metric, NewPoint, PointId, SearchRequest};
-use paradox_mind::evolution::{AskTell, Cmaes, CmaesConfig, Ga, GaConfig, KnnSurrogate, SurrogateAssisted, SurrogateConfig};
+use paradox_mind::evolution::{
+    AskTell, Cmaes, CmaesConfig, Ga, GaConfig, KnnSurrogate, SurrogateAssisted, SurrogateConfig,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -39,10 +41,17 @@ impl Task {
         let hits = self.collection.search(&request).expect("search");
         let mut total = 0.0;
         for h in &hits {
-            let q = h.payload.as_ref().and_then(|p| p.get("quality")).and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let q = h
+                .payload
+                .as_ref()
+                .and_then(|p| p.get("quality"))
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0);
             total += q;
             if let (Some(seen), Some(v)) = (seen, &h.vector) {
-                seen.borrow_mut().entry(h.id.clone()).or_insert_with(|| (v.iter().map(|x| *x as f64).collect(), q));
+                seen.borrow_mut()
+                    .entry(h.id.clone())
+                    .or_insert_with(|| (v.iter().map(|x| *x as f64).collect(), q));
             }
         }
         -total / hits.len().max(1) as f64
@@ -57,30 +66,54 @@ fn build_task(dir: &std::path::Path) -> Task {
         .create_collection(CollectionConfig::new("latent_task", DIM, Metric::L2))
         .expect("collection");
     let mut rng = StdRng::seed_from_u64(2024);
-    let centers: Vec<Vec<f64>> = (0..40).map(|_| (0..DIM).map(|_| rng.random_range(-3.0..3.0)).collect()).collect();
+    let centers: Vec<Vec<f64>> = (0..40)
+        .map(|_| (0..DIM).map(|_| rng.random_range(-3.0..3.0)).collect())
+        .collect();
     // The quality peak sits next to one cluster: a narrow target among 40 clusters.
-    let goal: Vec<f64> = centers[7].iter().map(|c| c + rng.random_range(-0.5..0.5)).collect();
+    let goal: Vec<f64> = centers[7]
+        .iter()
+        .map(|c| c + rng.random_range(-0.5..0.5))
+        .collect();
     let mut batch = Vec::new();
     for i in 0..POINTS {
         let c = &centers[i % centers.len()];
-        let v: Vec<f64> = c.iter().map(|m| m + 0.8 * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)).collect();
+        let v: Vec<f64> = c
+            .iter()
+            .map(|m| {
+                m + 0.8 * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+            })
+            .collect();
         let d2: f64 = v.iter().zip(&goal).map(|(a, b)| (a - b) * (a - b)).sum();
         let quality = (-d2 / (2.0 * 3.0f64.powi(2))).exp() + 0.02 * rng.random::<f64>();
-        let payload = json!({"quality": quality}).as_object().expect("object").clone();
-        batch.push(NewPoint::new(i as u64, v.iter().map(|x| *x as f32).collect()).with_payload(payload));
+        let payload = json!({"quality": quality})
+            .as_object()
+            .expect("object")
+            .clone();
+        batch.push(
+            NewPoint::new(i as u64, v.iter().map(|x| *x as f32).collect()).with_payload(payload),
+        );
         if batch.len() == 5_000 {
-            collection.upsert(std::mem::take(&mut batch)).expect("upsert");
+            collection
+                .upsert(std::mem::take(&mut batch))
+                .expect("upsert");
         }
     }
     collection.upsert(batch).expect("upsert");
     collection.flush().expect("flush");
     collection.wait_for_indexes();
-    let mut task = Task { collection, target: 0.0, center: vec![0.0; DIM], spread: 3.0 };
+    let mut task = Task {
+        collection,
+        target: 0.0,
+        center: vec![0.0; DIM],
+        spread: 3.0,
+    };
     // Best achievable, approximately: the best mean over queries at stored points
     // (a sample) — the target asks for 95% of it.
     let mut best = 0.0f64;
     for i in (0..POINTS).step_by(7) {
-        let p = task.collection.get(&[PointId::Num(i as u64)]).expect("get")[0].clone().expect("point");
+        let p = task.collection.get(&[PointId::Num(i as u64)]).expect("get")[0]
+            .clone()
+            .expect("point");
         let x: Vec<f64> = p.vector.iter().map(|v| *v as f64).collect();
         best = best.max(-task.evaluate(&x, None));
     }
@@ -89,7 +122,14 @@ fn build_task(dir: &std::path::Path) -> Task {
 }
 
 fn run_ga(task: &Task, seed: u64) -> u64 {
-    let mut ga = Ga::new(task.center.clone(), GaConfig { seed, init_sigma: task.spread, ..Default::default() });
+    let mut ga = Ga::new(
+        task.center.clone(),
+        GaConfig {
+            seed,
+            init_sigma: task.spread,
+            ..Default::default()
+        },
+    );
     while ga.evaluations() < BUDGET {
         let xs = ga.ask();
         let fs: Vec<f64> = xs.iter().map(|x| task.evaluate(x, None)).collect();
@@ -115,18 +155,38 @@ fn run_hybrid(task: &Task, seed: u64) -> u64 {
             return Vec::new();
         }
         let dim = top[0].0.len();
-        let mut out = vec![(0..dim).map(|i| top.iter().map(|t| t.0[i]).sum::<f64>() / top.len() as f64).collect()];
+        let mut out = vec![(0..dim)
+            .map(|i| top.iter().map(|t| t.0[i]).sum::<f64>() / top.len() as f64)
+            .collect()];
         while out.len() < n {
-            let (a, b) = (rng.random_range(0..top.len()), rng.random_range(0..top.len()));
+            let (a, b) = (
+                rng.random_range(0..top.len()),
+                rng.random_range(0..top.len()),
+            );
             let w: f64 = rng.random();
-            out.push((0..dim).map(|i| w * top[a].0[i] + (1.0 - w) * top[b].0[i]).collect());
+            out.push(
+                (0..dim)
+                    .map(|i| w * top[a].0[i] + (1.0 - w) * top[b].0[i])
+                    .collect(),
+            );
         }
         out
     };
-    let es = Cmaes::new(task.center.clone(), CmaesConfig { sigma0: task.spread / 2.0, seed, ..Default::default() });
+    let es = Cmaes::new(
+        task.center.clone(),
+        CmaesConfig {
+            sigma0: task.spread / 2.0,
+            seed,
+            ..Default::default()
+        },
+    );
     let lambda = es.population();
-    let mut sa = SurrogateAssisted::new(es, KnnSurrogate::new(5), SurrogateConfig::for_dimension(DIM, lambda))
-        .with_generator(Box::new(generator), 3, seed);
+    let mut sa = SurrogateAssisted::new(
+        es,
+        KnnSurrogate::new(5),
+        SurrogateConfig::for_dimension(DIM, lambda),
+    )
+    .with_generator(Box::new(generator), 3, seed);
     while sa.evaluations() < BUDGET {
         sa.step(|x| task.evaluate(x, Some(&seen)));
         if -sa.best().1 >= task.target {

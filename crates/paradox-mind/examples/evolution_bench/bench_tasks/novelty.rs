@@ -25,7 +25,11 @@ fn behaviour(w: &[[f64; GENOME]; 2], x: &[f64]) -> [f64; 2] {
 }
 
 fn dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 fn fitness(b: &[f64; 2]) -> f64 {
@@ -40,7 +44,14 @@ fn run(seed: u64, novelty: bool) -> Option<u64> {
             *v = rng.random_range(-0.5..0.5);
         }
     }
-    let mut ga = Ga::new(vec![0.0; GENOME], GaConfig { seed, init_sigma: 0.1, ..Default::default() });
+    let mut ga = Ga::new(
+        vec![0.0; GENOME],
+        GaConfig {
+            seed,
+            init_sigma: 0.1,
+            ..Default::default()
+        },
+    );
     let mut archive = NoveltyArchive::new(15);
     while ga.evaluations() < BUDGET {
         let xs = ga.ask();
@@ -51,7 +62,11 @@ fn run(seed: u64, novelty: bool) -> Option<u64> {
             }
         }
         let scores: Vec<f64> = if novelty {
-            let novelties: Vec<f64> = behaviours.iter().enumerate().map(|(i, b)| archive.novelty(b, &behaviours, Some(i))).collect();
+            let novelties: Vec<f64> = behaviours
+                .iter()
+                .enumerate()
+                .map(|(i, b)| archive.novelty(b, &behaviours, Some(i)))
+                .collect();
             let mut order: Vec<usize> = (0..xs.len()).collect();
             order.sort_by(|&a, &b| novelties[b].total_cmp(&novelties[a]));
             for &i in order.iter().take(3) {

@@ -16,6 +16,8 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use std::collections::VecDeque;
 
+mod stop;
+
 /// Settings; `Default` gives pycma's defaults (σ₀ must usually be set by the caller).
 #[derive(Debug, Clone)]
 pub struct CmaesConfig {
@@ -107,7 +109,11 @@ impl Params {
         let neg: &[f64] = &raw[mu..];
         let neg_sum: f64 = neg.iter().map(|w| w.abs()).sum();
         let neg_sq: f64 = neg.iter().map(|w| w * w).sum();
-        let mueff_neg = if neg_sq > 0.0 { neg_sum * neg_sum / neg_sq } else { 0.0 };
+        let mueff_neg = if neg_sq > 0.0 {
+            neg_sum * neg_sum / neg_sq
+        } else {
+            0.0
+        };
 
         let alpha_cov = 2.0;
         let mut c1 = alpha_cov / ((nf + 1.3).powi(2) + mueff);
@@ -265,7 +271,11 @@ impl Cmaes {
     /// up the step size or the covariance.
     pub fn clip_injected(&self, x: &mut [f64]) {
         let n = self.n;
-        let y: Vec<f64> = x.iter().zip(&self.mean).map(|(x, m)| (x - m) / self.sigma).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .zip(&self.mean)
+            .map(|(x, m)| (x - m) / self.sigma)
+            .collect();
         let mut z = vec![0.0; n];
         self.inv_sqrt(&y, &mut z);
         let length = z.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -288,7 +298,12 @@ impl Cmaes {
         } else {
             for (i, o) in out.iter_mut().enumerate() {
                 let row = &self.b[i * n..(i + 1) * n];
-                *o = row.iter().zip(&self.d).zip(z).map(|((b, d), z)| b * d * z).sum();
+                *o = row
+                    .iter()
+                    .zip(&self.d)
+                    .zip(z)
+                    .map(|((b, d), z)| b * d * z)
+                    .sum();
             }
         }
     }
@@ -304,14 +319,19 @@ impl Cmaes {
         }
         let mut tmp = vec![0.0; n];
         for (j, t) in tmp.iter_mut().enumerate() {
-            let mut s = 0.0;
-            for i in 0..n {
-                s += self.b[i * n + j] * y[i];
-            }
+            let s: f64 = y
+                .iter()
+                .enumerate()
+                .map(|(i, yi)| self.b[i * n + j] * yi)
+                .sum();
             *t = s / self.d[j];
         }
         for (i, o) in out.iter_mut().enumerate() {
-            *o = self.b[i * n..(i + 1) * n].iter().zip(&tmp).map(|(b, t)| b * t).sum();
+            *o = self.b[i * n..(i + 1) * n]
+                .iter()
+                .zip(&tmp)
+                .map(|(b, t)| b * t)
+                .sum();
         }
     }
 
@@ -330,96 +350,6 @@ impl Cmaes {
         }
         self.eigen_generation = self.generation;
     }
-
-    /// Why the run should stop, or `None` to go on. Criteria follow pycma's defaults.
-    pub fn should_stop(&self) -> Option<StopReason> {
-        let n = self.n as f64;
-        if let Some(target) = self.config.target {
-            if self.best_f <= target {
-                return Some(StopReason::Target);
-            }
-        }
-        if let Some(max) = self.config.max_evaluations {
-            if self.evaluations >= max {
-                return Some(StopReason::MaxEvaluations);
-            }
-        }
-        if self.generation == 0 {
-            return None;
-        }
-        let max_iter = 100.0 + 150.0 * (n + 3.0).powi(2) / (self.p.lambda as f64).sqrt();
-        if self.generation as f64 >= max_iter {
-            return Some(StopReason::MaxIterations);
-        }
-        let hist_len = 10 + (30.0 * n / self.p.lambda as f64).ceil() as usize;
-        if self.history.len() >= hist_len {
-            let (lo, hi) = self
-                .history
-                .iter()
-                .chain(&self.last_generation_f)
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &f| (lo.min(f), hi.max(f)));
-            if hi - lo < self.config.tol_fun {
-                return Some(StopReason::TolFun);
-            }
-        }
-        let cov_diag = |i: usize| {
-            if self.config.separable {
-                self.cov[i]
-            } else {
-                self.cov[i * self.n + i]
-            }
-        };
-        if (0..self.n).all(|i| {
-            self.sigma * cov_diag(i).sqrt() < self.config.tol_x
-                && self.sigma * self.pc[i].abs() < self.config.tol_x
-        }) {
-            return Some(StopReason::TolX);
-        }
-        let (dmin, dmax) = self
-            .d
-            .iter()
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), &d| (lo.min(d), hi.max(d)));
-        if (dmax / dmin).powi(2) > 1e14 {
-            return Some(StopReason::ConditionCov);
-        }
-        let axis = (self.generation as usize) % self.n;
-        if (0..self.n).all(|i| {
-            let step = if self.config.separable {
-                if i == axis {
-                    0.1 * self.sigma * self.d[i]
-                } else {
-                    0.0
-                }
-            } else {
-                0.1 * self.sigma * self.d[axis] * self.b[i * self.n + axis]
-            };
-            self.mean[i] + step == self.mean[i]
-        }) {
-            return Some(StopReason::NoEffectAxis);
-        }
-        if (0..self.n).any(|i| self.mean[i] + 0.2 * self.sigma * cov_diag(i).sqrt() == self.mean[i]) {
-            return Some(StopReason::NoEffectCoord);
-        }
-        // pycma `tolstagnation`: over the last `100 + 100 n^1.5 / λ` generations, the
-        // median fitness of the newest fifth is no better than that of the oldest fifth.
-        let window = 100 + (100.0 * n.powf(1.5) / self.p.lambda as f64) as usize;
-        let len = self.medians.len();
-        if len > window {
-            let fifth = (window / 5).max(1);
-            let recent = &self.medians[len - fifth..];
-            let older = &self.medians[len - window..len - window + fifth];
-            if median(recent) >= median(older) {
-                return Some(StopReason::Stagnation);
-            }
-        }
-        None
-    }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 impl AskTell for Cmaes {
@@ -433,13 +363,22 @@ impl AskTell for Cmaes {
                     *zi = StandardNormal.sample(&mut self.rng);
                 }
                 self.transform(&z, &mut y);
-                self.mean.iter().zip(&y).map(|(m, y)| m + self.sigma * y).collect()
+                self.mean
+                    .iter()
+                    .zip(&y)
+                    .map(|(m, y)| m + self.sigma * y)
+                    .collect()
             })
             .collect()
     }
 
     fn tell(&mut self, candidates: &[Vec<f64>], fitness: &[f64]) {
-        assert_eq!(candidates.len(), self.p.lambda, "tell needs λ = {} candidates", self.p.lambda);
+        assert_eq!(
+            candidates.len(),
+            self.p.lambda,
+            "tell needs λ = {} candidates",
+            self.p.lambda
+        );
         assert_eq!(candidates.len(), fitness.len(), "one fitness per candidate");
         let n = self.n;
         let p = self.p.clone();
@@ -453,7 +392,13 @@ impl AskTell for Cmaes {
         // Steps y_i = (x_i − m)/σ in rank order.
         let ys: Vec<Vec<f64>> = order
             .iter()
-            .map(|&i| candidates[i].iter().zip(&self.mean).map(|(x, m)| (x - m) / self.sigma).collect())
+            .map(|&i| {
+                candidates[i]
+                    .iter()
+                    .zip(&self.mean)
+                    .map(|(x, m)| (x - m) / self.sigma)
+                    .collect()
+            })
             .collect();
         let mut yw = vec![0.0; n];
         for (y, w) in ys.iter().zip(&p.weights).take(p.mu) {
@@ -473,7 +418,8 @@ impl AskTell for Cmaes {
         let ps_norm = self.ps.iter().map(|v| v * v).sum::<f64>().sqrt();
         let gen = self.generation + 1;
         let hsig_threshold = (1.4 + 2.0 / (n as f64 + 1.0)) * p.chi_n;
-        let hsig = ps_norm / (1.0 - (1.0 - p.cs).powi((2 * gen).min(100_000) as i32)).sqrt() < hsig_threshold;
+        let hsig = ps_norm / (1.0 - (1.0 - p.cs).powi((2 * gen).min(100_000) as i32)).sqrt()
+            < hsig_threshold;
         let cc_factor = (p.cc * (2.0 - p.cc) * p.mueff).sqrt();
         for (pc, y) in self.pc.iter_mut().zip(&yw) {
             *pc = (1.0 - p.cc) * *pc + if hsig { cc_factor * y } else { 0.0 };
@@ -483,8 +429,14 @@ impl AskTell for Cmaes {
         let decay = 1.0 + p.c1 * delta_h - p.c1 - p.cmu * weight_sum;
         if self.config.separable {
             for i in 0..n {
-                let rank_mu: f64 = ys.iter().zip(&p.weights).take(p.mu).map(|(y, w)| w * y[i] * y[i]).sum();
-                self.cov[i] = decay * self.cov[i] + p.c1 * self.pc[i] * self.pc[i] + p.cmu * rank_mu;
+                let rank_mu: f64 = ys
+                    .iter()
+                    .zip(&p.weights)
+                    .take(p.mu)
+                    .map(|(y, w)| w * y[i] * y[i])
+                    .sum();
+                self.cov[i] =
+                    decay * self.cov[i] + p.c1 * self.pc[i] * self.pc[i] + p.cmu * rank_mu;
             }
         } else {
             // Effective weights: negative ones rescaled by n / ‖C^{-1/2} y‖².
@@ -510,13 +462,17 @@ impl AskTell for Cmaes {
                             rank_mu += w * y[i] * y[j];
                         }
                     }
-                    let v = decay * self.cov[i * n + j] + p.c1 * self.pc[i] * self.pc[j] + p.cmu * rank_mu;
+                    let v = decay * self.cov[i * n + j]
+                        + p.c1 * self.pc[i] * self.pc[j]
+                        + p.cmu * rank_mu;
                     self.cov[i * n + j] = v;
                     self.cov[j * n + i] = v;
                 }
             }
         }
-        self.sigma *= ((p.cs / p.damps) * (ps_norm / p.chi_n - 1.0)).min(1.0).exp();
+        self.sigma *= ((p.cs / p.damps) * (ps_norm / p.chi_n - 1.0))
+            .min(1.0)
+            .exp();
         self.generation = gen;
         if self.config.separable || gen - self.eigen_generation >= p.eigen_gap {
             self.update_eigen();
