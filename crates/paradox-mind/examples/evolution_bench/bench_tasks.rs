@@ -32,7 +32,7 @@ fn surrogate_run(f: fn(&[f64]) -> f64, n: usize, seed: u64) -> (u64, f64) {
 }
 
 pub fn section_surrogate(seeds: u64, dims: &[usize]) -> Value {
-    println!("\n== Surrogate-assisted CMA-ES (quadratic model, tau gate 0.85) vs plain CMA-ES: true evaluations to f < 1e-8");
+    println!("\n== Surrogate-assisted CMA-ES (quadratic model, tau gate 0.8) vs plain CMA-ES: true evaluations to f < 1e-8");
     println!(
         "{:<11} {:>4} {:>10} {:>8} {:>10} {:>8} {:>7}",
         "function", "d", "plain", "solved", "surrogate", "solved", "gain"

@@ -252,10 +252,13 @@ pub struct SurrogateConfig {
 }
 
 impl SurrogateConfig {
-    /// Defaults for dimension `n` and population `lambda`.
+    /// Defaults for dimension `n` and population `lambda`: τ ≥ 0.8 over the last
+    /// `max(λ, 15)` pairs, one true evaluation per trusted generation, the most recent
+    /// `1.1 × (n+1)(n+2)/2 + 5` points for fitting. (0.85, lq-CMA-ES's value, gave
+    /// 1.97× on 10-D Rosenbrock; 0.7 gave 2.6× but lost a run; see `docs/mind.md`.)
     pub fn for_dimension(n: usize, lambda: usize) -> Self {
         SurrogateConfig {
-            min_tau: 0.85,
+            min_tau: 0.8,
             window: lambda.max(15),
             min_evaluations: 1,
             training_size: QuadraticSurrogate::training_size(n),
@@ -394,7 +397,7 @@ impl<S: Surrogate> SurrogateAssisted<S> {
         let mut chunk = if trusted {
             self.config.min_evaluations.max(1)
         } else {
-            lambda.div_ceil(4).max(1)
+            lambda.div_ceil(10).max(1)
         };
         loop {
             let predictions: Vec<f64> = xs.iter().map(|x| self.model.predict(x)).collect();
