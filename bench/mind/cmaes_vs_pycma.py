@@ -63,7 +63,7 @@ def pycma_run(f, n, seed):
 def pycma_bipop(seed, n=10):
     np.random.seed(seed)
     res = cma.fmin(
-        rastrigin, "np.random.uniform(-4, 4, %d)" % n, 2.0,
+        rastrigin, lambda: np.random.uniform(-4, 4, n), 2.0,
         {"seed": seed, "ftarget": TARGET, "maxfevals": 1_000_000, "verbose": -9},
         restarts=9, bipop=True,
     )
