@@ -12,7 +12,7 @@
 //! place, so a crash never leaves half a collection; dropping renames it away first.
 
 use crate::collection::Collection;
-use crate::config::{validate_name, CollectionConfig, EngineOptions};
+use crate::config::{validate_name, CollectionConfig, EngineOptions, IndexConfig};
 use crate::error::{EngineError, Result};
 use crate::lock::DirLock;
 use crate::snapshot;
@@ -207,6 +207,53 @@ impl Engine {
         let collection = self.install(&temp, &name)?;
         collections.insert(name, collection.clone());
         Ok(collection)
+    }
+
+    /// Replaces collection `name`'s index config and reopens it, so its sealed segments
+    /// get graphs per the new config (built in the background; searched exactly until
+    /// then). Points, log and segments are untouched: only the manifest's config changes.
+    ///
+    /// Waits (up to `UPDATE_WAIT`) until no other handle to the collection is held, so no
+    /// write can be in flight through an old handle; new lookups wait meanwhile. Fails with
+    /// `InvalidArgument` and changes nothing if handles are still held then.
+    pub fn update_index_config(&self, name: &str, index: IndexConfig) -> Result<Arc<Collection>> {
+        const UPDATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+        let mut probe = CollectionConfig::new(name, 1, paradox_kernels::Metric::L2);
+        probe.index = index;
+        probe.validate()?;
+        let mut collections = self.collections.write();
+        let collection = collections
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownCollection(name.to_string()))?;
+        if collection.config().index == index {
+            return Ok(collection);
+        }
+        // The registry and `collection` hold two references; any more is a caller's.
+        let deadline = std::time::Instant::now() + UPDATE_WAIT;
+        while Arc::strong_count(&collection) > 2 {
+            if std::time::Instant::now() > deadline {
+                return Err(EngineError::invalid(
+                    "index",
+                    format!("collection `{name}` is in use; retry the update"),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // An old build finishing later would write a graph file with the old parameters.
+        collection.wait_for_indexes();
+        {
+            let writer = collection.mark_dropped();
+            let mut manifest = writer.manifest.clone();
+            manifest.config.index = index;
+            manifest.write(collection.dir())?;
+        }
+        collections.remove(name);
+        // Last reference: closing it releases the collection's directory lock.
+        drop(collection);
+        let reopened = Arc::new(Collection::open(&self.collection_dir(name), self.options.clone())?);
+        collections.insert(name.to_string(), reopened.clone());
+        Ok(reopened)
     }
 
     /// Makes every acknowledged write of every collection durable now.
