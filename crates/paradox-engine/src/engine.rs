@@ -251,7 +251,10 @@ impl Engine {
         collections.remove(name);
         // Last reference: closing it releases the collection's directory lock.
         drop(collection);
-        let reopened = Arc::new(Collection::open(&self.collection_dir(name), self.options.clone())?);
+        let reopened = Arc::new(Collection::open(
+            &self.collection_dir(name),
+            self.options.clone(),
+        )?);
         collections.insert(name.to_string(), reopened.clone());
         Ok(reopened)
     }

@@ -16,12 +16,20 @@ fn update_index_config_keeps_points_and_persists() {
         ])
         .unwrap();
         drop(docs);
-        let updated = engine.update_index_config("docs", IndexConfig::Flat).unwrap();
+        let updated = engine
+            .update_index_config("docs", IndexConfig::Flat)
+            .unwrap();
         assert_eq!(updated.config().index, IndexConfig::Flat);
-        let hits = updated.search(&SearchRequest::new(vec![4.0, 4.0], 1)).unwrap();
+        let hits = updated
+            .search(&SearchRequest::new(vec![4.0, 4.0], 1))
+            .unwrap();
         assert_eq!(hits[0].id, 2u64.into());
-        updated.upsert(vec![NewPoint::new(3u64, vec![1.0, 1.0])]).unwrap();
-        assert!(engine.update_index_config("nope", IndexConfig::Flat).is_err());
+        updated
+            .upsert(vec![NewPoint::new(3u64, vec![1.0, 1.0])])
+            .unwrap();
+        assert!(engine
+            .update_index_config("nope", IndexConfig::Flat)
+            .is_err());
     }
     let engine = Engine::open(dir.path()).unwrap();
     let docs = engine.collection("docs").unwrap();
