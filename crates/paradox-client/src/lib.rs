@@ -140,7 +140,9 @@ impl Client {
     /// Connects (fails fast if the server cannot be reached within `connect_timeout`).
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
-            .map_err(|e| ClientError::Connect(format!("invalid endpoint `{}`: {e}", config.endpoint)))?
+            .map_err(|e| {
+                ClientError::Connect(format!("invalid endpoint `{}`: {e}", config.endpoint))
+            })?
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true);
@@ -175,7 +177,12 @@ impl Client {
     }
 
     /// Runs `call`, retrying when `idempotent` and the failure is transient.
-    async fn call<M, T, F, Fut>(&self, idempotent: bool, message: M, call: F) -> Result<T, ClientError>
+    async fn call<M, T, F, Fut>(
+        &self,
+        idempotent: bool,
+        message: M,
+        call: F,
+    ) -> Result<T, ClientError>
     where
         M: Clone,
         F: Fn(ParadoxClient<Channel>, Request<M>) -> Fut,
@@ -188,7 +195,8 @@ impl Client {
                 Err(status)
                     if idempotent && attempt < self.config.max_retries && retryable(&status) =>
                 {
-                    let base = self.config.backoff.as_secs_f64() * f64::from(1u32 << attempt.min(10));
+                    let base =
+                        self.config.backoff.as_secs_f64() * f64::from(1u32 << attempt.min(10));
                     tokio::time::sleep(Duration::from_secs_f64(base.min(2.0) * jitter())).await;
                     attempt += 1;
                 }
@@ -199,8 +207,10 @@ impl Client {
 
     /// Server version and limits.
     pub async fn server_info(&self) -> Result<proto::ServerInfoResponse, ClientError> {
-        self.call(true, proto::ServerInfoRequest {}, |mut c, r| async move { c.server_info(r).await })
-            .await
+        self.call(true, proto::ServerInfoRequest {}, |mut c, r| async move {
+            c.server_info(r).await
+        })
+        .await
     }
 
     /// Creates a collection (`metric`: cosine, dot or l2; `index_json`: e.g.
@@ -218,42 +228,62 @@ impl Client {
             metric: metric.into(),
             index_json: index_json.unwrap_or_default().into(),
         };
-        self.call(false, message, |mut c, r| async move { c.create_collection(r).await })
-            .await
+        self.call(false, message, |mut c, r| async move {
+            c.create_collection(r).await
+        })
+        .await
     }
 
     /// Every collection the key may see.
     pub async fn list_collections(&self) -> Result<Vec<proto::CollectionInfo>, ClientError> {
         let response = self
-            .call(true, proto::ListCollectionsRequest {}, |mut c, r| async move { c.list_collections(r).await })
+            .call(
+                true,
+                proto::ListCollectionsRequest {},
+                |mut c, r| async move { c.list_collections(r).await },
+            )
             .await?;
         Ok(response.collections)
     }
 
     /// One collection's facts.
     pub async fn collection(&self, name: &str) -> Result<proto::CollectionInfo, ClientError> {
-        let message = proto::CollectionRequest { collection: name.into() };
-        self.call(true, message, |mut c, r| async move { c.get_collection(r).await })
-            .await
+        let message = proto::CollectionRequest {
+            collection: name.into(),
+        };
+        self.call(true, message, |mut c, r| async move {
+            c.get_collection(r).await
+        })
+        .await
     }
 
     /// Replaces a collection's index config. Retried (setting the same config twice is
     /// harmless).
-    pub async fn update_index(&self, name: &str, index_json: &str) -> Result<proto::CollectionInfo, ClientError> {
+    pub async fn update_index(
+        &self,
+        name: &str,
+        index_json: &str,
+    ) -> Result<proto::CollectionInfo, ClientError> {
         let message = proto::UpdateCollectionRequest {
             collection: name.into(),
             index_json: index_json.into(),
         };
-        self.call(true, message, |mut c, r| async move { c.update_collection(r).await })
-            .await
+        self.call(true, message, |mut c, r| async move {
+            c.update_collection(r).await
+        })
+        .await
     }
 
     /// Drops a collection and its data. Not retried.
     pub async fn delete_collection(&self, name: &str) -> Result<(), ClientError> {
-        let message = proto::CollectionRequest { collection: name.into() };
-        self.call(false, message, |mut c, r| async move { c.delete_collection(r).await })
-            .await
-            .map(drop)
+        let message = proto::CollectionRequest {
+            collection: name.into(),
+        };
+        self.call(false, message, |mut c, r| async move {
+            c.delete_collection(r).await
+        })
+        .await
+        .map(drop)
     }
 
     /// Inserts or replaces points (all or nothing). Returns the points written.
@@ -262,18 +292,31 @@ impl Client {
             collection: name.into(),
             points: points.iter().map(NewPoint::to_pb).collect(),
         };
-        let response = self.call(true, message, |mut c, r| async move { c.upsert(r).await }).await?;
+        let response = self
+            .call(true, message, |mut c, r| async move { c.upsert(r).await })
+            .await?;
         Ok(response.count)
     }
 
     /// The points among `ids` that exist, in the order asked.
-    pub async fn get(&self, name: &str, ids: &[PointId], with_vector: bool) -> Result<Vec<Point>, ClientError> {
+    pub async fn get(
+        &self,
+        name: &str,
+        ids: &[PointId],
+        with_vector: bool,
+    ) -> Result<Vec<Point>, ClientError> {
         let message = proto::GetPointsRequest {
             collection: name.into(),
             ids: ids.iter().map(PointId::to_pb).collect(),
             with_vector,
         };
-        let response = self.call(true, message, |mut c, r| async move { c.get_points(r).await }).await?;
+        let response = self
+            .call(
+                true,
+                message,
+                |mut c, r| async move { c.get_points(r).await },
+            )
+            .await?;
         response.points.into_iter().map(Point::from_pb).collect()
     }
 
@@ -284,18 +327,34 @@ impl Client {
             ids: ids.iter().map(PointId::to_pb).collect(),
             filter_json: String::new(),
         };
-        let response = self.call(true, message, |mut c, r| async move { c.delete_points(r).await }).await?;
+        let response = self
+            .call(
+                true,
+                message,
+                |mut c, r| async move { c.delete_points(r).await },
+            )
+            .await?;
         Ok(response.count)
     }
 
     /// Deletes every point matching `filter` (JSON); returns how many.
-    pub async fn delete_by_filter(&self, name: &str, filter: &serde_json::Value) -> Result<u64, ClientError> {
+    pub async fn delete_by_filter(
+        &self,
+        name: &str,
+        filter: &serde_json::Value,
+    ) -> Result<u64, ClientError> {
         let message = proto::DeletePointsRequest {
             collection: name.into(),
             ids: Vec::new(),
             filter_json: filter.to_string(),
         };
-        let response = self.call(true, message, |mut c, r| async move { c.delete_points(r).await }).await?;
+        let response = self
+            .call(
+                true,
+                message,
+                |mut c, r| async move { c.delete_points(r).await },
+            )
+            .await?;
         Ok(response.count)
     }
 
@@ -314,37 +373,64 @@ impl Client {
             filter_json: filter.map(ToString::to_string).unwrap_or_default(),
             with_vector: false,
         };
-        let response = self.call(true, message, |mut c, r| async move { c.scroll(r).await }).await?;
+        let response = self
+            .call(true, message, |mut c, r| async move { c.scroll(r).await })
+            .await?;
         Ok(ScrollPage {
-            points: response.points.into_iter().map(Point::from_pb).collect::<Result<_, _>>()?,
-            next: response.next.map(|id| PointId::from_pb(Some(id))).transpose()?,
+            points: response
+                .points
+                .into_iter()
+                .map(Point::from_pb)
+                .collect::<Result<_, _>>()?,
+            next: response
+                .next
+                .map(|id| PointId::from_pb(Some(id)))
+                .transpose()?,
         })
     }
 
     /// Counts points (matching `filter`, when given).
-    pub async fn count(&self, name: &str, filter: Option<&serde_json::Value>) -> Result<u64, ClientError> {
+    pub async fn count(
+        &self,
+        name: &str,
+        filter: Option<&serde_json::Value>,
+    ) -> Result<u64, ClientError> {
         let message = proto::CountRequest {
             collection: name.into(),
             filter_json: filter.map(ToString::to_string).unwrap_or_default(),
         };
-        let response = self.call(true, message, |mut c, r| async move { c.count(r).await }).await?;
+        let response = self
+            .call(true, message, |mut c, r| async move { c.count(r).await })
+            .await?;
         Ok(response.count)
     }
 
     /// One search; hits best first.
     pub async fn search(&self, name: &str, search: Search) -> Result<Vec<Hit>, ClientError> {
         let message = search.to_pb(name);
-        let response = self.call(true, message, |mut c, r| async move { c.search(r).await }).await?;
+        let response = self
+            .call(true, message, |mut c, r| async move { c.search(r).await })
+            .await?;
         response.hits.into_iter().map(Hit::from_pb).collect()
     }
 
     /// Many searches; results in request order.
-    pub async fn search_batch(&self, name: &str, searches: &[Search]) -> Result<Vec<Vec<Hit>>, ClientError> {
+    pub async fn search_batch(
+        &self,
+        name: &str,
+        searches: &[Search],
+    ) -> Result<Vec<Vec<Hit>>, ClientError> {
         let message = proto::SearchBatchRequest {
             collection: name.into(),
             searches: searches.iter().map(|s| s.to_pb(name)).collect(),
         };
-        let response = self.call(true, message, |mut c, r| async move { c.search_batch(r).await }).await?;
+        let response = self
+            .call(
+                true,
+                message,
+                |mut c, r| async move { c.search_batch(r).await },
+            )
+            .await?;
         response
             .results
             .into_iter()
@@ -353,27 +439,49 @@ impl Client {
     }
 
     /// Writes a snapshot on the server. Not retried.
-    pub async fn create_snapshot(&self, name: &str) -> Result<proto::SnapshotDescription, ClientError> {
-        let message = proto::CollectionRequest { collection: name.into() };
-        self.call(false, message, |mut c, r| async move { c.create_snapshot(r).await })
-            .await
+    pub async fn create_snapshot(
+        &self,
+        name: &str,
+    ) -> Result<proto::SnapshotDescription, ClientError> {
+        let message = proto::CollectionRequest {
+            collection: name.into(),
+        };
+        self.call(false, message, |mut c, r| async move {
+            c.create_snapshot(r).await
+        })
+        .await
     }
 
     /// Snapshots stored for a collection.
-    pub async fn list_snapshots(&self, name: &str) -> Result<Vec<proto::SnapshotDescription>, ClientError> {
-        let message = proto::CollectionRequest { collection: name.into() };
-        let response = self.call(true, message, |mut c, r| async move { c.list_snapshots(r).await }).await?;
+    pub async fn list_snapshots(
+        &self,
+        name: &str,
+    ) -> Result<Vec<proto::SnapshotDescription>, ClientError> {
+        let message = proto::CollectionRequest {
+            collection: name.into(),
+        };
+        let response = self
+            .call(true, message, |mut c, r| async move {
+                c.list_snapshots(r).await
+            })
+            .await?;
         Ok(response.snapshots)
     }
 
     /// Downloads a snapshot file into memory.
-    pub async fn download_snapshot(&self, name: &str, snapshot: &str) -> Result<Vec<u8>, ClientError> {
+    pub async fn download_snapshot(
+        &self,
+        name: &str,
+        snapshot: &str,
+    ) -> Result<Vec<u8>, ClientError> {
         let message = proto::SnapshotRequest {
             collection: name.into(),
             snapshot: snapshot.into(),
         };
         let mut stream = self
-            .call(true, message, |mut c, r| async move { c.download_snapshot(r).await })
+            .call(true, message, |mut c, r| async move {
+                c.download_snapshot(r).await
+            })
             .await?;
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.message().await? {
@@ -395,7 +503,9 @@ impl Client {
             snapshot: snapshot.into(),
             as_name: as_name.unwrap_or_default().into(),
         };
-        self.call(false, message, |mut c, r| async move { c.restore_snapshot(r).await })
-            .await
+        self.call(false, message, |mut c, r| async move {
+            c.restore_snapshot(r).await
+        })
+        .await
     }
 }

@@ -47,7 +47,9 @@ impl PointId {
         match id.and_then(|id| id.kind) {
             Some(pb::point_id::Kind::Num(n)) => Ok(PointId::Num(n)),
             Some(pb::point_id::Kind::Str(s)) => Ok(PointId::Str(s)),
-            None => Err(ClientError::Protocol("server sent a point without id".into())),
+            None => Err(ClientError::Protocol(
+                "server sent a point without id".into(),
+            )),
         }
     }
 }
@@ -203,7 +205,11 @@ impl Search {
             collection: collection.to_string(),
             vector: self.vector.clone(),
             k: self.k as u64,
-            filter_json: self.filter.as_ref().map(Value::to_string).unwrap_or_default(),
+            filter_json: self
+                .filter
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_default(),
             with_payload: self.with_payload,
             with_vector: self.with_vector,
             params: Some(pb::SearchParams {

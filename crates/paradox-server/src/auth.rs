@@ -185,10 +185,19 @@ mod tests {
     #[test]
     fn keys_resolve_with_or_without_bearer() {
         let a = auth();
-        assert_eq!(a.authenticate(Some("Bearer read-key-123")).unwrap().name, "reader");
+        assert_eq!(
+            a.authenticate(Some("Bearer read-key-123")).unwrap().name,
+            "reader"
+        );
         assert_eq!(a.authenticate(Some("read-key-123")).unwrap().name, "reader");
-        assert!(matches!(a.authenticate(None), Err(ApiError::Unauthenticated(_))));
-        assert!(matches!(a.authenticate(Some("nope")), Err(ApiError::Unauthenticated(_))));
+        assert!(matches!(
+            a.authenticate(None),
+            Err(ApiError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            a.authenticate(Some("nope")),
+            Err(ApiError::Unauthenticated(_))
+        ));
     }
 
     #[test]

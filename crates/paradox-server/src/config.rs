@@ -272,7 +272,11 @@ impl ServerConfig {
                 });
             }
             "PARADOX_TLS_KEY" => {
-                let cert = self.tls.as_ref().map(|t| t.cert.clone()).unwrap_or_default();
+                let cert = self
+                    .tls
+                    .as_ref()
+                    .map(|t| t.cert.clone())
+                    .unwrap_or_default();
                 self.tls = Some(TlsConfig {
                     cert,
                     key: PathBuf::from(value),

@@ -31,7 +31,6 @@ pub struct Metrics {
     index_builds: IntGaugeVec,
     /// Writes admitted and not yet answered.
     pub write_queue_depth: IntGauge,
-    write_queue_capacity: IntGauge,
 }
 
 impl Metrics {
@@ -46,8 +45,8 @@ impl Metrics {
         let latency = HistogramVec::new(
             HistogramOpts::new("paradox_request_duration_seconds", "Request latency.").buckets(
                 vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    5.0, 10.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
                 ],
             ),
             &["transport", "route", "status"],
@@ -95,7 +94,6 @@ impl Metrics {
             wal_bytes,
             index_builds,
             write_queue_depth,
-            write_queue_capacity: capacity,
         }
     }
 
@@ -109,7 +107,12 @@ impl Metrics {
     /// Renders the text exposition format, with per-collection gauges set from
     /// `collections`.
     pub fn render(&self, collections: &[CollectionDescription]) -> String {
-        for gauge in [&self.points, &self.bytes, &self.wal_bytes, &self.index_builds] {
+        for gauge in [
+            &self.points,
+            &self.bytes,
+            &self.wal_bytes,
+            &self.index_builds,
+        ] {
             gauge.reset();
         }
         for c in collections {
@@ -118,12 +121,13 @@ impl Metrics {
             self.bytes
                 .with_label_values(&name)
                 .set((c.segment_bytes + c.wal_bytes) as i64);
-            self.wal_bytes.with_label_values(&name).set(c.wal_bytes as i64);
+            self.wal_bytes
+                .with_label_values(&name)
+                .set(c.wal_bytes as i64);
             self.index_builds
                 .with_label_values(&name)
                 .set(c.pending_index_builds as i64);
         }
-        let _ = &self.write_queue_capacity;
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

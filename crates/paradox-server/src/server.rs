@@ -151,7 +151,10 @@ pub async fn start_with_service(
         None
     };
     let tls = match &config.tls {
-        Some(tls) => Some((crate::tls::server_config(tls).map_err(ServerError::Tls)?, tls)),
+        Some(tls) => Some((
+            crate::tls::server_config(tls).map_err(ServerError::Tls)?,
+            tls,
+        )),
         None => None,
     };
     let app = rest::router(AppState {
@@ -162,10 +165,12 @@ pub async fn start_with_service(
     let (stop, stop_rx) = watch::channel(false);
 
     let rest_listener = bind(config.rest_addr).await?;
-    let rest_addr = rest_listener.local_addr().map_err(|source| ServerError::Bind {
-        addr: config.rest_addr,
-        source,
-    })?;
+    let rest_addr = rest_listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind {
+            addr: config.rest_addr,
+            source,
+        })?;
     let rest_task: JoinHandle<Result<(), ServerError>> = {
         let signal = stopped(stop_rx.clone());
         let serve_error = |e: std::io::Error| ServerError::Serve {
@@ -209,7 +214,8 @@ pub async fn start_with_service(
                     .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
                     .map_err(|e| ServerError::Tls(format!("gRPC TLS: {e}")))?;
             }
-            let router = builder.add_service(GrpcService::new(service.clone(), gate.clone()).into_server());
+            let router =
+                builder.add_service(GrpcService::new(service.clone(), gate.clone()).into_server());
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             let signal = stopped(stop_rx.clone());
             let task: JoinHandle<Result<(), ServerError>> = tokio::spawn(async move {

@@ -26,20 +26,85 @@ fn routes(snapshot: &str, tag: &str) -> Vec<(Need, &'static str, String, Option<
         (Need::Read, "GET", "/v1/info".into(), None),
         (Need::Read, "GET", "/v1/collections".into(), None),
         (Need::Read, "GET", "/v1/collections/a".into(), None),
-        (Need::Read, "POST", "/v1/collections/a/points/get".into(), Some(json!({"ids": [1]}))),
+        (
+            Need::Read,
+            "POST",
+            "/v1/collections/a/points/get".into(),
+            Some(json!({"ids": [1]})),
+        ),
         (Need::Read, "GET", "/v1/collections/a/points/1".into(), None),
-        (Need::Read, "POST", "/v1/collections/a/points/scroll".into(), Some(json!({}))),
-        (Need::Read, "POST", "/v1/collections/a/points/count".into(), Some(json!({}))),
-        (Need::Read, "POST", "/v1/collections/a/search".into(), Some(search.clone())),
-        (Need::Read, "POST", "/v1/collections/a/search/batch".into(), Some(json!({"searches": [search]}))),
-        (Need::Write, "PUT", "/v1/collections/a/points".into(), Some(json!({"points": [{"id": 2, "vector": vector(2, 3)}]}))),
-        (Need::Write, "POST", "/v1/collections/a/points/delete".into(), Some(json!({"ids": [2]}))),
-        (Need::Admin, "POST", "/v1/collections".into(), Some(json!({"name": format!("new-{tag}"), "dimension": 3}))),
-        (Need::Admin, "PATCH", "/v1/collections/a".into(), Some(json!({"index": {"kind": "flat"}}))),
-        (Need::Admin, "POST", "/v1/collections/a/snapshots".into(), None),
-        (Need::Admin, "GET", "/v1/collections/a/snapshots".into(), None),
-        (Need::Admin, "GET", format!("/v1/collections/a/snapshots/{snapshot}"), None),
-        (Need::Admin, "POST", format!("/v1/collections/a/snapshots/{snapshot}/restore"), Some(json!({"as_name": format!("restored-{tag}")}))),
+        (
+            Need::Read,
+            "POST",
+            "/v1/collections/a/points/scroll".into(),
+            Some(json!({})),
+        ),
+        (
+            Need::Read,
+            "POST",
+            "/v1/collections/a/points/count".into(),
+            Some(json!({})),
+        ),
+        (
+            Need::Read,
+            "POST",
+            "/v1/collections/a/search".into(),
+            Some(search.clone()),
+        ),
+        (
+            Need::Read,
+            "POST",
+            "/v1/collections/a/search/batch".into(),
+            Some(json!({"searches": [search]})),
+        ),
+        (
+            Need::Write,
+            "PUT",
+            "/v1/collections/a/points".into(),
+            Some(json!({"points": [{"id": 2, "vector": vector(2, 3)}]})),
+        ),
+        (
+            Need::Write,
+            "POST",
+            "/v1/collections/a/points/delete".into(),
+            Some(json!({"ids": [2]})),
+        ),
+        (
+            Need::Admin,
+            "POST",
+            "/v1/collections".into(),
+            Some(json!({"name": format!("new-{tag}"), "dimension": 3})),
+        ),
+        (
+            Need::Admin,
+            "PATCH",
+            "/v1/collections/a".into(),
+            Some(json!({"index": {"kind": "flat"}})),
+        ),
+        (
+            Need::Admin,
+            "POST",
+            "/v1/collections/a/snapshots".into(),
+            None,
+        ),
+        (
+            Need::Admin,
+            "GET",
+            "/v1/collections/a/snapshots".into(),
+            None,
+        ),
+        (
+            Need::Admin,
+            "GET",
+            format!("/v1/collections/a/snapshots/{snapshot}"),
+            None,
+        ),
+        (
+            Need::Admin,
+            "POST",
+            format!("/v1/collections/a/snapshots/{snapshot}/restore"),
+            Some(json!({"as_name": format!("restored-{tag}")})),
+        ),
         (Need::Admin, "DELETE", "/v1/collections/victim".into(), None),
     ]
 }
@@ -58,13 +123,25 @@ async fn every_role_against_every_route() {
     .await;
     for name in ["a", "b", "victim"] {
         let (status, body) = s
-            .call_as(Some(ADMIN), "POST", "/v1/collections", Some(json!({"name": name, "dimension": 3, "metric": "l2"})))
+            .call_as(
+                Some(ADMIN),
+                "POST",
+                "/v1/collections",
+                Some(json!({"name": name, "dimension": 3, "metric": "l2"})),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
     }
-    s.call_as(Some(ADMIN), "PUT", "/v1/collections/a/points", Some(json!({"points": [{"id": 1, "vector": vector(1, 3)}]})))
+    s.call_as(
+        Some(ADMIN),
+        "PUT",
+        "/v1/collections/a/points",
+        Some(json!({"points": [{"id": 1, "vector": vector(1, 3)}]})),
+    )
+    .await;
+    let (_, snap) = s
+        .call_as(Some(ADMIN), "POST", "/v1/collections/a/snapshots", None)
         .await;
-    let (_, snap) = s.call_as(Some(ADMIN), "POST", "/v1/collections/a/snapshots", None).await;
     let snapshot = snap["name"].as_str().unwrap().to_string();
 
     // Missing and wrong keys: 401 on every route.
@@ -76,7 +153,12 @@ async fn every_role_against_every_route() {
         }
     }
     // Roles, the most restricted first so the admin's deletes come last.
-    let roles = [(READER, Need::Read), (WRITER, Need::Write), (SCOPED, Need::Admin), (ADMIN, Need::Admin)];
+    let roles = [
+        (READER, Need::Read),
+        (WRITER, Need::Write),
+        (SCOPED, Need::Admin),
+        (ADMIN, Need::Admin),
+    ];
     for (key, level) in roles {
         for (need, method, path, body) in routes(&snapshot, &key[..5]) {
             let (status, answer) = s.call_as(Some(key), method, &path, body.clone()).await;
@@ -90,17 +172,32 @@ async fn every_role_against_every_route() {
                     "{key} {method} {path} should be allowed, got {status}: {answer}"
                 );
             } else {
-                assert_eq!(status, 403, "{key} {method} {path} should be denied: {answer}");
+                assert_eq!(
+                    status, 403,
+                    "{key} {method} {path} should be denied: {answer}"
+                );
                 assert_eq!(answer["error"]["code"], "permission_denied");
             }
         }
     }
     // Scope: the scoped key sees only `b` and can work there.
-    let (_, list) = s.call_as(Some(SCOPED), "GET", "/v1/collections", None).await;
-    let names: Vec<&str> = list["collections"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let (_, list) = s
+        .call_as(Some(SCOPED), "GET", "/v1/collections", None)
+        .await;
+    let names: Vec<&str> = list["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["b"]);
     let (status, _) = s
-        .call_as(Some(SCOPED), "PUT", "/v1/collections/b/points", Some(json!({"points": [{"id": 1, "vector": [1, 2, 3]}]})))
+        .call_as(
+            Some(SCOPED),
+            "PUT",
+            "/v1/collections/b/points",
+            Some(json!({"points": [{"id": 1, "vector": [1, 2, 3]}]})),
+        )
         .await;
     assert_eq!(status, 200);
 
@@ -112,14 +209,26 @@ async fn every_role_against_every_route() {
         Client::connect(config)
     };
     let anonymous = connect(None).await.unwrap();
-    assert_eq!(anonymous.count("a", None).await.unwrap_err().code(), Some(Code::Unauthenticated));
+    assert_eq!(
+        anonymous.count("a", None).await.unwrap_err().code(),
+        Some(Code::Unauthenticated)
+    );
     let reader = connect(Some(READER)).await.unwrap();
     assert!(reader.count("a", None).await.is_ok());
-    let denied = reader.upsert("a", vec![NewPoint::new(5u64, vector(5, 3))]).await.unwrap_err();
+    let denied = reader
+        .upsert("a", vec![NewPoint::new(5u64, vector(5, 3))])
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), Some(Code::PermissionDenied));
     let writer = connect(Some(WRITER)).await.unwrap();
-    writer.upsert("a", vec![NewPoint::new(5u64, vector(5, 3))]).await.unwrap();
-    assert_eq!(writer.delete_collection("a").await.unwrap_err().code(), Some(Code::PermissionDenied));
+    writer
+        .upsert("a", vec![NewPoint::new(5u64, vector(5, 3))])
+        .await
+        .unwrap();
+    assert_eq!(
+        writer.delete_collection("a").await.unwrap_err().code(),
+        Some(Code::PermissionDenied)
+    );
 
     // The audit log has every mutating call, allowed or denied, and no reads.
     let path = s.dir.path().join("audit.jsonl");
@@ -129,9 +238,21 @@ async fn every_role_against_every_route() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(records.iter().all(|r| r["operation"] != "search" && r["operation"] != "count"));
-    assert!(records.iter().any(|r| r["principal"] == "writer" && r["operation"] == "upsert" && r["outcome"] == "ok" && r["transport"] == "grpc"));
-    assert!(records.iter().any(|r| r["principal"] == "reader" && r["operation"] == "upsert" && r["status"] == "permission_denied"));
-    assert!(records.iter().any(|r| r["principal"] == "root" && r["operation"] == "delete_collection" && r["collection"] == "victim" && r["outcome"] == "ok"));
-    assert!(records.iter().all(|r| r["time"].as_str().unwrap().ends_with('Z') && r["request_id"].is_string()));
+    assert!(records
+        .iter()
+        .all(|r| r["operation"] != "search" && r["operation"] != "count"));
+    assert!(records.iter().any(|r| r["principal"] == "writer"
+        && r["operation"] == "upsert"
+        && r["outcome"] == "ok"
+        && r["transport"] == "grpc"));
+    assert!(records.iter().any(|r| r["principal"] == "reader"
+        && r["operation"] == "upsert"
+        && r["status"] == "permission_denied"));
+    assert!(records.iter().any(|r| r["principal"] == "root"
+        && r["operation"] == "delete_collection"
+        && r["collection"] == "victim"
+        && r["outcome"] == "ok"));
+    assert!(records
+        .iter()
+        .all(|r| r["time"].as_str().unwrap().ends_with('Z') && r["request_id"].is_string()));
 }

@@ -19,7 +19,11 @@ async fn concurrent_writers_and_searchers_lose_nothing() {
     let server = paradox_server::start(config.clone()).await.unwrap();
     let s = TestServer::wrap(server, tempfile::tempdir().unwrap());
     let (status, _) = s
-        .call("POST", "/v1/collections", Some(json!({"name": "c", "dimension": DIM, "metric": "l2"})))
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(json!({"name": "c", "dimension": DIM, "metric": "l2"})),
+        )
         .await;
     assert_eq!(status, 201);
 
@@ -34,14 +38,22 @@ async fn concurrent_writers_and_searchers_lose_nothing() {
             };
             let mut acknowledged = Vec::new();
             for round in 0..ROUNDS {
-                let ids: Vec<u64> = (0..BATCH).map(|j| client_id * 10_000 + round * BATCH + j).collect();
+                let ids: Vec<u64> = (0..BATCH)
+                    .map(|j| client_id * 10_000 + round * BATCH + j)
+                    .collect();
                 let ok = match &grpc_client {
                     Some(client) => {
-                        let points = ids.iter().map(|&i| NewPoint::new(i, vector(i, DIM))).collect();
+                        let points = ids
+                            .iter()
+                            .map(|&i| NewPoint::new(i, vector(i, DIM)))
+                            .collect();
                         client.upsert("c", points).await.is_ok()
                     }
                     None => {
-                        let points: Vec<_> = ids.iter().map(|&i| json!({"id": i, "vector": vector(i, DIM)})).collect();
+                        let points: Vec<_> = ids
+                            .iter()
+                            .map(|&i| json!({"id": i, "vector": vector(i, DIM)}))
+                            .collect();
                         http.put(format!("{base}/v1/collections/c/points"))
                             .json(&json!({"points": points}))
                             .send()
@@ -74,7 +86,10 @@ async fn concurrent_writers_and_searchers_lose_nothing() {
                     }
                 };
                 if ok {
-                    assert!(found < 1e-6, "client {client_id} round {round}: own write not found");
+                    assert!(
+                        found < 1e-6,
+                        "client {client_id} round {round}: own write not found"
+                    );
                 }
             }
             acknowledged
@@ -84,7 +99,11 @@ async fn concurrent_writers_and_searchers_lose_nothing() {
     for task in tasks {
         all.extend(task.await.unwrap());
     }
-    assert_eq!(all.len() as u64, CLIENTS * ROUNDS * BATCH, "every write was acknowledged");
+    assert_eq!(
+        all.len() as u64,
+        CLIENTS * ROUNDS * BATCH,
+        "every write was acknowledged"
+    );
 
     let check = |grpc: String, all: Vec<u64>| async move {
         let client = Client::connect(ClientConfig::new(grpc)).await.unwrap();

@@ -25,7 +25,10 @@ impl MemoryService for SlowUpserts {
     async fn ready(&self) -> bool {
         true
     }
-    async fn create_collection(&self, r: CreateCollectionRequest) -> ApiResult<CollectionDescription> {
+    async fn create_collection(
+        &self,
+        r: CreateCollectionRequest,
+    ) -> ApiResult<CollectionDescription> {
         self.inner.create_collection(r).await
     }
     async fn list_collections(&self) -> ApiResult<Vec<CollectionDescription>> {
@@ -34,7 +37,11 @@ impl MemoryService for SlowUpserts {
     async fn collection_info(&self, n: &str) -> ApiResult<CollectionDescription> {
         self.inner.collection_info(n).await
     }
-    async fn update_collection(&self, n: &str, r: UpdateCollectionRequest) -> ApiResult<CollectionDescription> {
+    async fn update_collection(
+        &self,
+        n: &str,
+        r: UpdateCollectionRequest,
+    ) -> ApiResult<CollectionDescription> {
         self.inner.update_collection(n, r).await
     }
     async fn delete_collection(&self, n: &str) -> ApiResult<()> {
@@ -71,7 +78,12 @@ impl MemoryService for SlowUpserts {
     async fn open_snapshot(&self, n: &str, s: &str) -> ApiResult<SnapshotReader> {
         self.inner.open_snapshot(n, s).await
     }
-    async fn restore_snapshot(&self, n: &str, s: &str, a: Option<String>) -> ApiResult<CollectionDescription> {
+    async fn restore_snapshot(
+        &self,
+        n: &str,
+        s: &str,
+        a: Option<String>,
+    ) -> ApiResult<CollectionDescription> {
         self.inner.restore_snapshot(n, s, a).await
     }
     async fn flush(&self) -> ApiResult<()> {
@@ -79,7 +91,10 @@ impl MemoryService for SlowUpserts {
     }
 }
 
-async fn slow_server(delay: Duration, edit: impl FnOnce(&mut paradox_server::ServerConfig)) -> TestServer {
+async fn slow_server(
+    delay: Duration,
+    edit: impl FnOnce(&mut paradox_server::ServerConfig),
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
     edit(&mut config);
@@ -88,7 +103,9 @@ async fn slow_server(delay: Duration, edit: impl FnOnce(&mut paradox_server::Ser
         inner: EngineService::new(engine, config.snapshots_dir()),
         delay,
     });
-    let server = paradox_server::start_with_service(config, service).await.unwrap();
+    let server = paradox_server::start_with_service(config, service)
+        .await
+        .unwrap();
     TestServer::wrap(server, dir)
 }
 
@@ -105,25 +122,53 @@ async fn size_and_count_limits_are_4xx_naming_the_limit() {
         c.limits.max_dimension = 64;
     })
     .await;
-    s.call("POST", "/v1/collections", Some(json!({"name": "c", "dimension": 3}))).await;
-    let (status, body) = s.call("POST", "/v1/collections", Some(json!({"name": "big", "dimension": 65}))).await;
+    s.call(
+        "POST",
+        "/v1/collections",
+        Some(json!({"name": "c", "dimension": 3})),
+    )
+    .await;
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(json!({"name": "big", "dimension": 65})),
+        )
+        .await;
     assert_eq!(status, 400);
     assert_error(&body, "invalid_argument", "limits.max_dimension");
-    let (status, body) = s.call("PUT", "/v1/collections/c/points", Some(points(11))).await;
+    let (status, body) = s
+        .call("PUT", "/v1/collections/c/points", Some(points(11)))
+        .await;
     assert_eq!(status, 400);
     assert_error(&body, "invalid_argument", "limits.max_batch");
-    let (status, body) = s.call("PUT", "/v1/collections/c/points", Some(points(200))).await;
+    let (status, body) = s
+        .call("PUT", "/v1/collections/c/points", Some(points(200)))
+        .await;
     assert_eq!(status, 413);
     assert_error(&body, "payload_too_large", "max_body_bytes");
     let (status, body) = s
-        .call("POST", "/v1/collections/c/search", Some(json!({"vector": [1, 2, 3], "k": 21})))
+        .call(
+            "POST",
+            "/v1/collections/c/search",
+            Some(json!({"vector": [1, 2, 3], "k": 21})),
+        )
         .await;
     assert_eq!(status, 400);
     assert_error(&body, "invalid_argument", "limits.max_k");
-    assert_eq!(s.call("PUT", "/v1/collections/c/points", Some(points(10))).await.0, 200);
+    assert_eq!(
+        s.call("PUT", "/v1/collections/c/points", Some(points(10)))
+            .await
+            .0,
+        200
+    );
 
-    let client = paradox_client::Client::connect(paradox_client::ClientConfig::new(s.grpc.clone())).await.unwrap();
-    let many: Vec<_> = (0..11u64).map(|i| paradox_client::NewPoint::new(i, vec![1.0, 2.0, 3.0])).collect();
+    let client = paradox_client::Client::connect(paradox_client::ClientConfig::new(s.grpc.clone()))
+        .await
+        .unwrap();
+    let many: Vec<_> = (0..11u64)
+        .map(|i| paradox_client::NewPoint::new(i, vec![1.0, 2.0, 3.0]))
+        .collect();
     let err = client.upsert("c", many).await.unwrap_err();
     assert_eq!(err.code(), Some(tonic::Code::InvalidArgument));
     s.stop().await;
@@ -132,31 +177,79 @@ async fn size_and_count_limits_are_4xx_naming_the_limit() {
 #[tokio::test]
 async fn full_write_queue_is_429_and_slow_calls_time_out() {
     let mut s = slow_server(Duration::from_millis(600), |c| c.limits.write_queue = 1).await;
-    s.call("POST", "/v1/collections", Some(json!({"name": "c", "dimension": 3}))).await;
+    s.call(
+        "POST",
+        "/v1/collections",
+        Some(json!({"name": "c", "dimension": 3})),
+    )
+    .await;
     let first = {
-        let (http, url) = (s.http.clone(), format!("{}/v1/collections/c/points", s.base));
-        tokio::spawn(async move { http.put(url).json(&points(2)).send().await.unwrap().status().as_u16() })
+        let (http, url) = (
+            s.http.clone(),
+            format!("{}/v1/collections/c/points", s.base),
+        );
+        tokio::spawn(async move {
+            http.put(url)
+                .json(&points(2))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let (status, body) = s.call("PUT", "/v1/collections/c/points", Some(points(2))).await;
+    let (status, body) = s
+        .call("PUT", "/v1/collections/c/points", Some(points(2)))
+        .await;
     assert_eq!(status, 429, "{body}");
     assert_error(&body, "overloaded", "write queue full");
     let mut config = paradox_client::ClientConfig::new(s.grpc.clone());
     config.max_retries = 0;
     let client = paradox_client::Client::connect(config).await.unwrap();
-    let err = client.upsert("c", vec![paradox_client::NewPoint::new(9u64, vec![1.0, 2.0, 3.0])]).await.unwrap_err();
+    let err = client
+        .upsert(
+            "c",
+            vec![paradox_client::NewPoint::new(9u64, vec![1.0, 2.0, 3.0])],
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(tonic::Code::ResourceExhausted));
     // Reads are not queued behind writes.
-    assert_eq!(s.call("POST", "/v1/collections/c/points/count", Some(json!({}))).await.0, 200);
+    assert_eq!(
+        s.call("POST", "/v1/collections/c/points/count", Some(json!({})))
+            .await
+            .0,
+        200
+    );
     assert_eq!(first.await.unwrap(), 200);
     // With retries the client gets through once the queue drains.
-    let retrying = paradox_client::Client::connect(paradox_client::ClientConfig::new(s.grpc.clone())).await.unwrap();
-    retrying.upsert("c", vec![paradox_client::NewPoint::new(9u64, vec![1.0, 2.0, 3.0])]).await.unwrap();
+    let retrying =
+        paradox_client::Client::connect(paradox_client::ClientConfig::new(s.grpc.clone()))
+            .await
+            .unwrap();
+    retrying
+        .upsert(
+            "c",
+            vec![paradox_client::NewPoint::new(9u64, vec![1.0, 2.0, 3.0])],
+        )
+        .await
+        .unwrap();
     s.stop().await;
 
-    let mut s = slow_server(Duration::from_millis(500), |c| c.limits.request_timeout_ms = 100).await;
-    s.call("POST", "/v1/collections", Some(json!({"name": "c", "dimension": 3}))).await;
-    let (status, body) = s.call("PUT", "/v1/collections/c/points", Some(points(1))).await;
+    let mut s = slow_server(Duration::from_millis(500), |c| {
+        c.limits.request_timeout_ms = 100
+    })
+    .await;
+    s.call(
+        "POST",
+        "/v1/collections",
+        Some(json!({"name": "c", "dimension": 3})),
+    )
+    .await;
+    let (status, body) = s
+        .call("PUT", "/v1/collections/c/points", Some(points(1)))
+        .await;
     assert_eq!(status, 504, "{body}");
     assert_error(&body, "timeout", "100 ms");
     s.stop().await;
@@ -165,7 +258,12 @@ async fn full_write_queue_is_429_and_slow_calls_time_out() {
 #[tokio::test]
 async fn malformed_bodies_are_precise_4xx() {
     let mut s = TestServer::start(|_| {}).await;
-    s.call("POST", "/v1/collections", Some(json!({"name": "m", "dimension": 3, "metric": "cosine"}))).await;
+    s.call(
+        "POST",
+        "/v1/collections",
+        Some(json!({"name": "m", "dimension": 3, "metric": "cosine"})),
+    )
+    .await;
     let put = "/v1/collections/m/points";
     let search = "/v1/collections/m/search";
     let table: &[(&str, &str, &str, u16, &str)] = &[
@@ -197,12 +295,19 @@ async fn malformed_bodies_are_precise_4xx() {
         ("PATCH", "/v1/collections/m", "{\"index\": {\"kind\": \"hnsw\", \"m\": 1000}}", 400, "m"),
     ];
     for &(method, path, body, status, contains) in table {
-        let (got, answer) = s.raw(method, path, "application/json", body.as_bytes().to_vec()).await;
+        let (got, answer) = s
+            .raw(method, path, "application/json", body.as_bytes().to_vec())
+            .await;
         assert_eq!(got, status, "{method} {path} {body}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains(contains), "{method} {path} {body}: {message:?} lacks {contains:?}");
+        assert!(
+            message.contains(contains),
+            "{method} {path} {body}: {message:?} lacks {contains:?}"
+        );
     }
-    let (status, body) = s.raw("PUT", put, "text/plain", b"{\"points\": []}".to_vec()).await;
+    let (status, body) = s
+        .raw("PUT", put, "text/plain", b"{\"points\": []}".to_vec())
+        .await;
     assert_eq!(status, 415);
     assert_error(&body, "unsupported_media_type", "application/json");
     s.stop().await;

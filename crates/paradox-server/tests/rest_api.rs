@@ -22,18 +22,36 @@ async fn every_rest_operation() {
 
     // Collections: create, conflict, list, info, update index, delete.
     let (status, created) = s
-        .call("POST", "/v1/collections", Some(json!({"name": "docs", "dimension": 4, "metric": "l2"})))
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(json!({"name": "docs", "dimension": 4, "metric": "l2"})),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["dimension"], 4);
     let (status, body) = s
-        .call("POST", "/v1/collections", Some(json!({"name": "docs", "dimension": 4})))
+        .call(
+            "POST",
+            "/v1/collections",
+            Some(json!({"name": "docs", "dimension": 4})),
+        )
         .await;
     assert_eq!(status, 409);
     assert_error(&body, "already_exists", "docs");
-    s.call("POST", "/v1/collections", Some(json!({"name": "tmp", "dimension": 2}))).await;
+    s.call(
+        "POST",
+        "/v1/collections",
+        Some(json!({"name": "tmp", "dimension": 2})),
+    )
+    .await;
     let (_, list) = s.call("GET", "/v1/collections", None).await;
-    let names: Vec<&str> = list["collections"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["docs", "tmp"]);
     let (status, body) = s.call("DELETE", "/v1/collections/tmp", None).await;
     assert_eq!(status, 204, "{body}");
@@ -45,11 +63,28 @@ async fn every_rest_operation() {
     let points: Vec<_> = (0..50u64)
         .map(|i| json!({"id": i, "vector": vector(i, 4), "payload": {"group": i % 5, "name": format!("p{i}")}}))
         .collect();
-    let (status, body) = s.call("PUT", "/v1/collections/docs/points", Some(json!({"points": points}))).await;
+    let (status, body) = s
+        .call(
+            "PUT",
+            "/v1/collections/docs/points",
+            Some(json!({"points": points})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["count"], 50);
-    s.call("PUT", "/v1/collections/docs/points", Some(json!({"points": [{"id": "str-id", "vector": [1, 2, 3, 4]}]}))).await;
-    let (_, body) = s.call("POST", "/v1/collections/docs/points/get", Some(json!({"ids": [3, "str-id", 999]}))).await;
+    s.call(
+        "PUT",
+        "/v1/collections/docs/points",
+        Some(json!({"points": [{"id": "str-id", "vector": [1, 2, 3, 4]}]})),
+    )
+    .await;
+    let (_, body) = s
+        .call(
+            "POST",
+            "/v1/collections/docs/points/get",
+            Some(json!({"ids": [3, "str-id", 999]})),
+        )
+        .await;
     let got = body["points"].as_array().unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0]["payload"]["name"], "p3");
@@ -57,24 +92,49 @@ async fn every_rest_operation() {
     let (status, one) = s.call("GET", "/v1/collections/docs/points/7", None).await;
     assert_eq!(status, 200);
     assert_eq!(one["vector"].as_array().unwrap().len(), 4);
-    assert_eq!(s.call("GET", "/v1/collections/docs/points/12345", None).await.0, 404);
-    let (_, body) = s.call("POST", "/v1/collections/docs/points/count", Some(json!({}))).await;
+    assert_eq!(
+        s.call("GET", "/v1/collections/docs/points/12345", None)
+            .await
+            .0,
+        404
+    );
+    let (_, body) = s
+        .call("POST", "/v1/collections/docs/points/count", Some(json!({})))
+        .await;
     assert_eq!(body["count"], 51);
     let (_, body) = s
-        .call("POST", "/v1/collections/docs/points/count", Some(json!({"filter": {"key": "group", "eq": 2}})))
+        .call(
+            "POST",
+            "/v1/collections/docs/points/count",
+            Some(json!({"filter": {"key": "group", "eq": 2}})),
+        )
         .await;
     assert_eq!(body["count"], 10);
-    let (_, page) = s.call("POST", "/v1/collections/docs/points/scroll", Some(json!({"limit": 20}))).await;
+    let (_, page) = s
+        .call(
+            "POST",
+            "/v1/collections/docs/points/scroll",
+            Some(json!({"limit": 20})),
+        )
+        .await;
     assert_eq!(page["points"].as_array().unwrap().len(), 20);
     assert_eq!(page["next"], 19);
     let (_, page2) = s
-        .call("POST", "/v1/collections/docs/points/scroll", Some(json!({"limit": 20, "after": 19})))
+        .call(
+            "POST",
+            "/v1/collections/docs/points/scroll",
+            Some(json!({"limit": 20, "after": 19})),
+        )
         .await;
     assert_eq!(page2["points"][0]["id"], 20);
 
     // Search: single, filter, params, payload and vector, batch.
     let (status, found) = s
-        .call("POST", "/v1/collections/docs/search", Some(json!({"vector": vector(9, 4), "k": 3})))
+        .call(
+            "POST",
+            "/v1/collections/docs/search",
+            Some(json!({"vector": vector(9, 4), "k": 3})),
+        )
         .await;
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["hits"][0]["id"], 9);
@@ -104,21 +164,43 @@ async fn every_rest_operation() {
     assert_eq!(batch["results"][1]["hits"].as_array().unwrap().len(), 2);
 
     // Delete by ids and by filter.
-    let (_, body) = s.call("POST", "/v1/collections/docs/points/delete", Some(json!({"ids": [0, 1, 777]}))).await;
+    let (_, body) = s
+        .call(
+            "POST",
+            "/v1/collections/docs/points/delete",
+            Some(json!({"ids": [0, 1, 777]})),
+        )
+        .await;
     assert_eq!(body["count"], 2);
     let (_, body) = s
-        .call("POST", "/v1/collections/docs/points/delete", Some(json!({"filter": {"key": "group", "eq": 4}})))
+        .call(
+            "POST",
+            "/v1/collections/docs/points/delete",
+            Some(json!({"filter": {"key": "group", "eq": 4}})),
+        )
         .await;
     assert_eq!(body["count"], 10);
-    let (status, body) = s.call("POST", "/v1/collections/docs/points/delete", Some(json!({}))).await;
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/collections/docs/points/delete",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 400);
     assert_error(&body, "invalid_argument", "exactly one");
-    let (_, body) = s.call("POST", "/v1/collections/docs/points/count", Some(json!({}))).await;
+    let (_, body) = s
+        .call("POST", "/v1/collections/docs/points/count", Some(json!({})))
+        .await;
     assert_eq!(body["count"], 39);
 
     // Index config update keeps the data.
     let (status, body) = s
-        .call("PATCH", "/v1/collections/docs", Some(json!({"index": {"kind": "flat"}})))
+        .call(
+            "PATCH",
+            "/v1/collections/docs",
+            Some(json!({"index": {"kind": "flat"}})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["index"]["kind"], "flat");
@@ -142,28 +224,50 @@ async fn every_rest_operation() {
     assert_eq!(bytes.len() as u64, snap["bytes"].as_u64().unwrap());
     assert_eq!(&bytes[..8], b"PDXSNAP\0");
     let (status, restored) = s
-        .call("POST", &format!("/v1/collections/docs/snapshots/{name}/restore"), Some(json!({"as_name": "docs2"})))
+        .call(
+            "POST",
+            &format!("/v1/collections/docs/snapshots/{name}/restore"),
+            Some(json!({"as_name": "docs2"})),
+        )
         .await;
     assert_eq!(status, 201, "{restored}");
     assert_eq!(restored["points"], 39);
     let (status, body) = s
-        .call("POST", &format!("/v1/collections/docs/snapshots/{name}/restore"), Some(json!({"as_name": "docs2"})))
+        .call(
+            "POST",
+            &format!("/v1/collections/docs/snapshots/{name}/restore"),
+            Some(json!({"as_name": "docs2"})),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
-    let (status, _) = s.call("GET", "/v1/collections/docs/snapshots/..%2Fx.snap", None).await;
+    let (status, _) = s
+        .call("GET", "/v1/collections/docs/snapshots/..%2Fx.snap", None)
+        .await;
     assert!(status == 400 || status == 404, "{status}");
 
     // Metrics mention routes and collections.
     let (status, metrics) = s.call("GET", "/metrics", None).await;
     assert_eq!(status, 200);
     let text = metrics.as_str().unwrap();
-    assert!(text.contains("paradox_requests_total{route=\"POST /v1/collections/{name}/search\""), "{text}");
-    assert!(text.contains("paradox_collection_points{collection=\"docs2\"} 39"), "{text}");
+    assert!(
+        text.contains("paradox_requests_total{route=\"POST /v1/collections/{name}/search\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("paradox_collection_points{collection=\"docs2\"} 39"),
+        "{text}"
+    );
     assert!(text.contains("paradox_request_duration_seconds_bucket"));
     assert!(text.contains("paradox_wal_bytes"));
 
     // Request ids are echoed.
-    let response = s.http.get(format!("{}/healthz", s.base)).header("x-request-id", "abc-123").send().await.unwrap();
+    let response = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-request-id"], "abc-123");
 
     // Unknown route and wrong method.
@@ -197,7 +301,10 @@ async fn graceful_shutdown_flushes_and_data_survives_restart() {
     assert_eq!(r.status(), 200);
     server.shutdown();
     server.wait().await.unwrap();
-    assert!(http.get(format!("{base}/healthz")).send().await.is_err(), "stopped accepting");
+    assert!(
+        http.get(format!("{base}/healthz")).send().await.is_err(),
+        "stopped accepting"
+    );
     let server = paradox_server::start(config).await.unwrap();
     let base = format!("http://{}", server.rest_addr);
     let body: serde_json::Value = http

@@ -15,7 +15,10 @@ async fn rest_and_grpc_over_tls() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let mut s = TestServer::start(|c| {
-        c.tls = Some(TlsConfig { cert: cert_path.clone(), key: key_path.clone() });
+        c.tls = Some(TlsConfig {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+        });
     })
     .await;
     let rest_port = s.server.as_ref().unwrap().rest_addr.port();
@@ -23,7 +26,10 @@ async fn rest_and_grpc_over_tls() {
 
     let trusted = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)))
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)),
+        )
         .build()
         .unwrap();
     let base = format!("https://localhost:{rest_port}");
@@ -35,18 +41,36 @@ async fn rest_and_grpc_over_tls() {
         .unwrap();
     assert_eq!(response.status(), 201);
     // Plain HTTP to the TLS port fails; an untrusting client refuses the certificate.
-    assert!(s.http.get(format!("http://127.0.0.1:{rest_port}/healthz")).send().await.is_err());
+    assert!(s
+        .http
+        .get(format!("http://127.0.0.1:{rest_port}/healthz"))
+        .send()
+        .await
+        .is_err());
     let untrusting = reqwest::Client::builder()
-        .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)))
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], rest_port)),
+        )
         .build()
         .unwrap();
-    assert!(untrusting.get(format!("{base}/healthz")).send().await.is_err());
+    assert!(untrusting
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_err());
 
     let mut config = ClientConfig::new(format!("https://127.0.0.1:{grpc_port}"));
     config.ca_pem = Some(cert.cert.pem().into_bytes());
     config.tls_domain = Some("localhost".into());
     let client = Client::connect(config).await.unwrap();
-    let names: Vec<String> = client.list_collections().await.unwrap().into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = client
+        .list_collections()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     assert_eq!(names, ["secure"]);
     let plain = Client::connect(ClientConfig::new(format!("http://127.0.0.1:{grpc_port}"))).await;
     if let Ok(plain) = plain {

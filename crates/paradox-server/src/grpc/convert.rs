@@ -5,7 +5,9 @@
 use crate::api::*;
 use crate::error::{ApiError, ApiResult};
 use crate::proto as pb;
-use paradox_engine::{Filter, IndexConfig, NewPoint, Payload, Point, PointId, Provenance, ScoredPoint};
+use paradox_engine::{
+    Filter, IndexConfig, NewPoint, Payload, Point, PointId, Provenance, ScoredPoint,
+};
 
 pub(super) fn point_id(id: Option<pb::PointId>, what: &str) -> ApiResult<PointId> {
     match id.and_then(|id| id.kind) {
@@ -57,7 +59,9 @@ fn payload(json: &str, what: &str) -> ApiResult<Payload> {
         return Ok(Payload::new());
     }
     serde_json::from_str(json).map_err(|e| {
-        ApiError::InvalidArgument(format!("invalid payload_json of {what}: {e} (expected a JSON object)"))
+        ApiError::InvalidArgument(format!(
+            "invalid payload_json of {what}: {e} (expected a JSON object)"
+        ))
     })
 }
 
@@ -127,7 +131,9 @@ pub(super) fn search(r: pb::SearchRequest) -> ApiResult<SearchRequest> {
         with_payload: r.with_payload,
         with_vector: r.with_vector,
         params: paradox_engine::SearchParams {
-            ef: params.ef.map(|ef| usize::try_from(ef).unwrap_or(usize::MAX)),
+            ef: params
+                .ef
+                .map(|ef| usize::try_from(ef).unwrap_or(usize::MAX)),
             exact: params.exact,
         },
     })

@@ -46,7 +46,12 @@ impl GrpcService {
     }
 
     /// Runs one RPC: context from metadata, tracing span, metrics.
-    async fn handle<M, T, F, Fut>(&self, method: &'static str, request: Request<M>, call: F) -> Result<Response<T>, Status>
+    async fn handle<M, T, F, Fut>(
+        &self,
+        method: &'static str,
+        request: Request<M>,
+        call: F,
+    ) -> Result<Response<T>, Status>
     where
         F: FnOnce(CallContext, M) -> Fut,
         Fut: std::future::Future<Output = ApiResult<T>>,
@@ -67,7 +72,9 @@ impl GrpcService {
         };
         let span = tracing::info_span!("grpc", request_id = %ctx.request_id, method);
         let started = Instant::now();
-        let result = call(ctx, request.into_inner()).instrument(span.clone()).await;
+        let result = call(ctx, request.into_inner())
+            .instrument(span.clone())
+            .await;
         let elapsed = started.elapsed();
         let status = match &result {
             Ok(_) => "ok",
@@ -78,13 +85,19 @@ impl GrpcService {
             .observe("grpc", method, status, elapsed.as_secs_f64());
         span.in_scope(|| {
             let error = result.as_ref().err().map(ToString::to_string);
-            tracing::info!(status, elapsed_us = elapsed.as_micros() as u64, error, "answered");
+            tracing::info!(
+                status,
+                elapsed_us = elapsed.as_micros() as u64,
+                error,
+                "answered"
+            );
         });
         result.map(Response::new).map_err(|e| e.to_status())
     }
 }
 
-type ChunkStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
+type ChunkStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::paradox_server::Paradox for GrpcService {
@@ -96,7 +109,13 @@ impl pb::paradox_server::Paradox for GrpcService {
             let principal = self.gate.principal(&ctx)?;
             let all = self
                 .gate
-                .run(&ctx, "server_info", Access::Read, None, self.service.list_collections())
+                .run(
+                    &ctx,
+                    "server_info",
+                    Access::Read,
+                    None,
+                    self.service.list_collections(),
+                )
                 .await?;
             let l = &self.gate.limits;
             Ok(pb::ServerInfoResponse {
@@ -125,12 +144,19 @@ impl pb::paradox_server::Paradox for GrpcService {
                 let request = CreateCollectionRequest {
                     name: r.name,
                     dimension,
-                    metric: if r.metric.is_empty() { "cosine".into() } else { r.metric },
+                    metric: if r.metric.is_empty() {
+                        "cosine".into()
+                    } else {
+                        r.metric
+                    },
                     index: index(&r.index_json)?,
                 };
                 self.service.create_collection(request).await
             };
-            let info = self.gate.run(&ctx, "create_collection", Access::Admin, Some(&name), call).await?;
+            let info = self
+                .gate
+                .run(&ctx, "create_collection", Access::Admin, Some(&name), call)
+                .await?;
             Ok(pb_collection(info))
         })
         .await
@@ -144,7 +170,13 @@ impl pb::paradox_server::Paradox for GrpcService {
             let principal = self.gate.principal(&ctx)?;
             let all = self
                 .gate
-                .run(&ctx, "list_collections", Access::Read, None, self.service.list_collections())
+                .run(
+                    &ctx,
+                    "list_collections",
+                    Access::Read,
+                    None,
+                    self.service.list_collections(),
+                )
                 .await?;
             Ok(pb::ListCollectionsResponse {
                 collections: all
@@ -163,7 +195,16 @@ impl pb::paradox_server::Paradox for GrpcService {
     ) -> Result<Response<pb::CollectionInfo>, Status> {
         self.handle("GetCollection", request, |ctx, r| async move {
             let call = self.service.collection_info(&r.collection);
-            let info = self.gate.run(&ctx, "collection_info", Access::Read, Some(&r.collection), call).await?;
+            let info = self
+                .gate
+                .run(
+                    &ctx,
+                    "collection_info",
+                    Access::Read,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             Ok(pb_collection(info))
         })
         .await
@@ -181,7 +222,16 @@ impl pb::paradox_server::Paradox for GrpcService {
                     .update_collection(&r.collection, UpdateCollectionRequest { index })
                     .await
             };
-            let info = self.gate.run(&ctx, "update_collection", Access::Admin, Some(&r.collection), call).await?;
+            let info = self
+                .gate
+                .run(
+                    &ctx,
+                    "update_collection",
+                    Access::Admin,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             Ok(pb_collection(info))
         })
         .await
@@ -193,7 +243,15 @@ impl pb::paradox_server::Paradox for GrpcService {
     ) -> Result<Response<pb::DeleteCollectionResponse>, Status> {
         self.handle("DeleteCollection", request, |ctx, r| async move {
             let call = self.service.delete_collection(&r.collection);
-            self.gate.run(&ctx, "delete_collection", Access::Admin, Some(&r.collection), call).await?;
+            self.gate
+                .run(
+                    &ctx,
+                    "delete_collection",
+                    Access::Admin,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             Ok(pb::DeleteCollectionResponse {})
         })
         .await
@@ -209,7 +267,10 @@ impl pb::paradox_server::Paradox for GrpcService {
                 let points = new_points(r.points)?;
                 self.service.upsert(&r.collection, points).await
             };
-            let result = self.gate.run(&ctx, "upsert", Access::Write, Some(&r.collection), call).await?;
+            let result = self
+                .gate
+                .run(&ctx, "upsert", Access::Write, Some(&r.collection), call)
+                .await?;
             Ok(pb_write(result))
         })
         .await
@@ -228,10 +289,16 @@ impl pb::paradox_server::Paradox for GrpcService {
                     .enumerate()
                     .map(|(i, id)| point_id(Some(id), &format!("ids[{i}]")))
                     .collect::<ApiResult<Vec<_>>>()?;
-                let request = GetPointsRequest { ids, with_vector: r.with_vector };
+                let request = GetPointsRequest {
+                    ids,
+                    with_vector: r.with_vector,
+                };
                 self.service.get_points(&r.collection, request).await
             };
-            let found = self.gate.run(&ctx, "get_points", Access::Read, Some(&r.collection), call).await?;
+            let found = self
+                .gate
+                .run(&ctx, "get_points", Access::Read, Some(&r.collection), call)
+                .await?;
             Ok(pb::GetPointsResponse {
                 points: found.points.into_iter().map(pb_point).collect(),
             })
@@ -262,7 +329,16 @@ impl pb::paradox_server::Paradox for GrpcService {
                     .delete_points(&r.collection, DeletePointsRequest { ids, filter })
                     .await
             };
-            let result = self.gate.run(&ctx, "delete_points", Access::Write, Some(&r.collection), call).await?;
+            let result = self
+                .gate
+                .run(
+                    &ctx,
+                    "delete_points",
+                    Access::Write,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             Ok(pb_write(result))
         })
         .await
@@ -274,7 +350,11 @@ impl pb::paradox_server::Paradox for GrpcService {
     ) -> Result<Response<pb::ScrollResponse>, Status> {
         self.handle("Scroll", request, |ctx, r| async move {
             let call = async {
-                let limit = if r.limit == 0 { 100 } else { usize::try_from(r.limit).unwrap_or(usize::MAX) };
+                let limit = if r.limit == 0 {
+                    100
+                } else {
+                    usize::try_from(r.limit).unwrap_or(usize::MAX)
+                };
                 self.gate.check_k("limit", limit)?;
                 let after = match r.after {
                     Some(id) => Some(point_id(Some(id), "after")?),
@@ -288,7 +368,10 @@ impl pb::paradox_server::Paradox for GrpcService {
                 };
                 self.service.scroll(&r.collection, request).await
             };
-            let page = self.gate.run(&ctx, "scroll", Access::Read, Some(&r.collection), call).await?;
+            let page = self
+                .gate
+                .run(&ctx, "scroll", Access::Read, Some(&r.collection), call)
+                .await?;
             Ok(pb::ScrollResponse {
                 points: page.points.into_iter().map(pb_point).collect(),
                 next: page.next.map(pb_id),
@@ -302,9 +385,18 @@ impl pb::paradox_server::Paradox for GrpcService {
         request: Request<pb::CountRequest>,
     ) -> Result<Response<pb::CountResponse>, Status> {
         self.handle("Count", request, |ctx, r| async move {
-            let call = async { self.service.count(&r.collection, filter(&r.filter_json)?).await };
-            let count = self.gate.run(&ctx, "count", Access::Read, Some(&r.collection), call).await?;
-            Ok(pb::CountResponse { count: count as u64 })
+            let call = async {
+                self.service
+                    .count(&r.collection, filter(&r.filter_json)?)
+                    .await
+            };
+            let count = self
+                .gate
+                .run(&ctx, "count", Access::Read, Some(&r.collection), call)
+                .await?;
+            Ok(pb::CountResponse {
+                count: count as u64,
+            })
         })
         .await
     }
@@ -320,7 +412,10 @@ impl pb::paradox_server::Paradox for GrpcService {
                 self.gate.check_k("k", request.k)?;
                 self.service.search(&collection, request).await
             };
-            let found = self.gate.run(&ctx, "search", Access::Read, Some(&collection), call).await?;
+            let found = self
+                .gate
+                .run(&ctx, "search", Access::Read, Some(&collection), call)
+                .await?;
             Ok(pb::SearchResponse {
                 hits: found.hits.into_iter().map(pb_hit).collect(),
             })
@@ -346,12 +441,23 @@ impl pb::paradox_server::Paradox for GrpcService {
                     .collect::<ApiResult<Vec<_>>>()?;
                 self.service.search_batch(&r.collection, searches).await
             };
-            let found = self.gate.run(&ctx, "search_batch", Access::Read, Some(&r.collection), call).await?;
+            let found = self
+                .gate
+                .run(
+                    &ctx,
+                    "search_batch",
+                    Access::Read,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             Ok(pb::SearchBatchResponse {
                 results: found
                     .results
                     .into_iter()
-                    .map(|r| pb::SearchResponse { hits: r.hits.into_iter().map(pb_hit).collect() })
+                    .map(|r| pb::SearchResponse {
+                        hits: r.hits.into_iter().map(pb_hit).collect(),
+                    })
                     .collect(),
             })
         })
@@ -364,7 +470,16 @@ impl pb::paradox_server::Paradox for GrpcService {
     ) -> Result<Response<pb::SnapshotDescription>, Status> {
         self.handle("CreateSnapshot", request, |ctx, r| async move {
             let call = self.service.create_snapshot(&r.collection);
-            let snapshot = self.gate.run(&ctx, "create_snapshot", Access::Admin, Some(&r.collection), call).await?;
+            let snapshot = self
+                .gate
+                .run(
+                    &ctx,
+                    "create_snapshot",
+                    Access::Admin,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             Ok(pb_snapshot(snapshot))
         })
         .await
@@ -376,7 +491,16 @@ impl pb::paradox_server::Paradox for GrpcService {
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
         self.handle("ListSnapshots", request, |ctx, r| async move {
             let call = self.service.list_snapshots(&r.collection);
-            let list = self.gate.run(&ctx, "list_snapshots", Access::Admin, Some(&r.collection), call).await?;
+            let list = self
+                .gate
+                .run(
+                    &ctx,
+                    "list_snapshots",
+                    Access::Admin,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             Ok(pb::ListSnapshotsResponse {
                 snapshots: list.into_iter().map(pb_snapshot).collect(),
             })
@@ -392,7 +516,16 @@ impl pb::paradox_server::Paradox for GrpcService {
     ) -> Result<Response<ChunkStream>, Status> {
         self.handle("DownloadSnapshot", request, |ctx, r| async move {
             let call = self.service.open_snapshot(&r.collection, &r.snapshot);
-            let file = self.gate.run(&ctx, "download_snapshot", Access::Admin, Some(&r.collection), call).await?;
+            let file = self
+                .gate
+                .run(
+                    &ctx,
+                    "download_snapshot",
+                    Access::Admin,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             use tokio_stream::StreamExt;
             let stream = crate::service::chunk_stream(file.reader).map(|chunk| {
                 chunk
@@ -411,10 +544,23 @@ impl pb::paradox_server::Paradox for GrpcService {
         self.handle("RestoreSnapshot", request, |ctx, r| async move {
             let as_name = (!r.as_name.is_empty()).then_some(r.as_name);
             if let Some(target) = &as_name {
-                self.gate.principal(&ctx)?.authorize(Access::Admin, Some(target))?;
+                self.gate
+                    .principal(&ctx)?
+                    .authorize(Access::Admin, Some(target))?;
             }
-            let call = self.service.restore_snapshot(&r.collection, &r.snapshot, as_name.clone());
-            let info = self.gate.run(&ctx, "restore_snapshot", Access::Admin, Some(&r.collection), call).await?;
+            let call = self
+                .service
+                .restore_snapshot(&r.collection, &r.snapshot, as_name.clone());
+            let info = self
+                .gate
+                .run(
+                    &ctx,
+                    "restore_snapshot",
+                    Access::Admin,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
             Ok(pb_collection(info))
         })
         .await

@@ -58,7 +58,13 @@ pub(super) async fn server_info(
     let principal = s.gate.principal(&ctx)?;
     let visible = s
         .gate
-        .run(&ctx, "server_info", Access::Read, None, s.service.list_collections())
+        .run(
+            &ctx,
+            "server_info",
+            Access::Read,
+            None,
+            s.service.list_collections(),
+        )
         .await?
         .into_iter()
         .filter(|c| principal.may_touch(&c.name))
@@ -84,7 +90,13 @@ pub(super) async fn list_collections(
     let principal = s.gate.principal(&ctx)?;
     let all = s
         .gate
-        .run(&ctx, "list_collections", Access::Read, None, s.service.list_collections())
+        .run(
+            &ctx,
+            "list_collections",
+            Access::Read,
+            None,
+            s.service.list_collections(),
+        )
         .await?;
     let collections = all
         .into_iter()
@@ -381,7 +393,9 @@ pub(super) async fn restore_snapshot(
     if let Some(target) = &body.as_name {
         principal.authorize(Access::Admin, Some(target))?;
     }
-    let call = s.service.restore_snapshot(&name, &snapshot, body.as_name.clone());
+    let call = s
+        .service
+        .restore_snapshot(&name, &snapshot, body.as_name.clone());
     let info = s
         .gate
         .run(&ctx, "restore_snapshot", Access::Admin, Some(&name), call)

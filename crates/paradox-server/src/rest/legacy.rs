@@ -125,7 +125,13 @@ async fn root(State(s): State<AppState>, Ctx(mut ctx): Ctx) -> ApiResult<Json<Va
     let call = s.service.count(&legacy.collection, None);
     let count = s
         .gate
-        .run(&ctx, "legacy_status", Access::Read, Some(&legacy.collection), call)
+        .run(
+            &ctx,
+            "legacy_status",
+            Access::Read,
+            Some(&legacy.collection),
+            call,
+        )
         .await?;
     Ok(Json(
         json!({"status": "online", "id": legacy.id, "count": count}),
@@ -151,7 +157,13 @@ async fn add(
         Ok(())
     };
     s.gate
-        .run(&ctx, "legacy_add", Access::Write, Some(&legacy.collection), call)
+        .run(
+            &ctx,
+            "legacy_add",
+            Access::Write,
+            Some(&legacy.collection),
+            call,
+        )
         .await?;
     Ok(Json(json!({"status": "ok"})))
 }
@@ -182,7 +194,13 @@ async fn query(
     };
     let hits = s
         .gate
-        .run(&ctx, "legacy_query", Access::Read, Some(&legacy.collection), call)
+        .run(
+            &ctx,
+            "legacy_query",
+            Access::Read,
+            Some(&legacy.collection),
+            call,
+        )
         .await?;
     let results: Vec<Value> = hits
         .into_iter()

@@ -41,7 +41,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("gate", &self.gate).finish()
+        f.debug_struct("AppState")
+            .field("gate", &self.gate)
+            .finish()
     }
 }
 
@@ -112,12 +114,12 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
                 .unwrap_or(&text);
             ApiError::InvalidArgument(format!("malformed JSON: {detail}"))
         }
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-            "expected `content-type: application/json`".into(),
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
-            "request body is larger than limits.max_body_bytes".into(),
-        ),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("expected `content-type: application/json`".into())
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge("request body is larger than limits.max_body_bytes".into())
+        }
         other => ApiError::InvalidArgument(other.body_text()),
     }
 }
@@ -138,7 +140,8 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
@@ -150,8 +153,16 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
         elapsed.as_secs_f64(),
     );
     span.in_scope(|| {
-        let error = response.extensions().get::<ApiError>().map(ToString::to_string);
-        tracing::info!(status = status.as_u16(), elapsed_us = elapsed.as_micros() as u64, error, "answered");
+        let error = response
+            .extensions()
+            .get::<ApiError>()
+            .map(ToString::to_string);
+        tracing::info!(
+            status = status.as_u16(),
+            elapsed_us = elapsed.as_micros() as u64,
+            error,
+            "answered"
+        );
     });
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);

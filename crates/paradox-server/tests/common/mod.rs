@@ -18,11 +18,12 @@ pub struct TestServer {
 
 /// A config on ephemeral ports over `dir`.
 pub fn config(dir: &std::path::Path) -> ServerConfig {
-    let mut config = ServerConfig::default();
-    config.data_dir = dir.join("data");
-    config.rest_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.grpc_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config
+    ServerConfig {
+        data_dir: dir.join("data"),
+        rest_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        grpc_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..ServerConfig::default()
+    }
 }
 
 pub fn key(name: &str, key: &str, role: &str, collections: Option<&[&str]>) -> ApiKeyConfig {
@@ -84,7 +85,13 @@ impl TestServer {
     }
 
     /// Sends raw bytes with a content type.
-    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self
             .http
@@ -97,7 +104,10 @@ impl TestServer {
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn stop(&mut self) {
@@ -112,7 +122,10 @@ impl TestServer {
 pub fn assert_error(body: &Value, code: &str, contains: &str) {
     assert_eq!(body["error"]["code"], code, "body: {body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(contains), "message {message:?} lacks {contains:?}");
+    assert!(
+        message.contains(contains),
+        "message {message:?} lacks {contains:?}"
+    );
 }
 
 /// A deterministic vector for id `i`.
