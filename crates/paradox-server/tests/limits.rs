@@ -176,7 +176,9 @@ async fn size_and_count_limits_are_4xx_naming_the_limit() {
 
 #[tokio::test]
 async fn full_write_queue_is_429_and_slow_calls_time_out() {
-    let mut s = slow_server(Duration::from_millis(600), |c| c.limits.write_queue = 1).await;
+    // The first write holds the only queue slot for 1.5 s: ample room for the calls below
+    // even on a loaded machine.
+    let mut s = slow_server(Duration::from_millis(1500), |c| c.limits.write_queue = 1).await;
     s.call(
         "POST",
         "/v1/collections",
@@ -198,7 +200,7 @@ async fn full_write_queue_is_429_and_slow_calls_time_out() {
                 .as_u16()
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, body) = s
         .call("PUT", "/v1/collections/c/points", Some(points(2)))
         .await;
