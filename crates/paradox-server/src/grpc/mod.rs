@@ -85,12 +85,11 @@ impl GrpcService {
             .observe("grpc", method, status, elapsed.as_secs_f64());
         span.in_scope(|| {
             let error = result.as_ref().err().map(ToString::to_string);
-            tracing::info!(
-                status,
-                elapsed_us = elapsed.as_micros() as u64,
-                error,
-                "answered"
-            );
+            let elapsed_us = elapsed.as_micros() as u64;
+            match error {
+                Some(error) => tracing::info!(status, elapsed_us, error, "answered"),
+                None => tracing::debug!(status, elapsed_us, "answered"),
+            }
         });
         result.map(Response::new).map_err(|e| e.to_status())
     }
