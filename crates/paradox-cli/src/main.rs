@@ -26,6 +26,7 @@ Examples:
   paradox info --json
   paradox export --collection docs --format jsonl docs.jsonl
   paradox snapshot create --collection docs docs.snap
+  paradox serve --config paradox.toml            REST + gRPC server
   paradox bench ingest --dim 128 --count 100000 --fsync never";
 
 /// Paradox: latent memory for AI agents. Store embeddings with their metadata and find
@@ -58,6 +59,8 @@ enum Command {
     /// Write a collection to a snapshot file, or restore one.
     #[command(subcommand)]
     Snapshot(commands::snapshot::SnapshotCommand),
+    /// Serve the data directory over REST and gRPC (auth, TLS, limits, metrics).
+    Serve(commands::serve::ServeArgs),
     /// Machine-readable micro-benchmarks: one JSON object on stdout.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Info(args) => commands::info::run(args, &cli.global),
         Command::Collection(command) => commands::collection::run(command, &cli.global),
         Command::Snapshot(command) => commands::snapshot::run(command, &cli.global),
+        Command::Serve(args) => commands::serve::run(args, &cli.global),
         Command::Bench(command) => bench::run(command, &cli.global),
     };
     match result {

@@ -12,7 +12,7 @@
 //! place, so a crash never leaves half a collection; dropping renames it away first.
 
 use crate::collection::Collection;
-use crate::config::{validate_name, CollectionConfig, EngineOptions};
+use crate::config::{validate_name, CollectionConfig, EngineOptions, IndexConfig};
 use crate::error::{EngineError, Result};
 use crate::lock::DirLock;
 use crate::snapshot;
@@ -206,6 +206,15 @@ impl Engine {
         }
         let collection = self.install(&temp, &name)?;
         collections.insert(name, collection.clone());
+        Ok(collection)
+    }
+
+    /// Changes collection `name`'s index config (see [`Collection::set_index_config`]):
+    /// persisted at once; sealed segments are re-indexed in the background while their
+    /// current index keeps serving. Returns the collection.
+    pub fn update_index_config(&self, name: &str, index: IndexConfig) -> Result<Arc<Collection>> {
+        let collection = self.collection(name)?;
+        collection.set_index_config(index)?;
         Ok(collection)
     }
 

@@ -6,4 +6,5 @@ pub mod export;
 pub mod import;
 pub mod info;
 pub mod search;
+pub mod serve;
 pub mod snapshot;

@@ -1,0 +1,493 @@
+//! [`MemoryService`]: the one interface both transports call. A single node implements it
+//! with [`EngineService`] (over `paradox_engine::Engine`); the cluster router will
+//! implement it too, so REST and gRPC never know which one they serve.
+//!
+//! The trait sees validated, authorised requests: authentication, authorisation, limits,
+//! timeouts and audit are the transports' job (through `Gate`), done once before the call.
+
+use crate::api::*;
+use crate::error::{ApiError, ApiResult};
+use async_trait::async_trait;
+use paradox_engine::{Collection, CollectionConfig, Engine, Filter, Metric, NewPoint, PointId};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::io::AsyncRead;
+
+/// A snapshot file being downloaded: its size and its bytes.
+pub struct SnapshotReader {
+    /// Total bytes.
+    pub bytes: u64,
+    /// The content.
+    pub reader: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+impl std::fmt::Debug for SnapshotReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotReader")
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+/// What a Paradox server can do, independent of transport. Every method is cancel safe in
+/// the sense that dropping its future never leaves partial state: a write either completes
+/// (on a blocking thread, even if the caller went away) or never started.
+#[async_trait]
+pub trait MemoryService: Send + Sync + 'static {
+    /// Whether the service can take requests.
+    async fn ready(&self) -> bool;
+    /// Creates a collection.
+    async fn create_collection(
+        &self,
+        request: CreateCollectionRequest,
+    ) -> ApiResult<CollectionDescription>;
+    /// All collections, sorted by name.
+    async fn list_collections(&self) -> ApiResult<Vec<CollectionDescription>>;
+    /// One collection.
+    async fn collection_info(&self, name: &str) -> ApiResult<CollectionDescription>;
+    /// Replaces a collection's index config.
+    async fn update_collection(
+        &self,
+        name: &str,
+        request: UpdateCollectionRequest,
+    ) -> ApiResult<CollectionDescription>;
+    /// Deletes a collection and its data.
+    async fn delete_collection(&self, name: &str) -> ApiResult<()>;
+    /// Inserts or replaces points.
+    async fn upsert(&self, name: &str, points: Vec<NewPoint>) -> ApiResult<WriteResponse>;
+    /// Existing points among `ids`, in the order asked.
+    async fn get_points(&self, name: &str, request: GetPointsRequest) -> ApiResult<PointsResponse>;
+    /// Deletes by ids or filter.
+    async fn delete_points(
+        &self,
+        name: &str,
+        request: DeletePointsRequest,
+    ) -> ApiResult<WriteResponse>;
+    /// One page of points.
+    async fn scroll(&self, name: &str, request: ScrollRequest) -> ApiResult<ScrollResponse>;
+    /// Counts points.
+    async fn count(&self, name: &str, filter: Option<Filter>) -> ApiResult<usize>;
+    /// One search.
+    async fn search(&self, name: &str, request: SearchRequest) -> ApiResult<SearchResponse>;
+    /// Many searches.
+    async fn search_batch(
+        &self,
+        name: &str,
+        requests: Vec<SearchRequest>,
+    ) -> ApiResult<SearchBatchResponse>;
+    /// Writes a snapshot of the collection and returns its description.
+    async fn create_snapshot(&self, name: &str) -> ApiResult<SnapshotDescription>;
+    /// Stored snapshots of the collection.
+    async fn list_snapshots(&self, name: &str) -> ApiResult<Vec<SnapshotDescription>>;
+    /// Opens a stored snapshot for download.
+    async fn open_snapshot(&self, name: &str, snapshot: &str) -> ApiResult<SnapshotReader>;
+    /// Restores a stored snapshot as a new collection.
+    async fn restore_snapshot(
+        &self,
+        name: &str,
+        snapshot: &str,
+        as_name: Option<String>,
+    ) -> ApiResult<CollectionDescription>;
+    /// Makes every acknowledged write durable (graceful shutdown).
+    async fn flush(&self) -> ApiResult<()>;
+}
+
+/// The single-node service: an [`Engine`] plus a directory of snapshot files. CPU and disk
+/// work runs on blocking threads (or the engine's rayon pool for searches), never on the
+/// async workers.
+#[derive(Debug, Clone)]
+pub struct EngineService {
+    engine: Arc<Engine>,
+    snapshots_dir: PathBuf,
+}
+
+/// Runs blocking engine work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "blocking task failed");
+        ApiError::Internal("internal error; see the server log".into())
+    })?
+}
+
+/// Describes a collection for the API.
+pub fn describe(collection: &Collection) -> CollectionDescription {
+    let info = collection.info();
+    CollectionDescription {
+        name: info.name,
+        dimension: info.dimension,
+        metric: info.metric,
+        index: info.index,
+        points: info.points,
+        sealed_segments: info.sealed_segments,
+        sealed_rows: info.sealed_rows,
+        growing_rows: info.growing_rows,
+        deleted_rows: info.deleted_rows,
+        segment_bytes: info.segment_bytes,
+        wal_bytes: info.wal_bytes,
+        applied_seq: info.applied_seq,
+        pending_index_builds: collection.pending_index_builds(),
+    }
+}
+
+/// Checks a snapshot file name taken from a request: it must name a file directly inside
+/// the collection's snapshot directory.
+fn check_snapshot_name(snapshot: &str) -> ApiResult<()> {
+    let ok = !snapshot.is_empty()
+        && snapshot.len() <= 200
+        && snapshot.ends_with(".snap")
+        && !snapshot.starts_with('.')
+        && snapshot
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidArgument(format!(
+            "invalid snapshot name `{snapshot}`: expected a name from the snapshot list, like `docs-1700000000000.snap`"
+        )))
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl EngineService {
+    /// Serves `engine`, keeping snapshot files under `snapshots_dir/<collection>/`.
+    pub fn new(engine: Arc<Engine>, snapshots_dir: impl Into<PathBuf>) -> EngineService {
+        EngineService {
+            engine,
+            snapshots_dir: snapshots_dir.into(),
+        }
+    }
+
+    /// The engine served.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn collection(&self, name: &str) -> ApiResult<Arc<Collection>> {
+        Ok(self.engine.collection(name)?)
+    }
+
+    fn snapshot_path(&self, name: &str, snapshot: &str) -> ApiResult<PathBuf> {
+        check_snapshot_name(snapshot)?;
+        let path = self.snapshots_dir.join(name).join(snapshot);
+        if !path.is_file() {
+            return Err(ApiError::NotFound(format!(
+                "collection `{name}` has no snapshot `{snapshot}`"
+            )));
+        }
+        Ok(path)
+    }
+}
+
+fn describe_snapshot(collection: &str, path: &Path) -> Option<SnapshotDescription> {
+    let meta = std::fs::metadata(path).ok()?;
+    let name = path.file_name()?.to_str()?.to_string();
+    let created_at = name
+        .strip_suffix(".snap")
+        .and_then(|stem| stem.rsplit('-').next())
+        .and_then(|millis| millis.parse().ok())
+        .unwrap_or(0);
+    Some(SnapshotDescription {
+        name,
+        collection: collection.to_string(),
+        bytes: meta.len(),
+        created_at,
+    })
+}
+
+#[async_trait]
+impl MemoryService for EngineService {
+    async fn ready(&self) -> bool {
+        true
+    }
+
+    async fn create_collection(
+        &self,
+        request: CreateCollectionRequest,
+    ) -> ApiResult<CollectionDescription> {
+        let metric = Metric::parse(&request.metric).ok_or_else(|| {
+            ApiError::InvalidArgument(format!(
+                "invalid argument `metric`: expected cosine, dot or l2, got `{}`",
+                request.metric
+            ))
+        })?;
+        let mut config = CollectionConfig::new(request.name, request.dimension, metric);
+        if let Some(index) = request.index {
+            config.index = index;
+        }
+        let engine = self.engine.clone();
+        blocking(move || {
+            let collection = engine.create_collection(config)?;
+            Ok(describe(&collection))
+        })
+        .await
+    }
+
+    async fn list_collections(&self) -> ApiResult<Vec<CollectionDescription>> {
+        let engine = self.engine.clone();
+        blocking(move || {
+            Ok(engine
+                .list_collections()
+                .iter()
+                .filter_map(|name| engine.collection(name).ok())
+                .map(|c| describe(&c))
+                .collect())
+        })
+        .await
+    }
+
+    async fn collection_info(&self, name: &str) -> ApiResult<CollectionDescription> {
+        let collection = self.collection(name)?;
+        blocking(move || Ok(describe(&collection))).await
+    }
+
+    async fn update_collection(
+        &self,
+        name: &str,
+        request: UpdateCollectionRequest,
+    ) -> ApiResult<CollectionDescription> {
+        let engine = self.engine.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let collection = engine.update_index_config(&name, request.index)?;
+            Ok(describe(&collection))
+        })
+        .await
+    }
+
+    async fn delete_collection(&self, name: &str) -> ApiResult<()> {
+        let engine = self.engine.clone();
+        let name = name.to_string();
+        blocking(move || Ok(engine.drop_collection(&name)?)).await
+    }
+
+    async fn upsert(&self, name: &str, points: Vec<NewPoint>) -> ApiResult<WriteResponse> {
+        let collection = self.collection(name)?;
+        blocking(move || {
+            let result = collection.upsert(points)?;
+            Ok(WriteResponse {
+                seq: result.seq,
+                count: result.count,
+            })
+        })
+        .await
+    }
+
+    async fn get_points(&self, name: &str, request: GetPointsRequest) -> ApiResult<PointsResponse> {
+        let collection = self.collection(name)?;
+        blocking(move || {
+            let points = collection
+                .get(&request.ids)?
+                .into_iter()
+                .flatten()
+                .map(|mut p| {
+                    if !request.with_vector {
+                        p.vector = Vec::new();
+                    }
+                    p
+                })
+                .collect();
+            Ok(PointsResponse { points })
+        })
+        .await
+    }
+
+    async fn delete_points(
+        &self,
+        name: &str,
+        request: DeletePointsRequest,
+    ) -> ApiResult<WriteResponse> {
+        let collection = self.collection(name)?;
+        blocking(move || {
+            let result = match (request.ids, request.filter) {
+                (Some(ids), None) => collection.delete(&ids)?,
+                (None, Some(filter)) => collection.delete_by_filter(&filter)?,
+                _ => {
+                    return Err(ApiError::InvalidArgument(
+                        "give exactly one of `ids` and `filter`".into(),
+                    ))
+                }
+            };
+            Ok(WriteResponse {
+                seq: result.seq,
+                count: result.count,
+            })
+        })
+        .await
+    }
+
+    async fn scroll(&self, name: &str, request: ScrollRequest) -> ApiResult<ScrollResponse> {
+        let collection = self.collection(name)?;
+        blocking(move || {
+            let page = collection.scroll(&paradox_engine::ScrollRequest {
+                after: request.after,
+                limit: request.limit,
+                filter: request.filter,
+                with_vector: request.with_vector,
+            })?;
+            Ok(ScrollResponse {
+                points: page.points,
+                next: page.next,
+            })
+        })
+        .await
+    }
+
+    async fn count(&self, name: &str, filter: Option<Filter>) -> ApiResult<usize> {
+        let collection = self.collection(name)?;
+        blocking(move || Ok(collection.count(filter.as_ref())?)).await
+    }
+
+    async fn search(&self, name: &str, request: SearchRequest) -> ApiResult<SearchResponse> {
+        let collection = self.collection(name)?;
+        let hits = collection.search_async(request.to_engine()).await?;
+        Ok(SearchResponse { hits })
+    }
+
+    async fn search_batch(
+        &self,
+        name: &str,
+        requests: Vec<SearchRequest>,
+    ) -> ApiResult<SearchBatchResponse> {
+        let collection = self.collection(name)?;
+        blocking(move || {
+            let engine_requests: Vec<_> = requests.iter().map(SearchRequest::to_engine).collect();
+            let results = collection
+                .search_batch(&engine_requests)?
+                .into_iter()
+                .map(|hits| SearchResponse { hits })
+                .collect();
+            Ok(SearchBatchResponse { results })
+        })
+        .await
+    }
+
+    async fn create_snapshot(&self, name: &str) -> ApiResult<SnapshotDescription> {
+        self.collection(name)?;
+        let engine = self.engine.clone();
+        let dir = self.snapshots_dir.join(name);
+        let name = name.to_string();
+        blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                tracing::error!(error = %e, dir = %dir.display(), "cannot create snapshot directory");
+                ApiError::Internal("cannot create the snapshot directory; see the server log".into())
+            })?;
+            // Millisecond names can collide under concurrent calls: take the next free one.
+            let mut millis = now_millis();
+            let mut path = dir.join(format!("{name}-{millis}.snap"));
+            while path.exists() {
+                millis += 1;
+                path = dir.join(format!("{name}-{millis}.snap"));
+            }
+            engine.snapshot_collection(&name, &path)?;
+            describe_snapshot(&name, &path)
+                .ok_or_else(|| ApiError::Internal("snapshot vanished after writing".into()))
+        })
+        .await
+    }
+
+    async fn list_snapshots(&self, name: &str) -> ApiResult<Vec<SnapshotDescription>> {
+        self.collection(name)?;
+        let dir = self.snapshots_dir.join(name);
+        let name = name.to_string();
+        blocking(move || {
+            let mut list: Vec<SnapshotDescription> = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+                    .filter_map(|p| describe_snapshot(&name, &p))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            list.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn open_snapshot(&self, name: &str, snapshot: &str) -> ApiResult<SnapshotReader> {
+        let path = self.snapshot_path(name, snapshot)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| ApiError::NotFound(format!("snapshot `{snapshot}` is gone")))?;
+        let bytes = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        Ok(SnapshotReader {
+            bytes,
+            reader: Box::pin(file),
+        })
+    }
+
+    async fn restore_snapshot(
+        &self,
+        name: &str,
+        snapshot: &str,
+        as_name: Option<String>,
+    ) -> ApiResult<CollectionDescription> {
+        let path = self.snapshot_path(name, snapshot)?;
+        let engine = self.engine.clone();
+        blocking(move || {
+            let collection = engine.restore_collection(&path, as_name.as_deref())?;
+            Ok(describe(&collection))
+        })
+        .await
+    }
+
+    async fn flush(&self) -> ApiResult<()> {
+        let engine = self.engine.clone();
+        blocking(move || Ok(engine.sync()?)).await
+    }
+}
+
+/// Reads an `AsyncRead` as a stream of 64 KiB chunks.
+pub fn chunk_stream(
+    mut reader: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Vec<u8>>> + Send {
+    use tokio::io::AsyncReadExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(Ok(buf[..n].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Parses a point id from a URL path segment: all digits → number, else string.
+pub fn parse_path_id(text: &str) -> PointId {
+    PointId::parse(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_cannot_escape() {
+        assert!(check_snapshot_name("docs-1.snap").is_ok());
+        for bad in ["../x.snap", "a/b.snap", ".hidden.snap", "x.tar", ""] {
+            assert!(check_snapshot_name(bad).is_err(), "{bad}");
+        }
+    }
+}
