@@ -9,8 +9,8 @@ Two layers in one package:
   same names and return shapes, searches served by the Rust engine.
 """
 
-from ._native import Collection, Engine, ParadoxError
 from . import decoder, encoder, visualization
+from ._native import Collection, Engine, ParadoxError
 from .autonomous import AutoAgent
 from .engine import LatentMemoryEngine
 from .evolution import GeneticOptimizer

@@ -108,16 +108,14 @@ class LatentMemoryEngine:
         """
         view = self._buffer[: self.count]
         if self._view_crc is None and self.count:
-            self._view_crc = (self.count, zlib.crc32(memoryview(view).cast("B")))
+            self._view_crc = (self.count, zlib.crc32(view.data))
         return view
 
     @vectors.setter
     def vectors(self, value: Any) -> None:
         array = _to_numpy(value)
         if array.shape != (self.count, self.dimension):
-            raise ValueError(
-                f"vectors must have shape ({self.count}, {self.dimension}), got {array.shape}"
-            )
+            raise ValueError(f"vectors must have shape ({self.count}, {self.dimension}), got {array.shape}")
         view = self._buffer[: self.count]
         same = (
             array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
@@ -145,9 +143,9 @@ class LatentMemoryEngine:
     def _sync(self) -> None:
         """Brings the native collections up to date with the buffer."""
         if self._view_crc is not None:
-            rows, crc = self._view_crc
+            seen_rows, crc = self._view_crc
             self._view_crc = None
-            if zlib.crc32(memoryview(self._buffer[:rows]).cast("B")) != crc:
+            if zlib.crc32(self._buffer[:seen_rows].data) != crc:
                 self._synced = 0
         if self._synced == self.count:
             return

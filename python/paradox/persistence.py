@@ -43,9 +43,7 @@ class PersistenceManager:
         metadata = json.dumps(objects)
         array = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
         if array.size and array.shape[1:] != (self.dimension,):
-            raise ValueError(
-                f"vectors have shape {array.shape}, expected (n, {self.dimension})"
-            )
+            raise ValueError(f"vectors have shape {array.shape}, expected (n, {self.dimension})")
         # Vectors first: a crash between the two renames leaves a vectors.dat longer than
         # the old metadata lists, which load() reports instead of misreading.
         _write_atomic(self.vectors_file, array.tobytes())
@@ -67,9 +65,7 @@ class PersistenceManager:
             raise ValueError(f"{self.metadata_file}: ids must be integers ({e})") from None
         count = len(objects)
         if sorted(objects) != list(range(count)):
-            raise ValueError(
-                f"{self.metadata_file}: ids must be 0..{count - 1} (one per row of {VECTORS_FILE})"
-            )
+            raise ValueError(f"{self.metadata_file}: ids must be 0..{count - 1} (one per row of {VECTORS_FILE})")
         expected = count * self.dimension * 4
         size = os.path.getsize(self.vectors_file)
         if size != expected:
@@ -79,7 +75,7 @@ class PersistenceManager:
             )
         if count == 0:
             return np.empty((0, self.dimension), dtype=np.float32), objects
-        vectors = np.memmap(self.vectors_file, dtype=np.float32, mode=map_mode, shape=(count, self.dimension))
+        vectors = np.memmap(self.vectors_file, dtype="float32", mode=map_mode, shape=(count, self.dimension))  # type: ignore[call-overload]
         return vectors, objects
 
 

@@ -16,9 +16,7 @@ class LatentTrajectory:
     def __init__(self, vectors: Any) -> None:
         self.vectors = np.array(vectors, dtype=np.float32)
         if self.vectors.ndim != 2:
-            raise ValueError(
-                f"Trajectory expects a (T, D) array of vectors, got shape {self.vectors.shape}."
-            )
+            raise ValueError(f"Trajectory expects a (T, D) array of vectors, got shape {self.vectors.shape}.")
         if len(self.vectors) < 2:
             raise ValueError("Trajectory requires at least 2 points.")
 

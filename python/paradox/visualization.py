@@ -35,7 +35,9 @@ class LatentVisualizer:
         reducer = PCA(n_components=n_components) if method == "pca" else TSNE(n_components=n_components)
         return reducer.fit_transform(vectors)
 
-    def plot_2d(self, method: str = "pca", labels: Optional[Sequence[str]] = None, output_file: Optional[str] = None) -> None:
+    def plot_2d(
+        self, method: str = "pca", labels: Optional[Sequence[str]] = None, output_file: Optional[str] = None
+    ) -> None:
         """Scatter plot of the memory; saved to ``output_file`` or shown."""
         try:
             import matplotlib.pyplot as plt  # type: ignore[import-not-found]

@@ -247,8 +247,18 @@ def test_bad_constructor_arguments():
 
 
 def test_top_level_exports_are_the_union_of_0_12_to_0_17():
-    for name in ["LatentMemoryEngine", "SimulationEnv", "LatentVisualizer", "ParadoxMixer",
-                 "GeneticOptimizer", "AutoAgent", "GuardRail", "encoder", "decoder",
-                 "visualization", "__version__"]:
+    for name in [
+        "LatentMemoryEngine",
+        "SimulationEnv",
+        "LatentVisualizer",
+        "ParadoxMixer",
+        "GeneticOptimizer",
+        "AutoAgent",
+        "GuardRail",
+        "encoder",
+        "decoder",
+        "visualization",
+        "__version__",
+    ]:
         assert hasattr(paradox, name), name
         assert name in paradox.__all__

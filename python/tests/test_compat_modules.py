@@ -80,9 +80,17 @@ def test_media_imports_without_heavy_dependencies():
     for heavy in ("torch", "transformers", "sentence_transformers"):
         sys.modules.pop(heavy, None)
     media = importlib.import_module("paradox.media")
-    assert {"SimpleTextEncoder", "TransformerTextEncoder", "CLIPEncoder", "SimpleImageEncoder",
-            "SimpleImageDecoder", "SimpleVideoEncoder", "SimpleVideoDecoder", "latent_interpolate",
-            "LatentTrajectory"} <= set(media.__all__)
+    assert {
+        "SimpleTextEncoder",
+        "TransformerTextEncoder",
+        "CLIPEncoder",
+        "SimpleImageEncoder",
+        "SimpleImageDecoder",
+        "SimpleVideoEncoder",
+        "SimpleVideoDecoder",
+        "latent_interpolate",
+        "LatentTrajectory",
+    } <= set(media.__all__)
     assert "torch" not in sys.modules and "transformers" not in sys.modules
     vec = media.SimpleTextEncoder(dimension=8).encode("hello")
     assert vec.shape == (8,) and np.linalg.norm(vec) == pytest.approx(1.0)

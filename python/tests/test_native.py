@@ -150,8 +150,11 @@ def test_get_delete_count(engine):
 
 def test_scroll_iterates_in_id_order(engine, rng):
     docs = engine.create_collection("docs", 3, "l2")
-    docs.upsert(np.arange(1000)[::-1].copy(), rng.standard_normal((1000, 3)).astype(np.float32),
-                [{"even": i % 2 == 0} for i in range(1000)[::-1]])
+    docs.upsert(
+        np.arange(1000)[::-1].copy(),
+        rng.standard_normal((1000, 3)).astype(np.float32),
+        [{"even": i % 2 == 0} for i in range(1000)[::-1]],
+    )
     seen = [p["id"] for p in docs.scroll(batch_size=64)]
     assert seen == list(range(1000))
     evens = list(docs.scroll(filter={"key": "even", "eq": True}, with_vector=True))

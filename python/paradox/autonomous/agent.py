@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class AutoAgent:
             parents = [vectors[np.random.randint(self.memory.count)].copy() for _ in range(2)]
         child1, child2 = self.optimizer.crossover(parents[0], parents[1])
         candidates = [self.optimizer.mutate(child1), self.optimizer.mutate(child2)]
-        sample = self.memory.vectors[:10].copy() if self.memory.count > 0 else []
+        sample: Any = self.memory.vectors[:10].copy() if self.memory.count > 0 else []
         approved: List[Tuple[np.ndarray, float]] = []
         for candidate in candidates:
             safe, message = self.safety.check(candidate)
