@@ -26,7 +26,7 @@ if ! "$VENV/bin/python" -c "import maturin, numpy, pytest" >/dev/null 2>&1; then
 fi
 
 echo "== building the paradox extension (maturin develop)"
-VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop --profile test --locked --quiet
+CARGO_PROFILE_DEV_OPT_LEVEL=2 VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop --locked
 
 echo "== pytest python/tests"
 "$VENV/bin/python" -m pytest -q python/tests

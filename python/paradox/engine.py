@@ -305,6 +305,28 @@ class LatentMemoryEngine:
             "engine": "paradox (Rust)",
         }
 
+    def __getstate__(self) -> Dict[str, Any]:
+        # 0.17 engines pickled as plain arrays and dicts (its ShardServer relied on it);
+        # the native engine is rebuilt on unpickling.
+        return {
+            "dimension": self.dimension,
+            "storage_dir": self.storage_dir,
+            "vectors": self._buffer[: self.count].copy(),
+            "objects": self.objects,
+            "encoder": self.encoder,
+            "decoder": self.decoder,
+        }
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(dimension=state["dimension"])  # type: ignore[misc]
+        self.storage_dir = state["storage_dir"]
+        self.persistence = PersistenceManager(self.storage_dir, self.dimension) if self.storage_dir else None
+        self._append_rows(state["vectors"])
+        self.objects = state["objects"]
+        self.count = len(state["vectors"])
+        self.encoder = state["encoder"]
+        self.decoder = state["decoder"]
+
     def close(self) -> None:
         """Releases the native engine and its temporary directory now (also done when
         the object is garbage-collected)."""

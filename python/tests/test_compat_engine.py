@@ -262,3 +262,14 @@ def test_top_level_exports_are_the_union_of_0_12_to_0_17():
     ]:
         assert hasattr(paradox, name), name
         assert name in paradox.__all__
+
+
+def test_engines_pickle_like_0_17(filled):
+    import pickle
+
+    engine, vectors = filled
+    copy = pickle.loads(pickle.dumps(engine))
+    assert copy.count == 300 and copy.retrieve(5) == {"i": 5, "_id": 5}
+    np.testing.assert_array_equal(copy.vectors, vectors)
+    assert copy.query(vectors[9], k=1)[0][0] == 9
+    assert copy.add(np.zeros(16)) == 300

@@ -240,6 +240,7 @@ impl PyCollection {
             return Err(invalid("batch_size", "must be at least 1"));
         }
         Ok(ScrollIter {
+            _engine: self.engine.clone(),
             collection: self.inner.clone(),
             request: Mutex::new(ScrollState {
                 request: ScrollRequest {
@@ -316,6 +317,8 @@ struct ScrollState {
 #[pyclass(name = "ScrollIterator", module = "paradox._native", frozen)]
 #[derive(Debug)]
 pub struct ScrollIter {
+    // Like a collection handle, an iterator keeps the engine (and its lock) alive.
+    _engine: Arc<Engine>,
     collection: Arc<Collection>,
     // A frozen pyclass must be Sync; the iterator's position lives behind a mutex.
     request: Mutex<ScrollState>,
