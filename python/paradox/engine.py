@@ -87,7 +87,10 @@ class LatentMemoryEngine:
         self._l2: Collection = self._native.create_collection("l2", self.dimension, "l2", index="flat")
         self._cos: Optional[Collection] = None
         self._synced = 0  # rows [0, _synced) are in the native collections
-        self._view_crc: Optional[Tuple[int, int]] = None  # (rows, crc) when a view was handed out
+        # Writable views handed out by `vectors`: while one may still be written through,
+        # every sync compares a checksum of the rows it covered.
+        self._view_crc: Optional[Tuple[int, int]] = None  # (rows, crc) at hand-out
+        self._views: List["weakref.ref[np.ndarray]"] = []
 
         if self.persistence:
             vectors, objects = self.persistence.load()
@@ -104,11 +107,16 @@ class LatentMemoryEngine:
         """The stored vectors, shape ``(count, dimension)``, float32.
 
         A writable view, as in 0.17: in-place changes (``engine.vectors += delta``,
-        ``engine.vectors[i] = v``) are noticed and reach the search index at the next query.
+        ``engine.vectors[i] = v``, writes through a kept reference) are noticed by checksum
+        and reach the search index at the next query. While a reference to the view is
+        kept, each query pays one checksum pass over the vectors.
         """
         view = self._buffer[: self.count]
         if self._view_crc is None and self.count:
             self._view_crc = (self.count, zlib.crc32(view.data))
+        if len(self._views) >= 64:
+            self._views = [ref for ref in self._views if ref() is not None]
+        self._views.append(weakref.ref(view))
         return view
 
     @vectors.setter
@@ -129,6 +137,7 @@ class LatentMemoryEngine:
         """Every stored vector may have changed: rebuild the native collections lazily."""
         self._synced = 0
         self._view_crc = None
+        self._views = []
 
     def _append_rows(self, rows: np.ndarray) -> None:
         needed = self.count + len(rows)
@@ -138,15 +147,20 @@ class LatentMemoryEngine:
             grown[: self.count] = self._buffer[: self.count]
             self._buffer = grown
             self._view_crc = None  # views of the old buffer no longer alias ours
+            self._views = []
         self._buffer[self.count : needed] = rows
 
     def _sync(self) -> None:
         """Brings the native collections up to date with the buffer."""
         if self._view_crc is not None:
             seen_rows, crc = self._view_crc
-            self._view_crc = None
+            self._views = [ref for ref in self._views if ref() is not None]
             if zlib.crc32(self._buffer[:seen_rows].data) != crc:
                 self._synced = 0
+            if self._views:  # still writable from outside: check again next time
+                self._view_crc = (self.count, zlib.crc32(self._buffer[: self.count].data))
+            else:
+                self._view_crc = None
         if self._synced == self.count:
             return
         assert self._native is not None

@@ -130,9 +130,15 @@ def test_in_place_vector_edits_reach_the_index(filled):
     engine.vectors[42] = target  # element write through the view
     assert engine.query(target, k=1)[0][0] == 42
     assert engine.query(target, k=1, metric="cosine")[0][0] == 42
+    kept = engine.vectors
+    engine.query(target, k=1)
+    kept[7] = target * 2  # a write through a reference kept across queries
+    assert engine.query(target * 2, k=1)[0][0] == 7
+    del kept
     engine.vectors += 1.0  # the SimulationEnv pattern
     assert engine.query(target + 1.0, k=1)[0][0] == 42
     np.testing.assert_allclose(engine.vectors[0], vectors[0] + 1.0)
+    np.testing.assert_allclose(engine.vectors[7], target * 2 + 1.0)
 
 
 def test_k_beyond_engine_limit_falls_back_exactly(rng):
