@@ -248,3 +248,21 @@ def test_search_releases_the_gil(engine, rng):
 def test_native_exports():
     assert paradox.Engine is paradox._native.Engine
     assert issubclass(paradox.ParadoxError, Exception)
+
+
+def test_sealed_segments_with_hnsw_graphs(tmp_path, rng):
+    engine = paradox.Engine(str(tmp_path / "data"), fsync="never", seal_threshold=1000)
+    docs = engine.create_collection("docs", 16, "l2", index={"kind": "hnsw", "m": 8, "ef_construction": 64})
+    base = rng.standard_normal((3500, 16)).astype(np.float32)
+    for start in range(0, 3500, 500):
+        docs.upsert(np.arange(start, start + 500), base[start : start + 500])
+    docs.wait_for_indexes()
+    info = docs.info()
+    assert info["sealed_segments"] >= 3 and info["points"] == 3500
+    queries = rng.standard_normal((50, 16)).astype(np.float32)
+    want, _ = exact_l2(base, queries, 10)
+    ids, _ = docs.search(queries, k=10, params={"ef": 200})
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, want)])
+    assert recall >= 0.9
+    exact, _ = docs.search(queries, k=10, params={"exact": True})
+    np.testing.assert_array_equal(exact, want)
