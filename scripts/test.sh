@@ -20,3 +20,5 @@ echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== python package (scripts/test-python.sh)"
+bash scripts/test-python.sh

@@ -1,0 +1,86 @@
+"""Type stubs for the native module (crates/paradox-py)."""
+
+from os import PathLike
+from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+Id = Union[int, str]
+Ids = Union[Id, Sequence[Id], npt.NDArray[np.integer[Any]]]
+ArrayLike = Union[npt.NDArray[Any], Sequence[float], Sequence[Sequence[float]]]
+FilterLike = Union[str, Mapping[str, Any]]
+Payload = Dict[str, Any]
+
+class ParadoxError(Exception):
+    """An engine failure that is not the caller's fault: I/O, corrupt data, a locked directory."""
+
+class Engine:
+    """An embedded Paradox store: a data directory holding named collections."""
+
+    def __init__(
+        self,
+        path: Union[str, PathLike[str]],
+        fsync: Literal["always", "interval", "never"] = "interval",
+        seal_threshold: Optional[int] = None,
+    ) -> None: ...
+    @property
+    def path(self) -> str: ...
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        metric: Literal["cosine", "dot", "l2", "euclidean"] = "cosine",
+        index: Union[Literal["auto", "flat", "hnsw"], Mapping[str, Any], None] = None,
+    ) -> Collection: ...
+    def collection(self, name: str) -> Collection: ...
+    def __getitem__(self, name: str) -> Collection: ...
+    def __contains__(self, name: str) -> bool: ...
+    def list_collections(self) -> List[str]: ...
+    def drop_collection(self, name: str) -> None: ...
+    def snapshot(self, name: str, dest: Union[str, PathLike[str]]) -> Dict[str, Any]: ...
+    def restore(self, file: Union[str, PathLike[str]], name: Optional[str] = None) -> Collection: ...
+    def sync(self) -> None: ...
+
+class Collection:
+    """A named set of points of one dimension and metric."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    def upsert(
+        self,
+        ids: Ids,
+        vectors: ArrayLike,
+        payloads: Optional[Sequence[Optional[Mapping[str, Any]]]] = None,
+    ) -> int: ...
+    def search(
+        self,
+        queries: ArrayLike,
+        k: int = 10,
+        filter: Optional[FilterLike] = None,
+        params: Optional[Mapping[str, Any]] = None,
+        with_payload: bool = False,
+    ) -> Tuple[Any, ...]:
+        """``(ids, scores)``, plus ``payloads`` when ``with_payload``."""
+    def get(self, ids: Ids) -> Any:
+        """A dict (or None) for one id; a list of them for a sequence of ids."""
+    def delete(self, ids: Optional[Ids] = None, filter: Optional[FilterLike] = None) -> int: ...
+    def count(self, filter: Optional[FilterLike] = None) -> int: ...
+    def __len__(self) -> int: ...
+    def scroll(
+        self, filter: Optional[FilterLike] = None, batch_size: int = 256, with_vector: bool = False
+    ) -> ScrollIterator: ...
+    def snapshot(self, dest: Union[str, PathLike[str]]) -> Dict[str, Any]: ...
+    def info(self) -> Dict[str, Any]: ...
+    def wait_for_indexes(self) -> None: ...
+    def sync(self) -> None: ...
+
+class ScrollIterator(Iterator[Dict[str, Any]]):
+    def __iter__(self) -> ScrollIterator: ...
+    def __next__(self) -> Dict[str, Any]: ...
