@@ -39,6 +39,9 @@ FULL_N = {"gmm128": 1_000_000, "minilm": 110_000}
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128)
 K = 10
 TRAIN_ITERATIONS = 25  # FAISS's k-means default (ClusteringParameters.niter)
+# FAISS objects live until the process ends: a refine wrapper and the index it wraps freed
+# in the wrong order by the garbage collector crash the interpreter (seen with 1.15).
+_KEEP_ALIVE: list = []
 
 
 def parse_args(argv):
@@ -82,6 +85,7 @@ def faiss_run(base, queries, truth, codec, nlist, m, rerank, nprobes, threads):
     if codec != "flat" and rerank > 0:
         index = faiss.IndexRefineFlat(ivf)
         index.k_factor = float(rerank)
+    _KEEP_ALIVE.extend([quantizer, ivf, index])
     began = time.perf_counter()
     index.train(base)
     index.add(base)
