@@ -104,9 +104,12 @@ impl Rotation {
         &self.transposed
     }
 
-    /// `out = x · R` for one row.
+    /// `out = x · R` for one row: one SIMD dot product per output (the blocked kernel
+    /// would pack all of `R` for a single row).
     pub fn apply(&self, x: &[f32], out: &mut [f32]) {
-        dot_many_to_many(x, &self.transposed, self.dim, out);
+        for (o, column) in out.iter_mut().zip(self.transposed.chunks_exact(self.dim)) {
+            *o = paradox_kernels::dot(x, column);
+        }
     }
 
     /// `out = X · R` for many rows.
