@@ -21,9 +21,6 @@ fn vector_of(id: u64) -> Vec<f32> {
 }
 
 #[test]
-#[ignore = "known bug: a delete acknowledged while compact() rewrites its segment can come back \
-            in search results (get is correct); run with --ignored once compaction re-applies \
-            deletes that land during the rewrite"]
 fn acknowledged_writes_stay_visible_through_seals_builds_and_merges() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open_with(

@@ -358,11 +358,10 @@ impl Collection {
             None
         };
         if let Some(index) = index {
-            let selectivity = if restricted {
-                Self::selectivity(state, unit, mask, filter)
-            } else {
-                1.0
-            };
+            // `None`: every row may be returned. A sampled estimate can read 1.0 while a
+            // few rows are still excluded (a deletion the sample missed), so whether the
+            // search is restricted never depends on the estimate.
+            let selectivity = restricted.then(|| Self::selectivity(state, unit, mask, filter));
             let used_index = match &*index {
                 SegmentIndex::Graph(graph) => self.search_graph(
                     graph,
@@ -412,12 +411,13 @@ impl Collection {
         view: VectorView<'_>,
         query: &[f32],
         request: &SearchRequest,
-        selectivity: f64,
+        selectivity: Option<f64>,
         allow: &(dyn Fn(u32) -> bool + Sync),
         top: &mut TopK,
         key_base: u64,
     ) -> bool {
-        let restricted = selectivity < 1.0;
+        let restricted = selectivity.is_some();
+        let selectivity = selectivity.unwrap_or(1.0);
         let default_ef = match self.index_config() {
             IndexConfig::Hnsw(h) | IndexConfig::Auto(h) => h.ef_search,
             _ => index.hnsw.params().ef_search,
@@ -481,12 +481,13 @@ impl Collection {
         view: VectorView<'_>,
         query: &[f32],
         request: &SearchRequest,
-        selectivity: f64,
+        selectivity: Option<f64>,
         allow: &(dyn Fn(u32) -> bool + Sync),
         top: &mut TopK,
         key_base: u64,
     ) -> bool {
-        let restricted = selectivity < 1.0;
+        let restricted = selectivity.is_some();
+        let selectivity = selectivity.unwrap_or(1.0);
         let nlist = index.nlist();
         let config = self.index_config().ivf();
         let nprobe = request
