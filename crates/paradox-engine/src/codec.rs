@@ -226,12 +226,16 @@ pub(crate) enum WalOp {
         metas: Vec<RowMeta>,
         vectors: Vec<f32>,
     },
-    /// Remove points by id (ids that do not exist are ignored).
-    Delete { ids: Vec<PointId> },
+    /// Remove points by id (ids that do not exist are ignored) at time `at`
+    /// (milliseconds since the Unix epoch; 0 in records written before deletes carried a
+    /// time). `at` ends the removed versions' validity in a collection keeping history.
+    Delete { ids: Vec<PointId>, at: i64 },
 }
 
 const OP_UPSERT: u8 = 1;
+/// A delete without a time (older logs; still read).
 const OP_DELETE: u8 = 2;
+const OP_DELETE_AT: u8 = 3;
 
 impl WalOp {
     pub fn encode(&self) -> Vec<u8> {
@@ -252,8 +256,9 @@ impl WalOp {
                     write_meta(&mut w, meta);
                 }
             }
-            WalOp::Delete { ids } => {
-                w.u8(OP_DELETE);
+            WalOp::Delete { ids, at } => {
+                w.u8(OP_DELETE_AT);
+                w.i64(*at);
                 w.u32(ids.len() as u32);
                 for id in ids {
                     w.id(id);
@@ -290,13 +295,14 @@ impl WalOp {
                     vectors,
                 }
             }
-            OP_DELETE => {
+            tag @ (OP_DELETE | OP_DELETE_AT) => {
+                let at = if tag == OP_DELETE_AT { r.i64("at")? } else { 0 };
                 let count = r.u32("count")? as usize;
                 let mut ids = Vec::with_capacity(count.min(buf.len()));
                 for _ in 0..count {
                     ids.push(r.id()?);
                 }
-                WalOp::Delete { ids }
+                WalOp::Delete { ids, at }
             }
             other => return err(format!("unknown operation {other}")),
         };
@@ -357,9 +363,22 @@ mod tests {
         }
 
         #[test]
-        fn delete_round_trip(ids in proptest::collection::vec(arb_id(), 0..50)) {
-            let op = WalOp::Delete { ids };
+        fn delete_round_trip(ids in proptest::collection::vec(arb_id(), 0..50), at in any::<i64>()) {
+            let op = WalOp::Delete { ids, at };
             prop_assert_eq!(WalOp::decode(&op.encode()).unwrap(), op);
+        }
+
+        #[test]
+        fn a_delete_without_a_time_still_decodes(ids in proptest::collection::vec(arb_id(), 0..20)) {
+            // The layout older logs hold: tag 2, count, ids.
+            let mut buf = Vec::new();
+            let mut w = Writer(&mut buf);
+            w.u8(OP_DELETE);
+            w.u32(ids.len() as u32);
+            for id in &ids {
+                w.id(id);
+            }
+            prop_assert_eq!(WalOp::decode(&buf).unwrap(), WalOp::Delete { ids, at: 0 });
         }
 
         #[test]

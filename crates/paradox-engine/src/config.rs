@@ -289,6 +289,10 @@ pub struct CollectionConfig {
     /// Index for sealed segments.
     #[serde(default)]
     pub index: IndexConfig,
+    /// Keep every past version of every point (with the time it stopped being current),
+    /// for [`crate::Collection::history`] and as-of searches. Chosen at creation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history: bool,
 }
 
 impl CollectionConfig {
@@ -299,6 +303,7 @@ impl CollectionConfig {
             dimension,
             metric,
             index: IndexConfig::default(),
+            history: false,
         }
     }
 

@@ -43,5 +43,5 @@ pub use error::{EngineError, Result};
 pub use filter::{payload, Filter, Range};
 pub use paradox_kernels::Metric;
 pub use paradox_storage::FsyncPolicy;
-pub use point::{NewPoint, Payload, Point, PointId, Provenance, ScoredPoint};
+pub use point::{NewPoint, Payload, Point, PointId, PointVersion, Provenance, ScoredPoint};
 pub use snapshot::SnapshotInfo;

@@ -34,6 +34,12 @@ pub(crate) struct Manifest {
     pub applied_seq: u64,
     pub next_segment_id: u64,
     pub next_deletes_generation: u64,
+    /// History files (collections keeping history), oldest first; each holds the past
+    /// versions added between two checkpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history_files: Vec<String>,
+    #[serde(default)]
+    pub next_history_generation: u64,
 }
 
 impl Manifest {
@@ -45,6 +51,8 @@ impl Manifest {
             applied_seq: 0,
             next_segment_id: 1,
             next_deletes_generation: 1,
+            history_files: Vec::new(),
+            next_history_generation: 1,
         }
     }
 

@@ -151,6 +151,19 @@ pub struct Point {
     pub updated_at: i64,
 }
 
+/// One version of a point, from [`crate::Collection::history`]: the point as it was
+/// from its `updated_at` until `valid_to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointVersion {
+    /// The version (its `updated_at` is when it became current).
+    #[serde(flatten)]
+    pub point: Point,
+    /// When it stopped being current (replaced or deleted), ms since the Unix epoch;
+    /// `None` for the current version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<i64>,
+}
+
 /// One search hit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredPoint {

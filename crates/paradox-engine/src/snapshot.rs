@@ -48,6 +48,7 @@ pub(crate) fn create(collection: &Collection, dest: &Path) -> Result<SnapshotInf
     collection.with_checkpoint(|manifest, dir| {
         let mut names: Vec<String> = manifest.segments.iter().map(|s| s.file.clone()).collect();
         names.extend(manifest.deletes_file.clone());
+        names.extend(manifest.history_files.iter().cloned());
         // Graph files are derived, but packing them spares a rebuild after restore; the
         // segment nonce inside each keeps it bound to its (byte-identical) segment.
         for segment in &manifest.segments {
@@ -117,7 +118,8 @@ pub(crate) fn read(file: &Path) -> Result<(Manifest, Container)> {
         .segments
         .iter()
         .map(|s| s.file.as_str())
-        .chain(index.manifest.deletes_file.as_deref());
+        .chain(index.manifest.deletes_file.as_deref())
+        .chain(index.manifest.history_files.iter().map(String::as_str));
     for name in expected {
         if !named.contains(&name) {
             return Err(EngineError::Corrupt {

@@ -148,6 +148,7 @@ impl PyCollection {
                 with_payload,
                 with_vector: false,
                 params,
+                as_of: None,
             };
             let hits = py
                 .allow_threads(|| self.inner.search(&request))
@@ -166,6 +167,7 @@ impl PyCollection {
                 with_payload,
                 with_vector: false,
                 params,
+                as_of: None,
             })
             .collect();
         let hits = py

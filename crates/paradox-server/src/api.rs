@@ -236,6 +236,7 @@ impl SearchRequest {
             with_payload: self.with_payload,
             with_vector: self.with_vector,
             params: self.params,
+            as_of: None,
         }
     }
 }

@@ -81,6 +81,7 @@ pub fn run(args: BatchArgs, global: &GlobalArgs) -> Result<Value> {
             with_payload: false,
             with_vector: false,
             params: Default::default(),
+            as_of: None,
         })
         .collect();
     eprintln!(

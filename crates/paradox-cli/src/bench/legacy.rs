@@ -77,6 +77,7 @@ pub fn run(args: LegacyArgs, global: &GlobalArgs) -> Result<Value> {
             with_payload: true,
             with_vector: false,
             params: Default::default(),
+            as_of: None,
         })?);
     }
     let finished = Instant::now();

@@ -59,6 +59,9 @@ pub struct CreateArgs {
     /// '{"kind":"ivf_pq","nlist":1024,"m":16,"nprobe":16,"rerank":4}'.
     #[arg(long, default_value = "auto", value_parser = parse_index)]
     pub index: paradox_engine::IndexConfig,
+    /// Keep every past version of every point (for `paradox search --as-of`).
+    #[arg(long)]
+    pub history: bool,
 }
 
 pub(crate) fn parse_index(text: &str) -> std::result::Result<paradox_engine::IndexConfig, String> {
@@ -101,6 +104,7 @@ pub fn run(command: CollectionCommand, global: &GlobalArgs) -> Result<()> {
             engine
                 .create_collection(CollectionConfig {
                     index: args.index,
+                    history: args.history,
                     ..CollectionConfig::new(&args.name, args.dim as usize, metric)
                 })
                 .with_context(|| format!("cannot create collection `{}`", args.name))?;

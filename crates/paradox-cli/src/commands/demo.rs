@@ -240,6 +240,7 @@ fn timed_search(
         with_payload: true,
         with_vector: false,
         params: Default::default(),
+        as_of: None,
     };
     let started = Instant::now();
     let results = collection.search(&request).context("demo search failed")?;
@@ -333,6 +334,7 @@ fn latency_report(
             with_payload: false,
             with_vector: false,
             params: Default::default(),
+            as_of: None,
         })
         .collect();
     let mut latencies = Vec::with_capacity(QUERIES);
@@ -378,6 +380,7 @@ fn self_recall(collection: &Collection, count: usize) -> Result<()> {
             with_payload: false,
             with_vector: false,
             params: Default::default(),
+            as_of: None,
         })?;
         found += usize::from(results.first().is_some_and(|r| &r.id == id));
     }

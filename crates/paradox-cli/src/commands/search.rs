@@ -19,7 +19,8 @@ Examples:
   paradox search --collection docs --id 42 --filter '{\"key\": \"year\", \"range\": {\"gte\": 2010}}'
   paradox search --collection docs --id 42 --filter '{\"and\": [{\"key\": \"lang\", \"eq\": \"en\"},
                                                     {\"key\": \"tags\", \"in\": [\"ai\", \"db\"]}]}'
-  paradox search --collection docs --id doc-7 --json";
+  paradox search --collection docs --id doc-7 --json
+  paradox search --collection notes --id 42 --as-of 1763740800000";
 
 /// `search` flags.
 #[derive(Debug, Args)]
@@ -62,6 +63,10 @@ pub struct SearchArgs {
     /// Scan every point exactly, ignoring indexes.
     #[arg(long)]
     pub exact: bool,
+    /// Search the memory as it was at this time, in milliseconds since the Unix epoch
+    /// (collections created with --history).
+    #[arg(long, value_name = "MS")]
+    pub as_of: Option<i64>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -84,6 +89,7 @@ pub fn run(args: SearchArgs, global: &GlobalArgs) -> Result<()> {
             nprobe: args.nprobe,
             exact: args.exact,
         },
+        as_of: args.as_of,
     };
     let started = Instant::now();
     let results = collection

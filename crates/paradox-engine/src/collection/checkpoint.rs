@@ -57,7 +57,7 @@ impl Collection {
 
     pub(crate) fn checkpoint(&self, writer: &mut WriterState) -> Result<()> {
         let dir = &self.dir;
-        let (new_segment, applied_seq, deletes_dirty) = {
+        let (new_segment, applied_seq, deletes_dirty, history_rows) = {
             let state = self.state.read();
             if state.growing.len() == 0
                 && !state.sealed_deletes_dirty
@@ -87,14 +87,30 @@ impl Collection {
             } else {
                 None
             };
+            // Past versions added since the last checkpoint: written before the log that
+            // rebuilds them may be truncated.
+            let history_rows = match &state.history {
+                Some(history) if history.has_pending() => {
+                    let generation = writer.manifest.next_history_generation;
+                    let file = crate::segment::history_file_name(generation);
+                    history.write_pending(&dir.join(&file))?;
+                    Some((file, history.len()))
+                }
+                _ => None,
+            };
             (
                 new_segment,
                 state.applied_seq,
                 state.sealed_deletes_dirty || state.growing.has_deletions(),
+                history_rows,
             )
         };
 
         let mut manifest = writer.manifest.clone();
+        if let Some((file, _)) = &history_rows {
+            manifest.history_files.push(file.clone());
+            manifest.next_history_generation += 1;
+        }
         let old_deletes = manifest.deletes_file.clone();
         if deletes_dirty {
             manifest.deletes_file = self.write_deletes(&mut manifest.next_deletes_generation)?;
@@ -130,6 +146,9 @@ impl Collection {
         }
         {
             let mut state = self.state.write();
+            if let (Some(history), Some((_, rows))) = (&mut state.history, &history_rows) {
+                history.mark_persisted(*rows);
+            }
             if let Some(segment) = opened {
                 let index = state.sealed.len() as u32;
                 let moved: Vec<(u32, crate::point::PointId)> = state

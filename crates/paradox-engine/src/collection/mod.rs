@@ -100,7 +100,12 @@ impl Collection {
         let lock = crate::lock::DirLock::acquire(dir)?;
         let manifest = Manifest::read(dir)?;
         let config = manifest.config.clone();
-        let mut state = State::new(config.dimension);
+        let mut state = State::new(config.dimension, config.history);
+        if let Some(history) = &mut state.history {
+            for file in &manifest.history_files {
+                history.load(&dir.join(file))?;
+            }
+        }
         let mut deletes = match &manifest.deletes_file {
             Some(file) => read_deletes_file(&dir.join(file))?,
             None => Default::default(),
@@ -252,7 +257,7 @@ impl Collection {
     }
 }
 
-/// Deletes segment, deletes and temporary files the manifest does not name: leftovers of
+/// Deletes segment, deletes, history and temporary files the manifest does not name: leftovers of
 /// a checkpoint or compaction that crashed before (or just after) its manifest swap.
 fn remove_unreferenced_files(dir: &Path, manifest: &Manifest) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
@@ -268,8 +273,11 @@ fn remove_unreferenced_files(dir: &Path, manifest: &Manifest) -> Result<()> {
             .segments
             .iter()
             .any(|s| s.file == name || Some(&s.file) == segment_of_index.as_ref())
-            || manifest.deletes_file.as_deref() == Some(name.as_str());
-        let ours = (name.starts_with("seg-") || name.starts_with("deletes-"))
+            || manifest.deletes_file.as_deref() == Some(name.as_str())
+            || manifest.history_files.iter().any(|f| f == &name);
+        let ours = (name.starts_with("seg-")
+            || name.starts_with("deletes-")
+            || name.starts_with("history-"))
             && (name.ends_with(".pdx") || segment_of_index.is_some());
         let temp = name.ends_with(".tmp") || name.contains(".tmp.");
         if (ours && !referenced) || temp {

@@ -4,7 +4,7 @@ use super::Collection;
 use crate::config::IndexConfig;
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
-use crate::point::{Point, PointId};
+use crate::point::{Point, PointId, PointVersion};
 use serde::Serialize;
 use std::ops::Bound;
 
@@ -63,6 +63,9 @@ pub struct CollectionInfo {
     pub applied_seq: u64,
     /// The WAL fsync policy.
     pub fsync: String,
+    /// Past versions kept, when the collection keeps history (`None` otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub past_versions: Option<usize>,
 }
 
 impl Collection {
@@ -78,6 +81,37 @@ impl Collection {
                     .map(|&loc| state.meta(loc).to_point(state.vector(loc)))
             })
             .collect())
+    }
+
+    /// Every version of `id`, oldest first: its past versions (each with the time it
+    /// was replaced or deleted), then the current one if the point is live. Empty for an
+    /// id never written. Needs a collection created with `history: true`.
+    pub fn history(&self, id: &PointId) -> Result<Vec<PointVersion>> {
+        let state = self.state.read();
+        let Some(history) = &state.history else {
+            return Err(EngineError::invalid(
+                "history",
+                format!(
+                    "collection '{}' keeps no history (create it with history: true)",
+                    self.config.name
+                ),
+            ));
+        };
+        let mut versions: Vec<PointVersion> = history
+            .rows_of(id)
+            .iter()
+            .map(|&row| PointVersion {
+                point: history.meta(row).to_point(history.vector(row)),
+                valid_to: Some(history.valid_to(row)),
+            })
+            .collect();
+        if let Some(&loc) = state.ids.get(id) {
+            versions.push(PointVersion {
+                point: state.meta(loc).to_point(state.vector(loc)),
+                valid_to: None,
+            });
+        }
+        Ok(versions)
     }
 
     /// One page of points in id order.
@@ -155,6 +189,7 @@ impl Collection {
             wal_bytes: self.wal.size_bytes(),
             applied_seq: state.applied_seq,
             fsync: self.wal.policy().to_string(),
+            past_versions: state.history.as_ref().map(|h| h.len()),
         }
     }
 }

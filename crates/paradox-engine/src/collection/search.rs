@@ -36,6 +36,11 @@ pub struct SearchRequest {
     /// Per-request knobs (`ef`, exact search).
     #[serde(default)]
     pub params: SearchParams,
+    /// Search the memory as it was at this time (milliseconds since the Unix epoch):
+    /// each point's version current then, deleted points included if they were live.
+    /// Needs a collection created with `history: true`.
+    #[serde(default)]
+    pub as_of: Option<i64>,
 }
 
 /// Per-request search knobs.
@@ -75,6 +80,23 @@ impl SearchRequest {
     }
 }
 
+/// What a row must satisfy to be returned, besides being live: the request's payload
+/// filter, and for as-of searches being the version current at that time.
+#[derive(Debug, Clone, Copy)]
+struct RowRule<'a> {
+    filter: Option<&'a Filter>,
+    as_of: Option<i64>,
+}
+
+impl<'a> RowRule<'a> {
+    fn of(request: &'a SearchRequest) -> Self {
+        RowRule {
+            filter: request.filter.as_ref(),
+            as_of: request.as_of,
+        }
+    }
+}
+
 /// Which rows of a segment a search may return.
 #[derive(Debug)]
 enum RowMask {
@@ -90,7 +112,8 @@ enum RowMask {
 /// exactly, or a whole indexed segment searched through its graph.
 #[derive(Debug, Clone)]
 struct WorkUnit {
-    /// Index into `State::sealed`, or `sealed.len()` for the growing segment.
+    /// Index into `State::sealed`, `sealed.len()` for the growing segment, `sealed.len()
+    /// + 1` for the history (as-of searches only).
     segment: usize,
     rows: std::ops::Range<usize>,
     graph: bool,
@@ -106,6 +129,8 @@ fn unpack(key: u64, state: &State) -> Location {
     let row = (key & 0xFFFF_FFFF) as u32;
     if segment == state.sealed.len() {
         Location::Growing { row }
+    } else if segment == state.sealed.len() + 1 {
+        Location::History { row }
     } else {
         Location::Sealed {
             segment: segment as u32,
@@ -138,6 +163,15 @@ impl Collection {
                 ));
             }
         }
+        if request.as_of.is_some() && !self.config.history {
+            return Err(EngineError::invalid(
+                "as_of",
+                format!(
+                    "collection '{}' keeps no history (create it with history: true)",
+                    self.config.name
+                ),
+            ));
+        }
         let mut query = request.vector.clone();
         self.prepare_vector(&mut query, None)?;
         Ok(query)
@@ -163,7 +197,9 @@ impl Collection {
             .collect::<Result<Vec<_>>>()?;
         let state = self.read_state();
         let (plain, other): (Vec<usize>, Vec<usize>) = (0..requests.len()).partition(|&i| {
-            requests[i].filter.is_none() && requests[i].params == requests[0].params
+            requests[i].filter.is_none()
+                && requests[i].as_of.is_none()
+                && requests[i].params == requests[0].params
         });
         let mut tops: Vec<Option<TopK>> = vec![None; requests.len()];
         if !plain.is_empty() {
@@ -216,11 +252,17 @@ impl Collection {
 
     /// Splits the state into work units. Indexed sealed segments are one graph unit each
     /// (unless `exact`); everything else is cut into row ranges.
-    fn work_units(&self, state: &State, exact: bool) -> Vec<WorkUnit> {
+    fn work_units(&self, state: &State, exact: bool, as_of: bool) -> Vec<WorkUnit> {
         let chunk = self.options.parallel_threshold.max(1024);
         let mut units = Vec::new();
-        for segment in 0..=state.sealed.len() {
-            let (len, indexed) = if segment == state.sealed.len() {
+        let history = match (&state.history, as_of) {
+            (Some(h), true) => h.len(),
+            _ => 0,
+        };
+        for segment in 0..=state.sealed.len() + 1 {
+            let (len, indexed) = if segment == state.sealed.len() + 1 {
+                (history, false)
+            } else if segment == state.sealed.len() {
                 (state.growing.len(), false)
             } else {
                 let s = &state.sealed[segment].segment;
@@ -249,7 +291,9 @@ impl Collection {
     }
 
     fn view<'a>(&self, state: &'a State, segment: usize) -> VectorView<'a> {
-        let data = if segment == state.sealed.len() {
+        let data = if segment == state.sealed.len() + 1 {
+            state.history.as_ref().map_or(&[][..], |h| h.vectors())
+        } else if segment == state.sealed.len() {
             state.growing.vectors()
         } else {
             state.sealed[segment].segment.vectors()
@@ -269,24 +313,38 @@ impl Collection {
         }
     }
 
-    /// Whether row `row` of `segment` is live and passes `filter`.
-    fn row_allowed(state: &State, segment: usize, row: u32, filter: Option<&Filter>) -> bool {
-        let (deleted, meta) = if segment == state.sealed.len() {
+    /// Whether row `row` of `segment` may be returned: for a plain search, live and
+    /// passing the filter; for an as-of search, the version current at that time (a row
+    /// deleted or replaced since still counts) and passing the filter.
+    fn row_allowed(state: &State, segment: usize, row: u32, rule: RowRule<'_>) -> bool {
+        let (deleted, meta) = if segment == state.sealed.len() + 1 {
+            let Some(history) = &state.history else {
+                return false;
+            };
+            let visible = rule.as_of.is_some_and(|t| history.visible_at(row, t));
+            (!visible, history.meta(row))
+        } else if segment == state.sealed.len() {
             (state.growing.is_deleted(row), state.growing.meta(row))
         } else {
             let e = &state.sealed[segment];
             (e.deleted.contains(row), e.segment.meta(row))
         };
-        !deleted && filter.is_none_or(|f| f.matches(&meta.payload))
+        // A row replaced or deleted after `t` is in the history too, with its end time:
+        // judged there, so here only rows current now and already current at `t` pass.
+        let current_at = rule.as_of.is_none_or(|t| meta.updated_at <= t);
+        !deleted && current_at && rule.filter.is_none_or(|f| f.matches(&meta.payload))
     }
 
     /// Which rows of each segment a request may return: computed once per request and
     /// segment, before the work units run.
-    fn masks(&self, state: &State, filter: Option<&Filter>) -> Vec<RowMask> {
-        (0..=state.sealed.len())
+    fn masks(&self, state: &State, rule: RowRule<'_>) -> Vec<RowMask> {
+        (0..=state.sealed.len() + 1)
             .map(|segment| {
+                if rule.as_of.is_some() || segment == state.sealed.len() + 1 {
+                    return RowMask::PerRow;
+                }
                 let deletions = Self::has_deletions(state, segment);
-                match filter {
+                match rule.filter {
                     None if !deletions => RowMask::All,
                     None => RowMask::PerRow,
                     Some(f) if segment < state.sealed.len() => {
@@ -310,7 +368,7 @@ impl Collection {
 
     /// Fraction of a unit's rows the mask admits: exact for a row set, from an evenly
     /// spaced sample when rows are judged one by one.
-    fn selectivity(state: &State, unit: &WorkUnit, mask: &RowMask, filter: Option<&Filter>) -> f64 {
+    fn selectivity(state: &State, unit: &WorkUnit, mask: &RowMask, rule: RowRule<'_>) -> f64 {
         let len = unit.rows.len();
         match mask {
             _ if len == 0 => 0.0,
@@ -324,7 +382,7 @@ impl Collection {
                     .collect();
                 let passed = sampled
                     .iter()
-                    .filter(|&&r| Self::row_allowed(state, unit.segment, r, filter))
+                    .filter(|&&r| Self::row_allowed(state, unit.segment, r, rule))
                     .count();
                 passed as f64 / sampled.len() as f64
             }
@@ -341,14 +399,14 @@ impl Collection {
         mask: &RowMask,
         top: &mut TopK,
     ) {
-        let filter = request.filter.as_ref();
+        let rule = RowRule::of(request);
         let view = self.view(state, unit.segment);
         let key_base = pack(unit.segment, 0);
         let restricted = !matches!(mask, RowMask::All);
         let allow = |row: u32| match mask {
             RowMask::All => true,
             RowMask::Set(set) => set.contains(row),
-            RowMask::PerRow => Self::row_allowed(state, unit.segment, row, filter),
+            RowMask::PerRow => Self::row_allowed(state, unit.segment, row, rule),
         };
         // A graph unit whose index was dropped meanwhile (the collection switched to
         // `flat`) is scanned exactly like any other: its rows are the whole segment.
@@ -361,7 +419,7 @@ impl Collection {
             // `None`: every row may be returned. A sampled estimate can read 1.0 while a
             // few rows are still excluded (a deletion the sample missed), so whether the
             // search is restricted never depends on the estimate.
-            let selectivity = restricted.then(|| Self::selectivity(state, unit, mask, filter));
+            let selectivity = restricted.then(|| Self::selectivity(state, unit, mask, rule));
             let used_index = match &*index {
                 SegmentIndex::Graph(graph) => self.search_graph(
                     graph,
@@ -526,8 +584,8 @@ impl Collection {
 
     fn search_state(&self, state: &State, query: &[f32], request: &SearchRequest) -> TopK {
         let k = request.k;
-        let units = self.work_units(state, request.params.exact);
-        let masks = self.masks(state, request.filter.as_ref());
+        let units = self.work_units(state, request.params.exact, request.as_of.is_some());
+        let masks = self.masks(state, RowRule::of(request));
         let total: usize = units.iter().map(|u| u.rows.len()).sum();
         if total <= self.options.parallel_threshold || units.len() == 1 {
             let mut top = TopK::new(k);
@@ -562,8 +620,14 @@ impl Collection {
     ) -> Vec<TopK> {
         let fresh = || requests.iter().map(|r| TopK::new(r.k)).collect::<Vec<_>>();
         let exact = requests.first().is_some_and(|r| r.params.exact);
-        let units = self.work_units(state, exact);
-        let masks = self.masks(state, None);
+        let units = self.work_units(state, exact, false);
+        let masks = self.masks(
+            state,
+            RowRule {
+                filter: None,
+                as_of: None,
+            },
+        );
         let dim = self.config.dimension;
         let run = |unit: &WorkUnit| {
             let mask = &masks[unit.segment];

@@ -4,7 +4,7 @@
 
 use crate::codec::WalOp;
 use crate::point::{PointId, RowMeta};
-use crate::segment::{DeletedRows, GrowingSegment, SealedSegment};
+use crate::segment::{DeletedRows, GrowingSegment, History, SealedSegment};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -15,6 +15,8 @@ pub(crate) enum Location {
     Sealed { segment: u32, row: u32 },
     /// Row of the growing segment.
     Growing { row: u32 },
+    /// Row of the history (a past version; never a live point's location).
+    History { row: u32 },
 }
 
 /// A sealed segment and its deleted rows.
@@ -35,17 +37,26 @@ pub(crate) struct State {
     pub applied_seq: u64,
     /// Whether sealed deletions changed since the last checkpoint.
     pub sealed_deletes_dirty: bool,
+    /// Past versions, when the collection keeps history.
+    pub history: Option<History>,
 }
 
 impl State {
-    pub fn new(dim: usize) -> Self {
+    pub fn new(dim: usize, keep_history: bool) -> Self {
         State {
             sealed: Vec::new(),
             growing: GrowingSegment::new(dim),
             ids: BTreeMap::new(),
             applied_seq: 0,
             sealed_deletes_dirty: false,
+            history: keep_history.then(|| History::new(dim)),
         }
+    }
+
+    fn history(&self) -> &History {
+        self.history
+            .as_ref()
+            .expect("history locations exist only in collections keeping history")
     }
 
     /// The metadata of a live point.
@@ -53,6 +64,7 @@ impl State {
         match location {
             Location::Sealed { segment, row } => self.sealed[segment as usize].segment.meta(row),
             Location::Growing { row } => self.growing.meta(row),
+            Location::History { row } => self.history().meta(row),
         }
     }
 
@@ -60,16 +72,28 @@ impl State {
         match location {
             Location::Sealed { segment, row } => self.sealed[segment as usize].segment.vector(row),
             Location::Growing { row } => self.growing.vector(row),
+            Location::History { row } => self.history().vector(row),
         }
     }
 
-    fn remove_row(&mut self, location: Location) {
+    /// Ends the current version at `location` at time `at`: keeps it as a past version
+    /// (when the collection keeps history), then marks its row deleted.
+    fn remove_row(&mut self, location: Location, at: i64) {
+        if self.history.is_some() {
+            let meta = self.meta(location).clone();
+            let vector = self.vector(location).to_vec();
+            if let Some(history) = &mut self.history {
+                history.push(meta, &vector, at);
+            }
+        }
         match location {
             Location::Sealed { segment, row } => {
                 self.sealed[segment as usize].deleted.insert(row);
                 self.sealed_deletes_dirty = true;
             }
             Location::Growing { row } => self.growing.delete(row),
+            // Live points are never located in the history.
+            Location::History { .. } => {}
         }
     }
 
@@ -85,17 +109,17 @@ impl State {
                 self.growing.reserve(metas.len());
                 for (meta, vector) in metas.into_iter().zip(vectors.chunks_exact(dim as usize)) {
                     if let Some(old) = self.ids.get(&meta.id).copied() {
-                        self.remove_row(old);
+                        self.remove_row(old, meta.updated_at);
                     }
                     let id = meta.id.clone();
                     let row = self.growing.push(meta, vector);
                     self.ids.insert(id, Location::Growing { row });
                 }
             }
-            WalOp::Delete { ids } => {
+            WalOp::Delete { ids, at } => {
                 for id in ids {
                     if let Some(old) = self.ids.remove(&id) {
-                        self.remove_row(old);
+                        self.remove_row(old, at);
                     }
                 }
             }

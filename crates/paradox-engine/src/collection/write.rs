@@ -207,6 +207,7 @@ impl Collection {
         for chunk in ids.chunks(MAX_BATCH) {
             let op = WalOp::Delete {
                 ids: chunk.to_vec(),
+                at: now_millis(),
             };
             result.seq = self.log_and_apply(writer, op)?;
             result.count += chunk.len();

@@ -5,15 +5,18 @@
 //! * [`SealedSegment`]: immutable, in a checksummed container file whose vector section is
 //!   memory-mapped. Deleting a row of a sealed segment marks it in a [`DeletedRows`] set
 //!   (persisted at the next checkpoint); compaction rewrites segments without those rows.
+//! * [`History`]: past versions of points, in collections created with `history: true`.
 
 mod deleted;
 mod growing;
+mod history;
 mod index_file;
 mod payload_index;
 mod sealed;
 
 pub(crate) use deleted::{read_deletes_file, write_deletes_file, DeletedRows};
 pub(crate) use growing::GrowingSegment;
+pub(crate) use history::{history_file_name, History};
 pub(crate) use index_file::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
     write_index_file, write_ivf_file, INDEX_FILE_SUFFIXES,

@@ -4,20 +4,19 @@
 //! From it: velocities (units per second), speeds, discrete curvature, as-of lookups,
 //! interpolation, and [`Prediction`]s of where the vector will be (linear, average
 //! velocity, constant-velocity Kalman filter, autoregressive model of the increments).
-//! [`TrajectorySet`] answers nearest-neighbour queries **as of** a past time.
+//! [`TrajectorySet`] answers nearest-neighbour queries **as of** a past time over
+//! samples the caller recorded.
 //!
-//! **What the engine does not give yet**: it keeps only the latest vector of each
-//! point (upsert replaces), so histories come from the caller (e.g. an agent logging
-//! its own upserts, or snapshots) or from points kept under distinct ids.
-//! [`as_of_search`] on a live collection can only use `created_at` / `updated_at`:
-//! it drops points created after `t` and marks those updated after `t` as not exact.
+//! Collections created with `history: true` keep every version of every point:
+//! [`Trajectory::of`] reads a point's trajectory from the engine, and the engine's own
+//! `SearchRequest::as_of` searches the whole collection as it was at a past time.
 
 mod predict;
 
 pub use predict::Prediction;
 
 use crate::error::{MindError, Result};
-use paradox_engine::{Collection, Metric, Point, PointId, ScoredPoint, SearchRequest};
+use paradox_engine::{Collection, Metric, Point, PointId, ScoredPoint};
 use paradox_kernels::dot;
 use std::collections::BTreeMap;
 
@@ -68,6 +67,28 @@ impl Trajectory {
                 .map(|p| (p.updated_at, p.vector.clone()))
                 .collect(),
         )
+    }
+
+    /// The trajectory of point `id` from every version the collection kept (its
+    /// `updated_at` times; a point rewritten twice in one millisecond keeps the later
+    /// vector for that instant). Needs a collection created with `history: true`.
+    pub fn of(collection: &Collection, id: &PointId) -> Result<Trajectory> {
+        let versions = collection.history(id)?;
+        if versions.is_empty() {
+            return Err(MindError::PointNotFound {
+                collection: collection.name().to_string(),
+                id: id.clone(),
+            });
+        }
+        let mut samples: Vec<(i64, Vec<f32>)> = Vec::with_capacity(versions.len());
+        for version in versions {
+            let t = version.point.updated_at;
+            match samples.last_mut() {
+                Some(last) if last.0 == t => last.1 = version.point.vector,
+                _ => samples.push((t, version.point.vector)),
+            }
+        }
+        Trajectory::new(samples)
     }
 
     /// Number of samples.
@@ -254,45 +275,6 @@ impl TrajectorySet {
         hits.truncate(k);
         hits
     }
-}
-
-/// A hit of [`as_of_search`].
-#[derive(Debug, Clone)]
-pub struct AsOfHit {
-    /// The hit, scored with the point's *current* vector.
-    pub hit: ScoredPoint,
-    /// False when the point was rewritten after `t`: its vector at `t` is unknown to
-    /// the engine, the score uses the newer one.
-    pub exact: bool,
-}
-
-/// Search a live collection as of time `t` (ms) using only what the engine keeps:
-/// points created after `t` are dropped; points updated after `t` are kept but marked
-/// not exact. Looks at the `pool` nearest points (at least `k`), then reads their
-/// timestamps with one `get`.
-pub fn as_of_search(
-    collection: &Collection,
-    request: &SearchRequest,
-    t: i64,
-    pool: usize,
-) -> Result<Vec<AsOfHit>> {
-    let mut wide = request.clone();
-    wide.k = pool.max(request.k);
-    let hits = collection.search(&wide)?;
-    let ids: Vec<PointId> = hits.iter().map(|h| h.id.clone()).collect();
-    let points = collection.get(&ids)?;
-    Ok(hits
-        .into_iter()
-        .zip(points)
-        .filter_map(|(hit, point)| {
-            let point = point?;
-            (point.created_at <= t).then_some(AsOfHit {
-                exact: point.updated_at <= t,
-                hit,
-            })
-        })
-        .take(request.k)
-        .collect())
 }
 
 #[cfg(test)]

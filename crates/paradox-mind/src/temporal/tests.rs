@@ -114,23 +114,33 @@ fn as_of_lookups_and_search() {
 }
 
 #[test]
-fn as_of_search_drops_points_created_later() {
+fn a_trajectory_is_read_from_the_engine_history() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path()).unwrap();
     let col = engine
-        .create_collection(CollectionConfig::new("c", 2, Metric::L2))
+        .create_collection(CollectionConfig {
+            history: true,
+            ..CollectionConfig::new("c", 2, Metric::L2)
+        })
         .unwrap();
-    col.upsert(vec![NewPoint::new(1u64, vec![0.0, 0.0])])
+    for step in 0..4 {
+        col.upsert(vec![NewPoint::new(1u64, vec![step as f32, 0.0])])
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    let trajectory = Trajectory::of(&col, &PointId::Num(1)).unwrap();
+    assert_eq!(trajectory.len(), 4);
+    assert_eq!(trajectory.vectors()[3], vec![3.0, 0.0]);
+    assert!(trajectory.times().windows(2).all(|w| w[0] < w[1]));
+    assert!(trajectory.speeds().iter().all(|&s| s > 0.0));
+    assert!(matches!(
+        Trajectory::of(&col, &PointId::Num(9)),
+        Err(MindError::PointNotFound { .. })
+    ));
+
+    let plain = engine
+        .create_collection(CollectionConfig::new("p", 2, Metric::L2))
         .unwrap();
-    let created = col.get(&[PointId::Num(1)]).unwrap()[0]
-        .as_ref()
-        .unwrap()
-        .created_at;
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    col.upsert(vec![NewPoint::new(2u64, vec![0.1, 0.0])])
-        .unwrap();
-    let hits = as_of_search(&col, &SearchRequest::new(vec![0.1, 0.0], 2), created, 10).unwrap();
-    assert_eq!(hits.len(), 1);
-    assert_eq!(hits[0].hit.id, PointId::Num(1));
-    assert!(hits[0].exact);
+    let error = Trajectory::of(&plain, &PointId::Num(1)).unwrap_err();
+    assert!(error.to_string().contains("history"), "{error}");
 }
