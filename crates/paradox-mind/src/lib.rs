@@ -11,10 +11,14 @@
 //! - [`evolution`]: ask/tell optimisers over latent vectors: CMA-ES (full, separable,
 //!   IPOP/BIPOP), GA with operator bandits, novelty search, MAP-Elites, surrogate
 //!   assistance, generator plugins, human feedback and a safety guard.
+//! - [`api`]: reasoning and trajectories as one JSON request/response pair
+//!   ([`api::ReasonRequest`] → [`api::ReasonResponse`]), the form the server and the
+//!   Python package expose.
 //!
 //! This crate never reaches into the engine's internals: everything it reads or writes
 //! goes through `Collection::{get, search, scroll, upsert}`.
 
+pub mod api;
 mod error;
 pub mod evolution;
 pub mod reasoning;
