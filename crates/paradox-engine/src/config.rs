@@ -91,8 +91,8 @@ pub struct IvfConfig {
     pub nlist: usize,
     /// Default lists visited per search (per-request `nprobe` overrides it).
     pub nprobe: usize,
-    /// PQ sub-quantisers = bytes per vector (`ivf_pq`, `ivf_opq_pq`); must divide the
-    /// dimension.
+    /// PQ sub-quantisers (`ivf_pq`, `ivf_opq_pq`: one byte each; `ivf_pq4`: half a
+    /// byte each); must divide the dimension.
     pub m: usize,
     /// With compressed lists: candidates re-ranked exactly from the stored vectors =
     /// `rerank × k` (0 = return approximate distances). 0..=64.
@@ -152,7 +152,8 @@ impl IvfConfig {
 ///
 /// JSON: `{"kind": "flat"}`, `{"kind": "hnsw", "m": 16, "ef_construction": 200,
 /// "ef_search": 64}`, `{"kind": "auto"}`, `{"kind": "ivf_pq", "nlist": 1024, "m": 16,
-/// "nprobe": 16, "rerank": 4}`, `{"kind": "ivf_opq_pq"}`, `{"kind": "ivf_sq8"}`,
+/// "nprobe": 16, "rerank": 4}`, `{"kind": "ivf_opq_pq"}`, `{"kind": "ivf_pq4", "m": 32,
+/// "rerank": 16}`, `{"kind": "ivf_sq8"}`,
 /// `{"kind": "ivf_flat"}`
 /// (parameters optional).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +174,9 @@ pub enum IndexConfig {
     /// IVF whose lists hold `m`-byte PQ codes of the rotated residuals (OPQ), re-ranked
     /// exactly.
     IvfOpqPq(IvfConfig),
+    /// IVF whose lists hold 4-bit PQ codes of the residuals (`m / 2` bytes per vector),
+    /// scanned 32 rows at a time with in-register lookups, re-ranked exactly.
+    IvfPq4(IvfConfig),
 }
 
 /// The index one sealed segment gets.
@@ -203,12 +207,14 @@ impl IndexConfig {
             IndexConfig::IvfFlat(c)
             | IndexConfig::IvfPq(c)
             | IndexConfig::IvfSq8(c)
-            | IndexConfig::IvfOpqPq(c) => Some(c),
+            | IndexConfig::IvfOpqPq(c)
+            | IndexConfig::IvfPq4(c) => Some(c),
             _ => None,
         }
     }
 
-    /// Short name: `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`, `ivf_opq_pq`.
+    /// Short name: `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`, `ivf_opq_pq`,
+    /// `ivf_pq4`.
     pub fn kind(&self) -> &'static str {
         match self {
             IndexConfig::Flat => "flat",
@@ -218,6 +224,7 @@ impl IndexConfig {
             IndexConfig::IvfPq(_) => "ivf_pq",
             IndexConfig::IvfSq8(_) => "ivf_sq8",
             IndexConfig::IvfOpqPq(_) => "ivf_opq_pq",
+            IndexConfig::IvfPq4(_) => "ivf_pq4",
         }
     }
 
@@ -234,11 +241,14 @@ impl IndexConfig {
             IndexConfig::IvfOpqPq(c) => {
                 Some(IndexPlan::Ivf(c.params(IvfCodec::OpqPq { m: c.m }, rows)))
             }
+            IndexConfig::IvfPq4(c) => {
+                Some(IndexPlan::Ivf(c.params(IvfCodec::Pq4 { m: c.m }, rows)))
+            }
         }
     }
 
     /// Parses the short forms `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`,
-    /// `ivf_opq_pq` (default parameters).
+    /// `ivf_opq_pq`, `ivf_pq4` (default parameters).
     pub fn parse(name: &str) -> Option<IndexConfig> {
         match name.to_ascii_lowercase().as_str() {
             "flat" => Some(IndexConfig::Flat),
@@ -248,6 +258,7 @@ impl IndexConfig {
             "ivf_pq" => Some(IndexConfig::IvfPq(IvfConfig::default())),
             "ivf_sq8" => Some(IndexConfig::IvfSq8(IvfConfig::default())),
             "ivf_opq_pq" => Some(IndexConfig::IvfOpqPq(IvfConfig::default())),
+            "ivf_pq4" => Some(IndexConfig::IvfPq4(IvfConfig::default())),
             _ => None,
         }
     }

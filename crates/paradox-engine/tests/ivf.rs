@@ -40,18 +40,27 @@ fn files_with(dir: &std::path::Path, suffix: &str) -> usize {
 
 #[test]
 fn every_ivf_kind_is_built_persisted_and_searched() {
-    let kinds: [(&str, IvfKind); 4] = [
+    let kinds: [(&str, IvfKind); 5] = [
         ("ivf_flat", IndexConfig::IvfFlat),
         ("ivf_pq", IndexConfig::IvfPq),
         ("ivf_sq8", IndexConfig::IvfSq8),
         ("ivf_opq_pq", IndexConfig::IvfOpqPq),
+        ("ivf_pq4", IndexConfig::IvfPq4),
     ];
     for (name, kind) in kinds {
         let dir = tempfile::tempdir().unwrap();
         let queries = clustered(40, 99, 1_000_000);
         {
             let engine = Engine::open_with(dir.path(), options()).unwrap();
-            let col = engine.create_collection(ivf(kind)).unwrap();
+            let mut config = ivf(kind);
+            if name == "ivf_pq4" {
+                // Half a byte per sub-quantiser: 16 of them (8 bytes) where PQ uses 4 bytes.
+                config.index = kind(IvfConfig {
+                    m: 16,
+                    ..config.index.ivf().unwrap()
+                });
+            }
+            let col = engine.create_collection(config).unwrap();
             assert_eq!(col.config().index.kind(), name);
             for chunk in clustered(6500, 1, 0).chunks(500) {
                 col.upsert(chunk.to_vec()).unwrap();

@@ -22,6 +22,7 @@ pub mod ivf;
 pub mod kmeans;
 mod opq;
 mod pq;
+mod pq4;
 #[cfg(test)]
 mod testdata;
 
@@ -34,6 +35,7 @@ pub use ivf::{IvfCodec, IvfDecodeError, IvfIndex, IvfParams, SharedBytes};
 pub use opq::Rotation;
 pub use paradox_kernels::{Metric, Neighbor, TopK};
 pub use pq::{ProductQuantizer, PQ_CODEWORDS};
+pub use pq4::{Pq4Lut, Pq4Quantizer, PQ4_CODEWORDS};
 
 /// A predicate over row numbers: `true` means the row may be returned.
 pub type RowFilter<'a> = &'a (dyn Fn(u32) -> bool + Sync);

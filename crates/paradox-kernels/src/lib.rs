@@ -37,7 +37,7 @@ mod aarch64;
 mod x86;
 
 pub use dispatch::{kernel_table, kernel_table_for, KernelTable, SimdLevel, SIMD_ENV_VAR};
-pub use quant::{quant_table, QuantTable, Sq8Quantizer, Sq8Query, Sq8Range};
+pub use quant::{pq4_block, quant_table, QuantTable, Sq8Quantizer, Sq8Query, Sq8Range, PQ4_BLOCK};
 pub use topk::{Neighbor, TopK};
 
 /// How closeness between two vectors is measured.

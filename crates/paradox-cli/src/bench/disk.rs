@@ -81,15 +81,15 @@ pub fn run(args: DiskArgs) -> Result<Value> {
 
 fn build(args: DiskArgs) -> Result<Value> {
     let base_path = args.base.as_ref().context("--phase build needs --base")?;
-    let mut ivf = args
-        .index
-        .ivf()
-        .context("bench disk needs an IVF index (ivf_pq, ivf_opq_pq, ivf_sq8, ivf_flat)")?;
+    let mut ivf = args.index.ivf().context(
+        "bench disk needs an IVF index (ivf_pq, ivf_opq_pq, ivf_pq4, ivf_sq8, ivf_flat)",
+    )?;
     ivf.on_disk = true;
     let index = match args.index {
         IndexConfig::IvfFlat(_) => IndexConfig::IvfFlat(ivf),
         IndexConfig::IvfSq8(_) => IndexConfig::IvfSq8(ivf),
         IndexConfig::IvfOpqPq(_) => IndexConfig::IvfOpqPq(ivf),
+        IndexConfig::IvfPq4(_) => IndexConfig::IvfPq4(ivf),
         _ => IndexConfig::IvfPq(ivf),
     };
     let base = read_vectors(base_path)?;

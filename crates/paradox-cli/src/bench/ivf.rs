@@ -33,6 +33,8 @@ pub enum CodecArg {
     Sq8,
     /// PQ of the residual after a learned rotation (OPQ).
     OpqPq,
+    /// 4-bit PQ of the residual with fast scan (`--m` sub-quantisers, `m / 2` bytes).
+    Pq4,
 }
 
 /// `bench ivf` flags.
@@ -105,6 +107,7 @@ pub fn run(args: IvfArgs) -> Result<Value> {
         CodecArg::Pq => IvfCodec::Pq { m: args.m },
         CodecArg::Sq8 => IvfCodec::Sq8,
         CodecArg::OpqPq => IvfCodec::OpqPq { m: args.m },
+        CodecArg::Pq4 => IvfCodec::Pq4 { m: args.m },
     };
     let params = IvfParams {
         nlist: args.nlist,
@@ -209,7 +212,11 @@ pub fn run(args: IvfArgs) -> Result<Value> {
         "metric": metric.as_str(),
         "nlist": index.nlist(),
         "codec": codec.as_str(),
-        "m": matches!(codec, IvfCodec::Pq { .. } | IvfCodec::OpqPq { .. }).then_some(args.m),
+        "m": matches!(
+            codec,
+            IvfCodec::Pq { .. } | IvfCodec::OpqPq { .. } | IvfCodec::Pq4 { .. }
+        )
+        .then_some(args.m),
         "rerank": args.rerank,
         "balanced": args.balanced,
         "k": k,

@@ -54,7 +54,7 @@ pub struct CreateArgs {
     #[arg(long, value_enum, default_value = "cosine")]
     pub metric: MetricArg,
     /// Index for sealed segments: `flat` (exact), `hnsw`, `auto` (HNSW for segments of
-    /// 20,000+ points), `ivf_flat`, `ivf_pq`, `ivf_opq_pq`, `ivf_sq8`. Parameters as JSON
+    /// 20,000+ points), `ivf_flat`, `ivf_pq`, `ivf_opq_pq`, `ivf_pq4`, `ivf_sq8`. Parameters as JSON
     /// also work: '{"kind":"hnsw","m":32,"ef_construction":400,"ef_search":128}',
     /// '{"kind":"ivf_pq","nlist":1024,"m":16,"nprobe":16,"rerank":4}'.
     #[arg(long, default_value = "auto", value_parser = parse_index)]
@@ -70,7 +70,7 @@ pub(crate) fn parse_index(text: &str) -> std::result::Result<paradox_engine::Ind
     }
     serde_json::from_str(text).map_err(|e| {
         format!(
-            "expected flat, hnsw, auto, ivf_flat, ivf_pq, ivf_opq_pq, ivf_sq8 or a JSON \
+            "expected flat, hnsw, auto, ivf_flat, ivf_pq, ivf_opq_pq, ivf_pq4, ivf_sq8 or a JSON \
                  index config ({e})"
         )
     })

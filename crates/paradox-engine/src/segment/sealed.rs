@@ -58,6 +58,8 @@ pub(crate) struct SegmentGraph {
 }
 
 /// The search structure of a sealed segment: an HNSW graph or an inverted file.
+// One per segment, behind an `Arc`: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum SegmentIndex {
     Graph(SegmentGraph),

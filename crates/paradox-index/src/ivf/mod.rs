@@ -15,6 +15,9 @@
 //! * `Sq8`: a byte per dimension of the residual, with per-dimension ranges.
 //! * `OpqPq { m }`: PQ codes of the residual after a learned rotation (see [`Rotation`]),
 //!   which balances the sub-spaces' variance and lowers the quantisation error.
+//! * `Pq4 { m }`: 4-bit PQ codes of the residual (`m / 2` bytes), stored per list in
+//!   blocks of 32 rows and scanned with in-register table lookups (see [`crate::pq4`]);
+//!   meant for small codes with a generous re-rank.
 //!
 //! Compressed codes give approximate distances; the best `rerank × k` candidates are
 //! re-scored exactly from the full vectors (memory-mapped in a sealed segment). With
@@ -37,6 +40,7 @@ pub use persist::IvfDecodeError;
 use crate::kmeans::{self, KMeansParams};
 use crate::opq::Rotation;
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
+use crate::pq4::{self, Pq4Lut, Pq4Quantizer, PQ4_CODEWORDS};
 use crate::{HnswIndex, HnswParams, RowFilter, SearchParams, VectorIndex, VectorView};
 use paradox_kernels::{Metric, Neighbor, Sq8Quantizer, TopK};
 use rayon::prelude::*;
@@ -63,15 +67,23 @@ pub enum IvfCodec {
         /// Sub-quantisers (bytes per code).
         m: usize,
     },
+    /// 4-bit product quantisation of the residual with fast scan: `m` sub-quantisers of
+    /// 16 codewords, `m / 2` bytes per row (`m` divides the dimension).
+    Pq4 {
+        /// Sub-quantisers (half a byte each).
+        m: usize,
+    },
 }
 
 impl IvfCodec {
-    /// Bytes of code per row for vectors of `dim` values.
+    /// Bytes of code per row for vectors of `dim` values (for `Pq4`, the nominal
+    /// `⌈m / 2⌉`: lists are padded to whole blocks of 32 rows).
     pub fn code_bytes(self, dim: usize) -> usize {
         match self {
             IvfCodec::Flat => 0,
             IvfCodec::Pq { m } | IvfCodec::OpqPq { m } => m,
             IvfCodec::Sq8 => dim,
+            IvfCodec::Pq4 { m } => m.div_ceil(2),
         }
     }
 
@@ -82,6 +94,7 @@ impl IvfCodec {
             IvfCodec::Pq { .. } => "pq",
             IvfCodec::Sq8 => "sq8",
             IvfCodec::OpqPq { .. } => "opq_pq",
+            IvfCodec::Pq4 { .. } => "pq4",
         }
     }
 }
@@ -147,7 +160,7 @@ impl IvfParams {
                 self.train_iterations
             ));
         }
-        if let IvfCodec::Pq { m } | IvfCodec::OpqPq { m } = self.codec {
+        if let IvfCodec::Pq { m } | IvfCodec::OpqPq { m } | IvfCodec::Pq4 { m } = self.codec {
             if m == 0 || m > 256 || !dim.is_multiple_of(m) {
                 return Err(format!(
                     "ivf pq m must divide the dimension {dim} and be at most 256, got {m}"
@@ -231,6 +244,7 @@ pub(crate) enum Residuals {
         pq: ProductQuantizer,
         rotated_centroids: Vec<f32>,
     },
+    Pq4(Pq4Quantizer),
 }
 
 /// An IVF index over the rows of one segment. See the module docs.
@@ -244,6 +258,9 @@ pub struct IvfIndex {
     /// `nlist + 1` prefix offsets into `rows` (and, times the code size, into `codes`).
     offsets: Vec<u32>,
     rows: Vec<u32>,
+    /// `Pq4` only: `nlist + 1` prefix counts of 32-row code blocks (list `l`'s codes are
+    /// blocks `blocks[l]..blocks[l + 1]`); empty for the other codecs.
+    blocks: Vec<u32>,
     codes: Codes,
     residuals: Residuals,
     /// Graph over the centroids when there are many.
@@ -343,11 +360,32 @@ impl IvfIndex {
                     rotated_centroids,
                 }
             }
+            IvfCodec::Pq4 { m } => {
+                let sample = residual_sample(n, dim, 64 * PQ_CODEWORDS, params.seed, &residual_of);
+                let sample = if sample.len() < PQ4_CODEWORDS * dim {
+                    padded_sample(sample, dim)
+                } else {
+                    sample
+                };
+                Residuals::Pq4(Pq4Quantizer::train(
+                    &sample,
+                    dim,
+                    m,
+                    params.train_iterations,
+                    params.seed,
+                )?)
+            }
         };
 
         let code_bytes = params.codec.code_bytes(dim);
+        let blocks = match &residuals {
+            Residuals::Pq4(_) => block_prefix(&offsets),
+            _ => Vec::new(),
+        };
         let mut codes = vec![0u8; n * code_bytes];
-        if code_bytes > 0 {
+        if let Residuals::Pq4(pq) = &residuals {
+            codes = pq4_codes(pq, &offsets, &blocks, &rows, dim, &residual_of);
+        } else if code_bytes > 0 {
             codes
                 .par_chunks_mut(code_bytes * 256)
                 .zip(rows.par_chunks(256))
@@ -363,7 +401,7 @@ impl IvfIndex {
                                 rotation.apply(&residual, &mut rotated);
                                 pq.encode(&rotated, code);
                             }
-                            Residuals::Flat => {}
+                            Residuals::Flat | Residuals::Pq4(_) => {}
                         }
                     }
                 });
@@ -376,10 +414,25 @@ impl IvfIndex {
             centroids,
             offsets,
             rows,
+            blocks,
             codes: Codes::Owned(codes),
             residuals,
             coarse,
         })
+    }
+
+    /// The byte range of list `l`'s codes.
+    fn list_code_range(&self, l: usize) -> std::ops::Range<usize> {
+        match &self.residuals {
+            Residuals::Pq4(pq) => {
+                let block = pq4::block_bytes(pq.m());
+                self.blocks[l] as usize * block..self.blocks[l + 1] as usize * block
+            }
+            _ => {
+                let code_bytes = self.params.codec.code_bytes(self.dim);
+                self.offsets[l] as usize * code_bytes..self.offsets[l + 1] as usize * code_bytes
+            }
+        }
     }
 
     /// The parameters it was built with (`nlist` as actually used).
@@ -425,15 +478,9 @@ impl IvfIndex {
     /// search over lists on disk overlaps their reads instead of faulting page by page.
     fn prefetch(&self, lists: &[Neighbor]) {
         if let Codes::Shared { .. } = self.codes {
-            let code_bytes = self.params.codec.code_bytes(self.dim);
             let codes = self.codes.get();
             for list in lists {
-                let l = list.key as usize;
-                let (start, end) = (
-                    self.offsets[l] as usize * code_bytes,
-                    self.offsets[l + 1] as usize * code_bytes,
-                );
-                advise_will_need(&codes[start..end]);
+                advise_will_need(&codes[self.list_code_range(list.key as usize)]);
             }
         }
     }
@@ -498,6 +545,7 @@ impl IvfIndex {
                 rotation.apply(query, &mut rotated_query);
                 self.scan_pq(pq, &rotated_query, rotated_centroids, lists, &allowed, top)
             }
+            Residuals::Pq4(pq) => self.scan_pq4(pq, query, lists, &allowed, top),
             Residuals::Sq8(sq) => {
                 let mut residual = vec![0f32; dim];
                 let shared = (!l2).then(|| sq.query(query, Metric::Dot));
@@ -570,6 +618,65 @@ impl IvfIndex {
         }
     }
 
+    /// Fast scan of the probed lists' 4-bit codes: per block of 32 rows, one kernel call
+    /// gives every row's quantised distance; rows that cannot beat the current threshold
+    /// are skipped before any conversion.
+    fn scan_pq4(
+        &self,
+        pq: &Pq4Quantizer,
+        query: &[f32],
+        lists: &[Neighbor],
+        allowed: &dyn Fn(u32) -> bool,
+        top: &mut TopK,
+    ) {
+        let dim = self.dim;
+        let l2 = self.metric == Metric::L2;
+        let m = pq.m();
+        let block_bytes = pq4::block_bytes(m);
+        let mut table = vec![0f32; m * PQ4_CODEWORDS];
+        let mut residual = vec![0f32; dim];
+        let mut lut = Pq4Lut::default();
+        if !l2 {
+            pq.neg_dot_table(query, &mut table);
+            lut.quantise(&table);
+        }
+        let codes = self.codes.get();
+        for list in lists {
+            let l = list.key as usize;
+            let centroid = &self.centroids[l * dim..(l + 1) * dim];
+            let base = if l2 {
+                for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
+                    *r = q - c;
+                }
+                pq.l2_table(&residual, &mut table);
+                lut.quantise(&table);
+                0.0
+            } else {
+                -paradox_kernels::dot(query, centroid)
+            };
+            let rows = self.list_rows(l);
+            let list_codes = &codes[self.list_code_range(l)];
+            for (rows, block) in rows
+                .chunks(paradox_kernels::PQ4_BLOCK)
+                .zip(list_codes.chunks_exact(block_bytes))
+            {
+                let Some(cut) = lut.sum_below(top.threshold() - base) else {
+                    continue;
+                };
+                let mut sums = [0u16; paradox_kernels::PQ4_BLOCK];
+                paradox_kernels::pq4_block(&lut.bytes, block, &mut sums);
+                for (&row, &sum) in rows.iter().zip(&sums) {
+                    if sum as u32 <= cut && allowed(row) {
+                        let d = base + lut.distance(sum);
+                        if d < top.threshold() {
+                            top.push(row as u64, d);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn list_rows(&self, list: usize) -> &[u32] {
         &self.rows[self.offsets[list] as usize..self.offsets[list + 1] as usize]
     }
@@ -578,6 +685,55 @@ impl IvfIndex {
 /// OPQ: alternation rounds and k-means steps per round while learning the rotation.
 const OPQ_ROUNDS: usize = 8;
 const OPQ_PQ_ITERATIONS: usize = 4;
+
+/// `nlist + 1` prefix counts of 32-row blocks for lists with the given row offsets.
+fn block_prefix(offsets: &[u32]) -> Vec<u32> {
+    let mut blocks = Vec::with_capacity(offsets.len());
+    blocks.push(0u32);
+    for w in offsets.windows(2) {
+        let last = *blocks.last().expect("starts with 0");
+        blocks.push(last + pq4::blocks_for((w[1] - w[0]) as usize) as u32);
+    }
+    blocks
+}
+
+/// Every list's rows encoded with `pq` and packed into blocks, list by list.
+fn pq4_codes(
+    pq: &Pq4Quantizer,
+    offsets: &[u32],
+    blocks: &[u32],
+    rows: &[u32],
+    dim: usize,
+    residual_of: &(dyn Fn(u32, &mut [f32]) + Sync),
+) -> Vec<u8> {
+    let m = pq.m();
+    let block_bytes = pq4::block_bytes(m);
+    let mut codes = vec![0u8; *blocks.last().unwrap_or(&0) as usize * block_bytes];
+    // Blocks never straddle lists: cut the output at list boundaries, encode in parallel.
+    let mut parts: Vec<(&[u32], &mut [u8])> = Vec::with_capacity(offsets.len());
+    let mut rest = codes.as_mut_slice();
+    for (l, w) in offsets.windows(2).enumerate() {
+        let (part, tail) = rest.split_at_mut((blocks[l + 1] - blocks[l]) as usize * block_bytes);
+        parts.push((&rows[w[0] as usize..w[1] as usize], part));
+        rest = tail;
+    }
+    parts.into_par_iter().for_each(|(list_rows, out)| {
+        let mut residual = vec![0f32; dim];
+        let mut encoded = vec![0u8; m * paradox_kernels::PQ4_BLOCK];
+        for (chunk, block) in list_rows
+            .chunks(paradox_kernels::PQ4_BLOCK)
+            .zip(out.chunks_exact_mut(block_bytes))
+        {
+            for (&row, code) in chunk.iter().zip(encoded.chunks_exact_mut(m)) {
+                residual_of(row, &mut residual);
+                pq.encode(&residual, code);
+            }
+            let refs: Vec<&[u8]> = encoded.chunks_exact(m).take(chunk.len()).collect();
+            pq4::pack_block(&refs, m, block);
+        }
+    });
+    codes
+}
 
 /// A PQ training sample of at least 256 rows: a smaller one is repeated (its codes are
 /// then exact up to duplicates); an empty one is zeros.
@@ -674,6 +830,7 @@ impl VectorIndex for IvfIndex {
             } => {
                 pq.codebooks().len() * 4 * 2 + self.dim * self.dim * 4 + rotated_centroids.len() * 4
             }
+            Residuals::Pq4(pq) => pq.codebooks().len() * 4 + self.blocks.len() * 4,
         };
         self.centroids.len() * 4
             + self.offsets.len() * 4

@@ -2,15 +2,17 @@
 //! container). Layout:
 //!
 //! ```text
-//! u32 format (1) | u32 codec (0 flat, 1 pq, 2 sq8, 3 opq_pq) | u32 metric (0 l2, 1 dot, 2 cosine)
+//! u32 format (1) | u32 codec (0 flat, 1 pq, 2 sq8, 3 opq_pq, 4 pq4) | u32 metric (0 l2, 1 dot, 2 cosine)
 //! u32 dim | u32 nlist | u32 nprobe | u32 rerank | u32 pq_m | u32 train_iterations
 //! u32 max_points_per_centroid | u32 balanced | u64 seed | u64 n
 //! nlist × dim f32 centroids
 //! (nlist + 1) × u32 list offsets (0, ..., n)
 //! n × u32 row numbers, list by list
-//! n × code_bytes codes, list by list, zero-padded to a multiple of 4
+//! n × code_bytes codes, list by list, zero-padded to a multiple of 4 (pq4: each list's
+//! ⌈rows / 32⌉ blocks of m × 16 bytes, see `crate::pq4::pack_block`)
 //! quantiser: pq → dim × 256 f32 codewords (m × 256 × dsub); sq8 → dim f32 mins, dim f32
-//! scales; opq_pq → the pq codewords, then dim × dim f32 `Rᵀ` (row-major); flat → nothing
+//! scales; opq_pq → the pq codewords, then dim × dim f32 `Rᵀ` (row-major); pq4 → dim × 16
+//! f32 codewords (m × 16 × dsub); flat → nothing
 //! ```
 //!
 //! Decoding checks every size, offset and row number, so a damaged buffer is an error,
@@ -23,6 +25,7 @@ use super::{
 use crate::bytes::{put_f32s, put_u32s, Reader};
 use crate::opq::Rotation;
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
+use crate::pq4::{self, Pq4Quantizer, PQ4_CODEWORDS};
 use paradox_kernels::{Metric, Sq8Quantizer};
 
 const FORMAT: u32 = 1;
@@ -56,6 +59,7 @@ impl IvfIndex {
             IvfCodec::Pq { m } => (1, m as u32),
             IvfCodec::Sq8 => (2, 0),
             IvfCodec::OpqPq { m } => (3, m as u32),
+            IvfCodec::Pq4 { m } => (4, m as u32),
         };
         let mut out = Vec::with_capacity(
             96 + self.centroids.len() * 4 + self.rows.len() * 4 + self.code_bytes(),
@@ -94,6 +98,7 @@ impl IvfIndex {
                 put_f32s(&mut out, pq.codebooks());
                 put_f32s(&mut out, rotation.transposed());
             }
+            Residuals::Pq4(pq) => put_f32s(&mut out, pq.codebooks()),
         }
         out
     }
@@ -136,6 +141,7 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         1 => IvfCodec::Pq { m: pq_m },
         2 => IvfCodec::Sq8,
         3 => IvfCodec::OpqPq { m: pq_m },
+        4 => IvfCodec::Pq4 { m: pq_m },
         other => return Err(format!("unknown codec tag {other}")),
     };
     let params = IvfParams {
@@ -162,8 +168,19 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         IvfCodec::Pq { .. } => dim * PQ_CODEWORDS,
         IvfCodec::Sq8 => 2 * dim,
         IvfCodec::OpqPq { .. } => dim * PQ_CODEWORDS + dim * dim,
+        IvfCodec::Pq4 { .. } => dim * PQ4_CODEWORDS,
     };
-    let codes_len = n.checked_mul(code_bytes).ok_or("codes too large")?;
+    // The offsets come later; pq4's code size depends on them, so it is checked after
+    // they are read (here: an upper bound that keeps the arithmetic in range).
+    let codes_len = match codec {
+        IvfCodec::Pq4 { m } => {
+            let blocks = pq4_blocks_in(bytes, &r, nlist, dim)?;
+            blocks
+                .checked_mul(pq4::block_bytes(m))
+                .ok_or("codes too large")?
+        }
+        _ => n.checked_mul(code_bytes).ok_or("codes too large")?,
+    };
     let need = nlist
         .checked_mul(dim)
         .and_then(|c| c.checked_add(nlist + 1))
@@ -186,6 +203,10 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
     if rows.iter().any(|&row| row as usize >= n) {
         return Err("a row number is out of range".into());
     }
+    let blocks = match codec {
+        IvfCodec::Pq4 { .. } => super::block_prefix(&offsets),
+        _ => Vec::new(),
+    };
     let codes_at = bytes.len() - r.remaining();
     let codes = r.take(codes_len, "codes")?;
     let codes = match shared {
@@ -221,6 +242,11 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
                 rotated_centroids,
             }
         }
+        IvfCodec::Pq4 { m } => Residuals::Pq4(Pq4Quantizer::from_parts(
+            dim,
+            m,
+            r.f32s(dim * PQ4_CODEWORDS, "pq4 codebooks")?,
+        )?),
     };
     let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| coarse_graph(&centroids, dim));
     Ok(IvfIndex {
@@ -230,8 +256,38 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         centroids,
         offsets,
         rows,
+        blocks,
         codes,
         residuals,
         coarse,
     })
+}
+
+/// Total 32-row blocks of a pq4 index, read ahead from the list offsets that follow the
+/// centroids (without consuming them); an error if they are not there.
+fn pq4_blocks_in(bytes: &[u8], r: &Reader<'_>, nlist: usize, dim: usize) -> Result<usize, String> {
+    let at = bytes.len() - r.remaining();
+    let start = nlist
+        .checked_mul(dim)
+        .and_then(|x| x.checked_mul(4))
+        .and_then(|x| x.checked_add(at))
+        .ok_or("centroids too large")?;
+    let end = (nlist + 1)
+        .checked_mul(4)
+        .and_then(|x| x.checked_add(start))
+        .ok_or("offsets too large")?;
+    let raw = bytes
+        .get(start..end)
+        .ok_or("body too short for the list offsets")?;
+    let offsets: Vec<u32> = raw
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if offsets.windows(2).any(|w| w[0] > w[1]) {
+        return Err("list offsets are not increasing".into());
+    }
+    Ok(offsets
+        .windows(2)
+        .map(|w| pq4::blocks_for((w[1] - w[0]) as usize))
+        .sum())
 }

@@ -58,6 +58,7 @@ fn every_codec_and_metric_reaches_high_recall() {
             IvfCodec::Pq { m: 8 },
             IvfCodec::Sq8,
             IvfCodec::OpqPq { m: 8 },
+            IvfCodec::Pq4 { m: 16 },
         ] {
             let index = IvfIndex::build(
                 v,
@@ -156,6 +157,7 @@ fn bytes_round_trip_and_search_the_same() {
         IvfCodec::Pq { m: 6 },
         IvfCodec::Sq8,
         IvfCodec::OpqPq { m: 6 },
+        IvfCodec::Pq4 { m: 12 },
     ] {
         let index = IvfIndex::build(
             v,
@@ -210,6 +212,28 @@ fn tiny_and_empty_segments_work() {
             ..Default::default()
         },
     );
+    assert_eq!(got[0].key, 0);
+    // 4-bit codes: lists of one row each (a block per list, 31 padding rows never
+    // reported).
+    let pq4 = IvfIndex::build(
+        v,
+        IvfParams {
+            codec: IvfCodec::Pq4 { m: 8 },
+            ..params
+        },
+    )
+    .unwrap();
+    let got = pq4.search(
+        v,
+        q,
+        40,
+        None,
+        &SearchParams {
+            nprobe: Some(40),
+            ..Default::default()
+        },
+    );
+    assert_eq!(got.len(), 40);
     assert_eq!(got[0].key, 0);
     let empty = IvfIndex::build(view(&[], dim, Metric::L2), params).unwrap();
     assert!(empty

@@ -42,7 +42,23 @@ use std::sync::OnceLock;
 use crate::dispatch::{SimdLevel, SIMD_ENV_VAR};
 
 pub use float16::{decode_bf16, decode_f16, encode_bf16, encode_f16};
-pub use pq::PQ_TABLE_WIDTH;
+pub use pq::{PQ4_BLOCK, PQ_TABLE_WIDTH};
+
+/// 4-bit PQ fast scan of one block through the selected kernel table.
+///
+/// `lut`: 16 `u8` partial distances per sub-quantiser (`m × 16` bytes). `block`: the
+/// codes of 32 rows, 16 bytes per sub-quantiser, byte `i` holding row `i`'s 4-bit code in
+/// its low nibble and row `i + 16`'s in its high nibble (`m × 16` bytes). Adds row `r`'s
+/// `Σ_j lut[16j + code_j(r)]` to `out[r]`. Panics if the lengths differ or are not a
+/// multiple of 16.
+#[inline]
+pub fn pq4_block(lut: &[u8], block: &[u8], out: &mut [u16; PQ4_BLOCK]) {
+    assert!(
+        lut.len() == block.len() && lut.len().is_multiple_of(16),
+        "pq4 lut and block must both be m × 16 bytes"
+    );
+    (quant_table().pq4_block)(lut, block, out)
+}
 pub use sq8::{Sq8Quantizer, Sq8Query, Sq8Range};
 
 /// The quantised-distance kernels of one [`SimdLevel`], as plain function pointers.
@@ -74,6 +90,9 @@ pub struct QuantTable {
     pub pq_l2_rows: fn(sub: &[f32], book: &[f32], out: &mut [f32]),
     /// PQ table row: `out[c] = −Σ_d sub[d] · book[d·256 + c]` (same layout).
     pub pq_neg_dot_rows: fn(sub: &[f32], book: &[f32], out: &mut [f32]),
+    /// 4-bit PQ fast scan of one block of [`PQ4_BLOCK`] rows: adds each row's quantised
+    /// distance through the `u8` lookup table to `out` (layouts: [`pq4_block`]).
+    pub pq4_block: fn(lut: &[u8], block: &[u8], out: &mut [u16; PQ4_BLOCK]),
     /// Whether [`QuantTable::sq8_dot_i8`] is faster than [`QuantTable::sq8_dot`] here
     /// (AVX-512 VNNI `vpdpbusd`, 64 bytes per instruction), so [`Sq8Query::fast_distance`]
     /// quantises the query to `i8`.

@@ -54,3 +54,22 @@ pub(super) fn neg_dot_rows(sub: &[f32], book: &[f32], out: &mut [f32]) {
         }
     }
 }
+
+/// Rows per 4-bit fast-scan block.
+pub const PQ4_BLOCK: usize = 32;
+
+/// 4-bit PQ fast scan, portable version (the oracle of the SIMD one): adds, for each of
+/// the 32 rows of `block`, its quantised distance `Σ_j lut[j·16 + code_j]` to `out`.
+///
+/// Layouts (`m` = `lut.len() / 16` sub-quantisers, `block.len() == lut.len()`):
+/// `lut` holds 16 `u8` partial distances per sub-quantiser; `block` holds 16 bytes per
+/// sub-quantiser, byte `i` carrying row `i`'s code in its low nibble and row `i + 16`'s
+/// in its high nibble. Sums of up to 257 sub-quantisers cannot overflow `u16`.
+pub(super) fn pq4_block(lut: &[u8], block: &[u8], out: &mut [u16; PQ4_BLOCK]) {
+    for (table, codes) in lut.chunks_exact(16).zip(block.chunks_exact(16)) {
+        for (i, &byte) in codes.iter().enumerate() {
+            out[i] = out[i].wrapping_add(table[(byte & 15) as usize] as u16);
+            out[i + 16] = out[i + 16].wrapping_add(table[(byte >> 4) as usize] as u16);
+        }
+    }
+}

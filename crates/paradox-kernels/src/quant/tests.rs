@@ -314,3 +314,38 @@ fn pq_table_rows_match_a_direct_computation_at_every_level() {
         }
     }
 }
+
+#[test]
+fn pq4_block_scan_matches_a_direct_lookup_at_every_level() {
+    let mut rng = StdRng::seed_from_u64(43);
+    for m in [1, 2, 3, 8, 15, 16, 64, 256] {
+        let lut: Vec<u8> = (0..m * 16).map(|_| rng.random_range(0..=255u8)).collect();
+        // Codes of 32 rows, then packed: byte i of sub-quantiser j = row i | row i+16 << 4.
+        let codes: Vec<[u8; 32]> = (0..m)
+            .map(|_| std::array::from_fn(|_| rng.random_range(0..16u8)))
+            .collect();
+        let block: Vec<u8> = codes
+            .iter()
+            .flat_map(|c| (0..16).map(move |i| c[i] | (c[i + 16] << 4)))
+            .collect();
+        let want: Vec<u32> = (0..32)
+            .map(|r| {
+                (0..m)
+                    .map(|j| lut[j * 16 + codes[j][r] as usize] as u32)
+                    .sum()
+            })
+            .collect();
+        for table in tables() {
+            let mut out = [7u16; PQ4_BLOCK];
+            (table.pq4_block)(&lut, &block, &mut out);
+            for r in 0..32 {
+                assert_eq!(
+                    out[r] as u32,
+                    want[r] + 7,
+                    "{:?} m {m} row {r}",
+                    table.level
+                );
+            }
+        }
+    }
+}

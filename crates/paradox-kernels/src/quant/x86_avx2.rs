@@ -29,8 +29,62 @@ static TABLE: QuantTable = QuantTable {
     sq8_dot_i8: super::scalar::sq8_dot_i8,
     pq_l2_rows,
     pq_neg_dot_rows,
+    pq4_block,
     prefer_i8: false,
 };
+
+/// See [`super::pq::pq4_block`]. Also used by the AVX-512 table, whose detection checks
+/// AVX2 as well.
+pub(super) fn pq4_block(lut: &[u8], block: &[u8], out: &mut [u16; super::PQ4_BLOCK]) {
+    // SAFETY: only reachable through `TABLE` or the AVX-512 table, both handed out after
+    // detecting AVX2.
+    unsafe { pq4_block_kernel(lut, block, out) }
+}
+
+/// Two sub-quantisers per 256-bit step: lane 0 holds sub-quantiser `j`'s 16 code bytes
+/// and 16-entry table, lane 1 those of `j + 1` (both arrays are sub-quantiser major, so
+/// one unaligned load each). `vpshufb` looks up 16 rows per lane in the low nibbles and
+/// 16 in the high ones; the bytes are widened to `u16` into four accumulators (rows
+/// 0–7, 8–15, 16–23, 24–31 per lane), and the two lanes are added at the end.
+#[target_feature(enable = "avx2")]
+fn pq4_block_kernel(lut: &[u8], block: &[u8], out: &mut [u16; super::PQ4_BLOCK]) {
+    let pairs = lut.len() / 32;
+    let low = _mm256_set1_epi8(0x0f);
+    let zero = _mm256_setzero_si256();
+    let mut acc = [_mm256_setzero_si256(); 4];
+    for p in 0..pairs {
+        // SAFETY: `32p + 32 <= lut.len() == block.len()` (checked by the caller); the
+        // loads are unaligned.
+        let (codes, table) = unsafe {
+            (
+                _mm256_loadu_si256(block.as_ptr().add(32 * p) as *const __m256i),
+                _mm256_loadu_si256(lut.as_ptr().add(32 * p) as *const __m256i),
+            )
+        };
+        let lo = _mm256_and_si256(codes, low);
+        let hi = _mm256_and_si256(_mm256_srli_epi16(codes, 4), low);
+        let d_lo = _mm256_shuffle_epi8(table, lo);
+        let d_hi = _mm256_shuffle_epi8(table, hi);
+        acc[0] = _mm256_add_epi16(acc[0], _mm256_unpacklo_epi8(d_lo, zero));
+        acc[1] = _mm256_add_epi16(acc[1], _mm256_unpackhi_epi8(d_lo, zero));
+        acc[2] = _mm256_add_epi16(acc[2], _mm256_unpacklo_epi8(d_hi, zero));
+        acc[3] = _mm256_add_epi16(acc[3], _mm256_unpackhi_epi8(d_hi, zero));
+    }
+    let mut sums = [0u16; super::PQ4_BLOCK];
+    for (q, a) in acc.iter().enumerate() {
+        let both = _mm_add_epi16(_mm256_castsi256_si128(*a), _mm256_extracti128_si256(*a, 1));
+        // SAFETY: `sums[8q..8q + 8]` is 16 bytes inside `sums`.
+        unsafe { _mm_storeu_si128(sums.as_mut_ptr().add(8 * q) as *mut __m128i, both) };
+    }
+    // An odd last sub-quantiser: the portable loop.
+    if !lut.len().is_multiple_of(32) {
+        let tail = 32 * pairs;
+        super::pq::pq4_block(&lut[tail..], &block[tail..], &mut sums);
+    }
+    for (o, s) in out.iter_mut().zip(sums) {
+        *o = o.wrapping_add(s);
+    }
+}
 
 fn pq_l2_rows(sub: &[f32], book: &[f32], out: &mut [f32]) {
     // SAFETY: only reachable through `TABLE`, handed out after detecting the features.

@@ -16,9 +16,10 @@ use std::arch::x86_64::*;
 use super::{padded, QuantTable};
 use crate::dispatch::SimdLevel;
 
-/// The AVX-512 table, if this CPU has AVX-512F.
+/// The AVX-512 table, if this CPU has AVX-512F (and AVX2, which every AVX-512 CPU has;
+/// the 4-bit PQ scan uses the AVX2 kernel).
 pub(super) fn table() -> Option<&'static QuantTable> {
-    is_x86_feature_detected!("avx512f").then_some(&TABLE)
+    (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2")).then_some(&TABLE)
 }
 
 /// Only reachable through [`table`], which checks the CPU first: that is what makes the
@@ -34,6 +35,7 @@ static TABLE: QuantTable = QuantTable {
     sq8_dot_i8: super::scalar::sq8_dot_i8,
     pq_l2_rows,
     pq_neg_dot_rows,
+    pq4_block: super::x86_avx2::pq4_block,
     prefer_i8: false,
 };
 
