@@ -10,7 +10,7 @@
 //! pool, are a parallel copy into a second buffer and a parallel in-place scale; the
 //! step's bandwidth is reported as a fraction of the faster of the two.
 
-use paradox_mind::simulation::{Dynamics, Simulation, VectorBuffer};
+use paradox_mind::simulation::{Dynamics, Expression, Simulation, VectorBuffer};
 use rayon::prelude::*;
 use serde_json::json;
 use std::time::Instant;
@@ -111,10 +111,24 @@ fn main() {
                 seed: 1,
             }],
         ),
+        (
+            "expression: decay",
+            vec![Dynamics::Expression(
+                Expression::compile("x * (1 - rate * dt)", dim, &[("rate", 0.01)], &[])
+                    .expect("expression"),
+            )],
+        ),
+        (
+            "expression: pull to c",
+            vec![Dynamics::Expression(
+                Expression::compile("x + 0.1 * dt * (c - x)", dim, &[], &[("c", vec![0.5; dim])])
+                    .expect("expression"),
+            )],
+        ),
     ];
     let mut results = Vec::new();
     let buffer = VectorBuffer::from_flat(dim, data).expect("buffer");
-    let mut sim = Simulation::new(buffer, Vec::new(), 0.1);
+    let mut sim = Simulation::new(buffer, Vec::new(), 0.1).expect("simulation");
     for (name, dynamics) in cases {
         let mut s = Simulation::new(
             std::mem::replace(
@@ -123,7 +137,8 @@ fn main() {
             ),
             dynamics,
             0.1,
-        );
+        )
+        .expect("simulation");
         let secs = best_of(reps, || s.step());
         let fraction = reference / secs;
         println!(

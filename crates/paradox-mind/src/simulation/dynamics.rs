@@ -1,5 +1,7 @@
 //! The built-in dynamics and how one chunk of rows is stepped.
 
+pub use super::expr::Expression;
+use super::expr::Scratch;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -76,6 +78,8 @@ pub enum Dynamics {
     },
     /// A user dynamic: transforms one row in place.
     Custom(RowFn),
+    /// A user dynamic written as an expression, compiled once (see [`Expression`]).
+    Expression(Expression),
 }
 
 impl std::fmt::Debug for Dynamics {
@@ -88,6 +92,7 @@ impl std::fmt::Debug for Dynamics {
             Dynamics::Noise { .. } => "Noise",
             Dynamics::Flocking { .. } => "Flocking",
             Dynamics::Custom(_) => "Custom",
+            Dynamics::Expression(_) => "Expression",
         };
         f.write_str(name)
     }
@@ -172,6 +177,7 @@ pub(super) fn apply_chunk(
 ) {
     let dim = ctx.dim;
     let dt = ctx.dt;
+    let mut scratch = Scratch::default();
     for (r, x) in rows.chunks_exact_mut(dim).enumerate() {
         let row = first_row + r;
         for dynamic in dynamics {
@@ -262,6 +268,7 @@ pub(super) fn apply_chunk(
                         dt,
                     },
                 ),
+                Dynamics::Expression(e) => e.apply(x, row, ctx.step, dt, &mut scratch),
             }
         }
     }

@@ -14,10 +14,13 @@
 
 mod buffer;
 mod dynamics;
+mod expr;
 
 pub use buffer::VectorBuffer;
 pub use dynamics::{Dynamics, RowContext, RowFn};
+pub use expr::Expression;
 
+use crate::error::{MindError, Result};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -57,7 +60,32 @@ pub struct Simulation {
 
 impl Simulation {
     /// A simulation of `buffer` under `dynamics` (applied in order) with time step `dt`.
-    pub fn new(buffer: VectorBuffer, dynamics: Vec<Dynamics>, dt: f32) -> Self {
+    /// Errors name a dynamic whose vectors do not have the buffer's dimension, or a time
+    /// step that is not finite and positive.
+    pub fn new(buffer: VectorBuffer, dynamics: Vec<Dynamics>, dt: f32) -> Result<Self> {
+        let dim = buffer.dimension();
+        if !(dt.is_finite() && dt > 0.0) {
+            return Err(MindError::invalid(
+                "dt",
+                format!("must be finite and positive, got {dt}"),
+            ));
+        }
+        for dynamic in &dynamics {
+            let lengths: Vec<usize> = match dynamic {
+                Dynamics::GravityWell { center, .. } => vec![center.len()],
+                Dynamics::Attraction { centroids, .. } => centroids.iter().map(Vec::len).collect(),
+                Dynamics::Repulsion { sources, .. } => sources.iter().map(Vec::len).collect(),
+                Dynamics::Expression(e) => vec![e.dimension()],
+                _ => Vec::new(),
+            };
+            if let Some(&got) = lengths.iter().find(|&&n| n != dim) {
+                return Err(MindError::Dimension {
+                    context: "simulation dynamic",
+                    expected: dim,
+                    got,
+                });
+            }
+        }
         let needs_velocity = dynamics
             .iter()
             .any(|d| matches!(d, Dynamics::Flocking { .. }));
@@ -66,13 +94,13 @@ impl Simulation {
         } else {
             Vec::new()
         };
-        Simulation {
+        Ok(Simulation {
             buffer,
             dynamics,
             dt,
             velocities,
             step: 0,
-        }
+        })
     }
 
     /// Steps taken since creation.
