@@ -9,7 +9,7 @@ Two layers in one package:
   same names and return shapes, searches served by the Rust engine.
 """
 
-from . import decoder, encoder, visualization
+from . import decoder, encoder, reasoning, visualization
 from ._native import Collection, Engine, ParadoxError
 from .autonomous import AutoAgent
 from .engine import LatentMemoryEngine
@@ -35,5 +35,6 @@ __all__ = [
     "__version__",
     "decoder",
     "encoder",
+    "reasoning",
     "visualization",
 ]

@@ -34,6 +34,7 @@ class Engine:
         dim: int,
         metric: Literal["cosine", "dot", "l2", "euclidean"] = "cosine",
         index: Union[Literal["auto", "flat", "hnsw"], Mapping[str, Any], None] = None,
+        history: bool = False,
     ) -> Collection: ...
     def collection(self, name: str) -> Collection: ...
     def __getitem__(self, name: str) -> Collection: ...
@@ -66,10 +67,15 @@ class Collection:
         filter: Optional[FilterLike] = None,
         params: Optional[Mapping[str, Any]] = None,
         with_payload: bool = False,
+        as_of: Optional[int] = None,
     ) -> Tuple[Any, ...]:
         """``(ids, scores)``, plus ``payloads`` when ``with_payload``."""
     def get(self, ids: Ids) -> Any:
         """A dict (or None) for one id; a list of them for a sequence of ids."""
+    def history(self, id: Union[int, str]) -> List[Dict[str, Any]]:
+        """Every version of a point, oldest first, each with ``valid_to`` (None: current)."""
+    def reason(self, request: Mapping[str, Any]) -> Dict[str, Any]:
+        """One reasoning operation (see :mod:`paradox.reasoning`)."""
     def delete(self, ids: Optional[Ids] = None, filter: Optional[FilterLike] = None) -> int: ...
     def count(self, filter: Optional[FilterLike] = None) -> int: ...
     def __len__(self) -> int: ...

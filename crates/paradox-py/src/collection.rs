@@ -4,10 +4,11 @@
 //! arguments are read, so other Python threads run during searches, writes and builds.
 
 use crate::convert::{
-    id_to_py, payload_to_py, py_to_json, read_ids, read_payload, read_vectors, Vectors,
+    id_to_py, json_to_py, payload_to_py, py_to_json, read_id, read_ids, read_payload, read_vectors,
+    Vectors,
 };
 use crate::engine::snapshot_dict;
-use crate::errors::{invalid, to_py};
+use crate::errors::{invalid, mind_to_py, to_py};
 use numpy::PyArray1;
 use paradox_engine::{
     Collection, Engine, Filter, NewPoint, Point, PointId, ScoredPoint, ScrollRequest, SearchParams,
@@ -121,7 +122,11 @@ impl PyCollection {
     /// fewer hits padded with id -1 (None for string ids) and score NaN. Ids are int64
     /// (an object array when the collection uses string ids). Scores: squared distance
     /// for l2 (lower is better), similarity for dot and cosine (higher is better).
-    #[pyo3(signature = (queries, k = 10, filter = None, params = None, with_payload = false))]
+    ///
+    /// ``as_of``: search the collection as it was at that time (milliseconds since the
+    /// Unix epoch); needs a collection created with ``history=True``.
+    #[pyo3(signature = (queries, k = 10, filter = None, params = None, with_payload = false, as_of = None))]
+    #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
         py: Python<'py>,
@@ -130,6 +135,7 @@ impl PyCollection {
         filter: Option<&Bound<'py, PyAny>>,
         params: Option<&Bound<'py, PyAny>>,
         with_payload: bool,
+        as_of: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let queries = read_vectors(queries, "queries")?;
         let filter = filter.map(read_filter).transpose()?;
@@ -148,7 +154,7 @@ impl PyCollection {
                 with_payload,
                 with_vector: false,
                 params,
-                as_of: None,
+                as_of,
             };
             let hits = py
                 .allow_threads(|| self.inner.search(&request))
@@ -167,7 +173,7 @@ impl PyCollection {
                 with_payload,
                 with_vector: false,
                 params,
-                as_of: None,
+                as_of,
             })
             .collect();
         let hits = py
@@ -192,6 +198,41 @@ impl PyCollection {
             return Ok(list.get_item(0)?.unbind());
         }
         Ok(list.into_any().unbind())
+    }
+
+    /// Every version of point ``id``, oldest first: dicts like :meth:`get`'s plus
+    /// ``valid_to`` (when the version was replaced or deleted, ms since the Unix epoch;
+    /// None for the current one). Needs a collection created with ``history=True``.
+    fn history<'py>(&self, py: Python<'py>, id: &Bound<'py, PyAny>) -> PyResult<PyObject> {
+        let id = read_id(id)?;
+        let versions = py
+            .allow_threads(|| self.inner.history(&id))
+            .map_err(to_py)?;
+        let list = PyList::empty(py);
+        for version in &versions {
+            let dict = point_to_py(py, &version.point, true)?;
+            dict.bind(py).set_item("valid_to", version.valid_to)?;
+            list.append(dict)?;
+        }
+        Ok(list.into_any().unbind())
+    }
+
+    /// Runs one reasoning operation given as a dict, e.g. ``{"op": "analogy", "a": {"id":
+    /// "man"}, "b": {"id": "king"}, "c": {"id": "woman"}, "k": 5}``; ops: ``arithmetic``,
+    /// ``analogy`` (``method``: ``"add"`` or ``"3cosmul"``), ``blend`` (``lerp``,
+    /// ``slerp``, ``centroid``), ``attention``, ``trajectory``. Returns a dict with
+    /// ``vector`` (when the op produces one), ``hits`` and, for ``trajectory``,
+    /// ``trajectory``. The helpers in :mod:`paradox.reasoning` build these dicts.
+    fn reason<'py>(&self, py: Python<'py>, request: &Bound<'py, PyAny>) -> PyResult<PyObject> {
+        let value = py_to_json(request, "request")?;
+        let request: paradox_mind::api::ReasonRequest =
+            serde_json::from_value(value).map_err(|e| invalid("request", e))?;
+        let response = py
+            .allow_threads(|| paradox_mind::api::reason(&self.inner, &request))
+            .map_err(mind_to_py)?;
+        let value = serde_json::to_value(&response)
+            .map_err(|e| invalid("response", format!("cannot be represented: {e}")))?;
+        json_to_py(py, &value)
     }
 
     /// Deletes points by id (``ids``) or every point matching ``filter``; returns how many

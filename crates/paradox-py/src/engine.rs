@@ -81,7 +81,9 @@ impl PyEngine {
     /// ``"flat"`` (always exact), ``"hnsw"``, or a dict such as
     /// ``{"kind": "hnsw", "m": 16, "ef_construction": 200, "ef_search": 64,
     /// "encoding": "sq8", "rerank": 3}``.
-    #[pyo3(signature = (name, dim, metric = "cosine", index = None))]
+    /// ``history``: keep every past version of every point, for
+    /// :meth:`Collection.history`, ``search(..., as_of=t)`` and trajectories.
+    #[pyo3(signature = (name, dim, metric = "cosine", index = None, history = false))]
     fn create_collection(
         &self,
         py: Python<'_>,
@@ -89,6 +91,7 @@ impl PyEngine {
         dim: usize,
         metric: &str,
         index: Option<&Bound<'_, PyAny>>,
+        history: bool,
     ) -> PyResult<PyCollection> {
         let metric = Metric::parse(metric).ok_or_else(|| {
             invalid(
@@ -97,6 +100,7 @@ impl PyEngine {
             )
         })?;
         let mut config = CollectionConfig::new(name, dim, metric);
+        config.history = history;
         if let Some(index) = index {
             config.index = parse_index(index)?;
         }

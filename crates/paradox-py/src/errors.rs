@@ -22,6 +22,15 @@ pub fn to_py(error: EngineError) -> PyErr {
     }
 }
 
+/// Maps a reasoning error: caller mistakes are `ValueError`, a missing point `KeyError`.
+pub fn mind_to_py(error: paradox_mind::MindError) -> PyErr {
+    match error {
+        paradox_mind::MindError::Engine(e) => to_py(e),
+        paradox_mind::MindError::PointNotFound { .. } => PyKeyError::new_err(error.to_string()),
+        _ => PyValueError::new_err(error.to_string()),
+    }
+}
+
 /// A `ValueError` naming the argument and what was expected.
 pub fn invalid(argument: &str, message: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(format!("invalid argument `{argument}`: {message}"))
