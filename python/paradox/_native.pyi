@@ -90,3 +90,46 @@ class Collection:
 class ScrollIterator(Iterator[Dict[str, Any]]):
     def __iter__(self) -> ScrollIterator: ...
     def __next__(self) -> Dict[str, Any]: ...
+
+class Server:
+    """A running Paradox server, returned by :func:`serve`."""
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (a wildcard address is reported as 127.0.0.1)."""
+    @property
+    def rest_addr(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def grpc_addr(self) -> Optional[str]: ...
+    @property
+    def engine(self) -> Engine:
+        """The served engine (only while running)."""
+    @property
+    def running(self) -> bool: ...
+    def stop(self) -> None:
+        """Graceful: drains in-flight calls and fsyncs every log. Idempotent."""
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until stopped (or ``timeout`` seconds); Ctrl-C raises KeyboardInterrupt."""
+    def __enter__(self) -> Server: ...
+    def __exit__(self, *args: Any) -> bool: ...
+
+def serve(
+    data_dir: Union[str, PathLike[str], None] = None,
+    *,
+    rest_addr: Optional[str] = None,
+    grpc_addr: Optional[str] = None,
+    api_key: Optional[str] = None,
+    fsync: Optional[Literal["always", "interval", "never"]] = None,
+    config: Union[str, PathLike[str], None] = None,
+    tls_cert: Union[str, PathLike[str], None] = None,
+    tls_key: Union[str, PathLike[str], None] = None,
+    audit_log: Union[str, PathLike[str], None] = None,
+    legacy: bool = False,
+    legacy_id: Optional[str] = None,
+    legacy_dimension: Optional[int] = None,
+    legacy_collection: Optional[str] = None,
+    log: bool = False,
+) -> Server:
+    """Starts ``paradox serve`` in this process, in the background (docs/server.md)."""
