@@ -70,20 +70,16 @@ pub struct PyServer {
 }
 
 impl PyServer {
-    /// Begins the shutdown if it has not begun. Returns false if already stopping/stopped.
-    fn begin_stop(&self) -> bool {
+    /// Begins the shutdown unless it has begun.
+    fn begin_stop(&self) {
         let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
         match std::mem::replace(&mut *phase, Phase::Stopping) {
+            // The receiving task only ends after a stop, so the send cannot fail unless
+            // the runtime is gone; either way the shutdown is under way.
             Phase::Running { stop } => {
-                // The receiving task only ends after a stop, so the send cannot fail
-                // unless the runtime is gone; either way the shutdown is under way.
                 let _ = stop.send(());
-                true
             }
-            other => {
-                *phase = other;
-                false
-            }
+            other => *phase = other,
         }
     }
 
