@@ -3,11 +3,13 @@
 //! (429 when full), run under the per-request timeout, and write the audit record of
 //! mutating calls (allowed or denied).
 
+use crate::api::ReasonRequest;
 use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
 use crate::auth::{Access, Authenticator, Principal};
 use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -162,6 +164,26 @@ impl Gate {
         if k == 0 || k > self.limits.max_k {
             return Err(ApiError::InvalidArgument(format!(
                 "invalid argument `{field}`: must be between 1 and {} (limits.max_k), got {k}",
+                self.limits.max_k
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the `k` of a reasoning operation against `limits.max_k` (its lower bound,
+    /// which is 0 for operations that may return the vector alone, is the operation's
+    /// own check).
+    pub fn check_reason(&self, request: &ReasonRequest) -> ApiResult<()> {
+        let k = match request {
+            ReasonRequest::Arithmetic { k, .. }
+            | ReasonRequest::Analogy { k, .. }
+            | ReasonRequest::Blend { k, .. }
+            | ReasonRequest::Attention { k, .. } => *k,
+            ReasonRequest::Trajectory { .. } => return Ok(()),
+        };
+        if k > self.limits.max_k {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid argument `k`: at most {} (limits.max_k), got {k}",
                 self.limits.max_k
             )));
         }

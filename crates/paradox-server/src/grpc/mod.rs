@@ -149,6 +149,7 @@ impl pb::paradox_server::Paradox for GrpcService {
                         r.metric
                     },
                     index: index(&r.index_json)?,
+                    history: r.history,
                 };
                 self.service.create_collection(request).await
             };
@@ -458,6 +459,53 @@ impl pb::paradox_server::Paradox for GrpcService {
                         hits: r.hits.into_iter().map(pb_hit).collect(),
                     })
                     .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn point_history(
+        &self,
+        request: Request<pb::PointHistoryRequest>,
+    ) -> Result<Response<pb::PointHistoryResponse>, Status> {
+        self.handle("PointHistory", request, |ctx, r| async move {
+            let call = async {
+                let id = point_id(r.id, "id")?;
+                self.service.point_history(&r.collection, id).await
+            };
+            let history = self
+                .gate
+                .run(
+                    &ctx,
+                    "point_history",
+                    Access::Read,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
+            Ok(pb::PointHistoryResponse {
+                versions: history.versions.into_iter().map(pb_version).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn reason(
+        &self,
+        request: Request<pb::ReasonRequest>,
+    ) -> Result<Response<pb::ReasonResponse>, Status> {
+        self.handle("Reason", request, |ctx, r| async move {
+            let call = async {
+                let request = reason_request(&r.request_json)?;
+                self.gate.check_reason(&request)?;
+                self.service.reason(&r.collection, request).await
+            };
+            let answer = self
+                .gate
+                .run(&ctx, "reason", Access::Read, Some(&r.collection), call)
+                .await?;
+            Ok(pb::ReasonResponse {
+                response_json: serde_json::to_string(&answer).expect("reason response serialises"),
             })
         })
         .await

@@ -37,6 +37,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/collections/{name}/search", post(search))
         .route("/v1/collections/{name}/search/batch", post(search_batch))
         .route(
+            "/v1/collections/{name}/points/{id}/history",
+            get(point_history),
+        )
+        .route("/v1/collections/{name}/reason", post(reason))
+        .route(
             "/v1/collections/{name}/snapshots",
             get(list_snapshots).post(create_snapshot),
         )
@@ -322,6 +327,46 @@ pub(super) async fn search_batch(
     Ok(Json(
         s.gate
             .run(&ctx, "search_batch", Access::Read, Some(&name), call)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/collections/{name}/points/{id}/history",
+    responses((status = 200, body = HistoryResponse),
+        (status = 400, description = "the collection keeps no history"),
+        (status = 404, description = "no such collection, or the point was never written")))]
+pub(super) async fn point_history(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Json<HistoryResponse>> {
+    let call = s.service.point_history(&name, parse_path_id(&id));
+    Ok(Json(
+        s.gate
+            .run(&ctx, "point_history", Access::Read, Some(&name), call)
+            .await?,
+    ))
+}
+
+/// Reasoning over a collection: the body is `{"op": ..}` with the operation's fields.
+#[utoipa::path(post, path = "/v1/collections/{name}/reason",
+    request_body(content = serde_json::Value, description = "One operation tagged by `op`: `arithmetic`, `analogy`, `blend`, `attention` or `trajectory`, with its fields (docs/server.md)"),
+    responses((status = 200, description = "`{\"vector\"?, \"hits\": [..], \"trajectory\"?}`"),
+        (status = 400, description = "invalid argument, dimension mismatch, no history"),
+        (status = 404, description = "unknown collection or point")))]
+pub(super) async fn reason(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ReasonRequest>,
+) -> ApiResult<Json<ReasonResponse>> {
+    let call = async {
+        s.gate.check_reason(&body)?;
+        s.service.reason(&name, body).await
+    };
+    Ok(Json(
+        s.gate
+            .run(&ctx, "reason", Access::Read, Some(&name), call)
             .await?,
     ))
 }

@@ -59,6 +59,7 @@ impl LegacyState {
                         dimension,
                         metric: "l2".into(),
                         index: None,
+                        history: false,
                     })
                     .await?;
             }
@@ -189,6 +190,7 @@ async fn query(
             with_payload: true,
             with_vector: false,
             params: SearchParams::default(),
+            as_of: None,
         };
         Ok(s.service.search(&legacy.collection, request).await?.hits)
     };
