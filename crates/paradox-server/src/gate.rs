@@ -94,24 +94,57 @@ impl Gate {
             Err(e) => Err(e.clone()),
         };
         if access != Access::Read {
-            let (name, role) = match &principal {
-                Ok(p) => (p.name.as_str(), Some(p.role.as_str())),
-                Err(_) => ("unauthenticated", None),
-            };
-            self.audit.record(&AuditRecord {
-                time: now_rfc3339(),
-                request_id: &ctx.request_id,
-                transport: ctx.transport,
-                principal: name,
-                role,
-                operation,
-                collection,
-                outcome: if result.is_ok() { "ok" } else { "error" },
-                status: result.as_ref().err().map_or("ok", ApiError::code),
-                message: result.as_ref().err().map(ToString::to_string),
-            });
+            self.audit(ctx, principal.as_ref().ok(), operation, collection, &result);
         }
         result
+    }
+
+    /// Audits a mutating call refused before it reached [`Gate::run`] (a REST request
+    /// rejected with 401 while its headers were read).
+    pub fn audit_refusal(
+        &self,
+        ctx: &CallContext,
+        operation: &str,
+        collection: Option<&str>,
+        error: &ApiError,
+    ) {
+        let principal = self.principal(ctx).ok();
+        self.audit::<()>(
+            ctx,
+            principal.as_ref(),
+            operation,
+            collection,
+            &Err(error.clone()),
+        );
+    }
+
+    /// Writes the audit record of one call. An unauthenticated caller (no key, or a key
+    /// that is not configured) is recorded as `anonymous` with no role; the message says
+    /// which. The presented key itself is never written.
+    fn audit<T>(
+        &self,
+        ctx: &CallContext,
+        principal: Option<&Principal>,
+        operation: &str,
+        collection: Option<&str>,
+        result: &ApiResult<T>,
+    ) {
+        let (name, role) = match principal {
+            Some(p) => (p.name.as_str(), Some(p.role.as_str())),
+            None => ("anonymous", None),
+        };
+        self.audit.record(&AuditRecord {
+            time: now_rfc3339(),
+            request_id: &ctx.request_id,
+            transport: ctx.transport,
+            principal: name,
+            role,
+            operation,
+            collection,
+            outcome: if result.is_ok() { "ok" } else { "error" },
+            status: result.as_ref().err().map_or("ok", ApiError::code),
+            message: result.as_ref().err().map(ToString::to_string),
+        });
     }
 
     async fn admit<T, F>(

@@ -590,14 +590,17 @@ impl pb::paradox_server::Paradox for GrpcService {
     ) -> Result<Response<pb::CollectionInfo>, Status> {
         self.handle("RestoreSnapshot", request, |ctx, r| async move {
             let as_name = (!r.as_name.is_empty()).then_some(r.as_name);
-            if let Some(target) = &as_name {
-                self.gate
-                    .principal(&ctx)?
-                    .authorize(Access::Admin, Some(target))?;
-            }
-            let call = self
-                .service
-                .restore_snapshot(&r.collection, &r.snapshot, as_name.clone());
+            // Restoring creates a collection: admin on the new name too, checked inside
+            // the gated call so that a refusal is audited.
+            let principal = self.gate.principal(&ctx).ok();
+            let call = async {
+                if let (Some(principal), Some(target)) = (&principal, &as_name) {
+                    principal.authorize(Access::Admin, Some(target))?;
+                }
+                self.service
+                    .restore_snapshot(&r.collection, &r.snapshot, as_name.clone())
+                    .await
+            };
             let info = self
                 .gate
                 .run(

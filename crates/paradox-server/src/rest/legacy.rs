@@ -31,7 +31,7 @@ use tokio::sync::Mutex;
 #[derive(Debug)]
 pub struct LegacyState {
     id: String,
-    collection: String,
+    pub(super) collection: String,
     next_id: Mutex<u64>,
 }
 
