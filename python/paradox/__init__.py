@@ -3,18 +3,20 @@
 Two layers in one package:
 
 * the native API, a Rust engine with NumPy in and out: :class:`Engine`,
-  :class:`Collection`, :class:`ParadoxError`;
+  :class:`Collection`, :class:`ParadoxError`; the same API over the network with
+  :func:`connect`, and the server itself with :func:`serve`;
 * the paradoxlf 0.17 API (:class:`LatentMemoryEngine`, :mod:`paradox.mixer`,
   :mod:`paradox.temporal`, :mod:`paradox.simulation`, :mod:`paradox.distributed`, ...),
   same names and return shapes, searches served by the Rust engine.
 """
 
-from . import decoder, encoder, reasoning, visualization
-from ._native import Collection, Engine, ParadoxError
+from . import decoder, encoder, reasoning, remote, visualization
+from ._native import Collection, Engine, ParadoxError, Server, serve
 from .autonomous import AutoAgent
 from .engine import LatentMemoryEngine
 from .evolution import GeneticOptimizer
 from .mixer import ParadoxMixer
+from .remote import RemoteCollection, RemoteEngine, connect
 from .safety import GuardRail
 from .simulation import SimulationEnv
 from .visualization import LatentVisualizer
@@ -31,10 +33,16 @@ __all__ = [
     "LatentVisualizer",
     "ParadoxError",
     "ParadoxMixer",
+    "RemoteCollection",
+    "RemoteEngine",
+    "Server",
     "SimulationEnv",
     "__version__",
+    "connect",
     "decoder",
     "encoder",
     "reasoning",
+    "remote",
+    "serve",
     "visualization",
 ]

@@ -29,6 +29,13 @@ pub struct PyEngine {
     engine: Arc<Engine>,
 }
 
+impl PyEngine {
+    /// A handle on an engine opened elsewhere (the one a [`crate::server::PyServer`] serves).
+    pub fn from_engine(engine: Arc<Engine>) -> Self {
+        PyEngine { engine }
+    }
+}
+
 #[pymethods]
 impl PyEngine {
     /// Opens (creating if needed) the data directory ``path``.

@@ -5,21 +5,26 @@
 //! are C-contiguous float32, ids, dict payloads and filters), engine calls with the GIL
 //! released, NumPy arrays and dicts out, engine errors as `ValueError` / `KeyError` /
 //! `paradox.ParadoxError`. The pure-Python part of the package (`python/paradox`) builds
-//! the paradoxlf 0.17 compatibility layer on top. It never holds engine logic.
+//! the paradoxlf 0.17 compatibility layer on top. It never holds engine logic, nor server
+//! logic: `serve` runs `paradox-server` as it is, on its own runtime.
 
 mod collection;
 mod convert;
 mod engine;
 mod errors;
+mod server;
 
 use pyo3::prelude::*;
 
-/// The native core of `paradox`: `Engine`, `Collection`, `ParadoxError`.
+/// The native core of `paradox`: `Engine`, `Collection`, `ParadoxError`, `serve` and its
+/// `Server`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<collection::PyCollection>()?;
     m.add_class::<collection::ScrollIter>()?;
+    m.add_class::<server::PyServer>()?;
+    m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     m.add("ParadoxError", m.py().get_type::<errors::ParadoxError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,9 +1,10 @@
-"""Sharded latent memory (0.17 module), in-process.
+"""Sharded latent memory (0.17 module).
 
 :class:`LatentShard`, :class:`LatentCluster`, :class:`EdgeNode` and
 :class:`LatentConsensus` run in this process on the Rust engine. :class:`ShardServer`
-and :class:`RemoteShard` (the 0.17 HTTP shard node and its client) need the Paradox
-server and are not part of this release: creating one raises ``NotImplementedError``.
+(the 0.17 HTTP shard node, also the ``paradox-node`` command) runs the Rust server with
+its 0.17 routes; :class:`RemoteShard` is its client. A :class:`LatentCluster`'s shards
+may be :class:`RemoteShard` objects, as in 0.17.
 """
 
 from .client import RemoteShard

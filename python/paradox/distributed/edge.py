@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..engine import LatentMemoryEngine
 from .client import RemoteShard
-
-logger = logging.getLogger("ParadoxEdge")
 
 Hit = Tuple[int, float, Dict[str, Any]]
 
@@ -16,11 +13,10 @@ Hit = Tuple[int, float, Dict[str, Any]]
 class EdgeNode:
     """Local short-term memory plus a link to long-term memory (the "cloud").
 
-    ``cloud``: any object with ``add(vector, attributes)`` and ``query(vector, k)``
-    (a :class:`LatentShard` or :class:`LatentCluster`). Without it the 0.17 constructor
-    would connect to a remote ``ShardServer`` at ``cloud_host:cloud_port``, which needs
-    the Paradox server (not in this release): the node then runs without a cloud, and
-    syncs report ``"Sync Failed"`` as 0.17 did when the cloud was unreachable.
+    The cloud is a :class:`RemoteShard` at ``cloud_host:cloud_port`` (a shard node), as
+    in 0.17: when it is unreachable, syncs report ``"Sync Failed: ..."``. ``cloud``
+    (0.18): any object with ``add(vector, attributes)`` and ``query(vector, k)`` instead,
+    e.g. an in-process :class:`LatentShard` or :class:`LatentCluster`.
     """
 
     def __init__(
@@ -33,12 +29,7 @@ class EdgeNode:
     ) -> None:
         self.local_memory = LatentMemoryEngine(dimension=local_dim)
         self.capacity = capacity
-        self.cloud_client: Any = cloud
-        if cloud is None:
-            try:
-                self.cloud_client = RemoteShard(host=cloud_host, port=cloud_port)
-            except NotImplementedError as e:
-                logger.warning("EdgeNode without a cloud link: %s", e)
+        self.cloud_client: Any = cloud if cloud is not None else RemoteShard(host=cloud_host, port=cloud_port)
         self.novelty_threshold = 0.5
         print(f"[Edge] Online. Linked to Cloud at {cloud_host}:{cloud_port}")
 
@@ -54,8 +45,6 @@ class EdgeNode:
             status = "Novel"
             self.local_memory.add(vector, attributes)
             try:
-                if self.cloud_client is None:
-                    raise ConnectionError("no cloud link")
                 self.cloud_client.add(vector, attributes)
                 status += " (Synced)"
             except Exception as e:  # noqa: BLE001 - 0.17 reports sync failures in the status
@@ -66,7 +55,7 @@ class EdgeNode:
         """Local results, or the cloud's when the best local one is not close enough."""
         local = self.local_memory.query(vector, k=k)
         best = local[0][1] if local else float("inf")
-        if best > self.novelty_threshold and self.cloud_client is not None:
+        if best > self.novelty_threshold:
             print("[Edge] Local memory insufficient. Querying Cloud...")
             try:
                 return list(self.cloud_client.query(vector, k=k))
@@ -75,10 +64,8 @@ class EdgeNode:
         return local
 
     def sync_all(self) -> int:
-        """Sends every local vector to the cloud; returns how many (0 without a cloud)."""
-        if self.cloud_client is None:
-            print("[Edge] No cloud link: nothing synced.")
-            return 0
+        """Sends every local vector to the cloud; returns how many. (0.17 printed "not
+        implemented".) A cloud failure propagates."""
         memory = self.local_memory
         for i in range(memory.count):
             self.cloud_client.add(memory.vectors[i].copy(), memory.objects[i])
