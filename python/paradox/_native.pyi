@@ -90,3 +90,45 @@ class Collection:
 class ScrollIterator(Iterator[Dict[str, Any]]):
     def __iter__(self) -> ScrollIterator: ...
     def __next__(self) -> Dict[str, Any]: ...
+
+class Server:
+    """A running Paradox server (from :func:`serve`)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def rest_addr(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def grpc_addr(self) -> Optional[str]: ...
+    @property
+    def engine(self) -> Engine:
+        """The served engine, usable in-process."""
+    @property
+    def running(self) -> bool: ...
+    def stop(self) -> None:
+        """Stops gracefully: refuses new calls, finishes in-flight ones, fsyncs."""
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until stopped or ``timeout`` seconds passed; whether it stopped."""
+    def __enter__(self) -> Server: ...
+    def __exit__(self, *args: Any) -> bool: ...
+
+def serve(
+    data_dir: Union[str, PathLike[str], None] = None,
+    *,
+    rest_addr: Optional[str] = None,
+    grpc_addr: Optional[str] = None,
+    api_key: Optional[str] = None,
+    fsync: Optional[Literal["always", "interval", "never"]] = None,
+    config: Union[str, PathLike[str], None] = None,
+    tls_cert: Union[str, PathLike[str], None] = None,
+    tls_key: Union[str, PathLike[str], None] = None,
+    audit_log: Union[str, PathLike[str], None] = None,
+    legacy: bool = False,
+    legacy_id: Optional[str] = None,
+    legacy_dimension: Optional[int] = None,
+    legacy_collection: Optional[str] = None,
+    log: bool = False,
+) -> Server:
+    """Starts the Paradox server in this process (REST, gRPC unless ``grpc_addr="off"``)."""
