@@ -3,9 +3,11 @@
 # into a private virtual environment (.venv-py, git-ignored) and runs pytest over
 # python/tests. Called at the end of scripts/test.sh; runs alone too.
 #
-# The extension is built with cargo's `test` profile (optimised, like the Rust tests)
-# into the workspace's target/ directory, so the engine crates compiled by
-# `cargo test` are reused instead of rebuilt.
+# The extension (engine, paradox-mind and the server behind `paradox.serve` and
+# `paradox-node`) is built optimised like the Rust tests (opt-level 2) into the
+# workspace's target/ directory. maturin resolves features for paradox-py alone, so
+# crates whose features differ from the whole-workspace `cargo test` build (serde and
+# everything above it) are compiled again here; crates with equal features are shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -92,10 +92,11 @@ class ScrollIterator(Iterator[Dict[str, Any]]):
     def __next__(self) -> Dict[str, Any]: ...
 
 class Server:
-    """A running Paradox server (from :func:`serve`)."""
+    """A running Paradox server, returned by :func:`serve`."""
 
     @property
-    def url(self) -> str: ...
+    def url(self) -> str:
+        """``http://host:port`` (a wildcard address is reported as 127.0.0.1)."""
     @property
     def rest_addr(self) -> str: ...
     @property
@@ -104,13 +105,13 @@ class Server:
     def grpc_addr(self) -> Optional[str]: ...
     @property
     def engine(self) -> Engine:
-        """The served engine, usable in-process."""
+        """The served engine (only while running)."""
     @property
     def running(self) -> bool: ...
     def stop(self) -> None:
-        """Stops gracefully: refuses new calls, finishes in-flight ones, fsyncs."""
+        """Graceful: drains in-flight calls and fsyncs every log. Idempotent."""
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Blocks until stopped or ``timeout`` seconds passed; whether it stopped."""
+        """Blocks until stopped (or ``timeout`` seconds); Ctrl-C raises KeyboardInterrupt."""
     def __enter__(self) -> Server: ...
     def __exit__(self, *args: Any) -> bool: ...
 
@@ -131,4 +132,4 @@ def serve(
     legacy_collection: Optional[str] = None,
     log: bool = False,
 ) -> Server:
-    """Starts the Paradox server in this process (REST, gRPC unless ``grpc_addr="off"``)."""
+    """Starts ``paradox serve`` in this process, in the background (docs/server.md)."""

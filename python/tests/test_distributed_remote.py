@@ -44,6 +44,13 @@ def test_old_style_program_end_to_end(capsys, rng):
     server = ShardServer(dimension=4, shard_id="node_1")
     thread = threading.Thread(target=server.run, kwargs={"host": "127.0.0.1", "port": port}, daemon=True)
     thread.start()
+    try:
+        check_old_style_program(server, thread, port, capsys, rng)
+    finally:
+        server.stop()
+
+
+def check_old_style_program(server, thread, port, capsys, rng):
     assert wait_until_online(port) == {"status": "online", "id": "node_1", "count": 0}
 
     shard = RemoteShard(host="127.0.0.1", port=port)
@@ -77,6 +84,41 @@ def test_old_style_program_end_to_end(capsys, rng):
     assert not thread.is_alive() and not server.running
     with pytest.raises(ConnectionError):
         shard.count()
+
+
+OLD_PROGRAM = """
+import threading, time, numpy as np
+from paradox.distributed import RemoteShard, ShardServer
+server = ShardServer(dimension=2, shard_id="daemon")
+threading.Thread(target=server.run, kwargs={"host": "127.0.0.1", "port": PORT}, daemon=True).start()
+for _ in range(600):
+    try:
+        shard = RemoteShard(host="127.0.0.1", port=PORT)
+        shard.add(np.array([1.0, 2.0]), {"kept": True})
+        break
+    except OSError:
+        time.sleep(0.05)
+print("added", shard.count())
+
+
+class SlowToFinalize:  # exiting takes a moment, as real programs' often does
+    def __del__(self, sleep=time.sleep):
+        sleep(0.5)
+
+
+slow = SlowToFinalize()
+"""
+
+
+def test_program_exiting_with_a_node_in_a_daemon_thread(tmp_path):
+    """0.17 programs ran `server.run` in a daemon thread and just exited: the process
+    must end normally (the node is stopped at exit), not abort."""
+    port = unused_port()
+    script = tmp_path / "old_program.py"
+    script.write_text(OLD_PROGRAM.replace("PORT", str(port)))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "added 1" in result.stdout and "FATAL" not in result.stderr
 
 
 def test_persistence_path_survives_a_restart(tmp_path, capsys):
@@ -149,7 +191,8 @@ def node_command():
     return script
 
 
-def test_paradox_node_command(tmp_path, rng):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_paradox_node_command(tmp_path, rng, stop_signal):
     port = unused_port()
     persistence = tmp_path / "node" / "shard.pkl"
     process = subprocess.Popen(
@@ -166,12 +209,12 @@ def test_paradox_node_command(tmp_path, rng):
             shard.add(v)
         assert shard.query(vectors[4], k=1)[0][0] == 4
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
     assert "=== Paradox Node: node_7 ===" in output
     assert f"[ShardServer] Listening on 0.0.0.0:{port}" in output
-    # SIGTERM stopped it gracefully: every write is in the data directory.
+    # The signal stopped it gracefully: every write is in the data directory.
     engine = paradox.Engine(str(tmp_path / "node" / "shard.paradox"))
     assert engine["legacy"].count() == 5
 

@@ -234,7 +234,9 @@ impl PyServer {
     /// Blocks until the server has stopped (after :meth:`stop` from another thread) or
     /// ``timeout`` seconds have passed; returns whether it has stopped. Signals are
     /// delivered while waiting: Ctrl-C raises ``KeyboardInterrupt`` here, and the server
-    /// keeps running until it is stopped.
+    /// keeps running until it is stopped. Wait in a daemon thread only if the program
+    /// stops the server before it exits: CPython ends daemon threads at exit by unwinding
+    /// them, which aborts the process when they are inside native code.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let deadline = match timeout {

@@ -17,17 +17,32 @@ Points go to the l2 collection ``legacy``; ids count up from 0, attributes get `
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import signal
 import socket
 import tempfile
 import threading
+import weakref
 from typing import Any, Callable, Optional
 
 from .. import _native
 
 __all__ = ["ShardServer", "main"]
+
+
+# Nodes started and not yet stopped; stopped at interpreter exit (see `ShardServer.run`).
+_running_nodes: "weakref.WeakSet[ShardServer]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_nodes() -> None:
+    for node in list(_running_nodes):
+        try:
+            node.stop()
+        except Exception:  # noqa: BLE001 - exiting anyway; a failed flush was logged by the server
+            pass
 
 
 def _data_dir(persistence_path: Optional[str]) -> Optional[str]:
@@ -93,6 +108,9 @@ class ShardServer:
         self._data_dir = _data_dir(persistence_path)
         self._temporary: Optional[str] = None
         self._server: Optional[Any] = None
+        self._stopped = threading.Event()
+        # One stopper at a time: a second one waits here, in Python, not in native code.
+        self._stop_lock = threading.Lock()
 
     def start(self, host: str = "127.0.0.1", port: int = 0, log: bool = False) -> "ShardServer":
         """Starts serving in the background (port 0: a free port, see :attr:`port`)."""
@@ -117,6 +135,8 @@ class ShardServer:
         except BaseException:
             self._remove_temporary()
             raise
+        self._stopped.clear()
+        _running_nodes.add(self)
         print(f"[ShardServer] Listening on {host}:{self._server.port}", flush=True)
         return self
 
@@ -126,8 +146,12 @@ class ShardServer:
         self.start(host, port, log=True)
         restore = _interrupt_on_sigterm()
         try:
-            assert self._server is not None
-            self._server.wait()
+            # Waits in Python, not in the native `Server.wait`: 0.17 programs run nodes in
+            # daemon threads, and a daemon thread must not be inside native code when the
+            # interpreter exits (CPython ends such threads by unwinding them, which native
+            # frames cannot survive). Exiting stops the node first (`_stop_running_nodes`).
+            while self.running:
+                self._stopped.wait(0.2)
         except KeyboardInterrupt:
             pass
         finally:
@@ -136,11 +160,14 @@ class ShardServer:
 
     def stop(self) -> None:
         """Stops serving (graceful; idempotent) and removes a temporary data directory."""
-        if self._server is not None:
-            try:
-                self._server.stop()
-            finally:
-                self._remove_temporary()
+        with self._stop_lock:
+            _running_nodes.discard(self)
+            self._stopped.set()
+            if self._server is not None:
+                try:
+                    self._server.stop()
+                finally:
+                    self._remove_temporary()
 
     def save_state(self) -> None:
         """Makes every acknowledged write durable now (0.17 pickled the shard here; the
