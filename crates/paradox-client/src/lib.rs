@@ -19,7 +19,7 @@
 
 mod types;
 
-pub use types::{Hit, NewPoint, Point, PointId, ScrollPage, Search};
+pub use types::{CollectionSpec, Hit, NewPoint, Point, PointId, PointVersion, ScrollPage, Search};
 
 /// Generated protobuf messages and the tonic client (`paradox.v1`).
 #[allow(missing_docs, clippy::all, missing_debug_implementations)]
@@ -222,13 +222,18 @@ impl Client {
         metric: &str,
         index_json: Option<&str>,
     ) -> Result<proto::CollectionInfo, ClientError> {
-        let message = proto::CreateCollectionRequest {
-            name: name.into(),
-            dimension: dimension as u64,
-            metric: metric.into(),
-            index_json: index_json.unwrap_or_default().into(),
-        };
-        self.call(false, message, |mut c, r| async move {
+        let mut spec = CollectionSpec::new(name, dimension).metric(metric);
+        spec.index_json = index_json.map(str::to_string);
+        self.create_collection_with(&spec).await
+    }
+
+    /// Creates a collection from a full [`CollectionSpec`] (for history and the rest of
+    /// the options). Not retried.
+    pub async fn create_collection_with(
+        &self,
+        spec: &CollectionSpec,
+    ) -> Result<proto::CollectionInfo, ClientError> {
+        self.call(false, spec.to_pb(), |mut c, r| async move {
             c.create_collection(r).await
         })
         .await
@@ -436,6 +441,62 @@ impl Client {
             .into_iter()
             .map(|r| r.hits.into_iter().map(Hit::from_pb).collect())
             .collect()
+    }
+
+    /// Every version of point `id`, oldest first (collections created with history).
+    /// `NotFound` when the point was never written.
+    pub async fn history(
+        &self,
+        name: &str,
+        id: impl Into<PointId>,
+    ) -> Result<Vec<PointVersion>, ClientError> {
+        let message = proto::PointHistoryRequest {
+            collection: name.into(),
+            id: Some(id.into().to_pb()),
+        };
+        let response = self
+            .call(
+                true,
+                message,
+                |mut c, r| async move { c.point_history(r).await },
+            )
+            .await?;
+        response
+            .versions
+            .into_iter()
+            .map(PointVersion::from_pb)
+            .collect()
+    }
+
+    /// One reasoning operation, in the REST JSON shape: `request` is
+    /// `{"op": "arithmetic" | "analogy" | "blend" | "attention" | "trajectory", ..}` and
+    /// the answer is `{"vector"?, "hits": [..], "trajectory"?}` (docs/server.md).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: paradox_client::Client) -> Result<(), paradox_client::ClientError> {
+    /// let answer = client
+    ///     .reason("words", &serde_json::json!({
+    ///         "op": "analogy", "a": {"id": "man"}, "b": {"id": "king"}, "c": {"id": "woman"}, "k": 1
+    ///     }))
+    ///     .await?;
+    /// println!("{}", answer["hits"][0]["id"]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn reason(
+        &self,
+        name: &str,
+        request: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        let message = proto::ReasonRequest {
+            collection: name.into(),
+            request_json: request.to_string(),
+        };
+        let response = self
+            .call(true, message, |mut c, r| async move { c.reason(r).await })
+            .await?;
+        serde_json::from_str(&response.response_json).map_err(|e| {
+            ClientError::Protocol(format!("server sent an invalid reason response: {e}"))
+        })
     }
 
     /// Writes a snapshot on the server. Not retried.

@@ -180,6 +180,9 @@ pub struct Search {
     pub nprobe: Option<usize>,
     /// Exact search, ignoring indexes.
     pub exact: bool,
+    /// Search the memory as it was at this time (ms since the Unix epoch); needs a
+    /// collection created with history.
+    pub as_of: Option<i64>,
 }
 
 impl Search {
@@ -194,7 +197,14 @@ impl Search {
             ef: None,
             nprobe: None,
             exact: false,
+            as_of: None,
         }
+    }
+
+    /// Searches the memory as it was at `millis` (ms since the Unix epoch).
+    pub fn as_of(mut self, millis: i64) -> Self {
+        self.as_of = Some(millis);
+        self
     }
 
     /// Adds a filter.
@@ -220,6 +230,91 @@ impl Search {
                 nprobe: self.nprobe.map(|n| n as u64),
                 exact: self.exact,
             }),
+            as_of: self.as_of,
+        }
+    }
+}
+
+/// One version of a point, from [`crate::Client::history`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointVersion {
+    /// The point as it was; its `updated_at` is when this version became current.
+    pub point: Point,
+    /// When it stopped being current (replaced or deleted), ms since the Unix epoch;
+    /// `None` for the current version.
+    pub valid_to: Option<i64>,
+}
+
+impl PointVersion {
+    pub(crate) fn from_pb(v: pb::PointVersion) -> Result<PointVersion, ClientError> {
+        let point = v
+            .point
+            .ok_or_else(|| ClientError::Protocol("server sent a version without point".into()))?;
+        Ok(PointVersion {
+            point: Point::from_pb(point)?,
+            valid_to: v.valid_to,
+        })
+    }
+}
+
+/// What a new collection looks like, for [`crate::Client::create_collection_with`].
+///
+/// ```
+/// use paradox_client::CollectionSpec;
+/// let spec = CollectionSpec::new("docs", 384).metric("dot").history(true);
+/// assert!(spec.history);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionSpec {
+    /// Name.
+    pub name: String,
+    /// Vector length.
+    pub dimension: usize,
+    /// `cosine` (default), `dot` or `l2`.
+    pub metric: String,
+    /// Index config as JSON (e.g. `{"kind":"hnsw","m":16}`); `None` for the default (auto).
+    pub index_json: Option<String>,
+    /// Keep every past version of every point (point history, as-of search, trajectories).
+    pub history: bool,
+}
+
+impl CollectionSpec {
+    /// A cosine collection with the default index and no history.
+    pub fn new(name: impl Into<String>, dimension: usize) -> Self {
+        CollectionSpec {
+            name: name.into(),
+            dimension,
+            metric: "cosine".into(),
+            index_json: None,
+            history: false,
+        }
+    }
+
+    /// Sets the metric (`cosine`, `dot` or `l2`).
+    pub fn metric(mut self, metric: impl Into<String>) -> Self {
+        self.metric = metric.into();
+        self
+    }
+
+    /// Sets the index config (JSON).
+    pub fn index(mut self, index_json: impl Into<String>) -> Self {
+        self.index_json = Some(index_json.into());
+        self
+    }
+
+    /// Keeps (or not) every past version of every point.
+    pub fn history(mut self, keep: bool) -> Self {
+        self.history = keep;
+        self
+    }
+
+    pub(crate) fn to_pb(&self) -> pb::CreateCollectionRequest {
+        pb::CreateCollectionRequest {
+            name: self.name.clone(),
+            dimension: self.dimension as u64,
+            metric: self.metric.clone(),
+            index_json: self.index_json.clone().unwrap_or_default(),
+            history: self.history,
         }
     }
 }

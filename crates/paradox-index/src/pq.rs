@@ -45,6 +45,50 @@ fn transpose(codebooks: &[f32], m: usize, dsub: usize) -> Vec<f32> {
     out
 }
 
+/// Learns `m` codebooks of `k` codewords each, one k-means per sub-space of `dim / m`
+/// values; returns them concatenated (`m × k × dsub`). `name` prefixes the errors.
+pub(crate) fn train_codebooks(
+    name: &str,
+    rows: &[f32],
+    dim: usize,
+    m: usize,
+    k: usize,
+    iterations: usize,
+    seed: u64,
+) -> Result<Vec<f32>, String> {
+    if m == 0 || dim == 0 || !dim.is_multiple_of(m) {
+        return Err(format!(
+            "{name} m must divide the dimension: {dim} is not a multiple of {m}"
+        ));
+    }
+    let n = rows.len() / dim;
+    if n < k {
+        return Err(format!("{name} needs at least {k} training rows, got {n}"));
+    }
+    let dsub = dim / m;
+    let books: Result<Vec<Vec<f32>>, String> = (0..m)
+        .into_par_iter()
+        .map(|j| {
+            let sub: Vec<f32> = rows
+                .chunks_exact(dim)
+                .flat_map(|r| r[j * dsub..(j + 1) * dsub].iter().copied())
+                .collect();
+            kmeans::train(
+                &sub,
+                dsub,
+                &KMeansParams {
+                    k,
+                    iterations,
+                    seed: seed.wrapping_add(j as u64),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())
+        })
+        .collect();
+    Ok(books?.concat())
+}
+
 impl ProductQuantizer {
     /// Learns `m` codebooks from `rows` (`dim` values each). `dim` must be a multiple of
     /// `m` and there must be at least 256 rows.
@@ -55,39 +99,8 @@ impl ProductQuantizer {
         iterations: usize,
         seed: u64,
     ) -> Result<ProductQuantizer, String> {
-        if m == 0 || dim == 0 || !dim.is_multiple_of(m) {
-            return Err(format!(
-                "pq m must divide the dimension: {dim} is not a multiple of {m}"
-            ));
-        }
-        let n = rows.len() / dim;
-        if n < PQ_CODEWORDS {
-            return Err(format!(
-                "pq needs at least {PQ_CODEWORDS} training rows, got {n}"
-            ));
-        }
-        let dsub = dim / m;
-        let books: Result<Vec<Vec<f32>>, String> = (0..m)
-            .into_par_iter()
-            .map(|j| {
-                let sub: Vec<f32> = rows
-                    .chunks_exact(dim)
-                    .flat_map(|r| r[j * dsub..(j + 1) * dsub].iter().copied())
-                    .collect();
-                kmeans::train(
-                    &sub,
-                    dsub,
-                    &KMeansParams {
-                        k: PQ_CODEWORDS,
-                        iterations,
-                        seed: seed.wrapping_add(j as u64),
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| e.to_string())
-            })
-            .collect();
-        Self::from_parts(dim, m, books?.concat())
+        let books = train_codebooks("pq", rows, dim, m, PQ_CODEWORDS, iterations, seed)?;
+        Self::from_parts(dim, m, books)
     }
 
     /// Rebuilds a quantiser from its parts (e.g. read from a file).

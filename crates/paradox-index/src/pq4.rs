@@ -13,9 +13,7 @@
 //! the distance estimate of a code is `Σ_j lut / scale + Σ_j min_j`. The rounding error
 //! (at most `m / (2 · scale)`) is why fast-scan results are re-ranked exactly.
 
-use crate::kmeans::{self, KMeansParams};
 use paradox_kernels::PQ4_BLOCK;
-use rayon::prelude::*;
 
 /// Codewords per sub-quantiser (4-bit codes).
 pub const PQ4_CODEWORDS: usize = 16;
@@ -98,39 +96,9 @@ impl Pq4Quantizer {
         iterations: usize,
         seed: u64,
     ) -> Result<Pq4Quantizer, String> {
-        if m == 0 || dim == 0 || !dim.is_multiple_of(m) {
-            return Err(format!(
-                "pq4 m must divide the dimension: {dim} is not a multiple of {m}"
-            ));
-        }
-        let n = rows.len() / dim;
-        if n < PQ4_CODEWORDS {
-            return Err(format!(
-                "pq4 needs at least {PQ4_CODEWORDS} training rows, got {n}"
-            ));
-        }
-        let dsub = dim / m;
-        let books: Result<Vec<Vec<f32>>, String> = (0..m)
-            .into_par_iter()
-            .map(|j| {
-                let sub: Vec<f32> = rows
-                    .chunks_exact(dim)
-                    .flat_map(|r| r[j * dsub..(j + 1) * dsub].iter().copied())
-                    .collect();
-                kmeans::train(
-                    &sub,
-                    dsub,
-                    &KMeansParams {
-                        k: PQ4_CODEWORDS,
-                        iterations,
-                        seed: seed.wrapping_add(j as u64),
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| e.to_string())
-            })
-            .collect();
-        Self::from_parts(dim, m, books?.concat())
+        let books =
+            crate::pq::train_codebooks("pq4", rows, dim, m, PQ4_CODEWORDS, iterations, seed)?;
+        Self::from_parts(dim, m, books)
     }
 
     /// Rebuilds a quantiser from its parts (e.g. read from a file).

@@ -4,9 +4,15 @@
 //! CLI, REST and Python accept the same documents. Request types refuse unknown fields, so
 //! a misspelt option is an error instead of being silently ignored.
 
-use paradox_engine::{Filter, IndexConfig, NewPoint, Point, PointId, ScoredPoint, SearchParams};
+use paradox_engine::{
+    Filter, IndexConfig, NewPoint, Point, PointId, PointVersion, ScoredPoint, SearchParams,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Reasoning requests and answers are `paradox-mind`'s own types and JSON shapes, so the
+/// server, the Python package and the CLI speak the same language.
+pub use paradox_mind::api::{ReasonRequest, ReasonResponse};
 
 fn default_true() -> bool {
     true
@@ -39,6 +45,10 @@ pub struct CreateCollectionRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub index: Option<IndexConfig>,
+    /// Keep every past version of every point, for point histories, as-of searches and
+    /// trajectories (default false; fixed at creation).
+    #[serde(default)]
+    pub history: bool,
 }
 
 /// Change a collection's index configuration.
@@ -80,6 +90,11 @@ pub struct CollectionDescription {
     pub applied_seq: u64,
     /// Index builds queued or running.
     pub pending_index_builds: usize,
+    /// Whether the collection keeps past versions.
+    pub history: bool,
+    /// Past versions kept (only when `history` is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past_versions: Option<usize>,
 }
 
 /// Every collection the caller may see.
@@ -224,19 +239,24 @@ pub struct SearchRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub params: SearchParams,
+    /// Search the memory as it was at this time (milliseconds since the Unix epoch): each
+    /// point's version current then, points deleted since included. Needs a collection
+    /// created with `history: true`.
+    #[serde(default)]
+    pub as_of: Option<i64>,
 }
 
 impl SearchRequest {
-    /// The engine's form of this request.
-    pub fn to_engine(&self) -> paradox_engine::SearchRequest {
+    /// The engine's form of this request (moves the vector: no copy per search).
+    pub fn into_engine(self) -> paradox_engine::SearchRequest {
         paradox_engine::SearchRequest {
-            vector: self.vector.clone(),
+            vector: self.vector,
             k: self.k,
-            filter: self.filter.clone(),
+            filter: self.filter,
             with_payload: self.with_payload,
             with_vector: self.with_vector,
             params: self.params,
-            as_of: None,
+            as_of: self.as_of,
         }
     }
 }
@@ -262,6 +282,16 @@ pub struct SearchBatchRequest {
 pub struct SearchBatchResponse {
     /// One result per search.
     pub results: Vec<SearchResponse>,
+}
+
+/// Every version of one point, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryResponse {
+    /// Each version is the point as it was (`id`, `vector`, `payload`, `created_at`,
+    /// `updated_at` = when it became current) plus `valid_to` (when it stopped being
+    /// current; absent for the current version).
+    #[schema(value_type = Vec<Object>)]
+    pub versions: Vec<PointVersion>,
 }
 
 /// A stored snapshot file.

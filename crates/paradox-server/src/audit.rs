@@ -1,5 +1,7 @@
 //! The audit log: one JSON object per line for every mutating call (creates, deletes,
-//! upserts, index changes, snapshots), allowed or not: who, what, when, outcome.
+//! upserts, index changes, snapshots), allowed or not (refusals for a missing or unknown
+//! key (401) and for a role or scope that does not allow the call (403) included): who,
+//! what, when, outcome.
 //!
 //! ```json
 //! {"time":"2026-01-02T03:04:05.678Z","request_id":"…","transport":"rest","principal":"ops",
@@ -23,7 +25,8 @@ pub struct AuditRecord<'a> {
     pub request_id: &'a str,
     /// `rest`, `grpc` or `legacy`.
     pub transport: &'a str,
-    /// The key's name, `anonymous` (auth off) or `unauthenticated`.
+    /// The key's name, or `anonymous` (auth off, or no valid key presented: then `role`
+    /// is absent and `status` is `unauthenticated`).
     pub principal: &'a str,
     /// The key's role, when known.
     pub role: Option<&'a str>,

@@ -7,6 +7,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use paradox_engine::EngineError;
+use paradox_mind::MindError;
 
 /// A failed API call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +128,18 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<MindError> for ApiError {
+    fn from(err: MindError) -> Self {
+        match err {
+            MindError::Engine(e) => e.into(),
+            MindError::PointNotFound { .. } => ApiError::NotFound(err.to_string()),
+            MindError::Dimension { .. } | MindError::Invalid { .. } => {
+                ApiError::InvalidArgument(err.to_string())
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.http_status();
@@ -159,5 +172,27 @@ mod tests {
         assert_eq!(e.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.to_string().contains("/secret"));
         assert_eq!(e.body()["error"]["code"], "internal");
+    }
+
+    #[test]
+    fn mind_errors_map_to_4xx() {
+        let e: ApiError = MindError::PointNotFound {
+            collection: "c".into(),
+            id: 7u64.into(),
+        }
+        .into();
+        assert_eq!(e.http_status(), StatusCode::NOT_FOUND);
+        assert!(e.to_string().contains("point 7"), "{e}");
+        let e: ApiError = MindError::Dimension {
+            context: "arithmetic",
+            expected: 3,
+            got: 2,
+        }
+        .into();
+        assert_eq!(e.http_status(), StatusCode::BAD_REQUEST);
+        let e: ApiError = MindError::invalid("k", "must be at least 1").into();
+        assert_eq!(e.to_status().code(), tonic::Code::InvalidArgument);
+        let e: ApiError = MindError::Engine(EngineError::UnknownCollection("c".into())).into();
+        assert_eq!(e.http_status(), StatusCode::NOT_FOUND);
     }
 }

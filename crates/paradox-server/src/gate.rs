@@ -3,11 +3,13 @@
 //! (429 when full), run under the per-request timeout, and write the audit record of
 //! mutating calls (allowed or denied).
 
+use crate::api::ReasonRequest;
 use crate::audit::{now_rfc3339, AuditLog, AuditRecord};
 use crate::auth::{Access, Authenticator, Principal};
 use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -92,24 +94,57 @@ impl Gate {
             Err(e) => Err(e.clone()),
         };
         if access != Access::Read {
-            let (name, role) = match &principal {
-                Ok(p) => (p.name.as_str(), Some(p.role.as_str())),
-                Err(_) => ("unauthenticated", None),
-            };
-            self.audit.record(&AuditRecord {
-                time: now_rfc3339(),
-                request_id: &ctx.request_id,
-                transport: ctx.transport,
-                principal: name,
-                role,
-                operation,
-                collection,
-                outcome: if result.is_ok() { "ok" } else { "error" },
-                status: result.as_ref().err().map_or("ok", ApiError::code),
-                message: result.as_ref().err().map(ToString::to_string),
-            });
+            self.audit(ctx, principal.as_ref().ok(), operation, collection, &result);
         }
         result
+    }
+
+    /// Audits a mutating call refused before it reached [`Gate::run`] (a REST request
+    /// rejected with 401 while its headers were read).
+    pub fn audit_refusal(
+        &self,
+        ctx: &CallContext,
+        operation: &str,
+        collection: Option<&str>,
+        error: &ApiError,
+    ) {
+        let principal = self.principal(ctx).ok();
+        self.audit::<()>(
+            ctx,
+            principal.as_ref(),
+            operation,
+            collection,
+            &Err(error.clone()),
+        );
+    }
+
+    /// Writes the audit record of one call. An unauthenticated caller (no key, or a key
+    /// that is not configured) is recorded as `anonymous` with no role; the message says
+    /// which. The presented key itself is never written.
+    fn audit<T>(
+        &self,
+        ctx: &CallContext,
+        principal: Option<&Principal>,
+        operation: &str,
+        collection: Option<&str>,
+        result: &ApiResult<T>,
+    ) {
+        let (name, role) = match principal {
+            Some(p) => (p.name.as_str(), Some(p.role.as_str())),
+            None => ("anonymous", None),
+        };
+        self.audit.record(&AuditRecord {
+            time: now_rfc3339(),
+            request_id: &ctx.request_id,
+            transport: ctx.transport,
+            principal: name,
+            role,
+            operation,
+            collection,
+            outcome: if result.is_ok() { "ok" } else { "error" },
+            status: result.as_ref().err().map_or("ok", ApiError::code),
+            message: result.as_ref().err().map(ToString::to_string),
+        });
     }
 
     async fn admit<T, F>(
@@ -162,6 +197,26 @@ impl Gate {
         if k == 0 || k > self.limits.max_k {
             return Err(ApiError::InvalidArgument(format!(
                 "invalid argument `{field}`: must be between 1 and {} (limits.max_k), got {k}",
+                self.limits.max_k
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the `k` of a reasoning operation against `limits.max_k` (its lower bound,
+    /// which is 0 for operations that may return the vector alone, is the operation's
+    /// own check).
+    pub fn check_reason(&self, request: &ReasonRequest) -> ApiResult<()> {
+        let k = match request {
+            ReasonRequest::Arithmetic { k, .. }
+            | ReasonRequest::Analogy { k, .. }
+            | ReasonRequest::Blend { k, .. }
+            | ReasonRequest::Attention { k, .. } => *k,
+            ReasonRequest::Trajectory { .. } => return Ok(()),
+        };
+        if k > self.limits.max_k {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid argument `k`: at most {} (limits.max_k), got {k}",
                 self.limits.max_k
             )));
         }

@@ -9,6 +9,7 @@ use crate::api::*;
 use crate::error::{ApiError, ApiResult};
 use async_trait::async_trait;
 use paradox_engine::{Collection, CollectionConfig, Engine, Filter, Metric, NewPoint, PointId};
+
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -76,6 +77,11 @@ pub trait MemoryService: Send + Sync + 'static {
         name: &str,
         requests: Vec<SearchRequest>,
     ) -> ApiResult<SearchBatchResponse>;
+    /// Every version of one point, oldest first (collections keeping history); 404 for an
+    /// id never written.
+    async fn point_history(&self, name: &str, id: PointId) -> ApiResult<HistoryResponse>;
+    /// One reasoning operation (arithmetic, analogy, blend, attention, trajectory).
+    async fn reason(&self, name: &str, request: ReasonRequest) -> ApiResult<ReasonResponse>;
     /// Writes a snapshot of the collection and returns its description.
     async fn create_snapshot(&self, name: &str) -> ApiResult<SnapshotDescription>;
     /// Stored snapshots of the collection.
@@ -129,6 +135,8 @@ pub fn describe(collection: &Collection) -> CollectionDescription {
         wal_bytes: info.wal_bytes,
         applied_seq: info.applied_seq,
         pending_index_builds: collection.pending_index_builds(),
+        history: info.past_versions.is_some(),
+        past_versions: info.past_versions,
     }
 }
 
@@ -224,6 +232,7 @@ impl MemoryService for EngineService {
         if let Some(index) = request.index {
             config.index = index;
         }
+        config.history = request.history;
         let engine = self.engine.clone();
         blocking(move || {
             let collection = engine.create_collection(config)?;
@@ -349,7 +358,7 @@ impl MemoryService for EngineService {
 
     async fn search(&self, name: &str, request: SearchRequest) -> ApiResult<SearchResponse> {
         let collection = self.collection(name)?;
-        let hits = collection.search_async(request.to_engine()).await?;
+        let hits = collection.search_async(request.into_engine()).await?;
         Ok(SearchResponse { hits })
     }
 
@@ -360,7 +369,10 @@ impl MemoryService for EngineService {
     ) -> ApiResult<SearchBatchResponse> {
         let collection = self.collection(name)?;
         blocking(move || {
-            let engine_requests: Vec<_> = requests.iter().map(SearchRequest::to_engine).collect();
+            let engine_requests: Vec<_> = requests
+                .into_iter()
+                .map(SearchRequest::into_engine)
+                .collect();
             let results = collection
                 .search_batch(&engine_requests)?
                 .into_iter()
@@ -369,6 +381,28 @@ impl MemoryService for EngineService {
             Ok(SearchBatchResponse { results })
         })
         .await
+    }
+
+    async fn point_history(&self, name: &str, id: PointId) -> ApiResult<HistoryResponse> {
+        let collection = self.collection(name)?;
+        blocking(move || {
+            let versions = collection.history(&id)?;
+            if versions.is_empty() {
+                return Err(ApiError::NotFound(format!(
+                    "collection `{}` has no point {id}, now or in its history",
+                    collection.name()
+                )));
+            }
+            Ok(HistoryResponse { versions })
+        })
+        .await
+    }
+
+    async fn reason(&self, name: &str, request: ReasonRequest) -> ApiResult<ReasonResponse> {
+        let collection = self.collection(name)?;
+        // Reasoning runs searches (on rayon inside the engine) and vector arithmetic: CPU
+        // work, kept off the async workers.
+        blocking(move || Ok(paradox_mind::api::reason(&collection, &request)?)).await
     }
 
     async fn create_snapshot(&self, name: &str) -> ApiResult<SnapshotDescription> {

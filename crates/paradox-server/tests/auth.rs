@@ -256,3 +256,164 @@ async fn every_role_against_every_route() {
         .iter()
         .all(|r| r["time"].as_str().unwrap().ends_with('Z') && r["request_id"].is_string()));
 }
+
+fn audit_records(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn refused_mutating_calls_are_audited() {
+    let mut s = TestServer::start(|c| {
+        c.auth.keys = vec![
+            key("root", ADMIN, "admin", None),
+            key("reader", READER, "read-only", None),
+            key("scoped", SCOPED, "admin", Some(&["a"])),
+        ];
+        c.audit_log = Some(c.data_dir.parent().unwrap().join("audit.jsonl"));
+    })
+    .await;
+    for name in ["a", "victim"] {
+        s.call_as(
+            Some(ADMIN),
+            "POST",
+            "/v1/collections",
+            Some(json!({"name": name, "dimension": 3, "metric": "l2"})),
+        )
+        .await;
+    }
+    s.call_as(
+        Some(ADMIN),
+        "PUT",
+        "/v1/collections/a/points",
+        Some(json!({"points": [{"id": 1, "vector": vector(1, 3)}]})),
+    )
+    .await;
+    let (_, snap) = s
+        .call_as(Some(ADMIN), "POST", "/v1/collections/a/snapshots", None)
+        .await;
+    let snapshot = snap["name"].as_str().unwrap().to_string();
+
+    // Every non-read route: no key, an unknown key, a key whose role is too weak, then
+    // the admin. Each attempt is traced by its request id.
+    let mutating: Vec<_> = routes(&snapshot, "t")
+        .into_iter()
+        .filter(|(need, ..)| *need != Need::Read)
+        .collect();
+    for (i, (_, method, path, body)) in mutating.iter().enumerate() {
+        for (who, key, expected) in [
+            ("none", None, 401),
+            ("bad", Some("unknown-key-99"), 401),
+            ("reader", Some(READER), 403),
+            ("admin", Some(ADMIN), 0),
+        ] {
+            let id = format!("r{i}-{who}");
+            let (status, answer) = s.call_traced(key, &id, method, path, body.clone()).await;
+            if expected == 0 {
+                assert!(status < 300, "{method} {path} as admin: {status} {answer}");
+            } else {
+                assert_eq!(status, expected, "{method} {path} as {who}: {answer}");
+            }
+        }
+    }
+    // A scoped admin restoring under a name outside its scope: 403 on both transports.
+    let (status, _) = s
+        .call_traced(
+            Some(SCOPED),
+            "scoped-restore",
+            "POST",
+            &format!("/v1/collections/a/snapshots/{snapshot}/restore"),
+            Some(json!({"as_name": "elsewhere"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let connect = |key: Option<&str>| {
+        let mut config = ClientConfig::new(s.grpc.clone());
+        config.api_key = key.map(str::to_string);
+        config.max_retries = 0;
+        Client::connect(config)
+    };
+    let anonymous = connect(None).await.unwrap();
+    let err = anonymous
+        .upsert("a", vec![NewPoint::new(5u64, vector(5, 3))])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unauthenticated));
+    let reader = connect(Some(READER)).await.unwrap();
+    let err = reader.delete_collection("a").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied));
+    let scoped = connect(Some(SCOPED)).await.unwrap();
+    let err = scoped
+        .restore_snapshot("a", &snapshot, Some("elsewhere"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::PermissionDenied));
+
+    let path = s.dir.path().join("audit.jsonl");
+    s.stop().await;
+    let records = audit_records(&path);
+    let by_id = |id: &str| -> Value {
+        let found: Vec<&Value> = records.iter().filter(|r| r["request_id"] == id).collect();
+        assert_eq!(found.len(), 1, "one audit record for {id}: {found:?}");
+        found[0].clone()
+    };
+    for (i, (_, method, path, _)) in mutating.iter().enumerate() {
+        let allowed = by_id(&format!("r{i}-admin"));
+        assert_eq!(allowed["outcome"], "ok", "{method} {path}: {allowed}");
+        assert_eq!(allowed["principal"], "root");
+        for (who, principal, status) in [
+            ("none", "anonymous", "unauthenticated"),
+            ("bad", "anonymous", "unauthenticated"),
+            ("reader", "reader", "permission_denied"),
+        ] {
+            let refused = by_id(&format!("r{i}-{who}"));
+            let context = format!("{method} {path} as {who}: {refused}");
+            assert_eq!(refused["operation"], allowed["operation"], "{context}");
+            assert_eq!(refused["principal"], principal, "{context}");
+            assert_eq!(refused["status"], status, "{context}");
+            assert_eq!(refused["outcome"], "error", "{context}");
+            assert_eq!(refused["transport"], "rest", "{context}");
+            assert!(
+                refused["time"].as_str().unwrap().ends_with('Z'),
+                "{context}"
+            );
+            assert!(refused["message"].is_string(), "{context}");
+            // The collection is known from the path (a create names it in the body,
+            // which a refused caller never gets to send through).
+            if allowed["operation"] != "create_collection" || who == "reader" {
+                assert_eq!(refused["collection"], allowed["collection"], "{context}");
+            }
+        }
+    }
+    let missing_key = by_id("r0-none");
+    assert!(missing_key["role"].is_null());
+    assert!(missing_key["message"]
+        .as_str()
+        .unwrap()
+        .contains("missing API key"));
+    let bad_key = by_id("r0-bad");
+    assert!(bad_key["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid API key"));
+    assert!(!records
+        .iter()
+        .any(|r| r.to_string().contains("unknown-key-99")));
+    let scoped_rest = by_id("scoped-restore");
+    assert_eq!(scoped_rest["status"], "permission_denied");
+    assert_eq!(scoped_rest["operation"], "restore_snapshot");
+    let grpc = |operation: &str, principal: &str, status: &str| {
+        records.iter().any(|r| {
+            r["transport"] == "grpc"
+                && r["operation"] == operation
+                && r["principal"] == principal
+                && r["status"] == status
+        })
+    };
+    assert!(grpc("upsert", "anonymous", "unauthenticated"));
+    assert!(grpc("delete_collection", "reader", "permission_denied"));
+    assert!(grpc("restore_snapshot", "scoped", "permission_denied"));
+}

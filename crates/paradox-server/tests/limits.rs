@@ -5,7 +5,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::{assert_error, TestServer};
-use paradox_engine::{Engine, Filter, NewPoint};
+use paradox_engine::{Engine, Filter, NewPoint, PointId};
 use paradox_server::api::*;
 use paradox_server::service::{EngineService, MemoryService, SnapshotReader};
 use paradox_server::ApiResult;
@@ -68,6 +68,12 @@ impl MemoryService for SlowUpserts {
     }
     async fn search_batch(&self, n: &str, r: Vec<SearchRequest>) -> ApiResult<SearchBatchResponse> {
         self.inner.search_batch(n, r).await
+    }
+    async fn point_history(&self, n: &str, id: PointId) -> ApiResult<HistoryResponse> {
+        self.inner.point_history(n, id).await
+    }
+    async fn reason(&self, n: &str, r: ReasonRequest) -> ApiResult<ReasonResponse> {
+        self.inner.reason(n, r).await
     }
     async fn create_snapshot(&self, n: &str) -> ApiResult<SnapshotDescription> {
         self.inner.create_snapshot(n).await

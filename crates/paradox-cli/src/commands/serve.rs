@@ -52,7 +52,9 @@ pub struct ServeArgs {
     /// Legacy: node id reported by `GET /` (paradox-node --id).
     #[arg(long, value_name = "ID", requires = "legacy")]
     pub id: Option<String>,
-    /// Legacy: REST port on 0.0.0.0 (paradox-node --port).
+    /// Legacy: REST port on 0.0.0.0 (paradox-node --port). gRPC is then off unless
+    /// --grpc-addr is given: a 0.17 node served HTTP only, and two nodes on one machine
+    /// would otherwise collide on the default gRPC port.
     #[arg(long, value_name = "PORT", requires = "legacy")]
     pub port: Option<u16>,
     /// Legacy: vector dimension of the legacy collection (paradox-node --dimension).
@@ -114,6 +116,9 @@ fn build_config(args: ServeArgs, global: &GlobalArgs) -> Result<ServerConfig> {
         }
         if let Some(port) = args.port {
             config.rest_addr = SocketAddr::from(([0, 0, 0, 0], port));
+            if args.grpc_addr.is_none() {
+                config.grpc_addr = None;
+            }
         }
         if let Some(dimension) = args.dimension {
             config.legacy.dimension = dimension;
@@ -176,5 +181,49 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn config(args: &[&str]) -> ServerConfig {
+        let cli = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .expect("flags parse");
+        build_config(cli.serve, &cli.global).expect("config builds")
+    }
+
+    #[test]
+    fn a_legacy_node_on_its_own_port_serves_no_grpc_unless_asked() {
+        let node = config(&["--legacy", "--port", "8001", "--dimension", "4"]);
+        assert_eq!(node.rest_addr, SocketAddr::from(([0, 0, 0, 0], 8001)));
+        assert_eq!(node.grpc_addr, None);
+        let asked = config(&[
+            "--legacy",
+            "--port",
+            "8001",
+            "--dimension",
+            "4",
+            "--grpc-addr",
+            "127.0.0.1:9001",
+        ]);
+        assert_eq!(
+            asked.grpc_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9001)))
+        );
+        // Without --port the ordinary defaults stand.
+        assert!(config(&["--legacy", "--dimension", "4"])
+            .grpc_addr
+            .is_some());
     }
 }

@@ -6,7 +6,7 @@ use crate::api::*;
 use crate::error::{ApiError, ApiResult};
 use crate::proto as pb;
 use paradox_engine::{
-    Filter, IndexConfig, NewPoint, Payload, Point, PointId, Provenance, ScoredPoint,
+    Filter, IndexConfig, NewPoint, Payload, Point, PointId, PointVersion, Provenance, ScoredPoint,
 };
 
 pub(super) fn point_id(id: Option<pb::PointId>, what: &str) -> ApiResult<PointId> {
@@ -111,6 +111,21 @@ pub(super) fn pb_point(p: Point) -> pb::Point {
     }
 }
 
+pub(super) fn pb_version(v: PointVersion) -> pb::PointVersion {
+    pb::PointVersion {
+        point: Some(pb_point(v.point)),
+        valid_to: v.valid_to,
+    }
+}
+
+pub(super) fn reason_request(json: &str) -> ApiResult<paradox_mind::api::ReasonRequest> {
+    serde_json::from_str(json).map_err(|e| {
+        ApiError::InvalidArgument(format!(
+            "invalid request_json: {e} (expected {{\"op\": \"arithmetic\" | \"analogy\" | \"blend\" | \"attention\" | \"trajectory\", ..}})"
+        ))
+    })
+}
+
 pub(super) fn pb_hit(h: ScoredPoint) -> pb::ScoredPoint {
     pb::ScoredPoint {
         id: Some(pb_id(h.id)),
@@ -139,6 +154,7 @@ pub(super) fn search(r: pb::SearchRequest) -> ApiResult<SearchRequest> {
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             exact: params.exact,
         },
+        as_of: r.as_of,
     })
 }
 
@@ -157,6 +173,8 @@ pub(super) fn pb_collection(c: CollectionDescription) -> pb::CollectionInfo {
         wal_bytes: c.wal_bytes,
         applied_seq: c.applied_seq,
         pending_index_builds: c.pending_index_builds as u64,
+        history: c.history,
+        past_versions: c.past_versions.map(|n| n as u64),
     }
 }
 

@@ -149,6 +149,7 @@ impl pb::paradox_server::Paradox for GrpcService {
                         r.metric
                     },
                     index: index(&r.index_json)?,
+                    history: r.history,
                 };
                 self.service.create_collection(request).await
             };
@@ -463,6 +464,53 @@ impl pb::paradox_server::Paradox for GrpcService {
         .await
     }
 
+    async fn point_history(
+        &self,
+        request: Request<pb::PointHistoryRequest>,
+    ) -> Result<Response<pb::PointHistoryResponse>, Status> {
+        self.handle("PointHistory", request, |ctx, r| async move {
+            let call = async {
+                let id = point_id(r.id, "id")?;
+                self.service.point_history(&r.collection, id).await
+            };
+            let history = self
+                .gate
+                .run(
+                    &ctx,
+                    "point_history",
+                    Access::Read,
+                    Some(&r.collection),
+                    call,
+                )
+                .await?;
+            Ok(pb::PointHistoryResponse {
+                versions: history.versions.into_iter().map(pb_version).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn reason(
+        &self,
+        request: Request<pb::ReasonRequest>,
+    ) -> Result<Response<pb::ReasonResponse>, Status> {
+        self.handle("Reason", request, |ctx, r| async move {
+            let call = async {
+                let request = reason_request(&r.request_json)?;
+                self.gate.check_reason(&request)?;
+                self.service.reason(&r.collection, request).await
+            };
+            let answer = self
+                .gate
+                .run(&ctx, "reason", Access::Read, Some(&r.collection), call)
+                .await?;
+            Ok(pb::ReasonResponse {
+                response_json: serde_json::to_string(&answer).expect("reason response serialises"),
+            })
+        })
+        .await
+    }
+
     async fn create_snapshot(
         &self,
         request: Request<pb::CollectionRequest>,
@@ -542,14 +590,17 @@ impl pb::paradox_server::Paradox for GrpcService {
     ) -> Result<Response<pb::CollectionInfo>, Status> {
         self.handle("RestoreSnapshot", request, |ctx, r| async move {
             let as_name = (!r.as_name.is_empty()).then_some(r.as_name);
-            if let Some(target) = &as_name {
-                self.gate
-                    .principal(&ctx)?
-                    .authorize(Access::Admin, Some(target))?;
-            }
-            let call = self
-                .service
-                .restore_snapshot(&r.collection, &r.snapshot, as_name.clone());
+            // Restoring creates a collection: admin on the new name too, checked inside
+            // the gated call so that a refusal is audited.
+            let principal = self.gate.principal(&ctx).ok();
+            let call = async {
+                if let (Some(principal), Some(target)) = (&principal, &as_name) {
+                    principal.authorize(Access::Admin, Some(target))?;
+                }
+                self.service
+                    .restore_snapshot(&r.collection, &r.snapshot, as_name.clone())
+                    .await
+            };
             let info = self
                 .gate
                 .run(

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::service::parse_path_id;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -37,6 +37,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/collections/{name}/search", post(search))
         .route("/v1/collections/{name}/search/batch", post(search_batch))
         .route(
+            "/v1/collections/{name}/points/{id}/history",
+            get(point_history),
+        )
+        .route("/v1/collections/{name}/reason", post(reason))
+        .route(
             "/v1/collections/{name}/snapshots",
             get(list_snapshots).post(create_snapshot),
         )
@@ -48,6 +53,25 @@ pub(super) fn routes() -> Router<AppState> {
             "/v1/collections/{name}/snapshots/{snapshot}/restore",
             post(restore_snapshot),
         )
+}
+
+/// The operation name a non-read route's handler gives the gate (and so the audit log),
+/// by method and route template. The `Ctx` extractor uses it to audit calls it refuses
+/// (401) before the handler runs; `tests/auth.rs` checks both names agree.
+pub(super) fn audited_operation(method: &Method, route: &str) -> Option<&'static str> {
+    Some(match (method.as_str(), route) {
+        ("POST", "/v1/collections") => "create_collection",
+        ("PATCH", "/v1/collections/{name}") => "update_collection",
+        ("DELETE", "/v1/collections/{name}") => "delete_collection",
+        ("PUT", "/v1/collections/{name}/points") => "upsert",
+        ("POST", "/v1/collections/{name}/points/delete") => "delete_points",
+        ("POST", "/v1/collections/{name}/snapshots") => "create_snapshot",
+        ("GET", "/v1/collections/{name}/snapshots") => "list_snapshots",
+        ("GET", "/v1/collections/{name}/snapshots/{snapshot}") => "download_snapshot",
+        ("POST", "/v1/collections/{name}/snapshots/{snapshot}/restore") => "restore_snapshot",
+        ("POST", "/add") => "legacy_add",
+        _ => return None,
+    })
 }
 
 #[utoipa::path(get, path = "/v1/info", responses((status = 200, body = ServerInfo)))]
@@ -326,6 +350,46 @@ pub(super) async fn search_batch(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/collections/{name}/points/{id}/history",
+    responses((status = 200, body = HistoryResponse),
+        (status = 400, description = "the collection keeps no history"),
+        (status = 404, description = "no such collection, or the point was never written")))]
+pub(super) async fn point_history(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Json<HistoryResponse>> {
+    let call = s.service.point_history(&name, parse_path_id(&id));
+    Ok(Json(
+        s.gate
+            .run(&ctx, "point_history", Access::Read, Some(&name), call)
+            .await?,
+    ))
+}
+
+/// Reasoning over a collection: the body is `{"op": ..}` with the operation's fields.
+#[utoipa::path(post, path = "/v1/collections/{name}/reason",
+    request_body(content = serde_json::Value, description = "One operation tagged by `op`: `arithmetic`, `analogy`, `blend`, `attention` or `trajectory`, with its fields (docs/server.md)"),
+    responses((status = 200, description = "`{\"vector\"?, \"hits\": [..], \"trajectory\"?}`"),
+        (status = 400, description = "invalid argument, dimension mismatch, no history"),
+        (status = 404, description = "unknown collection or point")))]
+pub(super) async fn reason(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ReasonRequest>,
+) -> ApiResult<Json<ReasonResponse>> {
+    let call = async {
+        s.gate.check_reason(&body)?;
+        s.service.reason(&name, body).await
+    };
+    Ok(Json(
+        s.gate
+            .run(&ctx, "reason", Access::Read, Some(&name), call)
+            .await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/v1/collections/{name}/snapshots",
     responses((status = 201, body = SnapshotDescription)))]
 pub(super) async fn create_snapshot(
@@ -388,14 +452,17 @@ pub(super) async fn restore_snapshot(
     Path((name, snapshot)): Path<(String, String)>,
     ApiJson(body): ApiJson<RestoreSnapshotRequest>,
 ) -> ApiResult<(StatusCode, Json<CollectionDescription>)> {
-    // Restoring creates a collection: the caller needs admin on the new name too.
-    let principal = s.gate.principal(&ctx)?;
-    if let Some(target) = &body.as_name {
-        principal.authorize(Access::Admin, Some(target))?;
-    }
-    let call = s
-        .service
-        .restore_snapshot(&name, &snapshot, body.as_name.clone());
+    // Restoring creates a collection: the caller needs admin on the new name too. Checked
+    // inside the gated call, so a refusal is audited like any other.
+    let principal = s.gate.principal(&ctx).ok();
+    let call = async {
+        if let (Some(principal), Some(target)) = (&principal, &body.as_name) {
+            principal.authorize(Access::Admin, Some(target))?;
+        }
+        s.service
+            .restore_snapshot(&name, &snapshot, body.as_name.clone())
+            .await
+    };
     let info = s
         .gate
         .run(&ctx, "restore_snapshot", Access::Admin, Some(&name), call)

@@ -31,7 +31,7 @@ use tokio::sync::Mutex;
 #[derive(Debug)]
 pub struct LegacyState {
     id: String,
-    collection: String,
+    pub(super) collection: String,
     next_id: Mutex<u64>,
 }
 
@@ -59,6 +59,7 @@ impl LegacyState {
                         dimension,
                         metric: "l2".into(),
                         index: None,
+                        history: false,
                     })
                     .await?;
             }
@@ -189,6 +190,7 @@ async fn query(
             with_payload: true,
             with_vector: false,
             params: SearchParams::default(),
+            as_of: None,
         };
         Ok(s.service.search(&legacy.collection, request).await?.hits)
     };

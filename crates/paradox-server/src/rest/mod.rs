@@ -77,7 +77,32 @@ impl FromRequestParts<AppState> for Ctx {
             transport: "rest",
             credential: header("authorization").or_else(|| header("api-key")),
         };
-        state.gate.principal(&ctx)?;
+        if let Err(refused) = state.gate.principal(&ctx) {
+            // Refused before the handler (and its `Gate::run`) is reached: audit a
+            // mutating call here, under the name its handler would record.
+            let route = parts
+                .extensions
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str);
+            if let Some(operation) =
+                route.and_then(|r| handlers::audited_operation(&parts.method, r))
+            {
+                let collection = match route {
+                    Some(r) if r.starts_with("/v1/collections/") => parts
+                        .uri
+                        .path()
+                        .strip_prefix("/v1/collections/")
+                        .and_then(|rest| rest.split('/').next())
+                        .map(str::to_string),
+                    Some(_) => state.legacy.as_ref().map(|l| l.collection.clone()),
+                    None => None,
+                };
+                state
+                    .gate
+                    .audit_refusal(&ctx, operation, collection.as_deref(), &refused);
+            }
+            return Err(refused);
+        }
         Ok(Ctx(ctx))
     }
 }

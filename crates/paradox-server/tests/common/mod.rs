@@ -84,6 +84,35 @@ impl TestServer {
         (status, value)
     }
 
+    /// Like [`TestServer::call_as`], with an `x-request-id` (to find the call's audit record).
+    pub async fn call_traced(
+        &self,
+        key: Option<&str>,
+        request_id: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("x-request-id", request_id);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// Sends raw bytes with a content type.
     pub async fn raw(
         &self,
