@@ -1,4 +1,5 @@
-"""Reasoning in latent space over a :class:`paradox.Collection`.
+"""Reasoning in latent space over a :class:`paradox.Collection` (or a
+:class:`paradox.RemoteCollection`: the same requests go to the server's ``/reason``).
 
 Thin helpers that build the request dicts of :meth:`Collection.reason`; the work runs in
 the Rust engine (``paradox-mind``), with the GIL released. A *concept* is a stored

@@ -260,3 +260,80 @@ def test_remote_error_is_a_paradox_error():
     assert issubclass(InvalidRequest, ValueError)
     assert issubclass(NotFound, LookupError)
     assert issubclass(AuthError, PermissionError)
+
+
+def boundary():
+    """A time (ms) after every write so far and before every later one."""
+    import time
+
+    t = int(time.time() * 1000)
+    while int(time.time() * 1000) <= t:
+        time.sleep(0.001)
+    return t
+
+
+def test_history_and_as_of_search_like_native(client, engine):
+    remote = client.create_collection("h", 4, "l2", index="flat", history=True)
+    remote.upsert([1], np.ones((1, 4), dtype=np.float32), [{"v": 1}])
+    t1 = boundary()
+    remote.upsert([1], np.full((1, 4), 2.0, dtype=np.float32), [{"v": 2}])
+    t2 = boundary()
+    remote.delete([1])
+
+    versions = remote.history(1)
+    assert [v["vector"].tolist() for v in versions] == [[1.0] * 4, [2.0] * 4]
+    assert [v["payload"] for v in versions] == [{"v": 1}, {"v": 2}]
+    assert versions[0]["valid_to"] == versions[1]["updated_at"] and versions[1]["valid_to"] is not None
+    local = engine.create_collection("h", 4, "l2", history=True)
+    local.upsert([1], np.ones((1, 4), dtype=np.float32))
+    assert set(versions[0]) == set(local.history(1)[0])
+
+    zero = np.zeros(4, dtype=np.float32)
+    ids, scores = remote.search(zero, k=3, as_of=t1)
+    assert ids.tolist() == [1] and scores.tolist() == [4.0]
+    ids, scores, payloads = remote.search(zero[None, :], k=2, as_of=t2, with_payload=True)
+    assert ids.tolist() == [[1, -1]] and scores[0, 0] == 16.0 and payloads[0][0] == {"v": 2}
+    assert remote.search(zero, k=3)[0].tolist() == []
+
+    plain = client.create_collection("plain", 4, "l2")
+    plain.upsert([1], np.ones((1, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="history"):
+        plain.history(1)
+    with pytest.raises(ValueError, match="as_of"):
+        plain.search(zero, k=1, as_of=0)
+    with pytest.raises(ValueError, match="cannot be told from a number"):
+        plain.history("12")
+
+
+def test_reasoning_helpers_work_over_the_network(client, engine):
+    from paradox import reasoning
+
+    vectors = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 1, 1], [1, -1, -1]], dtype=np.float32)
+    words = ["man", "king", "woman", "queen", "other"]
+    local = engine.create_collection("words", 3, "cosine", index="flat", history=True)
+    remote = client.create_collection("words", 3, "cosine", index="flat", history=True)
+    for col in (local, remote):
+        col.upsert(words, vectors)
+
+    calls = [
+        lambda c: reasoning.analogy(c, "man", "king", "woman", k=2),
+        lambda c: reasoning.analogy(c, "man", "king", "woman", k=1, method="3cosmul"),
+        lambda c: reasoning.arithmetic(c, [("king", 1), ("man", -1), ([0, 0, 1], 1)], k=2),
+        lambda c: reasoning.blend(c, ["man", "queen"], mode="slerp", t=0.9, k=1),
+        lambda c: reasoning.attention_search(c, [1, 1, 1], [0, 0, 1], k=2),
+    ]
+    for call in calls:
+        want, got = call(local), call(remote)
+        assert [h["id"] for h in got["hits"]] == [h["id"] for h in want["hits"]]
+        np.testing.assert_allclose([h["score"] for h in got["hits"]], [h["score"] for h in want["hits"]], rtol=1e-5)
+        if "vector" in want:
+            np.testing.assert_allclose(got["vector"], want["vector"], rtol=1e-5, atol=1e-6)
+    assert reasoning.analogy(remote, "man", "king", "woman", k=1)["hits"][0]["id"] == "queen"
+
+    remote.upsert(["queen"], np.array([[0, 1, 2]], dtype=np.float32))
+    trajectory = reasoning.trajectory(remote, "queen", predict={"method": "linear", "at": boundary() + 1000})
+    assert len(trajectory["trajectory"]["times"]) == 2 and len(trajectory["vector"]) == 3
+    with pytest.raises(KeyError):
+        reasoning.analogy(remote, "man", "king", "nobody")
+    with pytest.raises(ValueError):
+        remote.reason({"op": "no_such_op"})
