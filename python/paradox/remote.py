@@ -432,7 +432,8 @@ class RemoteCollection:
             if payload is not None:
                 if not isinstance(payload, Mapping):
                     raise ValueError(
-                        f"invalid argument `payloads`: each payload must be a dict or None, got {type(payload).__name__}"
+                        "invalid argument `payloads`: each payload must be a dict or None, "
+                        f"got {type(payload).__name__}"
                     )
                 point["payload"] = payload
             encoded = _dumps(point)

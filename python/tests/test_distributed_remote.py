@@ -56,7 +56,8 @@ def check_old_style_program(server, thread, port, capsys, rng):
     shard = RemoteShard(host="127.0.0.1", port=port)
     out = capsys.readouterr().out
     assert f"[ShardServer] Listening on 127.0.0.1:{port}" in out
-    assert f"[RemoteShard] Connected to http://127.0.0.1:{port} | {{'status': 'online', 'id': 'node_1', 'count': 0}}" in out
+    status = "{'status': 'online', 'id': 'node_1', 'count': 0}"
+    assert f"[RemoteShard] Connected to http://127.0.0.1:{port} | {status}" in out
     assert shard.id == f"remote_127.0.0.1_{port}"
 
     vectors = rng.standard_normal((20, 4)).astype(np.float32)
