@@ -50,7 +50,13 @@ pub enum ClientError {
     /// The server sent something this client cannot read.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A local file could not be read (snapshot uploads).
+    #[error("I/O error: {0}")]
+    Io(String),
 }
+
+/// Bytes per message of a snapshot upload (well under the server's default message limit).
+const UPLOAD_CHUNK: usize = 1 << 20;
 
 impl ClientError {
     /// The gRPC code, for status errors.
@@ -549,6 +555,101 @@ impl Client {
             bytes.extend_from_slice(&chunk.data);
         }
         Ok(bytes)
+    }
+
+    /// Uploads a snapshot file (as [`Client::download_snapshot`] gave it, possibly from
+    /// another server) to be kept among collection `name`'s snapshots; `name` must be the
+    /// collection the snapshot was taken of. The server verifies the file before keeping
+    /// it; then [`Client::restore_snapshot`] restores it (`as_name` renames). Needs an
+    /// admin key. Not retried. The call's deadline ([`ClientConfig::timeout`]) covers the
+    /// whole transfer: raise it for large files.
+    ///
+    /// ```no_run
+    /// # async fn demo(a: paradox_client::Client, b: paradox_client::Client) -> Result<(), paradox_client::ClientError> {
+    /// let snap = a.create_snapshot("docs").await?;
+    /// let bytes = a.download_snapshot("docs", &snap.name).await?;
+    /// let uploaded = b.upload_snapshot("docs", bytes).await?;
+    /// b.restore_snapshot("docs", &uploaded.name, None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_snapshot(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<proto::SnapshotDescription, ClientError> {
+        let collection = name.to_string();
+        let mut chunks: Vec<proto::SnapshotUploadChunk> = bytes
+            .chunks(UPLOAD_CHUNK)
+            .map(|data| proto::SnapshotUploadChunk {
+                collection: String::new(),
+                data: data.to_vec(),
+            })
+            .collect();
+        match chunks.first_mut() {
+            Some(first) => first.collection = collection,
+            None => chunks.push(proto::SnapshotUploadChunk {
+                collection,
+                data: Vec::new(),
+            }),
+        }
+        let request = self.request(tokio_stream::iter(chunks));
+        Ok(self
+            .inner
+            .clone()
+            .upload_snapshot(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Like [`Client::upload_snapshot`], reading the file from disk as it is sent (never
+    /// whole in memory).
+    pub async fn upload_snapshot_file(
+        &self,
+        name: &str,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<proto::SnapshotDescription, ClientError> {
+        use tokio::io::AsyncReadExt;
+        let path = path.as_ref();
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ClientError::Io(format!("{}: {e}", path.display())))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<proto::SnapshotUploadChunk>(4);
+        let collection = name.to_string();
+        let display = path.display().to_string();
+        let reader = tokio::spawn(async move {
+            let mut collection = Some(collection);
+            loop {
+                let mut data = vec![0u8; UPLOAD_CHUNK];
+                let mut filled = 0;
+                while filled < data.len() {
+                    let n = file.read(&mut data[filled..]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                data.truncate(filled);
+                let last = filled < UPLOAD_CHUNK;
+                if filled == 0 && collection.is_none() {
+                    return Ok::<(), std::io::Error>(());
+                }
+                let chunk = proto::SnapshotUploadChunk {
+                    collection: collection.take().unwrap_or_default(),
+                    data,
+                };
+                if tx.send(chunk).await.is_err() || last {
+                    return Ok(());
+                }
+            }
+        });
+        let request = self.request(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let answer = self.inner.clone().upload_snapshot(request).await;
+        match reader.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(ClientError::Io(format!("{display}: {e}"))),
+            Err(e) => return Err(ClientError::Io(format!("{display}: {e}"))),
+        }
+        Ok(answer?.into_inner())
     }
 
     /// Restores a stored snapshot as collection `as_name` (default: its old name). Not

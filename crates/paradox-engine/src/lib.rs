@@ -36,7 +36,7 @@ pub use collection::{
 };
 pub use config::{
     CollectionConfig, EngineOptions, HnswConfig, IndexConfig, IvfConfig, TraversalEncoding,
-    AUTO_HNSW_MIN_ROWS, MAX_BATCH, MAX_DIMENSION, MAX_K,
+    validate_name, AUTO_HNSW_MIN_ROWS, MAX_BATCH, MAX_DIMENSION, MAX_K,
 };
 pub use engine::Engine;
 pub use error::{EngineError, Result};
@@ -44,4 +44,4 @@ pub use filter::{payload, Filter, Range};
 pub use paradox_kernels::Metric;
 pub use paradox_storage::FsyncPolicy;
 pub use point::{NewPoint, Payload, Point, PointId, PointVersion, Provenance, ScoredPoint};
-pub use snapshot::SnapshotInfo;
+pub use snapshot::{verify_snapshot, SnapshotInfo, SnapshotSummary};

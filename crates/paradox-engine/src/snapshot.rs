@@ -140,6 +140,58 @@ pub(crate) fn read(file: &Path) -> Result<(Manifest, Container)> {
     Ok((index.manifest, container))
 }
 
+/// What a verified snapshot file holds, read without restoring it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotSummary {
+    /// Collection name at snapshot time (the default name on restore).
+    pub collection: String,
+    /// Vector length.
+    pub dimension: usize,
+    /// Metric name.
+    pub metric: String,
+    /// Whether the collection keeps history.
+    pub history: bool,
+    /// Log position the snapshot reflects.
+    pub applied_seq: u64,
+    /// Data files packed (segments, deletes, history; graph files not counted).
+    pub files: usize,
+}
+
+/// Verifies a snapshot file the way a restore does before unpacking anything: the
+/// container layout and every section's checksum, the index, every file the manifest
+/// names being present under a safe name, and a valid collection config. For files that
+/// arrive from elsewhere (an upload) before they are kept.
+///
+/// Problems with the file's content are [`EngineError::Corrupt`] (naming `file`); a failure
+/// to read it stays an I/O error.
+pub fn verify_snapshot(file: &Path) -> Result<SnapshotSummary> {
+    let corrupt = |reason: String| EngineError::Corrupt {
+        path: file.display().to_string(),
+        reason,
+    };
+    let (manifest, _container) = read(file).map_err(|e| match e {
+        EngineError::Io { .. }
+        | EngineError::Storage(paradox_storage::StorageError::Io { .. })
+        | EngineError::Corrupt { .. } => e,
+        other => corrupt(other.to_string()),
+    })?;
+    manifest
+        .config
+        .validate()
+        .map_err(|e| corrupt(format!("snapshot manifest: {e}")))?;
+    let files = manifest.segments.len()
+        + usize::from(manifest.deletes_file.is_some())
+        + manifest.history_files.len();
+    Ok(SnapshotSummary {
+        collection: manifest.config.name.clone(),
+        dimension: manifest.config.dimension,
+        metric: manifest.config.metric.as_str().to_string(),
+        history: manifest.config.history,
+        applied_seq: manifest.applied_seq,
+        files,
+    })
+}
+
 /// Writes the snapshot's files and `manifest` into the new directory `dir`.
 pub(crate) fn unpack(dir: &Path, manifest: &Manifest, container: &Container) -> Result<()> {
     let index: SnapshotIndex =
@@ -156,4 +208,45 @@ pub(crate) fn unpack(dir: &Path, manifest: &Manifest, container: &Container) -> 
     manifest.write(dir)?;
     paradox_storage::fsync_dir(dir)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CollectionConfig, Engine, Metric, NewPoint};
+
+    #[test]
+    fn verify_accepts_a_snapshot_and_names_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path().join("data")).unwrap();
+        let collection = engine
+            .create_collection(CollectionConfig::new("docs", 2, Metric::L2))
+            .unwrap();
+        collection
+            .upsert((0..10u64).map(|i| NewPoint::new(i, vec![i as f32, 1.0])).collect())
+            .unwrap();
+        let file = dir.path().join("docs.snap");
+        engine.snapshot_collection("docs", &file).unwrap();
+        let summary = verify_snapshot(&file).unwrap();
+        assert_eq!(summary.collection, "docs");
+        assert_eq!((summary.dimension, summary.metric.as_str()), (2, "l2"));
+        assert!(summary.files >= 1);
+
+        let mut bytes = std::fs::read(&file).unwrap();
+        let damaged = dir.path().join("damaged.snap");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&damaged, &bytes).unwrap();
+        let err = verify_snapshot(&damaged).unwrap_err();
+        assert!(matches!(err, EngineError::Corrupt { .. }), "{err}");
+        let truncated = dir.path().join("truncated.snap");
+        std::fs::write(&truncated, &bytes[..middle]).unwrap();
+        let err = verify_snapshot(&truncated).unwrap_err();
+        assert!(matches!(err, EngineError::Corrupt { .. }), "{err}");
+        let foreign = dir.path().join("foreign.snap");
+        std::fs::write(&foreign, b"not a snapshot at all, just text").unwrap();
+        let err = verify_snapshot(&foreign).unwrap_err();
+        assert!(matches!(err, EngineError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("foreign.snap"), "{err}");
+    }
 }

@@ -85,6 +85,9 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// Writes admitted at once (running or waiting for the engine); more get 429.
     pub write_queue: usize,
+    /// Largest snapshot file accepted by an upload, in bytes (uploads are streamed to
+    /// disk, so this bounds disk use, not memory).
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for Limits {
@@ -96,6 +99,7 @@ impl Default for Limits {
             max_dimension: 4_096,
             request_timeout_ms: 30_000,
             write_queue: 256,
+            max_snapshot_bytes: 16 << 30,
         }
     }
 }
@@ -258,6 +262,7 @@ impl ServerConfig {
             "PARADOX_MAX_DIMENSION" => self.limits.max_dimension = num(name, value)?,
             "PARADOX_REQUEST_TIMEOUT_MS" => self.limits.request_timeout_ms = num(name, value)?,
             "PARADOX_WRITE_QUEUE" => self.limits.write_queue = num(name, value)?,
+            "PARADOX_MAX_SNAPSHOT_BYTES" => self.limits.max_snapshot_bytes = num(name, value)?,
             "PARADOX_API_KEY" => self.auth.keys.push(ApiKeyConfig {
                 name: "env-admin".into(),
                 key: value.to_string(),
@@ -309,6 +314,7 @@ impl ServerConfig {
             ("limits.max_dimension", l.max_dimension as u64),
             ("limits.request_timeout_ms", l.request_timeout_ms),
             ("limits.write_queue", l.write_queue as u64),
+            ("limits.max_snapshot_bytes", l.max_snapshot_bytes),
         ] {
             if value == 0 {
                 return Err(invalid(name, "must be at least 1"));

@@ -9,6 +9,7 @@ use crate::auth::{Access, Authenticator, Principal};
 use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
+use crate::upload::{ChunkSource, SnapshotUpload};
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,9 +89,43 @@ impl Gate {
     where
         F: Future<Output = ApiResult<T>>,
     {
+        self.run_under(ctx, operation, access, collection, true, call)
+            .await
+    }
+
+    /// Like [`Gate::run`] but without the per-request timeout, for calls whose length grows
+    /// with what the client sends (a snapshot upload, which bounds itself by size and by
+    /// idle time instead: [`crate::upload::SnapshotUpload`]).
+    pub async fn run_streaming<T, F>(
+        &self,
+        ctx: &CallContext,
+        operation: &'static str,
+        access: Access,
+        collection: Option<&str>,
+        call: F,
+    ) -> ApiResult<T>
+    where
+        F: Future<Output = ApiResult<T>>,
+    {
+        self.run_under(ctx, operation, access, collection, false, call)
+            .await
+    }
+
+    async fn run_under<T, F>(
+        &self,
+        ctx: &CallContext,
+        operation: &'static str,
+        access: Access,
+        collection: Option<&str>,
+        timed: bool,
+        call: F,
+    ) -> ApiResult<T>
+    where
+        F: Future<Output = ApiResult<T>>,
+    {
         let principal = self.principal(ctx);
         let result = match &principal {
-            Ok(p) => self.admit(p, access, collection, call).await,
+            Ok(p) => self.admit(p, access, collection, timed, call).await,
             Err(e) => Err(e.clone()),
         };
         if access != Access::Read {
@@ -152,6 +187,7 @@ impl Gate {
         principal: &Principal,
         access: Access,
         collection: Option<&str>,
+        timed: bool,
         call: F,
     ) -> ApiResult<T>
     where
@@ -172,6 +208,9 @@ impl Gate {
             })?;
             Some(QueueSlot::new(permit, &self.metrics))
         };
+        if !timed {
+            return call.await;
+        }
         let limit = Duration::from_millis(self.limits.request_timeout_ms);
         tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
             Err(ApiError::Timeout(format!(
@@ -221,6 +260,29 @@ impl Gate {
             )));
         }
         Ok(())
+    }
+
+    /// Wraps the bytes of a snapshot upload in the size and idle limits.
+    pub fn snapshot_upload(&self, source: ChunkSource) -> SnapshotUpload {
+        SnapshotUpload::new(
+            source,
+            self.limits.max_snapshot_bytes,
+            Duration::from_millis(self.limits.request_timeout_ms),
+        )
+    }
+
+    /// Refuses a snapshot upload whose declared length is over the limit, before any byte
+    /// is read.
+    pub fn check_snapshot_length(&self, declared: Option<u64>) -> ApiResult<()> {
+        match declared {
+            Some(bytes) if bytes > self.limits.max_snapshot_bytes => {
+                Err(ApiError::PayloadTooLarge(format!(
+                    "snapshot upload of {bytes} bytes is larger than limits.max_snapshot_bytes ({} bytes)",
+                    self.limits.max_snapshot_bytes
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Checks the dimension of a new collection.

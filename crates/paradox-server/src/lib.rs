@@ -24,6 +24,7 @@ pub mod rest;
 pub mod server;
 pub mod service;
 pub mod tls;
+pub mod upload;
 
 /// Generated protobuf messages and the tonic server trait (`paradox.v1`).
 #[allow(missing_docs, clippy::all, missing_debug_implementations)]

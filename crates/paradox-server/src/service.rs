@@ -7,6 +7,7 @@
 
 use crate::api::*;
 use crate::error::{ApiError, ApiResult};
+use crate::upload::SnapshotUpload;
 use async_trait::async_trait;
 use paradox_engine::{Collection, CollectionConfig, Engine, Filter, Metric, NewPoint, PointId};
 
@@ -88,6 +89,15 @@ pub trait MemoryService: Send + Sync + 'static {
     async fn list_snapshots(&self, name: &str) -> ApiResult<Vec<SnapshotDescription>>;
     /// Opens a stored snapshot for download.
     async fn open_snapshot(&self, name: &str, snapshot: &str) -> ApiResult<SnapshotReader>;
+    /// Stores an uploaded snapshot file among `name`'s snapshots, once it has been
+    /// verified like a snapshot about to be restored, and it is a snapshot of `name`. The
+    /// collection need not exist here (the point is to restore it). A refused or broken
+    /// upload leaves nothing behind.
+    async fn upload_snapshot(
+        &self,
+        name: &str,
+        upload: SnapshotUpload,
+    ) -> ApiResult<SnapshotDescription>;
     /// Restores a stored snapshot as a new collection.
     async fn restore_snapshot(
         &self,
@@ -166,12 +176,47 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// Where uploads are written until verified: inside the snapshot directory (so the final
+/// rename stays on one file system), under a name no collection can have.
+const UPLOADS_DIR: &str = ".uploads";
+
+/// Removes a partly written or refused upload when dropped, unless kept: so a failed,
+/// refused or abandoned upload (the client went away and the handler was dropped) leaves
+/// nothing behind.
+struct PartialUpload {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl PartialUpload {
+    /// The file was moved into place: nothing to remove.
+    fn kept(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for PartialUpload {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn io_failure(what: &str, path: &Path, e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, path = %path.display(), "{what}");
+    ApiError::Internal(format!("{what}; see the server log"))
+}
+
 impl EngineService {
     /// Serves `engine`, keeping snapshot files under `snapshots_dir/<collection>/`.
+    /// Uploads left unfinished by a previous run are removed.
     pub fn new(engine: Arc<Engine>, snapshots_dir: impl Into<PathBuf>) -> EngineService {
+        let snapshots_dir = snapshots_dir.into();
+        let _ = std::fs::remove_dir_all(snapshots_dir.join(UPLOADS_DIR));
         EngineService {
             engine,
-            snapshots_dir: snapshots_dir.into(),
+            snapshots_dir,
         }
     }
 
@@ -430,8 +475,15 @@ impl MemoryService for EngineService {
     }
 
     async fn list_snapshots(&self, name: &str) -> ApiResult<Vec<SnapshotDescription>> {
-        self.collection(name)?;
+        // Snapshots outlive their collection (and uploads arrive before it is restored):
+        // list them when either exists.
         let dir = self.snapshots_dir.join(name);
+        if self.engine.collection(name).is_err() {
+            paradox_engine::validate_name(name)?;
+            if !dir.is_dir() {
+                self.collection(name)?;
+            }
+        }
         let name = name.to_string();
         blocking(move || {
             let mut list: Vec<SnapshotDescription> = match std::fs::read_dir(&dir) {
@@ -459,6 +511,77 @@ impl MemoryService for EngineService {
             bytes,
             reader: Box::pin(file),
         })
+    }
+
+    async fn upload_snapshot(
+        &self,
+        name: &str,
+        mut upload: SnapshotUpload,
+    ) -> ApiResult<SnapshotDescription> {
+        use tokio::io::AsyncWriteExt;
+        use tokio_stream::StreamExt;
+        paradox_engine::validate_name(name)?;
+        let uploads = self.snapshots_dir.join(UPLOADS_DIR);
+        tokio::fs::create_dir_all(&uploads)
+            .await
+            .map_err(|e| io_failure("cannot create the upload directory", &uploads, e))?;
+        let mut partial = PartialUpload {
+            path: uploads.join(format!("{:016x}.part", rand::random::<u64>())),
+            keep: false,
+        };
+        let mut file = tokio::fs::File::create(&partial.path)
+            .await
+            .map_err(|e| io_failure("cannot create the upload file", &partial.path, e))?;
+        while let Some(chunk) = upload.next().await {
+            file.write_all(&chunk?)
+                .await
+                .map_err(|e| io_failure("cannot write the upload file", &partial.path, e))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| io_failure("cannot sync the upload file", &partial.path, e))?;
+        drop(file);
+
+        let dir = self.snapshots_dir.join(name);
+        let name = name.to_string();
+        blocking(move || {
+            let summary = match paradox_engine::verify_snapshot(&partial.path) {
+                Ok(summary) => summary,
+                // The file's content is the client's: say what is wrong with it, without
+                // the server's path.
+                Err(paradox_engine::EngineError::Corrupt { reason, .. }) => {
+                    let reason = reason.replace(&partial.path.display().to_string(), "the upload");
+                    return Err(ApiError::InvalidArgument(format!(
+                        "the upload is not a valid Paradox snapshot: {reason}"
+                    )));
+                }
+                Err(other) => return Err(other.into()),
+            };
+            if summary.collection != name {
+                return Err(ApiError::InvalidArgument(format!(
+                    "the upload is a snapshot of collection `{}`, not `{name}`: upload it as \
+                     `{}` (restore takes `as_name` to give it another name)",
+                    summary.collection, summary.collection
+                )));
+            }
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| io_failure("cannot create the snapshot directory", &dir, e))?;
+            let mut millis = now_millis();
+            let mut path = dir.join(format!("{name}-{millis}.snap"));
+            while path.exists() {
+                millis += 1;
+                path = dir.join(format!("{name}-{millis}.snap"));
+            }
+            std::fs::rename(&partial.path, &path)
+                .map_err(|e| io_failure("cannot move the upload into place", &path, e))?;
+            partial.kept();
+            if let Ok(handle) = std::fs::File::open(&dir) {
+                let _ = handle.sync_all();
+            }
+            describe_snapshot(&name, &path)
+                .ok_or_else(|| ApiError::Internal("snapshot vanished after upload".into()))
+        })
+        .await
     }
 
     async fn restore_snapshot(

@@ -84,6 +84,13 @@ impl MemoryService for SlowUpserts {
     async fn open_snapshot(&self, n: &str, s: &str) -> ApiResult<SnapshotReader> {
         self.inner.open_snapshot(n, s).await
     }
+    async fn upload_snapshot(
+        &self,
+        n: &str,
+        u: paradox_server::upload::SnapshotUpload,
+    ) -> ApiResult<SnapshotDescription> {
+        self.inner.upload_snapshot(n, u).await
+    }
     async fn restore_snapshot(
         &self,
         n: &str,

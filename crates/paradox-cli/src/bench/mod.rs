@@ -13,6 +13,8 @@ mod ingest;
 mod ivf;
 mod legacy;
 mod scan;
+mod server;
+mod server_target;
 mod stream;
 
 use anyhow::{ensure, Context, Result};
@@ -47,6 +49,9 @@ pub enum BenchCommand {
     Stream(stream::StreamArgs),
     /// IVF search with codes and vectors on disk, cold, under an outside RAM budget.
     Disk(disk::DiskArgs),
+    /// Load generator for running servers: Paradox over gRPC and REST, and Chroma; QPS,
+    /// latency percentiles and recall@10 per concurrency, and a soak with upserts.
+    Server(server::ServerArgs),
 }
 
 /// Runs a `bench` subcommand and prints its JSON report.
@@ -61,6 +66,7 @@ pub fn run(command: BenchCommand, global: &GlobalArgs) -> Result<()> {
         BenchCommand::Ivf(args) => ivf::run(args)?,
         BenchCommand::Stream(args) => stream::run(args, global)?,
         BenchCommand::Disk(args) => disk::run(args)?,
+        BenchCommand::Server(args) => server::run(args)?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

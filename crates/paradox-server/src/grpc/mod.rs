@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::gate::{new_request_id, CallContext, Gate};
 use crate::proto as pb;
 use crate::service::MemoryService;
+use axum::body::Bytes;
 use convert::*;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -580,6 +581,75 @@ impl pb::paradox_server::Paradox for GrpcService {
                     .map_err(|e| Status::internal(format!("reading the snapshot failed: {e}")))
             });
             Ok(Box::pin(stream) as ChunkStream)
+        })
+        .await
+    }
+
+    async fn upload_snapshot(
+        &self,
+        request: Request<tonic::Streaming<pb::SnapshotUploadChunk>>,
+    ) -> Result<Response<pb::SnapshotDescription>, Status> {
+        self.handle("UploadSnapshot", request, |ctx, mut chunks| async move {
+            use tokio_stream::StreamExt;
+            // Refuse an unknown caller before reading any of its bytes.
+            if let Err(refused) = self.gate.principal(&ctx) {
+                self.gate
+                    .audit_refusal(&ctx, "upload_snapshot", None, &refused);
+                return Err(refused);
+            }
+            // The first message names the collection; its bytes are the file's first.
+            let idle = std::time::Duration::from_millis(self.gate.limits.request_timeout_ms);
+            let first = match tokio::time::timeout(idle, chunks.message()).await {
+                Ok(Ok(Some(first))) => first,
+                Ok(Ok(None)) => {
+                    return Err(ApiError::InvalidArgument(
+                        "empty upload: send the snapshot's bytes in SnapshotUploadChunk messages"
+                            .into(),
+                    ))
+                }
+                Ok(Err(status)) => {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "reading the upload failed: {}",
+                        status.message()
+                    )))
+                }
+                Err(_) => {
+                    return Err(ApiError::Timeout(format!(
+                        "snapshot upload stalled: no data for {} ms (limits.request_timeout_ms)",
+                        idle.as_millis()
+                    )))
+                }
+            };
+            let collection = first.collection;
+            let rest = chunks.map(|chunk| {
+                chunk.map(|c| Bytes::from(c.data)).map_err(|status| {
+                    ApiError::InvalidArgument(format!(
+                        "reading the upload failed: {}",
+                        status.message()
+                    ))
+                })
+            });
+            let source = tokio_stream::once(Ok(Bytes::from(first.data))).chain(rest);
+            let call = async {
+                if collection.is_empty() {
+                    return Err(ApiError::InvalidArgument(
+                        "`collection` is required in the first SnapshotUploadChunk".into(),
+                    ));
+                }
+                let upload = self.gate.snapshot_upload(Box::pin(source));
+                self.service.upload_snapshot(&collection, upload).await
+            };
+            let snapshot = self
+                .gate
+                .run_streaming(
+                    &ctx,
+                    "upload_snapshot",
+                    Access::Admin,
+                    Some(&collection),
+                    call,
+                )
+                .await?;
+            Ok(pb_snapshot(snapshot))
         })
         .await
     }

@@ -46,6 +46,10 @@ pub(super) fn routes() -> Router<AppState> {
             get(list_snapshots).post(create_snapshot),
         )
         .route(
+            "/v1/collections/{name}/snapshots/upload",
+            post(upload_snapshot),
+        )
+        .route(
             "/v1/collections/{name}/snapshots/{snapshot}",
             get(download_snapshot),
         )
@@ -68,6 +72,7 @@ pub(super) fn audited_operation(method: &Method, route: &str) -> Option<&'static
         ("POST", "/v1/collections/{name}/snapshots") => "create_snapshot",
         ("GET", "/v1/collections/{name}/snapshots") => "list_snapshots",
         ("GET", "/v1/collections/{name}/snapshots/{snapshot}") => "download_snapshot",
+        ("POST", "/v1/collections/{name}/snapshots/upload") => "upload_snapshot",
         ("POST", "/v1/collections/{name}/snapshots/{snapshot}/restore") => "restore_snapshot",
         ("POST", "/add") => "legacy_add",
         _ => return None,
@@ -441,6 +446,41 @@ pub(super) async fn download_snapshot(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Streams the body to disk (never into memory), up to `limits.max_snapshot_bytes`, then
+/// verifies it like a snapshot about to be restored and keeps it among `name`'s snapshots.
+#[utoipa::path(post, path = "/v1/collections/{name}/snapshots/upload",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "a snapshot file, as downloaded from GET /v1/collections/{name}/snapshots/{snapshot}"),
+    responses((status = 201, body = SnapshotDescription),
+        (status = 400, description = "not a valid snapshot, or a snapshot of another collection"),
+        (status = 413, description = "over limits.max_snapshot_bytes")))]
+pub(super) async fn upload_snapshot(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<SnapshotDescription>)> {
+    use tokio_stream::StreamExt;
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let call = async {
+        s.gate.check_snapshot_length(declared)?;
+        let source = body.into_data_stream().map(|chunk| {
+            chunk.map_err(|e| ApiError::InvalidArgument(format!("reading the upload failed: {e}")))
+        });
+        let upload = s.gate.snapshot_upload(Box::pin(source));
+        s.service.upload_snapshot(&name, upload).await
+    };
+    let snapshot = s
+        .gate
+        .run_streaming(&ctx, "upload_snapshot", Access::Admin, Some(&name), call)
+        .await?;
+    Ok((StatusCode::CREATED, Json(snapshot)))
 }
 
 #[utoipa::path(post, path = "/v1/collections/{name}/snapshots/{snapshot}/restore",

@@ -32,6 +32,7 @@ use utoipa::OpenApi;
         create_snapshot,
         list_snapshots,
         download_snapshot,
+        upload_snapshot,
         restore_snapshot
     ),
     components(schemas(
