@@ -35,8 +35,8 @@ pub use collection::{
     SearchRequest, WriteResult, EXACT_SELECTIVITY, MAX_EF_WIDENING,
 };
 pub use config::{
-    CollectionConfig, EngineOptions, HnswConfig, IndexConfig, IvfConfig, TraversalEncoding,
-    validate_name, AUTO_HNSW_MIN_ROWS, MAX_BATCH, MAX_DIMENSION, MAX_K,
+    validate_name, CollectionConfig, EngineOptions, HnswConfig, IndexConfig, IvfConfig,
+    TraversalEncoding, AUTO_HNSW_MIN_ROWS, MAX_BATCH, MAX_DIMENSION, MAX_K,
 };
 pub use engine::Engine;
 pub use error::{EngineError, Result};

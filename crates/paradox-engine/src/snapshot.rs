@@ -223,7 +223,11 @@ mod tests {
             .create_collection(CollectionConfig::new("docs", 2, Metric::L2))
             .unwrap();
         collection
-            .upsert((0..10u64).map(|i| NewPoint::new(i, vec![i as f32, 1.0])).collect())
+            .upsert(
+                (0..10u64)
+                    .map(|i| NewPoint::new(i, vec![i as f32, 1.0]))
+                    .collect(),
+            )
             .unwrap();
         let file = dir.path().join("docs.snap");
         engine.snapshot_collection("docs", &file).unwrap();

@@ -118,11 +118,8 @@ mod tests {
 
     #[tokio::test]
     async fn passes_bytes_under_the_limit_and_stops_over_it() {
-        let mut upload = SnapshotUpload::new(
-            source(vec![b"abc", b"de"]),
-            5,
-            Duration::from_secs(60),
-        );
+        let mut upload =
+            SnapshotUpload::new(source(vec![b"abc", b"de"]), 5, Duration::from_secs(60));
         let mut all = Vec::new();
         while let Some(chunk) = upload.next().await {
             all.extend_from_slice(&chunk.unwrap());
@@ -139,7 +136,10 @@ mod tests {
         let err = over.next().await.unwrap().unwrap_err();
         assert!(matches!(err, ApiError::PayloadTooLarge(_)), "{err}");
         assert!(err.to_string().contains("limits.max_snapshot_bytes"));
-        assert!(over.next().await.is_none(), "the stream ends after an error");
+        assert!(
+            over.next().await.is_none(),
+            "the stream ends after an error"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -197,10 +197,7 @@ async fn broken_foreign_and_oversized_uploads_are_refused_and_leave_nothing() {
     let mut b = TestServer::start(|c| c.limits.max_snapshot_bytes = limit).await;
     let upload = |path: &'static str, bytes: Vec<u8>| {
         let b = &b;
-        async move {
-            b.raw("POST", path, "application/octet-stream", bytes)
-                .await
-        }
+        async move { b.raw("POST", path, "application/octet-stream", bytes).await }
     };
     let docs = "/v1/collections/docs/snapshots/upload";
 
@@ -211,7 +208,10 @@ async fn broken_foreign_and_oversized_uploads_are_refused_and_leave_nothing() {
     assert_eq!(status, 400, "{body}");
     assert_error(&body, "invalid_argument", "not a valid Paradox snapshot");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(!message.contains(".part"), "no server path leaks: {message}");
+    assert!(
+        !message.contains(".part"),
+        "no server path leaks: {message}"
+    );
 
     let (status, body) = upload(docs, good[..good.len() / 3].to_vec()).await;
     assert_eq!(status, 400, "{body}");
@@ -234,7 +234,11 @@ async fn broken_foreign_and_oversized_uploads_are_refused_and_leave_nothing() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert_error(&body, "invalid_argument", "snapshot of collection `docs`, not `other`");
+    assert_error(
+        &body,
+        "invalid_argument",
+        "snapshot of collection `docs`, not `other`",
+    );
     let (status, _) = a.call("GET", "/v1/collections/other/snapshots", None).await;
     assert_eq!(status, 404);
 
@@ -242,7 +246,11 @@ async fn broken_foreign_and_oversized_uploads_are_refused_and_leave_nothing() {
     assert_eq!(status, 413, "{body}");
     assert_error(&body, "payload_too_large", "limits.max_snapshot_bytes");
 
-    let (status, body) = upload("/v1/collections/..%2Fescape/snapshots/upload", good[..100].to_vec()).await;
+    let (status, body) = upload(
+        "/v1/collections/..%2Fescape/snapshots/upload",
+        good[..100].to_vec(),
+    )
+    .await;
     assert!(status == 400 || status == 404, "{status} {body}");
 
     // Over gRPC: the same refusals.
@@ -254,7 +262,10 @@ async fn broken_foreign_and_oversized_uploads_are_refused_and_leave_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
-    assert!(err.to_string().contains("not a valid Paradox snapshot"), "{err}");
+    assert!(
+        err.to_string().contains("not a valid Paradox snapshot"),
+        "{err}"
+    );
     let err = client.upload_snapshot("docs", oversized).await.unwrap_err();
     assert_eq!(err.code(), Some(Code::ResourceExhausted), "{err}");
 

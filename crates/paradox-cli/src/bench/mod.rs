@@ -51,7 +51,7 @@ pub enum BenchCommand {
     Disk(disk::DiskArgs),
     /// Load generator for running servers: Paradox over gRPC and REST, and Chroma; QPS,
     /// latency percentiles and recall@10 per concurrency, and a soak with upserts.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
 }
 
 /// Runs a `bench` subcommand and prints its JSON report.
@@ -66,7 +66,7 @@ pub fn run(command: BenchCommand, global: &GlobalArgs) -> Result<()> {
         BenchCommand::Ivf(args) => ivf::run(args)?,
         BenchCommand::Stream(args) => stream::run(args, global)?,
         BenchCommand::Disk(args) => disk::run(args)?,
-        BenchCommand::Server(args) => server::run(args)?,
+        BenchCommand::Server(args) => server::run(*args)?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -50,14 +50,16 @@ const ERROR_TEXT: usize = 200;
 
 /// `bench server` flags.
 #[derive(Debug, Args)]
-#[command(after_help = "Prints {\"op\":\"server\",\"queries\",\"k\",\"ef\",\"chroma_ef\",\
+#[command(
+    after_help = "Prints {\"op\":\"server\",\"queries\",\"k\",\"ef\",\"chroma_ef\",\
     \"machine\",\"runs\":[{\"target\",\"concurrency\",\"queries\",\"errors\",\"seconds\",\"qps\",\
     \"p50_ms\",\"p95_ms\",\"p99_ms\",\"recall_at_10\",\"server_cpu_ms_per_query\",\
     \"client_cpu_ms_per_query\"}],\"ratios\":[{\"concurrency\",\"grpc_over_chroma\",\
     \"rest_over_chroma\"}],\"soak\":{..}}.\n\nExample:\n  \
     paradox bench server --grpc http://127.0.0.1:8334 --rest http://127.0.0.1:8333 \\\n    \
     --chroma http://127.0.0.1:8000 --collection minilm --queries q.npy --gt gt.npy \\\n    \
-    --server-pid $PARADOX_PID --chroma-pid $CHROMA_PID --concurrency 1,8,64 --seconds 10")]
+    --server-pid $PARADOX_PID --chroma-pid $CHROMA_PID --concurrency 1,8,64 --seconds 10"
+)]
 pub struct ServerArgs {
     /// Paradox gRPC endpoint, e.g. http://127.0.0.1:8334.
     #[arg(long, value_name = "URL")]
@@ -413,7 +415,11 @@ async fn connect(target: &Endpoint, workers: usize) -> Result<Vec<Connection>> {
 }
 
 /// Recall@10 over every query once (untimed), `PASS_CONCURRENCY` workers.
-async fn recall_pass(target: &Endpoint, workload: &Arc<Workload>, ef: Option<usize>) -> Result<f64> {
+async fn recall_pass(
+    target: &Endpoint,
+    workload: &Arc<Workload>,
+    ef: Option<usize>,
+) -> Result<f64> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for connection in connect(target, PASS_CONCURRENCY).await? {
@@ -462,7 +468,10 @@ async fn tune_ef(
     }
     let largest = *grid.last().expect("grid is not empty");
     eprintln!("tuning: no ef in the grid reaches recall@10 {target_recall}; using {largest}");
-    Ok((largest, json!({"target_recall": target_recall, "tried": curve, "reached": false})))
+    Ok((
+        largest,
+        json!({"target_recall": target_recall, "tried": curve, "reached": false}),
+    ))
 }
 
 /// Closed-loop workers searching until `until`; latencies counted from `count_from`.
@@ -520,7 +529,11 @@ async fn timed_run(
     ef: Option<usize>,
     server_pid: Option<u32>,
 ) -> Result<Value> {
-    let ef = if target.kind == Kind::Chroma { None } else { ef };
+    let ef = if target.kind == Kind::Chroma {
+        None
+    } else {
+        ef
+    };
     let connections = connect(target, concurrency).await?;
     let warm_until = Instant::now() + Duration::from_secs_f64(args.warmup_seconds);
     let (connections, _) = search_loop(connections, workload, ef, warm_until, warm_until).await?;
@@ -651,10 +664,14 @@ async fn soak(
     for (worker, connection) in connections.into_iter().enumerate() {
         let (workload, counters) = (workload.clone(), counters.clone());
         tasks.push(tokio::spawn(async move {
-            let base = workload.base.as_ref().expect("checked: the soak has base rows");
+            let base = workload
+                .base
+                .as_ref()
+                .expect("checked: the soak has base rows");
             let mut search = Tally::default();
             let mut upsert = Tally::default();
-            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (worker as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+            let mut state =
+                0x9E37_79B9_7F4A_7C15u64 ^ (worker as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
             let mut i = worker;
             while Instant::now() < until {
                 let draw = xorshift(&mut state);
@@ -677,7 +694,10 @@ async fn soak(
                 } else {
                     let q = i % workload.queries.rows;
                     i += 1;
-                    match connection.search(workload.queries.row(q), workload.k, ef).await {
+                    match connection
+                        .search(workload.queries.row(q), workload.k, ef)
+                        .await
+                    {
                         Ok(found) => {
                             counters.searches.fetch_add(1, Ordering::Relaxed);
                             if counted {
@@ -763,8 +783,11 @@ fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
 
 /// Resident set size of process `pid`, from `/proc/<pid>/status`.
 fn rss_bytes(pid: u32) -> Option<u64> {
-    status_field(&Path::new("/proc").join(pid.to_string()).join("status"), "VmRSS:")
-        .map(|kib| kib * 1024)
+    status_field(
+        &Path::new("/proc").join(pid.to_string()).join("status"),
+        "VmRSS:",
+    )
+    .map(|kib| kib * 1024)
 }
 
 fn status_field(path: &Path, field: &str) -> Option<u64> {
@@ -812,7 +835,10 @@ fn print_summary(report: &Value) {
         report["machine"]["load_average_end"],
         report["machine"]["cores"]
     );
-    eprintln!("ef (Paradox, per request): {}; Chroma ef_search: {}", report["ef"], report["chroma_ef"]);
+    eprintln!(
+        "ef (Paradox, per request): {}; Chroma ef_search: {}",
+        report["ef"], report["chroma_ef"]
+    );
     if let Some(runs) = report["runs"].as_array() {
         for run in runs {
             eprintln!("{}", run_line(run));

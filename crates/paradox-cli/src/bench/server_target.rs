@@ -106,10 +106,7 @@ impl Endpoint {
                     if let Some(key) = &self.api_key {
                         request = request.bearer_auth(key);
                     }
-                    let response = request
-                        .send()
-                        .await
-                        .with_context(|| format!("GET {url}"))?;
+                    let response = request.send().await.with_context(|| format!("GET {url}"))?;
                     let status = response.status();
                     ensure!(
                         status.is_success(),
@@ -129,7 +126,7 @@ pub(super) enum Connection {
     /// gRPC: a client with its own HTTP/2 connection.
     Grpc {
         /// The client (no retries: failures are counted, not hidden).
-        client: Client,
+        client: Box<Client>,
         /// Collection name.
         collection: String,
     },
@@ -208,7 +205,9 @@ async fn grpc_client(url: &str, api_key: &Option<String>) -> Result<Client> {
 
 fn numeric_id(id: &Value) -> Result<u64> {
     match id {
-        Value::Number(n) => n.as_u64().ok_or_else(|| anyhow!("id {n} is not a row number")),
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| anyhow!("id {n} is not a row number")),
         Value::String(s) => s
             .parse()
             .map_err(|_| anyhow!("id `{s}` is not a row number")),
@@ -222,7 +221,7 @@ impl Connection {
         let base = &endpoint.url;
         match endpoint.kind {
             Kind::Grpc => Ok(Connection::Grpc {
-                client: grpc_client(base, &endpoint.api_key).await?,
+                client: Box::new(grpc_client(base, &endpoint.api_key).await?),
                 collection: endpoint.collection.clone(),
             }),
             Kind::Rest => {

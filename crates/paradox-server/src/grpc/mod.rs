@@ -599,27 +599,26 @@ impl pb::paradox_server::Paradox for GrpcService {
             }
             // The first message names the collection; its bytes are the file's first.
             let idle = std::time::Duration::from_millis(self.gate.limits.request_timeout_ms);
-            let first = match tokio::time::timeout(idle, chunks.message()).await {
-                Ok(Ok(Some(first))) => first,
-                Ok(Ok(None)) => {
-                    return Err(ApiError::InvalidArgument(
+            let first =
+                match tokio::time::timeout(idle, chunks.message()).await {
+                    Ok(Ok(Some(first))) => first,
+                    Ok(Ok(None)) => return Err(ApiError::InvalidArgument(
                         "empty upload: send the snapshot's bytes in SnapshotUploadChunk messages"
                             .into(),
-                    ))
-                }
-                Ok(Err(status)) => {
-                    return Err(ApiError::InvalidArgument(format!(
-                        "reading the upload failed: {}",
-                        status.message()
-                    )))
-                }
-                Err(_) => {
-                    return Err(ApiError::Timeout(format!(
+                    )),
+                    Ok(Err(status)) => {
+                        return Err(ApiError::InvalidArgument(format!(
+                            "reading the upload failed: {}",
+                            status.message()
+                        )))
+                    }
+                    Err(_) => {
+                        return Err(ApiError::Timeout(format!(
                         "snapshot upload stalled: no data for {} ms (limits.request_timeout_ms)",
                         idle.as_millis()
                     )))
-                }
-            };
+                    }
+                };
             let collection = first.collection;
             let rest = chunks.map(|chunk| {
                 chunk.map(|c| Bytes::from(c.data)).map_err(|status| {
