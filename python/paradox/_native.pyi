@@ -133,3 +133,140 @@ def serve(
     log: bool = False,
 ) -> Server:
     """Starts ``paradox serve`` in this process, in the background (docs/server.md)."""
+
+# Guided evolution (crates/paradox-py/src/evolution.rs). Every optimiser minimises.
+F64 = npt.NDArray[np.float64]
+
+class SafetyGuard:
+    """Norm bounds, a box and forbidden balls; optimisers repair candidates with it."""
+
+    def __init__(
+        self,
+        *,
+        min_norm: Optional[float] = None,
+        max_norm: Optional[float] = None,
+        lower: Optional[ArrayLike] = None,
+        upper: Optional[ArrayLike] = None,
+        forbidden: Optional[Sequence[Tuple[ArrayLike, float]]] = None,
+    ) -> None: ...
+    def is_allowed(self, x: ArrayLike) -> bool: ...
+    def repair(self, x: ArrayLike) -> F64:
+        """A repaired copy of ``x`` (unchanged when already allowed)."""
+    def repair_all(self, xs: ArrayLike) -> Tuple[F64, int]:
+        """``(repaired rows, how many changed)``."""
+    @property
+    def min_norm(self) -> Optional[float]: ...
+    @property
+    def max_norm(self) -> Optional[float]: ...
+
+class CMAES:
+    """CMA-ES, ask/tell: ``while es.stop() is None: xs = es.ask(); es.tell(xs, [f(x) for x in xs])``."""
+
+    def __init__(
+        self,
+        x0: ArrayLike,
+        sigma0: float,
+        *,
+        popsize: Optional[int] = None,
+        separable: bool = False,
+        active: bool = True,
+        seed: int = 0,
+        target: Optional[float] = None,
+        max_evals: Optional[int] = None,
+    ) -> None: ...
+    def ask(self) -> F64:
+        """The next population, shape ``(popsize, dimension)``."""
+    def tell(self, candidates: ArrayLike, fitness: Sequence[float]) -> None: ...
+    def stop(self) -> Optional[str]:
+        """Why the run should stop (``"target"``, ``"max_evaluations"``, ``"tol_fun"``, ...) or None."""
+    @property
+    def best(self) -> Tuple[F64, float]: ...
+    @property
+    def mean(self) -> F64: ...
+    @property
+    def sigma(self) -> float: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def evaluations(self) -> int: ...
+    @property
+    def popsize(self) -> int: ...
+    @property
+    def dimension(self) -> int: ...
+
+class GA:
+    """A real-coded genetic algorithm with bandit-chosen operators, ask/tell."""
+
+    def __init__(
+        self,
+        x0: ArrayLike,
+        *,
+        popsize: int = 50,
+        elite: int = 2,
+        tournament: int = 3,
+        crossover_rate: float = 0.9,
+        mutation_rate: float = 0.1,
+        mutation_scale: float = 0.1,
+        init_sigma: float = 1.0,
+        adaptive: bool = True,
+        seed: int = 0,
+        guard: Optional[SafetyGuard] = None,
+    ) -> None: ...
+    def ask(self) -> F64: ...
+    def tell(self, candidates: ArrayLike, fitness: Sequence[float]) -> None: ...
+    @property
+    def best(self) -> Tuple[F64, float]: ...
+    @property
+    def evaluations(self) -> int: ...
+    @property
+    def population(self) -> Tuple[F64, F64]: ...
+    @property
+    def operator_values(self) -> List[float]: ...
+
+class MapElites:
+    """The best solution per behaviour cell: ``bins`` per dimension, or ``cvt_cells`` CVT cells."""
+
+    def __init__(
+        self,
+        lower: ArrayLike,
+        upper: ArrayLike,
+        *,
+        bins: Optional[int] = None,
+        cvt_cells: Optional[int] = None,
+        samples: int = 10000,
+        seed: int = 0,
+    ) -> None: ...
+    def insert(self, x: ArrayLike, fitness: float, behavior: ArrayLike) -> bool: ...
+    def ask(self, n: int) -> Optional[F64]: ...
+    def elites(self) -> List[Tuple[F64, float, F64]]: ...
+    def cell_of(self, behavior: ArrayLike) -> int: ...
+    @property
+    def coverage(self) -> float: ...
+    @property
+    def cells(self) -> int: ...
+
+class NoveltyArchive:
+    def __init__(self, k: int = 15) -> None: ...
+    def add(self, behavior: ArrayLike) -> None: ...
+    def novelty(
+        self, behavior: ArrayLike, population: Optional[ArrayLike] = None, skip: Optional[int] = None
+    ) -> float: ...
+    def __len__(self) -> int: ...
+
+def minimize(
+    objective: Any,
+    x0: ArrayLike,
+    sigma0: float,
+    *,
+    restarts: Optional[Literal["ipop", "bipop"]] = None,
+    surrogate: Optional[Literal["quadratic", "knn"]] = None,
+    max_evals: int = 100000,
+    target: Optional[float] = None,
+    popsize: Optional[int] = None,
+    separable: bool = False,
+    seed: int = 0,
+    max_restarts: int = 9,
+    batch: bool = False,
+) -> Dict[str, Any]:
+    """CMA-ES on ``objective`` (a vector -> a number; with ``batch`` a (n, d) array -> n numbers).
+    Returns ``{"x", "f", "evaluations", "stop", "runs", "surrogate_tau"?}``."""

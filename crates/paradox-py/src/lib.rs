@@ -12,6 +12,7 @@ mod collection;
 mod convert;
 mod engine;
 mod errors;
+mod evolution;
 mod server;
 
 use pyo3::prelude::*;
@@ -25,6 +26,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<collection::ScrollIter>()?;
     m.add_class::<server::PyServer>()?;
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
+    evolution::register(m)?;
     m.add("ParadoxError", m.py().get_type::<errors::ParadoxError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -69,9 +69,25 @@ impl Restarts {
     /// parallel).
     pub fn minimize(
         &self,
-        mut initial: impl FnMut(&mut StdRng) -> Vec<f64>,
+        initial: impl FnMut(&mut StdRng) -> Vec<f64>,
         mut objective: impl FnMut(&[Vec<f64>]) -> Vec<f64>,
     ) -> RestartOutcome {
+        match self.try_minimize(initial, |xs| {
+            Ok::<_, std::convert::Infallible>(objective(xs))
+        }) {
+            Ok(outcome) => outcome,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Restarts::minimize`] with an objective that can fail (a callback into another
+    /// language, a remote evaluator): the first error ends the schedule and is returned.
+    /// `objective` must return one value per candidate.
+    pub fn try_minimize<E>(
+        &self,
+        mut initial: impl FnMut(&mut StdRng) -> Vec<f64>,
+        mut objective: impl FnMut(&[Vec<f64>]) -> Result<Vec<f64>, E>,
+    ) -> Result<RestartOutcome, E> {
         let mut rng = seeded_rng(self.base.seed ^ 0x9E37_79B9_7F4A_7C15);
         let mut outcome = RestartOutcome {
             best_x: Vec::new(),
@@ -135,7 +151,7 @@ impl Restarts {
                     break reason;
                 }
                 let xs = es.ask();
-                let fs = objective(&xs);
+                let fs = objective(&xs)?;
                 es.tell(&xs, &fs);
             };
             let (bx, bf) = es.best();
@@ -162,7 +178,7 @@ impl Restarts {
                 break;
             }
         }
-        outcome
+        Ok(outcome)
     }
 }
 

@@ -80,6 +80,25 @@ pub enum StopReason {
     Stagnation,
 }
 
+impl StopReason {
+    /// The reason's name in reports and bindings: `target`, `max_evaluations`,
+    /// `max_iterations`, `tol_fun`, `tol_x`, `condition_cov`, `no_effect_axis`,
+    /// `no_effect_coord`, `stagnation`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Target => "target",
+            StopReason::MaxEvaluations => "max_evaluations",
+            StopReason::MaxIterations => "max_iterations",
+            StopReason::TolFun => "tol_fun",
+            StopReason::TolX => "tol_x",
+            StopReason::ConditionCov => "condition_cov",
+            StopReason::NoEffectAxis => "no_effect_axis",
+            StopReason::NoEffectCoord => "no_effect_coord",
+            StopReason::Stagnation => "stagnation",
+        }
+    }
+}
+
 /// Strategy constants derived from `n` and `λ`.
 #[derive(Debug, Clone)]
 struct Params {
