@@ -18,7 +18,7 @@ from .evolution import GeneticOptimizer
 from .mixer import ParadoxMixer
 from .remote import RemoteCollection, RemoteEngine, connect
 from .safety import GuardRail
-from .simulation import SimulationEnv
+from .simulation import Simulation, SimulationEnv
 from .visualization import LatentVisualizer
 
 __version__ = "0.18.0"
@@ -36,6 +36,7 @@ __all__ = [
     "RemoteCollection",
     "RemoteEngine",
     "Server",
+    "Simulation",
     "SimulationEnv",
     "__version__",
     "connect",

@@ -270,3 +270,35 @@ def minimize(
 ) -> Dict[str, Any]:
     """CMA-ES on ``objective`` (a vector -> a number; with ``batch`` a (n, d) array -> n numbers).
     Returns ``{"x", "f", "evaluations", "stop", "runs", "surrogate_tau"?}``."""
+
+class Simulation:
+    """A collection's vectors (or a filtered subset) under dynamics, stepped in place.
+
+    ``dynamics``: dicts ``{"kind": "gravity_well" | "attraction" | "repulsion" | "decay" | "noise"
+    | "flocking" | "expression", ...}``, expression strings (``"x * (1 - 0.1 * dt)"``), and
+    callables ``f(block, step, dt)`` over float32 blocks ``(rows, dim)`` (change it in place or
+    return the new block). Each step runs the native dynamics first, then the callables.
+    """
+
+    def __init__(
+        self,
+        collection: Collection,
+        dynamics: Sequence[Any],
+        *,
+        dt: float = 0.1,
+        filter: Optional[FilterLike] = None,
+        block_rows: int = 65536,
+    ) -> None: ...
+    def run(self, steps: int = 1, callback: Optional[Any] = None) -> int:
+        """Runs ``steps`` steps; ``callback(step, total)`` returning False stops early."""
+    @property
+    def vectors(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def ids(self) -> List[Id]: ...
+    def write_back(self) -> int:
+        """Upserts the rows back (new versions); returns the points written."""
+    @property
+    def steps_taken(self) -> int: ...
+    @property
+    def dt(self) -> float: ...
+    def __len__(self) -> int: ...

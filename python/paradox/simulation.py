@@ -1,5 +1,10 @@
 """Latent dynamics: evolve every stored vector with a function of time (0.17 module).
 
+For a native collection use :class:`Simulation` (``paradox.Simulation``): built-in dynamics
+and compiled expressions run in parallel in Rust, Python callables over NumPy blocks, and
+the results are written back as new versions. ``SimulationEnv`` below is 0.17's, for a
+:class:`LatentMemoryEngine`.
+
 A dynamics function is ``fn(vectors, dt, backend) -> delta`` (or None for no change);
 ``backend`` is ``"numpy"``. After each step the engine's search index is refreshed
 lazily, at the next query.
@@ -14,7 +19,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ._native import Simulation
+
 logger = logging.getLogger("ParadoxSimulation")
+
+__all__ = ["Dynamics", "Simulation", "SimulationEnv"]
 
 Dynamics = Callable[[np.ndarray, float, str], Optional[np.ndarray]]
 

@@ -33,6 +33,11 @@ pub struct PyCollection {
 }
 
 impl PyCollection {
+    /// The engine's collection (for the other native modules).
+    pub(crate) fn collection(&self) -> &Arc<Collection> {
+        &self.inner
+    }
+
     pub fn new(engine: Arc<Engine>, inner: Arc<Collection>) -> Self {
         PyCollection { engine, inner }
     }
@@ -397,7 +402,7 @@ impl ScrollIter {
     }
 }
 
-fn read_filter(obj: &Bound<'_, PyAny>) -> PyResult<Filter> {
+pub(crate) fn read_filter(obj: &Bound<'_, PyAny>) -> PyResult<Filter> {
     if let Ok(text) = obj.downcast::<PyString>() {
         return Filter::from_json_str(text.to_str()?).map_err(to_py);
     }

@@ -14,6 +14,7 @@ mod engine;
 mod errors;
 mod evolution;
 mod server;
+mod simulation;
 
 use pyo3::prelude::*;
 
@@ -27,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::PyServer>()?;
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     evolution::register(m)?;
+    m.add_class::<simulation::PySimulation>()?;
     m.add("ParadoxError", m.py().get_type::<errors::ParadoxError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
