@@ -189,7 +189,11 @@ pub async fn start_with_service(
                 })
             }
             None => tokio::spawn(async move {
-                axum::serve(rest_listener, app)
+                // Small responses must not wait for the peer's delayed ACK (Nagle).
+                let listener = axum::serve::ListenerExt::tap_io(rest_listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, app)
                     .with_graceful_shutdown(signal)
                     .await
                     .map_err(serve_error)
@@ -216,7 +220,18 @@ pub async fn start_with_service(
             }
             let router =
                 builder.add_service(GrpcService::new(service.clone(), gate.clone()).into_server());
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // tonic's own `tcp_nodelay` does not apply to a listener we pass in: set it on
+            // each accepted socket. Without it a response's HEADERS and DATA frames go out
+            // as two segments and the second waits for the client's delayed ACK (~40 ms).
+            let incoming = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |accepted| {
+                    if let Ok(tcp) = &accepted {
+                        let _ = tcp.set_nodelay(true);
+                    }
+                    accepted
+                },
+            );
             let signal = stopped(stop_rx.clone());
             let task: JoinHandle<Result<(), ServerError>> = tokio::spawn(async move {
                 router

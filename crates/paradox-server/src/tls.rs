@@ -63,6 +63,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Small responses must not wait for the peer's delayed ACK (Nagle).
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
