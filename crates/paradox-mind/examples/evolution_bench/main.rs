@@ -8,6 +8,8 @@
 //! Sections: `cmaes` (evaluations to f < 1e-8 on sphere, ellipsoid, Rosenbrock at
 //! d = 10, 20, 40; the same settings as `bench/mind/cmaes_vs_pycma.py` gives pycma),
 //! `rastrigin` (BIPOP success rate, 10-D), `surrogate`, `hybrid`, `novelty`.
+//! `--hybrid-data base.npy,queries.npy` (and `--hybrid-rows N`) runs the hybrid task on
+//! real embeddings instead of the synthetic clusters.
 
 use paradox_mind::evolution::{problems, AskTell, Cmaes, CmaesConfig, RestartStrategy, Restarts};
 use rand::Rng;
@@ -27,6 +29,8 @@ struct Args {
     seeds: u64,
     rastrigin_runs: u64,
     surrogate_dims: Vec<usize>,
+    hybrid_data: Option<String>,
+    hybrid_rows: usize,
 }
 
 fn parse_args() -> Args {
@@ -39,6 +43,8 @@ fn parse_args() -> Args {
         seeds: 11,
         rastrigin_runs: 20,
         surrogate_dims: vec![10],
+        hybrid_data: None,
+        hybrid_rows: usize::MAX,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +59,10 @@ fn parse_args() -> Args {
                     .split(',')
                     .map(|d| d.parse().expect("--surrogate-dims takes numbers"))
                     .collect()
+            }
+            "--hybrid-data" => args.hybrid_data = Some(value),
+            "--hybrid-rows" => {
+                args.hybrid_rows = value.parse().expect("--hybrid-rows takes a number")
             }
             other => panic!("unknown flag {other}"),
         }
@@ -183,7 +193,10 @@ fn main() {
             "cmaes" => section_cmaes(args.seeds),
             "rastrigin" => section_rastrigin(args.rastrigin_runs),
             "surrogate" => bench_tasks::section_surrogate(args.seeds, &args.surrogate_dims),
-            "hybrid" => bench_tasks::section_hybrid(args.seeds),
+            "hybrid" => bench_tasks::section_hybrid(
+                args.seeds,
+                args.hybrid_data.as_deref().map(|f| (f, args.hybrid_rows)),
+            ),
             "novelty" => bench_tasks::section_novelty(20),
             other => panic!("unknown section {other}"),
         };

@@ -2,11 +2,18 @@
 //! through the engine: find a query vector whose 10 nearest stored neighbours have a
 //! mean `quality` (a payload field) of at least the target. One evaluation = one
 //! engine search.
+//!
+//! Two data sets: synthetic (40 Gaussian clusters in 16-D, L2), or real embeddings
+//! (`--hybrid-data base.npy,queries.npy`, e.g. the MiniLM set of `bench/hnsw.py`, cosine):
+//! there the quality of a stored sentence is a bump around a held-out sentence (the first
+//! query), so the task is "find a query whose neighbours are about what that sentence is
+//! about" without ever seeing it.
 
 use super::super::median;
 use paradox_engine::{CollectionConfig, Engine, Metric, NewPoint, PointId, SearchRequest};
 use paradox_mind::evolution::{
-    AskTell, Cmaes, CmaesConfig, Ga, GaConfig, KnnSurrogate, SurrogateAssisted, SurrogateConfig,
+    AskTell, Cmaes, CmaesConfig, Crossover, Ga, GaConfig, KnnSurrogate, Mutation,
+    SurrogateAssisted, SurrogateConfig,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -17,10 +24,129 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-const DIM: usize = 16;
-const POINTS: usize = 20_000;
+const SYNTHETIC_DIM: usize = 16;
+const SYNTHETIC_POINTS: usize = 20_000;
 const NEIGHBOURS: usize = 10;
 const BUDGET: u64 = 20_000;
+
+/// Stored vectors, the hidden goal their quality peaks at, and how to measure it.
+struct Data {
+    name: String,
+    vectors: Vec<Vec<f64>>,
+    goal: Vec<f64>,
+    metric: Metric,
+    /// Width of the quality bump (L2 distance).
+    width: f64,
+}
+
+fn dist(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt()
+}
+
+fn unit(v: &[f64]) -> Vec<f64> {
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+    v.iter().map(|x| x / n).collect()
+}
+
+/// 40 Gaussian clusters in 16-D; the quality peak sits next to one of them.
+fn synthetic() -> Data {
+    let mut rng = StdRng::seed_from_u64(2024);
+    let centers: Vec<Vec<f64>> = (0..40)
+        .map(|_| {
+            (0..SYNTHETIC_DIM)
+                .map(|_| rng.random_range(-3.0..3.0))
+                .collect()
+        })
+        .collect();
+    // A narrow target among 40 clusters.
+    let goal: Vec<f64> = centers[7]
+        .iter()
+        .map(|c| c + rng.random_range(-0.5..0.5))
+        .collect();
+    let vectors = (0..SYNTHETIC_POINTS)
+        .map(|i| {
+            centers[i % centers.len()]
+                .iter()
+                .map(|m| {
+                    m + 0.8
+                        * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+                })
+                .collect()
+        })
+        .collect();
+    Data {
+        name: format!("synthetic: 40 clusters, {SYNTHETIC_POINTS} points, d = {SYNTHETIC_DIM}"),
+        vectors,
+        goal,
+        metric: Metric::L2,
+        width: 3.0,
+    }
+}
+
+/// Reads a little-endian float32 C-order `.npy` matrix.
+fn read_npy(path: &str, max_rows: usize) -> Vec<Vec<f64>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    assert!(bytes.starts_with(b"\x93NUMPY"), "{path}: not a .npy file");
+    let (header_len, start) = if bytes[6] == 1 {
+        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
+    } else {
+        (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        )
+    };
+    let header = std::str::from_utf8(&bytes[start..start + header_len]).expect("header");
+    assert!(
+        header.contains("'<f4'") && header.contains("'fortran_order': False"),
+        "{path}: need C-order float32, got {header}"
+    );
+    let shape = &header[header.find("'shape': (").expect("shape") + 10..];
+    let dims: Vec<usize> = shape[..shape.find(')').expect("shape")]
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().expect("shape"))
+        .collect();
+    let (rows, cols) = (dims[0], dims[1]);
+    let data = &bytes[start + header_len..];
+    (0..rows.min(max_rows))
+        .map(|r| {
+            (0..cols)
+                .map(|c| {
+                    let o = (r * cols + c) * 4;
+                    f32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]) as f64
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Real embeddings (cosine): quality peaks at the first query, a sentence not stored;
+/// the bump's width is the distance from it to its 20th nearest stored sentence.
+fn real(files: &str, max_rows: usize) -> Data {
+    let (base, queries) = files
+        .split_once(',')
+        .expect("--hybrid-data takes base.npy,queries.npy");
+    let vectors: Vec<Vec<f64>> = read_npy(base, max_rows).iter().map(|v| unit(v)).collect();
+    let goal = unit(&read_npy(queries, 1)[0]);
+    let mut d: Vec<f64> = vectors.iter().map(|v| dist(v, &goal)).collect();
+    d.sort_by(f64::total_cmp);
+    let width = d[20.min(d.len() - 1)];
+    Data {
+        name: format!(
+            "real embeddings: {} x {} from {base}, goal = first row of {queries}",
+            vectors.len(),
+            goal.len()
+        ),
+        vectors,
+        goal,
+        metric: Metric::Cosine,
+        width,
+    }
+}
 
 /// Stored points seen in search results: id → (vector, quality).
 type Seen = Rc<RefCell<HashMap<PointId, (Vec<f64>, f64)>>>;
@@ -58,33 +184,18 @@ impl Task {
     }
 }
 
-/// 40 Gaussian clusters in 16-D; quality is a bump (width 3) around a hidden
-/// location next to one cluster, plus noise.
-fn build_task(dir: &std::path::Path) -> Task {
+/// Loads `data` into an engine collection with each point's quality as payload.
+fn build_task(dir: &std::path::Path, data: &Data) -> Task {
+    let dim = data.goal.len();
     let engine = Engine::open(dir).expect("engine");
     let collection = engine
-        .create_collection(CollectionConfig::new("latent_task", DIM, Metric::L2))
+        .create_collection(CollectionConfig::new("latent_task", dim, data.metric))
         .expect("collection");
-    let mut rng = StdRng::seed_from_u64(2024);
-    let centers: Vec<Vec<f64>> = (0..40)
-        .map(|_| (0..DIM).map(|_| rng.random_range(-3.0..3.0)).collect())
-        .collect();
-    // The quality peak sits next to one cluster: a narrow target among 40 clusters.
-    let goal: Vec<f64> = centers[7]
-        .iter()
-        .map(|c| c + rng.random_range(-0.5..0.5))
-        .collect();
+    let mut rng = StdRng::seed_from_u64(2025);
     let mut batch = Vec::new();
-    for i in 0..POINTS {
-        let c = &centers[i % centers.len()];
-        let v: Vec<f64> = c
-            .iter()
-            .map(|m| {
-                m + 0.8 * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
-            })
-            .collect();
-        let d2: f64 = v.iter().zip(&goal).map(|(a, b)| (a - b) * (a - b)).sum();
-        let quality = (-d2 / (2.0 * 3.0f64.powi(2))).exp() + 0.02 * rng.random::<f64>();
+    for (i, v) in data.vectors.iter().enumerate() {
+        let d = dist(v, &data.goal);
+        let quality = (-d * d / (2.0 * data.width * data.width)).exp() + 0.02 * rng.random::<f64>();
         let payload = json!({"quality": quality})
             .as_object()
             .expect("object")
@@ -101,21 +212,39 @@ fn build_task(dir: &std::path::Path) -> Task {
     collection.upsert(batch).expect("upsert");
     collection.flush().expect("flush");
     collection.wait_for_indexes();
+    // Start from the data's mean, spread like the data (RMS per-coordinate deviation,
+    // or the synthetic task's 3.0).
+    let n = data.vectors.len() as f64;
+    let center: Vec<f64> = (0..dim)
+        .map(|c| data.vectors.iter().map(|v| v[c]).sum::<f64>() / n)
+        .collect();
+    let spread = if data.metric == Metric::L2 {
+        3.0
+    } else {
+        let var = data
+            .vectors
+            .iter()
+            .map(|v| dist(v, &center).powi(2))
+            .sum::<f64>()
+            / (n * dim as f64);
+        var.sqrt()
+    };
+    let center = if data.metric == Metric::L2 {
+        vec![0.0; dim]
+    } else {
+        center
+    };
     let mut task = Task {
         collection,
         target: 0.0,
-        center: vec![0.0; DIM],
-        spread: 3.0,
+        center,
+        spread,
     };
     // Best achievable, approximately: the best mean over queries at stored points
     // (a sample) — the target asks for 95% of it.
     let mut best = 0.0f64;
-    for i in (0..POINTS).step_by(7) {
-        let p = task.collection.get(&[PointId::Num(i as u64)]).expect("get")[0]
-            .clone()
-            .expect("point");
-        let x: Vec<f64> = p.vector.iter().map(|v| *v as f64).collect();
-        best = best.max(-task.evaluate(&x, None));
+    for i in (0..data.vectors.len()).step_by(7) {
+        best = best.max(-task.evaluate(&data.vectors[i], None));
     }
     task.target = 0.95 * best;
     task
@@ -127,6 +256,28 @@ fn run_ga(task: &Task, seed: u64) -> u64 {
         GaConfig {
             seed,
             init_sigma: task.spread,
+            // The default operators' steps (0.1 and 0.05) are for the synthetic task's
+            // spread of 3: keep them in proportion to the data's spread.
+            operators: vec![
+                (
+                    Crossover::Blend { alpha: 0.5 },
+                    Mutation::Gaussian {
+                        sigma: task.spread / 30.0,
+                    },
+                ),
+                (
+                    Crossover::Uniform,
+                    Mutation::Gaussian {
+                        sigma: task.spread / 30.0,
+                    },
+                ),
+                (
+                    Crossover::Arithmetic,
+                    Mutation::Cauchy {
+                        scale: task.spread / 60.0,
+                    },
+                ),
+            ],
             ..Default::default()
         },
     );
@@ -184,7 +335,7 @@ fn run_hybrid(task: &Task, seed: u64) -> u64 {
     let mut sa = SurrogateAssisted::new(
         es,
         KnnSurrogate::new(5),
-        SurrogateConfig::for_dimension(DIM, lambda),
+        SurrogateConfig::for_dimension(task.center.len(), lambda),
     )
     .with_generator(Box::new(generator), 3, seed);
     while sa.evaluations() < BUDGET {
@@ -196,13 +347,17 @@ fn run_hybrid(task: &Task, seed: u64) -> u64 {
     BUDGET
 }
 
-pub fn section_hybrid(seeds: u64) -> Value {
+pub fn section_hybrid(seeds: u64, data: Option<(&str, usize)>) -> Value {
     let seeds = seeds.min(7);
+    let data = match data {
+        Some((files, rows)) => real(files, rows),
+        None => synthetic(),
+    };
     let dir = tempfile::tempdir().expect("temp dir");
-    let task = build_task(dir.path());
+    let task = build_task(dir.path(), &data);
     println!(
-        "\n== Hybrid (generator + kNN surrogate + CMA-ES) vs GA: evaluations (engine searches) until the 10-NN mean quality >= {:.3} ({POINTS} points, d = {DIM}, budget {BUDGET})",
-        task.target
+        "\n== Hybrid (generator + kNN surrogate + CMA-ES) vs GA: evaluations (engine searches) until the 10-NN mean quality >= {:.3} ({}, budget {BUDGET})",
+        task.target, data.name
     );
     let ga: Vec<u64> = (1..=seeds).map(|s| run_ga(&task, s)).collect();
     let hybrid: Vec<u64> = (1..=seeds).map(|s| run_hybrid(&task, s)).collect();
@@ -214,7 +369,7 @@ pub fn section_hybrid(seeds: u64) -> Value {
     println!("GA     median {gmed:>8.0} (solved {ga_solved}/{seeds}; unsolved count as the budget) runs {ga:?}");
     println!("hybrid median {hmed:>8.0} (solved {hy_solved}/{seeds}) runs {hybrid:?}");
     println!("gain {:.1}x fewer evaluations", gmed / hmed);
-    json!({"target": task.target, "budget": BUDGET, "ga": ga, "hybrid": hybrid,
+    json!({"data": data.name, "target": task.target, "budget": BUDGET, "ga": ga, "hybrid": hybrid,
            "ga_median": gmed, "hybrid_median": hmed, "gain": gmed / hmed,
            "ga_solved": ga_solved, "hybrid_solved": hy_solved})
 }
