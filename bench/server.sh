@@ -64,7 +64,8 @@ echo "== building paradox (release)"
 paradox="$root/target/release/paradox"
 
 venv="$bench_dir/.venv-chroma"
-if [[ ! -x "$venv/bin/chroma" ]] || ! "$venv/bin/python" -m pip show chromadb 2>/dev/null | grep -q "^Version: $chroma_version$"; then
+installed="$("$venv/bin/python" -m pip show chromadb 2>/dev/null || true)"
+if [[ ! -x "$venv/bin/chroma" ]] || [[ "$installed" != *"Version: $chroma_version"* ]]; then
   echo "== installing chromadb==$chroma_version into $venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip
