@@ -33,9 +33,10 @@ pub struct PyCollection {
 }
 
 impl PyCollection {
-    /// The engine's collection (for the other native modules).
-    pub(crate) fn collection(&self) -> &Arc<Collection> {
-        &self.inner
+    /// The engine and its collection (for the other native modules, which keep both
+    /// alive as this type does).
+    pub(crate) fn parts(&self) -> (&Arc<Engine>, &Arc<Collection>) {
+        (&self.engine, &self.inner)
     }
 
     pub fn new(engine: Arc<Engine>, inner: Arc<Collection>) -> Self {

@@ -124,6 +124,8 @@ pub struct PySimulation {
     sim: Option<Simulation>,
     callables: Vec<Py<PyAny>>,
     collection: Arc<paradox_engine::Collection>,
+    // Keeps the engine (and its directory lock) alive while the simulation may write back.
+    _engine: Arc<paradox_engine::Engine>,
     block_rows: usize,
 }
 
@@ -212,7 +214,8 @@ impl PySimulation {
         if block_rows == 0 {
             return Err(invalid("block_rows", "must be at least 1"));
         }
-        let collection = Arc::clone(collection.collection());
+        let (engine, collection) = collection.parts();
+        let (engine, collection) = (Arc::clone(engine), Arc::clone(collection));
         let dim = collection.config().dimension;
         let mut natives = Vec::new();
         let mut callables = Vec::new();
@@ -239,6 +242,7 @@ impl PySimulation {
             sim: Some(sim),
             callables,
             collection,
+            _engine: engine,
             block_rows,
         })
     }
