@@ -48,6 +48,10 @@ def test_minimize_rosenbrock_restarts_and_surrogate():
     np.testing.assert_allclose(plain["x"], np.ones(6), atol=1e-3)
     assisted = minimize(rosenbrock, np.zeros(6), 0.5, target=1e-8, seed=2, surrogate="quadratic")
     assert assisted["f"] <= 1e-8
+    batched = minimize(
+        lambda xs: [rosenbrock(x) for x in xs], np.zeros(6), 0.5, target=1e-8, seed=2, surrogate="quadratic", batch=True
+    )
+    assert batched["evaluations"] == assisted["evaluations"] and batched["f"] == assisted["f"]
     assert assisted["evaluations"] < plain["evaluations"], (assisted["evaluations"], plain["evaluations"])
     bipop = minimize(
         lambda xs: [rastrigin(x) for x in xs],

@@ -842,6 +842,7 @@ pub fn minimize<'py>(
                 "quadratic" => surrogate_loop(
                     py,
                     objective,
+                    batch,
                     SurrogateAssisted::new(es, QuadraticSurrogate::new(), settings),
                     max_evals,
                     target,
@@ -850,6 +851,7 @@ pub fn minimize<'py>(
                 "knn" => surrogate_loop(
                     py,
                     objective,
+                    batch,
                     SurrogateAssisted::new(es, KnnSurrogate::new(8), settings),
                     max_evals,
                     target,
@@ -904,9 +906,12 @@ pub fn minimize<'py>(
     Ok(out)
 }
 
+/// The surrogate-screened run; with `batch` the objective still gets an array of rows
+/// (one row per call: the model decides candidate by candidate what to evaluate).
 fn surrogate_loop<S: Surrogate>(
     py: Python<'_>,
     objective: &Bound<'_, PyAny>,
+    batch: bool,
     mut search: SurrogateAssisted<S>,
     max_evals: u64,
     target: Option<f64>,
@@ -927,7 +932,7 @@ fn surrogate_loop<S: Surrogate>(
             if failure.is_some() {
                 return f64::NAN;
             }
-            match evaluate(py, objective, std::slice::from_ref(&x.to_vec()), false) {
+            match evaluate(py, objective, std::slice::from_ref(&x.to_vec()), batch) {
                 Ok(f) => f[0],
                 Err(e) => {
                     failure = Some(e);
