@@ -199,9 +199,14 @@ fn tokens(source: &str) -> Result<Vec<Token>> {
     Ok(out)
 }
 
+/// Deepest nesting of operators, signs and parentheses an expression may have: the
+/// parser recurses once per level, so an unbounded depth could overflow the stack.
+const MAX_DEPTH: usize = 256;
+
 struct Compiler<'a> {
     tokens: Vec<Token>,
     at: usize,
+    depth: usize,
     scalar_names: Vec<&'a str>,
     vector_names: Vec<&'a str>,
     ops: Vec<Op>,
@@ -273,6 +278,18 @@ impl Compiler<'_> {
     }
 
     fn unary(&mut self) -> Result<Operand> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.bad(format!(
+                "nested more than {MAX_DEPTH} levels deep (signs, powers and parentheses)"
+            )));
+        }
+        let operand = self.signed();
+        self.depth -= 1;
+        operand
+    }
+
+    fn signed(&mut self) -> Result<Operand> {
         if self.peek_sym() == Some('-') {
             self.at += 1;
             let a = self.unary()?;
@@ -460,6 +477,7 @@ impl Expression {
         let mut compiler = Compiler {
             tokens: tokens(source)?,
             at: 0,
+            depth: 0,
             scalar_slots: scalar_names.len(),
             scalar_names,
             vector_names: vectors.iter().map(|(n, _)| *n).collect(),
@@ -687,5 +705,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("bound twice"), "{error}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}x{}", "(".repeat(100_000), ")".repeat(100_000));
+        let error = Expression::compile(&deep, 2, &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("nested more than"), "{error}");
+        let signs = format!("{}x", "-".repeat(1_000_000));
+        assert!(Expression::compile(&signs, 2, &[], &[]).is_err());
+        let fine = format!("{}x{}", "(".repeat(100), ")".repeat(100));
+        assert!(Expression::compile(&fine, 2, &[], &[]).is_ok());
     }
 }
