@@ -144,6 +144,28 @@ def test_bad_input_is_a_value_error_naming_the_argument():
         minimize(sphere, np.zeros(2), 1.0, surrogate="gp")
     with pytest.raises(ValueError, match="objective"):
         minimize(lambda x: "high", np.zeros(2), 1.0)
+    with pytest.raises(ValueError, match="popsize"):
+        CMAES(np.zeros(3), 1.0, popsize=2**40)
+    with pytest.raises(ValueError, match="separable"):
+        CMAES(np.zeros(5000), 1.0)
+    assert CMAES(np.zeros(5000), 1.0, separable=True).dimension == 5000
+    with pytest.raises(ValueError, match="max_restarts"):
+        minimize(sphere, np.zeros(2), 1.0, restarts="ipop", max_restarts=100)
+    with pytest.raises(ValueError, match="finite distance"):
+        MapElites([-1e308], [1e308], cvt_cells=4)
+    archive = MapElites([0.0], [1.0], bins=2)
+    assert archive.insert([0.5], float("nan"), [0.5]) is False and archive.coverage == 0.0
+    with pytest.raises(ValueError, match="at most"):
+        archive.ask(2**62)
+
+
+def test_guard_counts_the_rows_it_moved_and_surrogate_budgets_true_evaluations():
+    guard = SafetyGuard(max_norm=1.0)
+    repaired, changed = guard.repair_all(np.array([[3.0, 4.0], [0.1, 0.0], [0.0, 2.0]]))
+    assert changed == 2
+    np.testing.assert_allclose(np.linalg.norm(repaired, axis=1), [1.0, 0.1, 1.0], rtol=1e-6)
+    run = minimize(rosenbrock, np.zeros(8), 0.5, surrogate="quadratic", max_evals=300, seed=1)
+    assert run["stop"] == "max_evaluations" and 300 <= run["evaluations"] < 320
 
 
 def test_an_objective_that_raises_stops_the_run_with_its_error():

@@ -22,6 +22,13 @@ type Generation<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>);
 
 /// Most cells a MAP-Elites archive may have.
 const MAX_CELLS: usize = 10_000_000;
+/// Largest population (CMA-ES, GA) and most candidates per `MapElites.ask`.
+const MAX_POPULATION: usize = 1_000_000;
+/// Longest vector full CMA-ES takes (its covariance has n² entries); the separable
+/// variant has no such limit.
+const MAX_FULL_CMAES_DIM: usize = 4_096;
+/// Most large-population restarts `minimize` runs.
+const MAX_RESTARTS: usize = 30;
 
 /// A 1-D float64 vector from any array-like, finite, of length `dim` when given.
 fn vector(obj: &Bound<'_, PyAny>, what: &str, dim: Option<usize>) -> PyResult<Vec<f64>> {
@@ -250,7 +257,12 @@ impl PySafetyGuard {
         xs: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyArray2<f64>>, usize)> {
         let mut xs = matrix(xs, "xs", self.dimension(), false)?;
-        let changed = self.guard.repair_all(&mut xs);
+        let mut changed = 0;
+        for x in &mut xs {
+            let before = x.clone();
+            self.guard.repair(x);
+            changed += usize::from(*x != before);
+        }
         Ok((rows_to_py(py, &xs)?, changed))
     }
 
@@ -301,7 +313,22 @@ impl PySafetyGuard {
 #[derive(Debug)]
 pub struct PyCmaes {
     es: Cmaes,
-    asked: Option<usize>,
+    /// The last `ask`'s candidates, until told.
+    asked: Option<Vec<Vec<f64>>>,
+}
+
+/// Refuses a full-covariance run too large to hold.
+fn check_cmaes_dimension(n: usize, separable: bool) -> PyResult<()> {
+    if !separable && n > MAX_FULL_CMAES_DIM {
+        return Err(invalid(
+            "x0",
+            format!(
+                "full CMA-ES keeps an n x n covariance: n = {n} exceeds {MAX_FULL_CMAES_DIM}; \
+                 use separable=True"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -315,8 +342,11 @@ fn cmaes_config(
     max_evals: Option<u64>,
 ) -> PyResult<CmaesConfig> {
     if let Some(p) = popsize {
-        if p < 2 {
-            return Err(invalid("popsize", format!("must be at least 2, got {p}")));
+        if !(2..=MAX_POPULATION).contains(&p) {
+            return Err(invalid(
+                "popsize",
+                format!("must be between 2 and {MAX_POPULATION}, got {p}"),
+            ));
         }
     }
     Ok(CmaesConfig {
@@ -347,6 +377,7 @@ impl PyCmaes {
         max_evals: Option<u64>,
     ) -> PyResult<Self> {
         let x0 = vector(x0, "x0", None)?;
+        check_cmaes_dimension(x0.len(), separable)?;
         let config = cmaes_config(sigma0, popsize, separable, active, seed, target, max_evals)?;
         Ok(PyCmaes {
             es: Cmaes::new(x0, config),
@@ -357,21 +388,24 @@ impl PyCmaes {
     /// The next population, shape `(popsize, dimension)`.
     fn ask<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let xs = self.es.ask();
-        self.asked = Some(xs.len());
-        rows_to_py(py, &xs)
+        let out = rows_to_py(py, &xs);
+        self.asked = Some(xs);
+        out
     }
 
-    /// Fitness of the last `ask`'s candidates (lower is better). Candidates may have
-    /// been changed (repaired, replaced by injected points): they are clipped to the
-    /// sampling distribution's reach before they are learned from.
+    /// Fitness of the last `ask`'s candidates (lower is better). Candidates changed since
+    /// (repaired, replaced by injected points) are clipped to the sampling distribution's
+    /// reach before they are learned from; unchanged ones are learned from as sampled.
     fn tell(&mut self, candidates: &Bound<'_, PyAny>, fitness: &Bound<'_, PyAny>) -> PyResult<()> {
         let lambda = self.es.population();
-        if self.asked.is_none() {
+        let Some(asked) = self.asked.as_ref() else {
             return Err(PyValueError::new_err("tell before ask: call ask() first"));
-        }
+        };
         let (mut xs, fs) = told(candidates, fitness, self.es.dimension(), Some(lambda))?;
-        for x in &mut xs {
-            self.es.clip_injected(x);
+        for (x, sampled) in xs.iter_mut().zip(asked) {
+            if x != sampled {
+                self.es.clip_injected(x);
+            }
         }
         self.es.tell(&xs, &fs);
         self.asked = None;
@@ -464,11 +498,11 @@ impl PyGa {
         guard: Option<PySafetyGuard>,
     ) -> PyResult<Self> {
         let x0 = vector(x0, "x0", None)?;
-        if popsize < 2 || elite >= popsize {
+        if !(2..=MAX_POPULATION).contains(&popsize) || elite >= popsize {
             return Err(invalid(
                 "popsize",
                 format!(
-                    "need popsize >= 2 and elite < popsize, got popsize {popsize}, elite {elite}"
+                    "need 2 <= popsize <= {MAX_POPULATION}, elite < popsize; got popsize {popsize}, elite {elite}"
                 ),
             ));
         }
@@ -591,11 +625,13 @@ impl PyMapElites {
     ) -> PyResult<Self> {
         let lower = vector(lower, "lower", None)?;
         let upper = vector(upper, "upper", Some(lower.len()))?;
-        if let Some(i) = (0..lower.len()).find(|&i| lower[i] >= upper[i]) {
+        if let Some(i) =
+            (0..lower.len()).find(|&i| lower[i] >= upper[i] || !(upper[i] - lower[i]).is_finite())
+        {
             return Err(invalid(
                 "lower",
                 format!(
-                    "lower[{i}] = {} must be below upper[{i}] = {}",
+                    "lower[{i}] = {} must be below upper[{i}] = {}, a finite distance apart",
                     lower[i], upper[i]
                 ),
             ));
@@ -658,6 +694,12 @@ impl PyMapElites {
         py: Python<'py>,
         n: usize,
     ) -> PyResult<Option<Bound<'py, PyArray2<f64>>>> {
+        if n > MAX_POPULATION {
+            return Err(invalid(
+                "n",
+                format!("at most {MAX_POPULATION} per call, got {n}"),
+            ));
+        }
         match self.map.ask(n) {
             Some(xs) => Ok(Some(rows_to_py(py, &xs)?)),
             None => Ok(None),
@@ -816,7 +858,14 @@ pub fn minimize<'py>(
     if max_evals == 0 {
         return Err(invalid("max_evals", "must be at least 1"));
     }
+    if max_restarts > MAX_RESTARTS {
+        return Err(invalid(
+            "max_restarts",
+            format!("at most {MAX_RESTARTS}, got {max_restarts}"),
+        ));
+    }
     let x0 = vector(x0, "x0", None)?;
+    check_cmaes_dimension(x0.len(), separable)?;
     let config = cmaes_config(
         sigma0,
         popsize,
@@ -836,7 +885,15 @@ pub fn minimize<'py>(
         }
         (None, Some(kind)) => {
             let n = x0.len();
-            let es = Cmaes::new(x0, config);
+            // The ES also counts the candidates the model screened out: the budget of
+            // true evaluations is the loop's to enforce, not the ES's.
+            let es = Cmaes::new(
+                x0,
+                CmaesConfig {
+                    max_evaluations: None,
+                    ..config
+                },
+            );
             let settings = SurrogateConfig::for_dimension(n, es.population());
             match kind {
                 "quadratic" => surrogate_loop(

@@ -122,14 +122,16 @@ impl MapElites {
         }
     }
 
-    /// Offers a solution; returns true when it became its cell's elite.
+    /// Offers a solution; returns true when it became its cell's elite (never for a NaN
+    /// fitness).
     pub fn insert(&mut self, x: Vec<f64>, fitness: f64, behavior: Vec<f64>) -> bool {
         let cell = self.cell_of(&behavior);
-        let better = match &self.elites[cell] {
-            None => true,
-            Some(e) => fitness < e.fitness,
-        };
-        if better && !fitness.is_nan() {
+        let better = !fitness.is_nan()
+            && match &self.elites[cell] {
+                None => true,
+                Some(e) => fitness < e.fitness,
+            };
+        if better {
             self.elites[cell] = Some(Elite {
                 x,
                 fitness,
