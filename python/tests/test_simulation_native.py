@@ -62,6 +62,12 @@ def test_callback_stops_and_bad_dynamics_are_value_errors(docs):
         paradox.Simulation(col, [{"kind": "gravity_well", "center": [0.0, 0.0], "strength": 1.0}])
     with pytest.raises(ValueError, match="expression"):
         paradox.Simulation(col, ["x + unknown_name"])
+    with pytest.raises(ValueError, match="strength"):
+        paradox.Simulation(col, [{"kind": "gravity_well", "center": [0.0] * 4, "strength": 1e39}])
+    with pytest.raises(ValueError, match="radius"):
+        paradox.Simulation(col, [{"kind": "repulsion", "sources": [], "strength": 1.0, "radius": -1.0}])
+    with pytest.raises(ValueError, match="nested"):
+        paradox.Simulation(col, ["(" * 100_000 + "x" + ")" * 100_000])
     with pytest.raises(ValueError, match="dt"):
         paradox.Simulation(col, ["x"], dt=0.0)
     bad_shape = paradox.Simulation(col, [lambda block, step, dt: block[:1]])

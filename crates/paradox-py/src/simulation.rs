@@ -67,7 +67,76 @@ fn default_softening() -> f32 {
 
 const KINDS: &str = "gravity_well, attraction, repulsion, decay, noise, flocking, expression";
 
+/// A parameter and its value.
+type Named<'a> = (&'a str, f32);
+
+/// Every number a dynamic takes must be finite (JSON has no NaN, but `1e39` overflows
+/// `f32`), and lengths, rates and spreads must not be negative.
+fn check_numbers(spec: &Spec) -> PyResult<()> {
+    let (finite, non_negative): (Vec<Named<'_>>, Vec<Named<'_>>) = match spec {
+        Spec::GravityWell {
+            strength,
+            softening,
+            ..
+        } => (
+            vec![("strength", *strength)],
+            vec![("softening", *softening)],
+        ),
+        Spec::Attraction { rate, .. } => (vec![], vec![("rate", *rate)]),
+        Spec::Repulsion {
+            strength, radius, ..
+        } => (vec![("strength", *strength)], vec![("radius", *radius)]),
+        Spec::Decay { rate } => (vec![("rate", *rate)], vec![]),
+        Spec::Noise { sigma, .. } => (vec![], vec![("sigma", *sigma)]),
+        Spec::Flocking {
+            cohesion,
+            alignment,
+            separation,
+            separation_radius,
+        } => (
+            vec![
+                ("cohesion", *cohesion),
+                ("alignment", *alignment),
+                ("separation", *separation),
+            ],
+            vec![("separation_radius", *separation_radius)],
+        ),
+        Spec::Expression { scalars, .. } => (
+            scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+            vec![],
+        ),
+    };
+    for (name, v) in finite {
+        if !v.is_finite() {
+            return Err(invalid(
+                "dynamics",
+                format!("`{name}` must be finite, got {v}"),
+            ));
+        }
+    }
+    for (name, v) in non_negative {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(invalid(
+                "dynamics",
+                format!("`{name}` must be finite and >= 0, got {v}"),
+            ));
+        }
+    }
+    let vectors: Vec<&Vec<f32>> = match spec {
+        Spec::GravityWell { center, .. } => vec![center],
+        Spec::Attraction { centroids, .. } => centroids.iter().collect(),
+        Spec::Repulsion { sources, .. } => sources.iter().collect(),
+        Spec::Expression { vectors, .. } => vectors.values().collect(),
+        _ => vec![],
+    };
+    if vectors.iter().any(|v| v.iter().any(|x| !x.is_finite())) {
+        return Err(invalid("dynamics", "a vector of the dynamic is not finite"));
+    }
+    Ok(())
+}
+
 fn native(spec: Spec, dim: usize) -> PyResult<Dynamics> {
+    check_numbers(&spec)?;
     Ok(match spec {
         Spec::GravityWell {
             center,
@@ -121,7 +190,7 @@ fn native(spec: Spec, dim: usize) -> PyResult<Dynamics> {
 /// Vectors of a collection (or a filtered subset) under dynamics, stepped in place.
 #[pyclass(name = "Simulation", module = "paradox._native")]
 pub struct PySimulation {
-    sim: Option<Simulation>,
+    sim: Simulation,
     callables: Vec<Py<PyAny>>,
     collection: Arc<paradox_engine::Collection>,
     // Keeps the engine (and its directory lock) alive while the simulation may write back.
@@ -140,16 +209,12 @@ impl std::fmt::Debug for PySimulation {
 
 impl PySimulation {
     fn sim(&self) -> &Simulation {
-        self.sim
-            .as_ref()
-            .expect("a simulation is only taken out during a native step")
+        &self.sim
     }
 
     /// Runs the Python callables over every block of the buffer.
     fn run_callables(&mut self, py: Python<'_>, step: u64) -> PyResult<()> {
-        let Some(sim) = self.sim.as_mut() else {
-            return Ok(());
-        };
+        let sim = &mut self.sim;
         let dim = sim.buffer.dimension();
         let rows = sim.buffer.rows();
         let dt = sim.dt;
@@ -239,7 +304,7 @@ impl PySimulation {
             .map_err(mind_to_py)?;
         let sim = Simulation::new(buffer, natives, dt).map_err(mind_to_py)?;
         Ok(PySimulation {
-            sim: Some(sim),
+            sim,
             callables,
             collection,
             _engine: engine,
@@ -253,12 +318,8 @@ impl PySimulation {
     fn run(&mut self, py: Python<'_>, steps: u64, callback: Option<Py<PyAny>>) -> PyResult<u64> {
         for done in 0..steps {
             let step = self.sim().steps_taken();
-            let mut sim = self.sim.take().expect("simulation present between steps");
-            let sim = py.allow_threads(move || {
-                sim.run(1, &AtomicBool::new(false), &mut |_| {});
-                sim
-            });
-            self.sim = Some(sim);
+            let sim = &mut self.sim;
+            py.allow_threads(|| sim.run(1, &AtomicBool::new(false), &mut |_| {}));
             self.run_callables(py, step)?;
             if let Some(callback) = &callback {
                 let go_on = callback.bind(py).call1((done + 1, steps))?;
