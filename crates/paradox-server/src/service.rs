@@ -177,28 +177,36 @@ fn now_millis() -> i64 {
 }
 
 /// Where uploads are written until verified: inside the snapshot directory (so the final
-/// rename stays on one file system), under a name no collection can have.
+/// hard link stays on one file system), under a name no collection can have.
 const UPLOADS_DIR: &str = ".uploads";
 
-/// Removes a partly written or refused upload when dropped, unless kept: so a failed,
-/// refused or abandoned upload (the client went away and the handler was dropped) leaves
-/// nothing behind.
+/// Removes the upload's working file when dropped: a failed, refused or abandoned
+/// upload (the client went away and the handler was dropped) leaves nothing behind, and
+/// a kept one lives on under its hard-linked snapshot name.
 struct PartialUpload {
     path: PathBuf,
-    keep: bool,
-}
-
-impl PartialUpload {
-    /// The file was moved into place: nothing to remove.
-    fn kept(&mut self) {
-        self.keep = true;
-    }
 }
 
 impl Drop for PartialUpload {
     fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Claims `dir/<name>-<millis>.snap` for the first `millis` from now at which `claim`
+/// (which must fail with `AlreadyExists` when the path exists) succeeds.
+fn claim_snapshot_name(
+    dir: &Path,
+    name: &str,
+    mut claim: impl FnMut(&Path) -> std::io::Result<()>,
+) -> std::io::Result<PathBuf> {
+    let mut millis = now_millis();
+    loop {
+        let path = dir.join(format!("{name}-{millis}.snap"));
+        match claim(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => millis += 1,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -460,14 +468,20 @@ impl MemoryService for EngineService {
                 tracing::error!(error = %e, dir = %dir.display(), "cannot create snapshot directory");
                 ApiError::Internal("cannot create the snapshot directory; see the server log".into())
             })?;
-            // Millisecond names can collide under concurrent calls: take the next free one.
-            let mut millis = now_millis();
-            let mut path = dir.join(format!("{name}-{millis}.snap"));
-            while path.exists() {
-                millis += 1;
-                path = dir.join(format!("{name}-{millis}.snap"));
+            // Millisecond names can collide under concurrent calls: claim a free one
+            // atomically (an empty placeholder the snapshot then replaces).
+            let path = claim_snapshot_name(&dir, &name, |path| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .map(drop)
+            })
+            .map_err(|e| io_failure("cannot create the snapshot file", &dir, e))?;
+            if let Err(e) = engine.snapshot_collection(&name, &path) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e.into());
             }
-            engine.snapshot_collection(&name, &path)?;
             describe_snapshot(&name, &path)
                 .ok_or_else(|| ApiError::Internal("snapshot vanished after writing".into()))
         })
@@ -525,9 +539,8 @@ impl MemoryService for EngineService {
         tokio::fs::create_dir_all(&uploads)
             .await
             .map_err(|e| io_failure("cannot create the upload directory", &uploads, e))?;
-        let mut partial = PartialUpload {
+        let partial = PartialUpload {
             path: uploads.join(format!("{:016x}.part", rand::random::<u64>())),
-            keep: false,
         };
         let mut file = tokio::fs::File::create(&partial.path)
             .await
@@ -566,15 +579,11 @@ impl MemoryService for EngineService {
             }
             std::fs::create_dir_all(&dir)
                 .map_err(|e| io_failure("cannot create the snapshot directory", &dir, e))?;
-            let mut millis = now_millis();
-            let mut path = dir.join(format!("{name}-{millis}.snap"));
-            while path.exists() {
-                millis += 1;
-                path = dir.join(format!("{name}-{millis}.snap"));
-            }
-            std::fs::rename(&partial.path, &path)
-                .map_err(|e| io_failure("cannot move the upload into place", &path, e))?;
-            partial.kept();
+            // A hard link claims the name atomically (a rename would replace a snapshot
+            // written in the same millisecond); the partial file is removed on drop.
+            let path =
+                claim_snapshot_name(&dir, &name, |path| std::fs::hard_link(&partial.path, path))
+                    .map_err(|e| io_failure("cannot move the upload into place", &dir, e))?;
             if let Ok(handle) = std::fs::File::open(&dir) {
                 let _ = handle.sync_all();
             }

@@ -83,8 +83,12 @@ impl Stream for SnapshotUpload {
                         "snapshot upload is larger than limits.max_snapshot_bytes ({limit} bytes)"
                     )));
                 }
-                let deadline = Instant::now() + self.idle;
-                self.idle_timer.as_mut().reset(deadline);
+                // Only bytes count as progress: empty chunks must not keep a stalled
+                // upload (and its write slot) alive.
+                if !chunk.is_empty() {
+                    let deadline = Instant::now() + self.idle;
+                    self.idle_timer.as_mut().reset(deadline);
+                }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(error))) => self.fail(error),
@@ -140,6 +144,25 @@ mod tests {
             over.next().await.is_none(),
             "the stream ends after an error"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn empty_chunks_do_not_keep_a_stalled_upload_alive() {
+        let empty = tokio_stream::StreamExt::throttle(
+            tokio_stream::iter(std::iter::repeat_with(|| Ok(Bytes::new()))),
+            Duration::from_millis(20),
+        );
+        let mut upload = SnapshotUpload::new(Box::pin(empty), 100, Duration::from_millis(50));
+        loop {
+            match upload.next().await {
+                Some(Ok(chunk)) => assert!(chunk.is_empty()),
+                Some(Err(err)) => {
+                    assert!(matches!(err, ApiError::Timeout(_)), "{err}");
+                    break;
+                }
+                None => panic!("the stream ended without the idle error"),
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]
