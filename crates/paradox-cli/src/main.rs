@@ -61,6 +61,11 @@ enum Command {
     Snapshot(commands::snapshot::SnapshotCommand),
     /// Serve the data directory over REST and gRPC (auth, TLS, limits, metrics).
     Serve(commands::serve::ServeArgs),
+    /// Vector spaces (encoder versions): add, ingest text, fit adapters, migrate, search.
+    #[command(subcommand)]
+    Space(commands::space::SpaceCommand),
+    /// Report drift: a space's oldest points against its newest (mean shift, MMD, AUC).
+    Drift(commands::space::DriftArgs),
     /// Machine-readable micro-benchmarks: one JSON object on stdout.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -77,6 +82,8 @@ fn main() -> ExitCode {
         Command::Collection(command) => commands::collection::run(command, &cli.global),
         Command::Snapshot(command) => commands::snapshot::run(command, &cli.global),
         Command::Serve(args) => commands::serve::run(args, &cli.global),
+        Command::Space(command) => commands::space::run(command, &cli.global),
+        Command::Drift(args) => commands::space::run_drift(args, &cli.global),
         Command::Bench(command) => bench::run(command, &cli.global),
     };
     match result {

@@ -18,10 +18,10 @@ pub mod encoder;
 pub mod error;
 pub mod hashing;
 pub mod linalg;
+pub mod living;
 
 pub mod minilm;
 pub mod normalize;
-
 
 pub use error::{LifecycleError, Result};
 

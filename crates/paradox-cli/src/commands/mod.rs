@@ -8,3 +8,4 @@ pub mod info;
 pub mod search;
 pub mod serve;
 pub mod snapshot;
+pub mod space;
