@@ -18,6 +18,14 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== MiniLM model files for the encoder tests (scripts/fetch-minilm.sh)"
+if ! bash scripts/fetch-minilm.sh; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "error: could not fetch the MiniLM model files" >&2
+    exit 1
+  fi
+  echo "warning: no MiniLM model files; the MiniLM encoder tests will be skipped" >&2
+fi
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== python package (scripts/test-python.sh)"
