@@ -1,0 +1,1025 @@
+//! Adapters: maps from one encoder version's vector space into another's, learned from
+//! paired samples (row `i` of `source` and row `i` of `target` encode the same item).
+//!
+//! An adapter lets a collection keep serving while its encoder changes: queries encoded by
+//! the new version are mapped into the old space and searched over the stored vectors
+//! (query-side adaptation), or stored vectors are mapped into the new space as provisional
+//! vectors until they are re-encoded (migration through the adapter).
+//!
+//! Four kinds ([`AdapterKind`]), cheapest first:
+//!
+//! * **Procrustes**: the orthogonal (or, across dimensions, semi-orthogonal) `W` maximising
+//!   `tr(Wᵀ SᵀT)`, from the thin SVD `SᵀT = U Σ Vᵀ`, `W = U Vᵀ`. Preserves norms and angles
+//!   when `d_source ≤ d_target`; no bias, no centring.
+//! * **Affine**: ridge least squares with a bias, `y = B x + c`, solved from the normal
+//!   equations by Cholesky; the ridge is relative to the mean eigenvalue of the centred
+//!   source covariance (`λ = ridge · tr(XᵀX) / d_source`), so one value suits any scale.
+//! * **LowRank**: reduced-rank regression: the affine fit projected onto the top-`rank`
+//!   principal directions of its fitted values, stored as two thin factors so a query costs
+//!   `O((d_source + d_target) · rank)`.
+//! * **Mlp**: the affine map plus a residual one-hidden-layer ReLU network trained with Adam
+//!   mini-batches on the squared error, deterministic from the seed. Training stops at the
+//!   epoch with the lowest error on an inner validation split; if no epoch beats the plain
+//!   affine map there, the residual is dropped.
+//!
+//! [`Adapter::fit`] holds out about 10% of the pairs (at least 2), fits on the rest, and
+//! reports agreement on both in [`AdapterFit`]; the adapter returned is the one reported on.
+//!
+//! Applying one ([`VectorMap::map_into`]) is a matrix-vector product through the SIMD
+//! kernels of `paradox-kernels` and allocates nothing for dimensions up to 1024;
+//! [`VectorMap::map_batch`] runs the blocked GEMM across threads.
+//!
+//! Files: [`Adapter::save`] writes the parameter container of [`crate::linalg`] with magic
+//! `PDXADAPT`; the header records the kind, dimensions and fit report.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Instant;
+
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LifecycleError, Result};
+use crate::linalg::{
+    centered, check_rows, cholesky, cholesky_solve, column_means, cross_product, matmul_abt,
+    matmul_f64, read_tensor_file, symmetric_eigen, thin_svd, transpose, transpose_f64,
+    write_tensor_file,
+};
+use crate::VectorMap;
+
+/// Fewest pairs [`Adapter::fit`] accepts (at least 2 are held out for the report).
+pub const MIN_PAIRS: usize = 10;
+/// Largest hidden layer of an [`AdapterKind::Mlp`].
+pub const MAX_MLP_HIDDEN: usize = 4096;
+/// Most training epochs of an [`AdapterKind::Mlp`].
+pub const MAX_MLP_EPOCHS: usize = 100_000;
+/// Relative ridge of the affine base under an [`AdapterKind::Mlp`].
+pub const MLP_BASE_RIDGE: f32 = 0.01;
+/// Mini-batch size of the residual MLP's Adam steps.
+const MLP_BATCH: usize = 128;
+/// Magic of adapter files.
+const MAGIC: &[u8; 8] = b"PDXADAPT";
+/// Rows per task in [`Adapter::map_batch`].
+const BATCH_BLOCK_ROWS: usize = 512;
+/// Scratch kept on the stack by [`Adapter::map_into`]; larger needs fall back to the heap.
+const STACK_SCRATCH: usize = 1024;
+
+/// Which map an adapter learns; see the module docs for the methods.
+///
+/// ```
+/// use paradox_lifecycle::adapter::AdapterKind;
+/// let kind: AdapterKind = serde_json::from_str(r#"{"kind":"low_rank","rank":64,"ridge":0.01}"#).unwrap();
+/// assert_eq!(kind, AdapterKind::LowRank { rank: 64, ridge: 0.01 });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AdapterKind {
+    /// Orthogonal Procrustes `y = W x`. When `d_source != d_target`, `W` is semi-orthogonal:
+    /// the same as zero-padding the smaller space to the larger dimension, solving the
+    /// square problem, and truncating the result (orthonormal columns of `Wᵀ` when
+    /// `d_source ≥ d_target`, orthonormal rows otherwise).
+    Procrustes,
+    /// Ridge least squares with a bias; `ridge ≥ 0` relative to the mean source variance.
+    Affine {
+        /// Relative ridge (`0` = plain least squares; `1e-3`–`1e-1` typical).
+        ridge: f32,
+    },
+    /// Reduced-rank affine map of rank `1 ≤ rank ≤ min(d_source, d_target)`.
+    LowRank {
+        /// Rank of the map.
+        rank: usize,
+        /// Relative ridge of the underlying least-squares fit.
+        ridge: f32,
+    },
+    /// Affine map (ridge [`MLP_BASE_RIDGE`]) plus a residual ReLU MLP.
+    Mlp {
+        /// Hidden units (`1..=MAX_MLP_HIDDEN`).
+        hidden: usize,
+        /// Passes over the training pairs (`1..=MAX_MLP_EPOCHS`).
+        epochs: usize,
+        /// Adam learning rate (`0 < lr ≤ 1`; `1e-3` typical).
+        lr: f32,
+    },
+}
+
+impl AdapterKind {
+    /// Short stable name: `procrustes`, `affine`, `low_rank`, `mlp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdapterKind::Procrustes => "procrustes",
+            AdapterKind::Affine { .. } => "affine",
+            AdapterKind::LowRank { .. } => "low_rank",
+            AdapterKind::Mlp { .. } => "mlp",
+        }
+    }
+
+    fn validate(self, d_source: usize, d_target: usize) -> Result<()> {
+        let bad = |why: String| Err(LifecycleError::InvalidArgument(why));
+        let check_ridge = |ridge: f32| {
+            if ridge.is_finite() && ridge >= 0.0 {
+                Ok(())
+            } else {
+                bad(format!(
+                    "adapter ridge must be finite and >= 0, got {ridge}"
+                ))
+            }
+        };
+        match self {
+            AdapterKind::Procrustes => Ok(()),
+            AdapterKind::Affine { ridge } => check_ridge(ridge),
+            AdapterKind::LowRank { rank, ridge } => {
+                let most = d_source.min(d_target);
+                if rank == 0 || rank > most {
+                    return bad(format!(
+                        "low-rank adapter rank must be in 1..={most} (min of {d_source} and \
+                         {d_target}), got {rank}"
+                    ));
+                }
+                check_ridge(ridge)
+            }
+            AdapterKind::Mlp { hidden, epochs, lr } => {
+                if hidden == 0 || hidden > MAX_MLP_HIDDEN {
+                    return bad(format!(
+                        "mlp adapter hidden units must be in 1..={MAX_MLP_HIDDEN}, got {hidden}"
+                    ));
+                }
+                if epochs == 0 || epochs > MAX_MLP_EPOCHS {
+                    return bad(format!(
+                        "mlp adapter epochs must be in 1..={MAX_MLP_EPOCHS}, got {epochs}"
+                    ));
+                }
+                if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
+                    return bad(format!("mlp adapter lr must be in (0, 1], got {lr}"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How well a fitted adapter agrees with its targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterFit {
+    /// Pairs given to [`Adapter::fit`].
+    pub pairs: usize,
+    /// Pairs held out of training and used for the `holdout_*` figures.
+    pub holdout: usize,
+    /// Mean cosine between mapped sources and targets over the training pairs.
+    pub train_cosine: f32,
+    /// Mean cosine between mapped sources and targets over the held-out pairs.
+    pub holdout_cosine: f32,
+    /// `1 − SSE / SST` over the held-out pairs (SST around their mean target; 0 when the
+    /// held-out targets are all equal).
+    pub holdout_r2: f32,
+    /// Wall-clock seconds spent in [`Adapter::fit`].
+    pub fit_seconds: f32,
+}
+
+/// The linear part of an adapter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum LinearMap {
+    /// `y = weight · x + bias`; `weight` is `d_out × d_in`.
+    Dense { weight: Vec<f32>, bias: Vec<f32> },
+    /// `y = up · (down · x) + bias`; `down` is `rank × d_in`, `up` is `d_out × rank`.
+    Factored {
+        rank: usize,
+        down: Vec<f32>,
+        up: Vec<f32>,
+        bias: Vec<f32>,
+    },
+}
+
+/// `y += w2 · relu(w1 · x + b1) + b2`; `w1` is `hidden × d_in`, `w2` is `d_out × hidden`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResidualMlp {
+    hidden: usize,
+    w1: Vec<f32>,
+    b1: Vec<f32>,
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+}
+
+/// A fitted map from a source space (`dim_in`) into a target space (`dim_out`).
+///
+/// ```
+/// use paradox_lifecycle::adapter::{Adapter, AdapterKind};
+/// use paradox_lifecycle::VectorMap;
+/// // Target = source with its two coordinates swapped.
+/// let source: Vec<f32> = (0..40).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
+/// let target: Vec<f32> = source.chunks(2).flat_map(|p| [p[1], p[0]]).collect();
+/// let adapter = Adapter::fit(AdapterKind::Procrustes, &source, 2, &target, 2, 0).unwrap();
+/// let y = adapter.map(&[1.0, 2.0]);
+/// assert!((y[0] - 2.0).abs() < 1e-4 && (y[1] - 1.0).abs() < 1e-4);
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Adapter {
+    kind: AdapterKind,
+    dim_in: usize,
+    dim_out: usize,
+    fit: AdapterFit,
+    linear: LinearMap,
+    residual: Option<ResidualMlp>,
+}
+
+/// The header of an adapter file (the tensors follow it).
+#[derive(Debug, Serialize, Deserialize)]
+struct AdapterHeader {
+    kind: AdapterKind,
+    dim_in: usize,
+    dim_out: usize,
+    fit: AdapterFit,
+    residual_hidden: Option<usize>,
+}
+
+impl Adapter {
+    /// Learns a map from `source` rows (`d_source`-dimensional) to `target` rows
+    /// (`d_target`-dimensional); row `i` of each must describe the same item.
+    ///
+    /// About 10% of the pairs (at least 2), chosen by `seed`, are held out and reported in
+    /// [`Adapter::fit_report`]. Errors: [`LifecycleError::InvalidArgument`] for a zero
+    /// dimension, a length that is not whole rows, different row counts, non-finite
+    /// values, fewer than [`MIN_PAIRS`] pairs, or kind parameters out of range;
+    /// [`LifecycleError::Numerical`] when the least-squares system is singular (with
+    /// `ridge = 0` and fewer pairs than dimensions, say).
+    pub fn fit(
+        kind: AdapterKind,
+        source: &[f32],
+        d_source: usize,
+        target: &[f32],
+        d_target: usize,
+        seed: u64,
+    ) -> Result<Adapter> {
+        let started = Instant::now();
+        let n = check_rows("adapter source", source, d_source)?;
+        let n_target = check_rows("adapter target", target, d_target)?;
+        if n != n_target {
+            return Err(LifecycleError::InvalidArgument(format!(
+                "adapter source has {n} rows but target has {n_target}; row i of each must \
+                 encode the same item"
+            )));
+        }
+        if n < MIN_PAIRS {
+            return Err(LifecycleError::InvalidArgument(format!(
+                "adapter needs at least {MIN_PAIRS} pairs, got {n}"
+            )));
+        }
+        kind.validate(d_source, d_target)?;
+
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let holdout = n.div_ceil(10).max(2);
+        let (held, train) = order.split_at(holdout);
+        let (xs, ys) = (
+            gather(source, d_source, train),
+            gather(target, d_target, train),
+        );
+
+        let (linear, residual) = match kind {
+            AdapterKind::Procrustes => (procrustes(&xs, d_source, &ys, d_target)?, None),
+            AdapterKind::Affine { ridge } => {
+                let fit = RidgeFit::new(&xs, d_source, &ys, d_target, ridge)?;
+                (fit.dense(), None)
+            }
+            AdapterKind::LowRank { rank, ridge } => {
+                let fit = RidgeFit::new(&xs, d_source, &ys, d_target, ridge)?;
+                (fit.reduced_rank(rank)?, None)
+            }
+            AdapterKind::Mlp { hidden, epochs, lr } => {
+                let base = RidgeFit::new(&xs, d_source, &ys, d_target, MLP_BASE_RIDGE)?.dense();
+                let mut adapter = Adapter::assemble(kind, d_source, d_target, base, None);
+                let mut residual_target = adapter.map_batch(&xs);
+                for (r, y) in residual_target.iter_mut().zip(&ys) {
+                    *r = y - *r;
+                }
+                let residual = ResidualTrainer {
+                    d_in: d_source,
+                    d_out: d_target,
+                    hidden,
+                    epochs,
+                    lr,
+                }
+                .train(&xs, &residual_target, &mut rng)?;
+                adapter.residual = residual;
+                (adapter.linear, adapter.residual)
+            }
+        };
+        let mut adapter = Adapter::assemble(kind, d_source, d_target, linear, residual);
+        let (train_cosine, _) = adapter.agreement(&xs, &ys);
+        let (holdout_cosine, holdout_r2) = adapter.agreement(
+            &gather(source, d_source, held),
+            &gather(target, d_target, held),
+        );
+        adapter.fit = AdapterFit {
+            pairs: n,
+            holdout,
+            train_cosine,
+            holdout_cosine,
+            holdout_r2,
+            fit_seconds: started.elapsed().as_secs_f32(),
+        };
+        Ok(adapter)
+    }
+
+    fn assemble(
+        kind: AdapterKind,
+        dim_in: usize,
+        dim_out: usize,
+        linear: LinearMap,
+        residual: Option<ResidualMlp>,
+    ) -> Adapter {
+        Adapter {
+            kind,
+            dim_in,
+            dim_out,
+            fit: AdapterFit {
+                pairs: 0,
+                holdout: 0,
+                train_cosine: 0.0,
+                holdout_cosine: 0.0,
+                holdout_r2: 0.0,
+                fit_seconds: 0.0,
+            },
+            linear,
+            residual,
+        }
+    }
+
+    /// The kind this adapter was fitted as.
+    pub fn kind(&self) -> AdapterKind {
+        self.kind
+    }
+
+    /// Agreement with the training and held-out pairs, measured by [`Adapter::fit`].
+    pub fn fit_report(&self) -> &AdapterFit {
+        &self.fit
+    }
+
+    /// Whether an [`AdapterKind::Mlp`] kept its residual network (it is dropped when it
+    /// never beat the affine map on the inner validation split). Always false otherwise.
+    pub fn has_residual(&self) -> bool {
+        self.residual.is_some()
+    }
+
+    /// The adjoint of a linear adapter: the map `q ↦ Wᵀ q` from the target space back into
+    /// the source space, with `⟨adjoint(q), x⟩ = ⟨q, map(x)⟩ − ⟨q, bias⟩` for every `x`.
+    ///
+    /// This is the right query-side map for search. To rank stored source-space vectors `x`
+    /// for a target-space query `q` by the score the target space would give them,
+    /// `⟨q, map(x)⟩`, map the query with the adjoint instead of the stored vectors with the
+    /// adapter: the constant `⟨q, bias⟩` does not change the ranking, and one query costs one
+    /// matrix-vector product. It also beats an adapter fitted in the other direction: a
+    /// least-squares fit shrinks its predictions toward the target mean, which blurs
+    /// rankings, while the adjoint of the forward fit scores with the forward fit's best
+    /// estimate of each stored vector. For Procrustes the adjoint is the inverse map.
+    ///
+    /// The result keeps this adapter's kind and fit report (which describe the forward
+    /// map). [`AdapterKind::Mlp`] has no adjoint: [`LifecycleError::InvalidArgument`].
+    pub fn adjoint(&self) -> Result<Adapter> {
+        if self.residual.is_some() {
+            return Err(LifecycleError::InvalidArgument(
+                "an mlp adapter with a residual network is not linear and has no adjoint".into(),
+            ));
+        }
+        let (din, dout) = (self.dim_in, self.dim_out);
+        let linear = match &self.linear {
+            LinearMap::Dense { weight, .. } => LinearMap::Dense {
+                weight: transpose(weight, dout, din),
+                bias: vec![0.0; din],
+            },
+            LinearMap::Factored { rank, down, up, .. } => LinearMap::Factored {
+                rank: *rank,
+                down: transpose(up, dout, *rank),
+                up: transpose(down, *rank, din),
+                bias: vec![0.0; din],
+            },
+        };
+        let mut adjoint = Adapter::assemble(self.kind, dout, din, linear, None);
+        adjoint.fit = self.fit.clone();
+        Ok(adjoint)
+    }
+
+    /// Like [`VectorMap::map`], but a wrong input length is an error instead of a panic.
+    pub fn map_checked(&self, x: &[f32]) -> Result<Vec<f32>> {
+        if x.len() != self.dim_in {
+            return Err(LifecycleError::InvalidArgument(format!(
+                "adapter expects {}-dimensional vectors, got {}",
+                self.dim_in,
+                x.len()
+            )));
+        }
+        Ok(self.map(x))
+    }
+
+    /// Mean cosine and R² of the mapped `xs` against `ys`.
+    fn agreement(&self, xs: &[f32], ys: &[f32]) -> (f32, f32) {
+        let predicted = self.map_batch(xs);
+        let n = ys.len() / self.dim_out;
+        if n == 0 {
+            return (0.0, 0.0);
+        }
+        let cosine: f64 = predicted
+            .chunks_exact(self.dim_out)
+            .zip(ys.chunks_exact(self.dim_out))
+            .map(|(p, y)| paradox_kernels::cosine_similarity(p, y) as f64)
+            .sum::<f64>()
+            / n as f64;
+        let mean_y = column_means(ys, self.dim_out);
+        let (mut sse, mut sst) = (0.0f64, 0.0f64);
+        for (p_row, y_row) in predicted
+            .chunks_exact(self.dim_out)
+            .zip(ys.chunks_exact(self.dim_out))
+        {
+            for ((&p, &y), &m) in p_row.iter().zip(y_row).zip(&mean_y) {
+                sse += (p as f64 - y as f64).powi(2);
+                sst += (y as f64 - m).powi(2);
+            }
+        }
+        let r2 = if sst > 0.0 { 1.0 - sse / sst } else { 0.0 };
+        (cosine as f32, r2 as f32)
+    }
+
+    /// Writes the adapter to `path` (atomically; format in [`crate::linalg`]).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let header = AdapterHeader {
+            kind: self.kind,
+            dim_in: self.dim_in,
+            dim_out: self.dim_out,
+            fit: self.fit.clone(),
+            residual_hidden: self.residual.as_ref().map(|r| r.hidden),
+        };
+        let meta = serde_json::to_value(&header)
+            .map_err(|e| LifecycleError::InvalidArgument(format!("adapter header: {e}")))?;
+        let mut tensors: Vec<(&str, &[f32])> = match &self.linear {
+            LinearMap::Dense { weight, bias } => vec![("weight", weight), ("bias", bias)],
+            LinearMap::Factored { down, up, bias, .. } => {
+                vec![("down", down), ("up", up), ("bias", bias)]
+            }
+        };
+        if let Some(r) = &self.residual {
+            tensors.extend([
+                ("mlp_w1", &r.w1[..]),
+                ("mlp_b1", &r.b1[..]),
+                ("mlp_w2", &r.w2[..]),
+                ("mlp_b2", &r.b2[..]),
+            ]);
+        }
+        write_tensor_file(path, MAGIC, meta, &tensors)
+    }
+
+    /// Reads an adapter written by [`Adapter::save`]. A damaged or foreign file is
+    /// [`LifecycleError::Corrupt`]; a missing one is [`LifecycleError::Io`].
+    pub fn load(path: &Path) -> Result<Adapter> {
+        let mut file = read_tensor_file(path, MAGIC)?;
+        let corrupt = |why: String| LifecycleError::Corrupt(format!("{}: {why}", path.display()));
+        let header: AdapterHeader = serde_json::from_value(file.meta.clone())
+            .map_err(|e| corrupt(format!("adapter header: {e}")))?;
+        let (din, dout) = (header.dim_in, header.dim_out);
+        if din == 0 || dout == 0 {
+            return Err(corrupt(format!("dimensions {din} -> {dout}")));
+        }
+        header
+            .kind
+            .validate(din, dout)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let size = |a: usize, b: usize| {
+            a.checked_mul(b)
+                .ok_or_else(|| corrupt(format!("shape {a} x {b} overflows")))
+        };
+        let linear = match header.kind {
+            AdapterKind::LowRank { rank, .. } => LinearMap::Factored {
+                rank,
+                down: file.take("down", size(rank, din)?)?,
+                up: file.take("up", size(dout, rank)?)?,
+                bias: file.take("bias", dout)?,
+            },
+            _ => LinearMap::Dense {
+                weight: file.take("weight", size(dout, din)?)?,
+                bias: file.take("bias", dout)?,
+            },
+        };
+        let residual = match (header.kind, header.residual_hidden) {
+            (AdapterKind::Mlp { .. }, Some(hidden)) if hidden > 0 => Some(ResidualMlp {
+                hidden,
+                w1: file.take("mlp_w1", size(hidden, din)?)?,
+                b1: file.take("mlp_b1", hidden)?,
+                w2: file.take("mlp_w2", size(dout, hidden)?)?,
+                b2: file.take("mlp_b2", dout)?,
+            }),
+            (_, None) => None,
+            (kind, Some(hidden)) => {
+                return Err(corrupt(format!(
+                    "a residual of {hidden} units on a {} adapter",
+                    kind.name()
+                )))
+            }
+        };
+        if let Some((name, _)) = file.tensors.first() {
+            return Err(corrupt(format!("unexpected tensor `{name}`")));
+        }
+        let mut adapter = Adapter::assemble(header.kind, din, dout, linear, residual);
+        adapter.fit = header.fit;
+        Ok(adapter)
+    }
+
+    /// Maps a block of rows single-threaded (the unit of work of `map_batch`).
+    fn map_block(&self, xs: &[f32], out: &mut [f32]) {
+        let rows = xs.len() / self.dim_in;
+        match &self.linear {
+            LinearMap::Dense { weight, bias } => {
+                paradox_kernels::dot_many_to_many(xs, weight, self.dim_in, out);
+                add_rows(out, bias);
+            }
+            LinearMap::Factored {
+                rank,
+                down,
+                up,
+                bias,
+            } => {
+                let mut low = vec![0.0; rows * rank];
+                paradox_kernels::dot_many_to_many(xs, down, self.dim_in, &mut low);
+                paradox_kernels::dot_many_to_many(&low, up, *rank, out);
+                add_rows(out, bias);
+            }
+        }
+        if let Some(mlp) = &self.residual {
+            let mut hidden = vec![0.0; rows * mlp.hidden];
+            paradox_kernels::dot_many_to_many(xs, &mlp.w1, self.dim_in, &mut hidden);
+            for row in hidden.chunks_exact_mut(mlp.hidden) {
+                for (h, b) in row.iter_mut().zip(&mlp.b1) {
+                    *h = (*h + b).max(0.0);
+                }
+            }
+            let mut extra = vec![0.0; rows * self.dim_out];
+            paradox_kernels::dot_many_to_many(&hidden, &mlp.w2, mlp.hidden, &mut extra);
+            for (o_row, e_row) in out
+                .chunks_exact_mut(self.dim_out)
+                .zip(extra.chunks_exact(self.dim_out))
+            {
+                for ((o, e), b) in o_row.iter_mut().zip(e_row).zip(&mlp.b2) {
+                    *o += e + b;
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Adapter {
+    /// One line: kind, dimensions, and what the map preserves.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} adapter {} -> {}",
+            self.kind.name(),
+            self.dim_in,
+            self.dim_out
+        )?;
+        match self.kind {
+            AdapterKind::Procrustes if self.dim_in == self.dim_out => write!(f, " (orthogonal)"),
+            AdapterKind::Procrustes if self.dim_in < self.dim_out => {
+                write!(
+                    f,
+                    " (semi-orthogonal: an isometric embedding, zero-padded source)"
+                )
+            }
+            AdapterKind::Procrustes => {
+                write!(
+                    f,
+                    " (semi-orthogonal: a rotation then truncation, not norm-preserving)"
+                )
+            }
+            AdapterKind::LowRank { rank, .. } => write!(f, " (rank {rank})"),
+            AdapterKind::Mlp { .. } if self.residual.is_none() => {
+                write!(f, " (residual dropped: affine only)")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl VectorMap for Adapter {
+    fn dim_in(&self) -> usize {
+        self.dim_in
+    }
+
+    fn dim_out(&self) -> usize {
+        self.dim_out
+    }
+
+    /// # Panics
+    ///
+    /// If `x.len() != dim_in` or `out.len() != dim_out` (use [`Adapter::map_checked`] for
+    /// untrusted input).
+    fn map_into(&self, x: &[f32], out: &mut [f32]) {
+        assert_eq!(x.len(), self.dim_in, "adapter input dimension");
+        assert_eq!(out.len(), self.dim_out, "adapter output dimension");
+        match &self.linear {
+            LinearMap::Dense { weight, bias } => {
+                paradox_kernels::dot_one_to_many(x, weight, out);
+                add_rows(out, bias);
+            }
+            LinearMap::Factored {
+                rank,
+                down,
+                up,
+                bias,
+            } => with_scratch(*rank, |low| {
+                paradox_kernels::dot_one_to_many(x, down, low);
+                paradox_kernels::dot_one_to_many(low, up, out);
+                add_rows(out, bias);
+            }),
+        }
+        if let Some(mlp) = &self.residual {
+            with_scratch(mlp.hidden + self.dim_out, |scratch| {
+                let (hidden, extra) = scratch.split_at_mut(mlp.hidden);
+                paradox_kernels::dot_one_to_many(x, &mlp.w1, hidden);
+                for (h, b) in hidden.iter_mut().zip(&mlp.b1) {
+                    *h = (*h + b).max(0.0);
+                }
+                paradox_kernels::dot_one_to_many(hidden, &mlp.w2, extra);
+                for ((o, e), b) in out.iter_mut().zip(extra.iter()).zip(&mlp.b2) {
+                    *o += e + b;
+                }
+            });
+        }
+    }
+
+    /// Maps whole blocks through the blocked GEMM, blocks spread across the rayon pool.
+    fn map_batch(&self, xs: &[f32]) -> Vec<f32> {
+        let (din, dout) = (self.dim_in, self.dim_out);
+        let n = xs.len() / din;
+        let mut out = vec![0.0; n * dout];
+        xs[..n * din]
+            .par_chunks(BATCH_BLOCK_ROWS * din)
+            .zip(out.par_chunks_mut(BATCH_BLOCK_ROWS * dout))
+            .for_each(|(x, o)| self.map_block(x, o));
+        out
+    }
+}
+
+/// Adds `bias` to every `bias.len()`-sized row of `rows`.
+fn add_rows(rows: &mut [f32], bias: &[f32]) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+/// Runs `f` on a zeroed scratch buffer of `len` floats, on the stack when small enough.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    if len <= STACK_SCRATCH {
+        let mut buf = [0.0f32; STACK_SCRATCH];
+        f(&mut buf[..len])
+    } else {
+        f(&mut vec![0.0f32; len])
+    }
+}
+
+/// The rows `indices` of the row set `data`, gathered in that order.
+fn gather(data: &[f32], dim: usize, indices: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(indices.len() * dim);
+    for &i in indices {
+        out.extend_from_slice(&data[i * dim..(i + 1) * dim]);
+    }
+    out
+}
+
+/// Orthogonal Procrustes: `W = U Vᵀ` from `XᵀY = U Σ Vᵀ`, stored as `Wᵀ` (`d_out × d_in`).
+fn procrustes(xs: &[f32], din: usize, ys: &[f32], dout: usize) -> Result<LinearMap> {
+    let m = cross_product(xs, din, ys, dout);
+    let svd = thin_svd(&m, din, dout)?;
+    let k = din.min(dout);
+    // weight[o][i] = Σ_j V[o][j] U[i][j].
+    let weight = matmul_f64(&svd.v, &transpose_f64(&svd.u, din, k), dout, k, din);
+    Ok(LinearMap::Dense {
+        weight: weight.into_iter().map(|v| v as f32).collect(),
+        bias: vec![0.0; dout],
+    })
+}
+
+/// A ridge least-squares fit `y − μy = (x − μx) B`, with what reduced-rank needs.
+struct RidgeFit {
+    din: usize,
+    dout: usize,
+    mean_x: Vec<f64>,
+    mean_y: Vec<f64>,
+    /// Centred `XᵀX` (`din × din`), without the ridge.
+    gram: Vec<f64>,
+    /// `B` (`din × dout`).
+    coef: Vec<f64>,
+}
+
+impl RidgeFit {
+    fn new(xs: &[f32], din: usize, ys: &[f32], dout: usize, ridge: f32) -> Result<RidgeFit> {
+        let mean_x = column_means(xs, din);
+        let mean_y = column_means(ys, dout);
+        let xc = centered(xs, din, &mean_x);
+        let yc = centered(ys, dout, &mean_y);
+        let gram = cross_product(&xc, din, &xc, din);
+        let mut coef = cross_product(&xc, din, &yc, dout);
+        let trace: f64 = (0..din).map(|i| gram[i * din + i]).sum();
+        let lambda = ridge as f64 * trace / din as f64;
+        let mut factor = gram.clone();
+        for i in 0..din {
+            factor[i * din + i] += lambda;
+        }
+        cholesky(&mut factor, din).map_err(|e| {
+            LifecycleError::Numerical(format!(
+                "least-squares fit of {} pairs in {din} dimensions with ridge {ridge}: {e}",
+                xs.len() / din
+            ))
+        })?;
+        cholesky_solve(&factor, din, &mut coef, dout);
+        Ok(RidgeFit {
+            din,
+            dout,
+            mean_x,
+            mean_y,
+            gram,
+            coef,
+        })
+    }
+
+    /// The bias `μy − apply(μx)` that makes the linear part `apply` pass through the means.
+    fn bias_for(&self, apply: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f32> {
+        let mapped_mean = apply(&self.mean_x);
+        self.mean_y
+            .iter()
+            .zip(&mapped_mean)
+            .map(|(m, p)| (m - p) as f32)
+            .collect()
+    }
+
+    fn dense(&self) -> LinearMap {
+        let weight = transpose_f64(&self.coef, self.din, self.dout);
+        let bias = self.bias_for(|x| matmul_f64(&weight, x, self.dout, self.din, 1));
+        LinearMap::Dense {
+            weight: weight.into_iter().map(|v| v as f32).collect(),
+            bias,
+        }
+    }
+
+    /// Projects the fit onto the top-`rank` principal directions `V_r` of its fitted values
+    /// (eigenvectors of `Bᵀ XᵀX B`): `y = μy + V_r V_rᵀ Bᵀ (x − μx)`.
+    fn reduced_rank(&self, rank: usize) -> Result<LinearMap> {
+        let (din, dout) = (self.din, self.dout);
+        let coef_t = transpose_f64(&self.coef, din, dout);
+        let gram_coef = matmul_f64(&self.gram, &self.coef, din, din, dout);
+        let fitted_gram = matmul_f64(&coef_t, &gram_coef, dout, din, dout);
+        let eigen = symmetric_eigen(&fitted_gram, dout)?;
+        let directions = &eigen.vectors[..rank * dout]; // rank × dout
+        let down = matmul_f64(directions, &coef_t, rank, dout, din); // rank × din
+        let up = transpose_f64(directions, rank, dout); // dout × rank
+        let bias = self.bias_for(|x| {
+            let low = matmul_f64(&down, x, rank, din, 1);
+            matmul_f64(&up, &low, dout, rank, 1)
+        });
+        Ok(LinearMap::Factored {
+            rank,
+            down: down.into_iter().map(|v| v as f32).collect(),
+            up: up.into_iter().map(|v| v as f32).collect(),
+            bias,
+        })
+    }
+}
+
+/// Trains the residual MLP of an [`AdapterKind::Mlp`].
+///
+/// Inputs are standardised (centred, scaled to unit mean variance) and targets scaled to
+/// unit mean square while training; both scalings are folded into the weights at the end,
+/// so applying the network is just `w2 · relu(w1 · x + b1) + b2`. `w2` starts at zero, so
+/// training starts from the affine map exactly.
+struct ResidualTrainer {
+    d_in: usize,
+    d_out: usize,
+    hidden: usize,
+    epochs: usize,
+    lr: f32,
+}
+
+/// Adam state for one parameter tensor.
+struct AdamSlot {
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl AdamSlot {
+    fn new(len: usize) -> AdamSlot {
+        AdamSlot {
+            m: vec![0.0; len],
+            v: vec![0.0; len],
+        }
+    }
+
+    fn step(&mut self, param: &mut [f32], grad: &[f32], lr: f32, t: i32) {
+        const B1: f32 = 0.9;
+        const B2: f32 = 0.999;
+        const EPS: f32 = 1e-8;
+        let c1 = 1.0 - B1.powi(t);
+        let c2 = 1.0 - B2.powi(t);
+        for (((p, g), m), v) in param
+            .iter_mut()
+            .zip(grad)
+            .zip(self.m.iter_mut())
+            .zip(self.v.iter_mut())
+        {
+            *m = B1 * *m + (1.0 - B1) * g;
+            *v = B2 * *v + (1.0 - B2) * g * g;
+            *p -= lr * (*m / c1) / ((*v / c2).sqrt() + EPS);
+        }
+    }
+}
+
+impl ResidualTrainer {
+    fn train(&self, xs: &[f32], residual: &[f32], rng: &mut StdRng) -> Result<Option<ResidualMlp>> {
+        let (din, dout, hidden) = (self.d_in, self.d_out, self.hidden);
+        let n = xs.len() / din;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(rng);
+        let n_val = (n / 10).max(1);
+        let (val_idx, train_idx) = order.split_at(n_val);
+        if train_idx.is_empty() {
+            return Ok(None);
+        }
+
+        let mean_x = column_means(xs, din);
+        let xc = centered(xs, din, &mean_x);
+        let rms = |v: &[f32]| {
+            (v.iter().map(|&a| (a as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+        };
+        let in_rms = rms(&xc);
+        let out_rms = rms(residual);
+        if out_rms == 0.0 || !out_rms.is_finite() {
+            return Ok(None);
+        }
+        let in_scale = if in_rms > 0.0 {
+            (1.0 / in_rms) as f32
+        } else {
+            1.0
+        };
+        let out_scale = (1.0 / out_rms) as f32;
+        let x_std: Vec<f32> = xc.iter().map(|v| v * in_scale).collect();
+        let r_std: Vec<f32> = residual.iter().map(|v| v * out_scale).collect();
+        let (x_val, r_val) = (gather(&x_std, din, val_idx), gather(&r_std, dout, val_idx));
+
+        let init = Normal::new(0.0f32, (2.0 / din as f32).sqrt())
+            .map_err(|e| LifecycleError::Numerical(format!("mlp init: {e}")))?;
+        let mut net = ResidualMlp {
+            hidden,
+            w1: (0..hidden * din).map(|_| init.sample(rng)).collect(),
+            b1: vec![0.0; hidden],
+            w2: vec![0.0; dout * hidden],
+            b2: vec![0.0; dout],
+        };
+        let mut adam = [
+            AdamSlot::new(net.w1.len()),
+            AdamSlot::new(hidden),
+            AdamSlot::new(net.w2.len()),
+            AdamSlot::new(dout),
+        ];
+        let mut best_loss = self.loss(&net, &x_val, &r_val);
+        let mut best: Option<ResidualMlp> = None;
+
+        let batch = MLP_BATCH.min(train_idx.len());
+        let mut grads = Gradients::new(batch, din, dout, hidden);
+        let mut shuffled = train_idx.to_vec();
+        let mut step = 0i32;
+        for _ in 0..self.epochs {
+            shuffled.shuffle(rng);
+            for chunk in shuffled.chunks(batch) {
+                let xb = gather(&x_std, din, chunk);
+                let rb = gather(&r_std, dout, chunk);
+                grads.compute(&net, &xb, &rb);
+                step = step.saturating_add(1);
+                adam[0].step(&mut net.w1, &grads.w1, self.lr, step);
+                adam[1].step(&mut net.b1, &grads.b1, self.lr, step);
+                adam[2].step(&mut net.w2, &grads.w2, self.lr, step);
+                adam[3].step(&mut net.b2, &grads.b2, self.lr, step);
+            }
+            let loss = self.loss(&net, &x_val, &r_val);
+            if !loss.is_finite() {
+                return Err(LifecycleError::Numerical(format!(
+                    "mlp adapter training diverged (lr {}); try a smaller lr",
+                    self.lr
+                )));
+            }
+            if loss < best_loss {
+                best_loss = loss;
+                best = Some(net.clone());
+            }
+        }
+        // Fold the standardisation into the weights:
+        // w1 (s (x − μ)) + b1 = (s w1) x + (b1 − s w1 μ);  (w2 h + b2) / t.
+        Ok(best.map(|mut net| {
+            net.w1.iter_mut().for_each(|w| *w *= in_scale);
+            for (row, b) in net.w1.chunks_exact(din).zip(net.b1.iter_mut()) {
+                let shift: f64 = row.iter().zip(&mean_x).map(|(&w, m)| w as f64 * m).sum();
+                *b -= shift as f32;
+            }
+            net.w2.iter_mut().for_each(|w| *w /= out_scale);
+            net.b2.iter_mut().for_each(|b| *b /= out_scale);
+            net
+        }))
+    }
+
+    /// Mean squared error per value of `net` on standardised inputs and targets.
+    fn loss(&self, net: &ResidualMlp, xs: &[f32], rs: &[f32]) -> f64 {
+        let rows = xs.len() / self.d_in;
+        let mut h = vec![0.0; rows * self.hidden];
+        let mut y = vec![0.0; rows * self.d_out];
+        forward(net, xs, self.d_in, &mut h, &mut y);
+        y.iter()
+            .zip(rs)
+            .map(|(&p, &r)| ((p - r) as f64).powi(2))
+            .sum::<f64>()
+            / rs.len().max(1) as f64
+    }
+}
+
+/// `h = relu(xs w1ᵀ + b1)`, `y = h w2ᵀ + b2` for a block of rows.
+fn forward(net: &ResidualMlp, xs: &[f32], din: usize, h: &mut [f32], y: &mut [f32]) {
+    matmul_abt(xs, &net.w1, din, h);
+    for row in h.chunks_exact_mut(net.hidden) {
+        for (v, b) in row.iter_mut().zip(&net.b1) {
+            *v = (*v + b).max(0.0);
+        }
+    }
+    matmul_abt(h, &net.w2, net.hidden, y);
+    add_rows(y, &net.b2);
+}
+
+/// Gradient buffers of one mini-batch, reused across steps.
+struct Gradients {
+    h: Vec<f32>,
+    y: Vec<f32>,
+    w1: Vec<f32>,
+    b1: Vec<f32>,
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+}
+
+impl Gradients {
+    fn new(batch: usize, din: usize, dout: usize, hidden: usize) -> Gradients {
+        Gradients {
+            h: vec![0.0; batch * hidden],
+            y: vec![0.0; batch * dout],
+            w1: vec![0.0; hidden * din],
+            b1: vec![0.0; hidden],
+            w2: vec![0.0; dout * hidden],
+            b2: vec![0.0; dout],
+        }
+    }
+
+    /// Gradients of `½ · mean over rows of ‖y − r‖²` at `net` for the batch (`xb`, `rb`).
+    fn compute(&mut self, net: &ResidualMlp, xb: &[f32], rb: &[f32]) {
+        let hidden = net.hidden;
+        let dout = net.b2.len();
+        let din = net.w1.len() / hidden;
+        let rows = xb.len() / din;
+        let (h, y) = (&mut self.h[..rows * hidden], &mut self.y[..rows * dout]);
+        forward(net, xb, din, h, y);
+        // dY = (y − r) / rows, in place.
+        let inv = 1.0 / rows as f32;
+        for (g, &r) in y.iter_mut().zip(rb) {
+            *g = (*g - r) * inv;
+        }
+        let dy = &*y;
+        // dW2 = dYᵀ H; db2 = colsum(dY).
+        matmul_abt(
+            &transpose(dy, rows, dout),
+            &transpose(h, rows, hidden),
+            rows,
+            &mut self.w2,
+        );
+        column_sums(dy, dout, &mut self.b2);
+        // dH = dY W2, masked by the ReLU.
+        let mut dh = vec![0.0; rows * hidden];
+        matmul_abt(dy, &transpose(&net.w2, dout, hidden), dout, &mut dh);
+        for (g, &a) in dh.iter_mut().zip(h.iter()) {
+            if a <= 0.0 {
+                *g = 0.0;
+            }
+        }
+        // dW1 = dHᵀ X; db1 = colsum(dH).
+        matmul_abt(
+            &transpose(&dh, rows, hidden),
+            &transpose(xb, rows, din),
+            rows,
+            &mut self.w1,
+        );
+        column_sums(&dh, hidden, &mut self.b1);
+    }
+}
+
+/// `out[j] = Σ_rows m[row][j]`.
+fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for row in m.chunks_exact(cols) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
