@@ -371,15 +371,43 @@ fn de_metric<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Metric, D::
 }
 
 /// Engine-wide settings. `EngineOptions::default()` needs no configuration.
+///
+/// Segment maintenance (see `collection/maintenance.rs`): each collection has a
+/// background worker that seals the growing segment once it holds `seal_threshold` rows
+/// or `seal_bytes` bytes, merges small sealed segments (`merge_factor` of one size tier
+/// at a time) and rewrites segments whose deleted fraction passes
+/// `compact_deleted_fraction`. Writers only signal it; a writer seals by itself only when
+/// the growing segment reaches twice either bound (the worker is behind).
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// When write-ahead-log appends reach the disk (see `docs/formats.md` for what each
     /// policy risks). Default: every 50 ms.
     pub fsync: FsyncPolicy,
-    /// Points in a growing segment before it is sealed into an immutable segment file.
+    /// Rows in a growing segment before it is sealed into an immutable segment file.
+    /// Default 100,000.
     pub seal_threshold: usize,
+    /// Bytes (vectors + metadata, as encoded in the log) in a growing segment before it is
+    /// sealed, whichever of this and `seal_threshold` comes first. The growing segment
+    /// lives in RAM and is scanned exactly, so this bounds both its memory and its search
+    /// cost. Default 32 MiB (about 21,000 rows of 384 floats).
+    pub seal_bytes: usize,
+    /// Sealed segments of one size tier merged together by the background worker (a
+    /// tier spans a factor of `merge_factor` in live bytes, starting at `seal_bytes`).
+    /// 0 or 1 turns automatic merging off. Default 4.
+    pub merge_factor: usize,
+    /// Segments at or above this many live bytes are never merged with others (they are
+    /// still rewritten alone when too many of their rows are deleted). Default 1 GiB.
+    pub max_merge_bytes: u64,
+    /// A sealed segment whose deleted rows exceed this fraction of its rows is rewritten
+    /// without them in the background. Above 1.0: never. Default 0.2.
+    pub compact_deleted_fraction: f64,
     /// Rows above which a search is split across threads.
     pub parallel_threshold: usize,
+    /// Run each collection's maintenance worker. `false`: writers seal the growing
+    /// segment at the threshold on their own thread, and nothing merges or compacts
+    /// segments but [`Collection::compact`](crate::Collection::compact) — deterministic
+    /// segment layouts, for tests and tools. Default `true`.
+    pub maintenance_worker: bool,
 }
 
 impl Default for EngineOptions {
@@ -387,7 +415,12 @@ impl Default for EngineOptions {
         EngineOptions {
             fsync: FsyncPolicy::default(),
             seal_threshold: 100_000,
+            seal_bytes: 32 << 20,
+            merge_factor: 4,
+            max_merge_bytes: 1 << 30,
+            compact_deleted_fraction: 0.2,
             parallel_threshold: 32_768,
+            maintenance_worker: true,
         }
     }
 }

@@ -57,6 +57,18 @@ impl Engine {
         if options.seal_threshold == 0 {
             return Err(EngineError::invalid("seal_threshold", "must be at least 1"));
         }
+        if options.seal_bytes == 0 {
+            return Err(EngineError::invalid("seal_bytes", "must be at least 1"));
+        }
+        if options.compact_deleted_fraction.is_nan() || options.compact_deleted_fraction <= 0.0 {
+            return Err(EngineError::invalid(
+                "compact_deleted_fraction",
+                format!(
+                    "must be above 0 (above 1 turns it off), got {}",
+                    options.compact_deleted_fraction
+                ),
+            ));
+        }
         let collections_dir = root.join(COLLECTIONS_DIR);
         std::fs::create_dir_all(&collections_dir)
             .map_err(|e| EngineError::io(&collections_dir, e))?;
@@ -77,7 +89,7 @@ impl Engine {
                 continue;
             }
             let collection = Collection::open(&path, options.clone())?;
-            collections.insert(name, Arc::new(collection));
+            collections.insert(name, collection);
         }
         Ok(Engine {
             root,
@@ -130,7 +142,7 @@ impl Engine {
         let dir = self.collection_dir(name);
         std::fs::rename(temp, &dir).map_err(|e| EngineError::io(&dir, e))?;
         paradox_storage::fsync_dir(&self.root.join(COLLECTIONS_DIR))?;
-        Ok(Arc::new(Collection::open(&dir, self.options.clone())?))
+        Collection::open(&dir, self.options.clone())
     }
 
     /// An open collection by name.
@@ -155,7 +167,9 @@ impl Engine {
             .get(name)
             .cloned()
             .ok_or_else(|| EngineError::UnknownCollection(name.to_string()))?;
-        // No write is in flight from here on, and none will start through any handle.
+        // No maintenance job runs from here on (the worker stopped), no write is in flight,
+        // and none will start through any handle.
+        collection.stop_maintenance();
         let _writer = collection.mark_dropped();
         let dir = self.collection_dir(name);
         let doomed = self.temp_dir(&format!("drop-{name}"));
@@ -224,5 +238,16 @@ impl Engine {
             collection.sync()?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Engine {
+    /// Stops every collection's maintenance worker (waiting for a job in progress), so the
+    /// directory locks are released when the last handles go: a handle kept after the
+    /// engine is dropped still works, its growing segment sealed by its writers.
+    fn drop(&mut self) {
+        for collection in self.collections.get_mut().values() {
+            collection.stop_maintenance();
+        }
     }
 }

@@ -13,6 +13,9 @@ fn options(seal_threshold: usize) -> EngineOptions {
         fsync: FsyncPolicy::Never,
         seal_threshold,
         parallel_threshold: 1024,
+        // These tests count segments: seal inline, exactly at the threshold.
+        maintenance_worker: false,
+        ..Default::default()
     }
 }
 

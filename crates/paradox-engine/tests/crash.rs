@@ -26,6 +26,7 @@ fn child(dir: &str, start_batch: u64) {
         fsync: FsyncPolicy::Never,
         seal_threshold: 1500,
         parallel_threshold: 4096,
+        ..Default::default()
     };
     let engine = Engine::open_with(dir, options).expect("child opens the store");
     let col = match engine.collection("crash") {
@@ -123,6 +124,7 @@ fn acknowledged_writes_survive_sigkill() {
                 fsync: FsyncPolicy::Never,
                 seal_threshold: 1500,
                 parallel_threshold: 4096,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("round {round}: store failed to open after SIGKILL: {e}"));

@@ -17,6 +17,7 @@ fn options() -> EngineOptions {
         fsync: FsyncPolicy::Never,
         seal_threshold: 150,
         parallel_threshold: 1024,
+        ..Default::default()
     }
 }
 

@@ -45,6 +45,7 @@ fn open(dir: &std::path::Path) -> Engine {
             fsync: FsyncPolicy::Never,
             seal_threshold: 16,
             parallel_threshold: 8,
+            ..Default::default()
         },
     )
     .unwrap()
@@ -125,6 +126,7 @@ fn log_cut_at_every_offset_of_the_last_record_recovers_the_rest() {
                 fsync: FsyncPolicy::Never,
                 seal_threshold: 1000,
                 parallel_threshold: 8,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -158,6 +160,7 @@ fn log_cut_at_every_offset_of_the_last_record_recovers_the_rest() {
                     fsync: FsyncPolicy::Never,
                     seal_threshold: 1000,
                     parallel_threshold: 8,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -193,6 +196,7 @@ fn log_cut_at_every_offset_of_the_last_record_recovers_the_rest() {
                 fsync: FsyncPolicy::Never,
                 seal_threshold: 1000,
                 parallel_threshold: 8,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));

@@ -13,6 +13,7 @@ fn options() -> EngineOptions {
         fsync: FsyncPolicy::Never,
         seal_threshold: 500,
         parallel_threshold: 1024,
+        ..Default::default()
     }
 }
 

@@ -29,6 +29,7 @@ fn acknowledged_writes_stay_visible_through_seals_builds_and_merges() {
             fsync: FsyncPolicy::Never,
             seal_threshold: 1000,
             parallel_threshold: 1024,
+            ..Default::default()
         },
     )
     .unwrap();

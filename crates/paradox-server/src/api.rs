@@ -90,6 +90,11 @@ pub struct CollectionDescription {
     pub applied_seq: u64,
     /// Index builds queued or running.
     pub pending_index_builds: usize,
+    /// Background maintenance jobs due or running: the seal of the growing segment,
+    /// merges of small segments, compactions of segments with many deleted rows.
+    pub maintenance_queue: usize,
+    /// Bytes the growing (in-RAM, exactly scanned) segment's rows took in the log.
+    pub growing_bytes: usize,
     /// Whether the collection keeps past versions.
     pub history: bool,
     /// Past versions kept (only when `history` is on).

@@ -8,6 +8,8 @@
 //! | `paradox_collection_bytes` | collection | segment + WAL bytes |
 //! | `paradox_wal_bytes` | collection | write-ahead log bytes |
 //! | `paradox_index_builds_pending` | collection | background queue depth (graph builds) |
+//! | `paradox_maintenance_queue_depth` | collection | background queue depth (seals, merges, compactions) |
+//! | `paradox_growing_bytes` | collection | bytes held by the growing segment |
 //! | `paradox_write_queue_depth` | - | writes admitted and not yet answered |
 //! | `paradox_write_queue_capacity` | - | the write queue's limit |
 //!
@@ -29,6 +31,8 @@ pub struct Metrics {
     bytes: IntGaugeVec,
     wal_bytes: IntGaugeVec,
     index_builds: IntGaugeVec,
+    maintenance_queue: IntGaugeVec,
+    growing_bytes: IntGaugeVec,
     /// Writes admitted and not yet answered.
     pub write_queue_depth: IntGauge,
 }
@@ -65,6 +69,14 @@ impl Metrics {
             "paradox_index_builds_pending",
             "Background index builds queued or running per collection.",
         );
+        let maintenance_queue = gauge(
+            "paradox_maintenance_queue_depth",
+            "Background seals, merges and compactions due or running per collection.",
+        );
+        let growing_bytes = gauge(
+            "paradox_growing_bytes",
+            "Bytes held by the growing (in-RAM) segment per collection.",
+        );
         let write_queue_depth = IntGauge::new(
             "paradox_write_queue_depth",
             "Writes admitted and not yet answered.",
@@ -80,6 +92,8 @@ impl Metrics {
             Box::new(bytes.clone()),
             Box::new(wal_bytes.clone()),
             Box::new(index_builds.clone()),
+            Box::new(maintenance_queue.clone()),
+            Box::new(growing_bytes.clone()),
             Box::new(write_queue_depth.clone()),
             Box::new(capacity.clone()),
         ] {
@@ -93,6 +107,8 @@ impl Metrics {
             bytes,
             wal_bytes,
             index_builds,
+            maintenance_queue,
+            growing_bytes,
             write_queue_depth,
         }
     }
@@ -112,6 +128,8 @@ impl Metrics {
             &self.bytes,
             &self.wal_bytes,
             &self.index_builds,
+            &self.maintenance_queue,
+            &self.growing_bytes,
         ] {
             gauge.reset();
         }
@@ -127,6 +145,12 @@ impl Metrics {
             self.index_builds
                 .with_label_values(&name)
                 .set(c.pending_index_builds as i64);
+            self.maintenance_queue
+                .with_label_values(&name)
+                .set(c.maintenance_queue as i64);
+            self.growing_bytes
+                .with_label_values(&name)
+                .set(c.growing_bytes as i64);
         }
         let mut out = Vec::new();
         TextEncoder::new()

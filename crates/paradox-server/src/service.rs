@@ -145,6 +145,8 @@ pub fn describe(collection: &Collection) -> CollectionDescription {
         wal_bytes: info.wal_bytes,
         applied_seq: info.applied_seq,
         pending_index_builds: collection.pending_index_builds(),
+        maintenance_queue: info.maintenance.queue_depth,
+        growing_bytes: info.growing_bytes,
         history: info.past_versions.is_some(),
         past_versions: info.past_versions,
     }

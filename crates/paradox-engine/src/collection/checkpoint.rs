@@ -1,369 +1,270 @@
-//! Checkpoints (sealing the growing segment) and compaction (rewriting sealed segments
-//! without their deleted rows).
+//! Checkpoints: sealing the growing segment into a segment file and persisting sealed
+//! deletions and past versions, so the log can be truncated.
 //!
-//! Crash safety of a checkpoint, step by step (the writer mutex is held throughout, so no
-//! write interleaves; readers keep searching the old state until the final swap):
+//! A checkpoint (a *seal*) runs in three phases, so that no lock is held while files are
+//! written. The seal lock is held throughout (one seal at a time, and no merge swaps its
+//! result in meanwhile, see `merge.rs`); the writer mutex only in phases 1 and 3:
 //!
-//! 1. rotate the log: every applied record now lives in files before the current one;
-//! 2. write the growing segment's live rows to `seg-<id>.pdx` (temp + fsync + rename);
-//! 3. write the sealed segments' deleted rows to `deletes-<gen>.pdx` (same way);
-//! 4. swap the manifest naming them with `applied_seq` = last applied record;
-//! 5. remove log files that only hold records `<= applied_seq`, and the old deletes file.
+//! 1. *freeze* (writer mutex + a brief state write lock): rotate the log, so every
+//!    applied record lives in files before the current one; turn the growing segment
+//!    into a frozen segment (same rows, in RAM, searchable, deletable; `State::freeze_growing`)
+//!    and start an empty growing segment; remember `frozen_seq` = the last applied
+//!    record, and copy what the files must hold *as of `frozen_seq`*: every sealed
+//!    segment's deleted rows, the past versions not yet persisted.
+//! 2. *write* (no lock): each frozen segment's rows to `seg-<id>.pdx` (all of them, rows
+//!    deleted before the freeze included, so row numbers do not change; the deletes file
+//!    marks them), the copied deletions to `deletes-<gen>.pdx` when they differ from the
+//!    persisted ones, the copied versions to `history-<gen>.pdx` (temp + fsync + rename
+//!    each); open and verify the segment files.
+//! 3. *swap* (writer mutex): write the manifest naming them with `applied_seq` =
+//!    `frozen_seq`; then replace the frozen segments by the opened files in the state
+//!    (their deleted-row sets, which kept taking deletes, stay); remove log files that only
+//!    hold records `<= frozen_seq`, and the old deletes file.
 //!
-//! A crash before 4 leaves the old manifest: the new files are unreferenced (removed at
-//! the next open) and the log still holds every record. A crash after 4 replays only
-//! records past `applied_seq`; leftover old log files are skipped by sequence number.
+//! A crash before the manifest swap leaves the old manifest: the new files are
+//! unreferenced (removed at the next open) and the log still holds every record past the
+//! old `applied_seq`. A crash after it replays only records past `frozen_seq`: the
+//! segment, deletes and history files hold exactly the state those records apply to
+//! (the copies were taken under the writer mutex, with nothing applied after
+//! `frozen_seq`), so replay rebuilds what readers saw. Leftover old log files are skipped
+//! by sequence number. A failed write in phase 2 leaves the frozen segment in the state
+//! (still searchable, still covered by the log); the next seal writes it.
 
-use super::state::{Location, SealedEntry, State};
 use super::{Collection, WriterState};
 use crate::error::{EngineError, Result};
 use crate::manifest::SegmentEntry;
 use crate::point::RowMeta;
-use crate::segment::{segment_file_name_for, write_deletes_file, SealedSegment};
-use serde::Serialize;
+use crate::segment::{
+    history_file_name, segment_file_name_for, write_deletes_file, DeletedRows, PendingHistory,
+    SealedSegment,
+};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
-/// What a compaction did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct CompactionReport {
-    /// Segments rewritten.
-    pub segments_rewritten: usize,
-    /// Deleted rows whose space was reclaimed.
-    pub rows_reclaimed: usize,
-    /// Bytes on disk before and after.
-    pub bytes_before: u64,
-    /// Bytes on disk after.
-    pub bytes_after: u64,
+/// Deleted rows per segment id.
+pub(crate) type DeleteSets = BTreeMap<u64, DeletedRows>;
+
+/// What phase 1 of a seal hands to phases 2 and 3.
+struct Frozen {
+    frozen_seq: u64,
+    segments: Vec<Arc<SealedSegment>>,
+    /// Every segment's deleted rows as of `frozen_seq` (non-empty sets only).
+    deletes: DeleteSets,
+    deletes_changed: bool,
+    history: Option<PendingHistory>,
 }
 
 impl Collection {
-    /// Seals the growing segment if it reached the threshold.
-    pub(crate) fn maybe_checkpoint(&self, writer: &mut WriterState) -> Result<()> {
-        let due = self.state.read().growing.len() >= self.options.seal_threshold;
-        if due {
-            self.checkpoint(writer)?;
-        }
-        Ok(())
+    /// Whether the growing segment reached `times` × the seal threshold (rows or bytes).
+    pub(crate) fn growing_over(&self, times: usize) -> bool {
+        let state = self.state.read();
+        state.growing.len() >= self.options.seal_threshold.saturating_mul(times)
+            || state.growing.bytes() >= self.options.seal_bytes.saturating_mul(times)
     }
 
     /// Seals the growing segment into a segment file and persists sealed deletions, so
     /// the log can be truncated. Safe to call at any time.
     pub fn flush(&self) -> Result<()> {
         self.check_writable()?;
-        let mut writer = self.writer.lock();
-        self.checkpoint(&mut writer)
+        self.seal(true).map(drop)
     }
 
-    pub(crate) fn checkpoint(&self, writer: &mut WriterState) -> Result<()> {
+    /// Seals the growing segment when it reached the threshold (or always, with `force`,
+    /// when anything is not yet in files); writes frozen segments a failed seal left.
+    /// Returns whether a seal ran.
+    pub(crate) fn seal(&self, force: bool) -> Result<bool> {
+        let _seal = self.seal_lock.lock();
+        let Some(frozen) = self.freeze(force)? else {
+            return Ok(false);
+        };
+        // Phase 2: files, no lock held.
         let dir = &self.dir;
-        let (new_segment, applied_seq, deletes_dirty, history_rows) = {
-            let state = self.state.read();
-            if state.growing.len() == 0
-                && !state.sealed_deletes_dirty
-                && state.applied_seq == writer.manifest.applied_seq
-            {
-                return Ok(());
+        let mut opened = Vec::new();
+        for segment in &frozen.segments {
+            let file = segment_file_name_for(segment.id());
+            let rows: Vec<(&RowMeta, &[f32])> = (0..segment.len() as u32)
+                .map(|row| (segment.meta(row), segment.vector(row)))
+                .collect();
+            SealedSegment::write(
+                &dir.join(&file),
+                segment.id(),
+                self.config.dimension,
+                self.config.metric.as_str(),
+                &rows,
+            )?;
+            // Verified before the manifest names it: a failure leaves the old manifest in
+            // force and the log intact.
+            let reopened =
+                SealedSegment::open(&dir.join(&file), segment.id(), self.config.dimension)?;
+            opened.push((file, Arc::new(reopened)));
+        }
+        let history_file = match &frozen.history {
+            Some(pending) => {
+                let generation = self.writer.lock().manifest.next_history_generation;
+                let file = history_file_name(generation);
+                pending.write(&dir.join(&file))?;
+                Some(file)
             }
-            if let Err(e) = self.wal.rotate() {
-                return self.mark_failed(e);
-            }
-            let new_segment = if state.growing.live() > 0 {
-                let id = writer.manifest.next_segment_id;
-                let file = segment_file_name_for(id);
-                let rows: Vec<(&RowMeta, &[f32])> = state
-                    .growing
-                    .live_rows()
-                    .map(|(_, meta, vector)| (meta, vector))
-                    .collect();
-                SealedSegment::write(
-                    &dir.join(&file),
-                    id,
-                    self.config.dimension,
-                    self.config.metric.as_str(),
-                    &rows,
-                )?;
-                Some((id, file, state.growing.live()))
-            } else {
-                None
-            };
-            // Past versions added since the last checkpoint: written before the log that
-            // rebuilds them may be truncated.
-            let history_rows = match &state.history {
-                Some(history) if history.has_pending() => {
-                    let generation = writer.manifest.next_history_generation;
-                    let file = crate::segment::history_file_name(generation);
-                    history.write_pending(&dir.join(&file))?;
-                    Some((file, history.len()))
-                }
-                _ => None,
-            };
-            (
-                new_segment,
-                state.applied_seq,
-                state.sealed_deletes_dirty || state.growing.has_deletions(),
-                history_rows,
-            )
+            None => None,
         };
 
+        // Phase 3: the swap.
+        let mut writer = self.writer.lock();
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(EngineError::Failed(self.config.name.clone()));
+        }
         let mut manifest = writer.manifest.clone();
-        if let Some((file, _)) = &history_rows {
+        if let Some(file) = &history_file {
             manifest.history_files.push(file.clone());
             manifest.next_history_generation += 1;
         }
         let old_deletes = manifest.deletes_file.clone();
-        if deletes_dirty {
-            manifest.deletes_file = self.write_deletes(&mut manifest.next_deletes_generation)?;
+        if frozen.deletes_changed {
+            manifest.deletes_file =
+                write_deletes(dir, &frozen.deletes, &mut manifest.next_deletes_generation)?;
         }
-        if let Some((id, file, rows)) = &new_segment {
+        for (file, segment) in &opened {
             manifest.segments.push(SegmentEntry {
-                id: *id,
+                id: segment.id(),
                 file: file.clone(),
-                rows: *rows,
+                rows: segment.len(),
             });
-            manifest.next_segment_id = id + 1;
         }
-        manifest.applied_seq = applied_seq;
-        // Verify the new segment before the manifest names it: a failure here leaves the
-        // old manifest in force and the log intact.
-        let opened = match &new_segment {
-            Some((id, file, _)) => Some(SealedSegment::open(
-                &dir.join(file),
-                *id,
-                self.config.dimension,
-            )?),
-            None => None,
-        };
+        manifest.next_segment_id = writer.next_segment_id;
+        manifest.applied_seq = frozen.frozen_seq;
         if let Err(e) = manifest.write(dir) {
             // Whether the new manifest reached the disk is unknown: stop writing.
             return self.mark_failed(e);
         }
         writer.manifest = manifest;
-
-        let opened = opened.map(Arc::new);
-        if let Some(segment) = &opened {
-            self.ensure_index(segment);
-        }
+        writer.persisted_deletes = frozen.deletes;
         {
             let mut state = self.state.write();
-            if let (Some(history), Some((_, rows))) = (&mut state.history, &history_rows) {
-                history.mark_persisted(*rows);
+            if let (Some(history), Some(pending)) = (&mut state.history, &frozen.history) {
+                history.mark_persisted(pending.upto);
             }
-            if let Some(segment) = opened {
-                let index = state.sealed.len() as u32;
-                let moved: Vec<(u32, crate::point::PointId)> = state
-                    .growing
-                    .live_rows()
-                    .map(|(row, meta, _)| (row, meta.id.clone()))
-                    .collect();
-                for (new_row, (_, id)) in moved.into_iter().enumerate() {
-                    state.ids.insert(
-                        id,
-                        Location::Sealed {
-                            segment: index,
-                            row: new_row as u32,
-                        },
-                    );
-                }
-                state.sealed.push(SealedEntry {
-                    segment,
-                    deleted: Default::default(),
-                });
-            }
-            state.growing = crate::segment::GrowingSegment::new(self.config.dimension);
-            state.sealed_deletes_dirty = false;
-        }
-        if let Err(e) = self.wal.remove_before(applied_seq + 1) {
-            return self.mark_failed(e);
-        }
-        if deletes_dirty {
-            // Clean-up only: an old deletes file left behind is removed at the next open.
-            let _ = remove_if_named(
-                dir,
-                old_deletes.as_deref(),
-                writer.manifest.deletes_file.as_deref(),
-            );
-        }
-        Ok(())
-    }
-
-    /// Writes the current sealed deletions to a new deletes file; `None` if there are none.
-    fn write_deletes(&self, generation: &mut u64) -> Result<Option<String>> {
-        let state = self.state.read();
-        let sets: BTreeMap<u64, _> = state
-            .sealed
-            .iter()
-            .filter(|e| !e.deleted.is_empty())
-            .map(|e| (e.segment.id(), &e.deleted))
-            .collect();
-        if sets.is_empty() {
-            return Ok(None);
-        }
-        let file = format!("deletes-{:010}.pdx", *generation);
-        *generation += 1;
-        write_deletes_file(&self.dir.join(&file), &sets)?;
-        Ok(Some(file))
-    }
-
-    /// Rewrites sealed segments that hold deleted rows, and merges segments smaller than a
-    /// quarter of the seal threshold, so deleted space is reclaimed. Searches continue on
-    /// the old segments until the swap.
-    pub fn compact(&self) -> Result<CompactionReport> {
-        self.check_writable()?;
-        let mut writer = self.writer.lock();
-        self.checkpoint(&mut writer)?;
-        let small = self.options.seal_threshold / 4;
-        let (victims, bytes_before) = {
-            let state = self.state.read();
-            let victims: Vec<usize> = (0..state.sealed.len())
-                .filter(|&i| {
-                    let e = &state.sealed[i];
-                    !e.deleted.is_empty() || e.segment.len() < small
-                })
-                .collect();
-            (
-                victims,
-                state
+            for (_, segment) in &opened {
+                if let Some(entry) = state
                     .sealed
-                    .iter()
-                    .map(|e| e.segment.file_len())
-                    .sum::<u64>(),
-            )
-        };
-        let mut report = CompactionReport {
-            bytes_before,
-            bytes_after: bytes_before,
-            ..Default::default()
-        };
-        let worth_it = {
-            let state = self.state.read();
-            victims.iter().any(|&i| !state.sealed[i].deleted.is_empty()) || victims.len() > 1
-        };
-        if !worth_it {
-            return Ok(report);
-        }
-
-        // Write the replacement segments from the victims' live rows, in order.
-        let mut manifest = writer.manifest.clone();
-        let mut written: Vec<SegmentEntry> = Vec::new();
-        {
-            let state = self.state.read();
-            let live: Vec<(&RowMeta, &[f32])> = victims
-                .iter()
-                .flat_map(|&i| {
-                    let e = &state.sealed[i];
-                    (0..e.segment.len() as u32)
-                        .filter(move |r| !e.deleted.contains(*r))
-                        .map(move |r| (e.segment.meta(r), e.segment.vector(r)))
-                })
-                .collect();
-            report.rows_reclaimed = victims.iter().map(|&i| state.sealed[i].deleted.len()).sum();
-            report.segments_rewritten = victims.len();
-            for chunk in live.chunks(self.options.seal_threshold.max(1)) {
-                let id = manifest.next_segment_id;
-                manifest.next_segment_id += 1;
-                let file = segment_file_name_for(id);
-                SealedSegment::write(
-                    &self.dir.join(&file),
-                    id,
-                    self.config.dimension,
-                    self.config.metric.as_str(),
-                    chunk,
-                )?;
-                written.push(SegmentEntry {
-                    id,
-                    file,
-                    rows: chunk.len(),
-                });
+                    .iter_mut()
+                    .find(|e| e.segment.id() == segment.id())
+                {
+                    entry.segment = segment.clone();
+                }
             }
         }
-        let victim_ids: Vec<u64> = {
-            let state = self.state.read();
-            victims
-                .iter()
-                .map(|&i| state.sealed[i].segment.id())
-                .collect()
-        };
-        manifest.segments.retain(|s| !victim_ids.contains(&s.id));
-        manifest.segments.extend(written.iter().cloned());
-        let old_deletes = manifest.deletes_file.take();
-
-        // Build the new state off to the side, then swap it in.
-        let mut opened = Vec::new();
-        for entry in &written {
-            opened.push(SealedSegment::open(
-                &self.dir.join(&entry.file),
-                entry.id,
-                self.config.dimension,
-            )?);
+        drop(writer);
+        for (_, segment) in &opened {
+            self.ensure_index(segment);
         }
-        // Every segment with deleted rows is a victim, so no live segment has any now.
-        manifest.deletes_file = None;
-        if let Err(e) = manifest.write(&self.dir) {
+        if let Err(e) = self.wal.remove_before(frozen.frozen_seq + 1) {
             return self.mark_failed(e);
         }
-        writer.manifest = manifest;
+        if frozen.deletes_changed {
+            let current = self.writer.lock().manifest.deletes_file.clone();
+            // Clean-up only: an old deletes file left behind is removed at the next open.
+            let _ = remove_if_named(dir, old_deletes.as_deref(), current.as_deref());
+        }
+        self.maintenance.count_seal();
+        Ok(true)
+    }
+
+    /// Phase 1 of a seal (see the module doc); `None` when there is nothing to do.
+    fn freeze(&self, force: bool) -> Result<Option<Frozen>> {
+        let mut writer = self.writer.lock();
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(EngineError::Failed(self.config.name.clone()));
+        }
+        let (due, pending_history) = {
+            let state = self.state.read();
+            let due = state.growing.len() >= self.options.seal_threshold
+                || state.growing.bytes() >= self.options.seal_bytes;
+            let has_frozen = state.sealed.iter().any(|e| e.segment.is_frozen());
+            let pending_history = state.history.as_ref().is_some_and(|h| h.has_pending());
+            let idle = state.growing.len() == 0
+                && !has_frozen
+                && !pending_history
+                && state.applied_seq == writer.manifest.applied_seq
+                && delete_sets(&state) == writer.persisted_deletes;
+            if idle || !(force || due || has_frozen) {
+                return Ok(None);
+            }
+            (due || force, pending_history)
+        };
+        if let Err(e) = self.wal.rotate() {
+            return self.mark_failed(e);
+        }
         let mut state = self.state.write();
-        let mut kept: Vec<SealedEntry> = Vec::new();
-        let mut old_files = Vec::new();
-        for (i, entry) in std::mem::take(&mut state.sealed).into_iter().enumerate() {
-            if victims.contains(&i) {
-                entry.segment.retire();
-                old_files.push(entry.segment.path());
-            } else {
-                kept.push(entry);
-            }
+        if due && state.growing.len() > 0 {
+            let id = writer.next_segment_id;
+            writer.next_segment_id += 1;
+            state.freeze_growing(id);
         }
-        for segment in opened {
-            let segment = Arc::new(segment);
-            self.ensure_index(&segment);
-            kept.push(SealedEntry {
-                segment,
-                deleted: Default::default(),
-            });
-        }
-        state.sealed = kept;
-        state.sealed_deletes_dirty = false;
-        rebuild_locations(&mut state);
-        drop(state);
-        // Clean-up only: files the manifest no longer names are also removed at open.
-        for path in old_files {
-            let _ = std::fs::remove_file(&path);
-            let _ = std::fs::remove_file(path.with_extension("hnsw"));
-        }
-        let _ = remove_if_named(&self.dir, old_deletes.as_deref(), None);
-        report.bytes_after = self
-            .state
-            .read()
-            .sealed
-            .iter()
-            .map(|e| e.segment.file_len())
-            .sum();
-        Ok(report)
+        let deletes = delete_sets(&state);
+        let deletes_changed = deletes != writer.persisted_deletes;
+        let history = pending_history
+            .then(|| state.history.as_ref().map(|h| h.pending()))
+            .flatten()
+            .filter(|p| !p.is_empty());
+        Ok(Some(Frozen {
+            frozen_seq: state.applied_seq,
+            segments: state
+                .sealed
+                .iter()
+                .filter(|e| e.segment.is_frozen())
+                .map(|e| e.segment.clone())
+                .collect(),
+            deletes,
+            deletes_changed,
+            history,
+        }))
+    }
+
+    /// Checkpoints, then runs `f` with the manifest and directory while holding the writer
+    /// mutex, so no checkpoint or merge changes the files `f` reads.
+    pub(crate) fn with_checkpoint<T>(
+        &self,
+        f: impl FnOnce(&crate::manifest::Manifest, &Path) -> Result<T>,
+    ) -> Result<T> {
+        self.check_writable()?;
+        self.seal(true)?;
+        let writer = self.writer.lock();
+        f(&writer.manifest, &self.dir)
     }
 }
 
-/// Recomputes every live id's location after the sealed list changed. The growing segment
-/// is empty here (compaction checkpoints first).
-fn rebuild_locations(state: &mut State) {
-    let mut ids = BTreeMap::new();
-    for (index, entry) in state.sealed.iter().enumerate() {
-        for row in 0..entry.segment.len() as u32 {
-            if !entry.deleted.contains(row) {
-                ids.insert(
-                    entry.segment.meta(row).id.clone(),
-                    Location::Sealed {
-                        segment: index as u32,
-                        row,
-                    },
-                );
-            }
-        }
-    }
-    state.ids = ids;
+/// Every sealed segment's deleted rows, by segment id (non-empty sets only).
+pub(crate) fn delete_sets(state: &super::State) -> DeleteSets {
+    state
+        .sealed
+        .iter()
+        .filter(|e| !e.deleted.is_empty())
+        .map(|e| (e.segment.id(), e.deleted.clone()))
+        .collect()
 }
 
-fn remove_if_named(dir: &std::path::Path, old: Option<&str>, current: Option<&str>) -> Result<()> {
+/// Writes `sets` to a new deletes file; `None` if there are none.
+pub(crate) fn write_deletes(
+    dir: &Path,
+    sets: &DeleteSets,
+    generation: &mut u64,
+) -> Result<Option<String>> {
+    let sets: BTreeMap<u64, &DeletedRows> = sets
+        .iter()
+        .filter(|(_, rows)| !rows.is_empty())
+        .map(|(id, rows)| (*id, rows))
+        .collect();
+    if sets.is_empty() {
+        return Ok(None);
+    }
+    let file = format!("deletes-{:010}.pdx", *generation);
+    *generation += 1;
+    write_deletes_file(&dir.join(&file), &sets)?;
+    Ok(Some(file))
+}
+
+pub(crate) fn remove_if_named(dir: &Path, old: Option<&str>, current: Option<&str>) -> Result<()> {
     if let Some(old) = old {
         if Some(old) != current {
             let path = dir.join(old);
@@ -375,16 +276,14 @@ fn remove_if_named(dir: &std::path::Path, old: Option<&str>, current: Option<&st
     Ok(())
 }
 
-impl Collection {
-    /// Checkpoints, then runs `f` with the manifest and directory while holding the writer
-    /// mutex, so no checkpoint or compaction changes the files `f` reads.
-    pub(crate) fn with_checkpoint<T>(
-        &self,
-        f: impl FnOnce(&crate::manifest::Manifest, &std::path::Path) -> Result<T>,
-    ) -> Result<T> {
-        self.check_writable()?;
-        let mut writer = self.writer.lock();
-        self.checkpoint(&mut writer)?;
-        f(&writer.manifest, &self.dir)
+/// State only writers touch, beside the manifest.
+impl WriterState {
+    /// Writer state for a manifest just read, whose deletes file held `persisted_deletes`.
+    pub(crate) fn new(manifest: crate::manifest::Manifest, persisted_deletes: DeleteSets) -> Self {
+        WriterState {
+            next_segment_id: manifest.next_segment_id,
+            manifest,
+            persisted_deletes,
+        }
     }
 }

@@ -87,6 +87,10 @@ impl Collection {
     /// other parameters) starts a background build. Under `flat` (or `auto` below its
     /// threshold) the segment's index is dropped.
     pub(crate) fn ensure_index(&self, segment: &Arc<SealedSegment>) {
+        if segment.is_frozen() {
+            // Scanned exactly until its file is written; the seal indexes that.
+            return;
+        }
         let current = segment.index();
         match self.index_config().plan_for(segment.len()) {
             None => {
@@ -157,9 +161,18 @@ impl Collection {
                 }
             }
         }
+        self.build_in_background(segment, path, self.graph_build(hnsw));
+    }
+
+    /// The build of an HNSW graph (and its traversal encoding) for a segment: builds,
+    /// writes the graph file at the given path, returns the index.
+    fn graph_build(
+        &self,
+        hnsw: HnswConfig,
+    ) -> impl FnOnce(&SealedSegment, &Path) -> Option<SegmentIndex> + Send + 'static {
         let (dim, metric, params) = (self.config.dimension, self.config.metric, hnsw.params());
         let encoding = hnsw.encoding;
-        self.build_in_background(segment, path, move |segment, path| {
+        move |segment, path| {
             let view = VectorView {
                 data: segment.vectors(),
                 dim,
@@ -173,7 +186,7 @@ impl Collection {
             // A failed write only costs a rebuild at the next open.
             let _ = write_index_file(path, &index, segment.nonce());
             Some(SegmentIndex::Graph(index))
-        });
+        }
     }
 
     fn ensure_ivf(&self, segment: &Arc<SealedSegment>, params: IvfParams, on_disk: bool) {
@@ -191,8 +204,18 @@ impl Collection {
                 }
             }
         }
+        self.build_in_background(segment, path, self.ivf_build(params, on_disk));
+    }
+
+    /// The build of an inverted file for a segment: builds, writes the index file at the
+    /// given path, returns the index (served from that file when `on_disk`).
+    fn ivf_build(
+        &self,
+        params: IvfParams,
+        on_disk: bool,
+    ) -> impl FnOnce(&SealedSegment, &Path) -> Option<SegmentIndex> + Send + 'static {
         let (dim, metric) = (self.config.dimension, self.config.metric);
-        self.build_in_background(segment, path, move |segment, path| {
+        move |segment, path| {
             let view = VectorView {
                 data: segment.vectors(),
                 dim,
@@ -209,7 +232,27 @@ impl Collection {
                 }
             }
             Some(SegmentIndex::Ivf(index))
-        });
+        }
+    }
+
+    /// Builds the index the config calls for on this thread (a merge's output, indexed
+    /// before it is swapped in) and installs it.
+    pub(crate) fn build_index_now(&self, segment: &SealedSegment) {
+        let index = match self.index_config().plan_for(segment.len()) {
+            None => None,
+            Some(IndexPlan::Hnsw(hnsw)) => {
+                let path = self.dir.join(index_file_name(segment.id()));
+                self.graph_build(hnsw)(segment, &path)
+            }
+            Some(IndexPlan::Ivf(params)) => {
+                let on_disk = self.index_config().ivf().is_some_and(|c| c.on_disk);
+                let path = self.dir.join(ivf_file_name(segment.id()));
+                self.ivf_build(params, on_disk)(segment, &path)
+            }
+        };
+        if let Some(index) = index {
+            segment.set_index(index);
+        }
     }
 
     /// Queues `build` on the index-builder thread; its result is installed unless the
@@ -256,9 +299,11 @@ impl Collection {
         submit(job);
     }
 
-    /// Blocks until every background index build started so far has finished. Searches do
+    /// Blocks until the maintenance worker has nothing due (seals, merges, compactions
+    /// done) and every background index build started so far has finished. Searches do
     /// not need this (they scan unindexed segments exactly); benchmarks and tests do.
     pub fn wait_for_indexes(&self) {
+        self.wait_for_maintenance();
         let mut pending = self.index_builds.pending.lock();
         while *pending > 0 {
             self.index_builds.idle.wait(&mut pending);

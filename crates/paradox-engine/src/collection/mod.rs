@@ -7,11 +7,18 @@
 //!  validate + prepare (outside locks)
 //!    -> writer mutex: assign timestamps, encode, WAL append (write(2), in order)
 //!    -> state write lock: apply to the growing segment and the id map  (now searchable)
-//!    -> maybe checkpoint (seal) while still holding the writer mutex
-//!    -> release the writer mutex, then wait until the WAL covers the record per the fsync
-//!       policy (group commit: concurrent writers share one fsync)
+//!    -> release the writer mutex
+//!    -> growing segment past the seal threshold: wake the maintenance worker, or, past
+//!       twice the threshold (the worker is behind), seal on this thread (back-pressure)
+//!    -> wait until the WAL covers the record per the fsync policy (group commit:
+//!       concurrent writers share one fsync)
 //!    -> acknowledge
 //! ```
+//!
+//! Sealing (`checkpoint.rs`) and merging (`merge.rs`) run on the collection's maintenance
+//! worker (`maintenance.rs`, policy in `merge_policy.rs`); each writes its files without
+//! holding the writer mutex and swaps them in under it. Lock order: merge lock, seal lock,
+//! writer mutex, state lock.
 //!
 //! Invariants:
 //! * WAL order equals apply order (the writer mutex covers both), so replay rebuilds the
@@ -24,12 +31,16 @@
 
 mod checkpoint;
 mod indexing;
+mod maintenance;
+mod merge;
+mod merge_policy;
 mod read;
 mod search;
 mod state;
 mod write;
 
-pub use checkpoint::CompactionReport;
+pub use maintenance::MaintenanceInfo;
+pub use merge::CompactionReport;
 pub use read::{CollectionInfo, ScrollPage, ScrollRequest};
 pub use search::{SearchParams, SearchRequest, EXACT_SELECTIVITY, MAX_EF_WIDENING};
 pub(crate) use state::{Location, State};
@@ -70,6 +81,12 @@ pub struct Collection {
     /// Bumped by every index-config change: a background build started under an older
     /// config does not install its result.
     index_generation: Arc<AtomicU64>,
+    /// The background maintenance worker's handle.
+    maintenance: Arc<maintenance::Maintenance>,
+    /// Held by a seal from its freeze to its swap, and by a merge's swap.
+    seal_lock: Mutex<()>,
+    /// Held by a merge (background or `compact`) from its plan to its swap.
+    merge_lock: Mutex<()>,
     /// Exclusive lock on the directory: no second handle (from another engine instance
     /// in this process, or another process) can write the same files.
     _lock: crate::lock::DirLock,
@@ -79,6 +96,17 @@ pub struct Collection {
 #[derive(Debug)]
 pub(crate) struct WriterState {
     pub manifest: Manifest,
+    /// Next segment id to hand out (seals and merges take ids before their manifest swap).
+    pub next_segment_id: u64,
+    /// The deleted rows the manifest's deletes file holds, by segment id: the sealed
+    /// deletions as of the manifest's `applied_seq`.
+    pub persisted_deletes: checkpoint::DeleteSets,
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        self.maintenance.stop();
+    }
 }
 
 impl Collection {
@@ -88,15 +116,16 @@ impl Collection {
         dir: &Path,
         config: CollectionConfig,
         options: EngineOptions,
-    ) -> Result<Collection> {
+    ) -> Result<Arc<Collection>> {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
         Manifest::new(config).write(dir)?;
         Collection::open(dir, options)
     }
 
     /// Opens a collection directory: reads the manifest, maps and verifies the segments,
-    /// loads the deleted-row sets, replays the log past the manifest's `applied_seq`.
-    pub(crate) fn open(dir: &Path, options: EngineOptions) -> Result<Collection> {
+    /// loads the deleted-row sets, replays the log past the manifest's `applied_seq`, and
+    /// starts the maintenance worker.
+    pub(crate) fn open(dir: &Path, options: EngineOptions) -> Result<Arc<Collection>> {
         let lock = crate::lock::DirLock::acquire(dir)?;
         let manifest = Manifest::read(dir)?;
         let config = manifest.config.clone();
@@ -106,10 +135,11 @@ impl Collection {
                 history.load(&dir.join(file))?;
             }
         }
-        let mut deletes = match &manifest.deletes_file {
+        let persisted_deletes = match &manifest.deletes_file {
             Some(file) => read_deletes_file(&dir.join(file))?,
             None => Default::default(),
         };
+        let mut deletes = persisted_deletes.clone();
         for entry in &manifest.segments {
             let segment = SealedSegment::open(&dir.join(&entry.file), entry.id, config.dimension)?;
             if segment.len() != entry.rows {
@@ -163,7 +193,7 @@ impl Collection {
                     });
                 }
             }
-            state.apply(seq, op);
+            state.apply(seq, op, bytes.len());
             Ok::<(), EngineError>(())
         });
         replay.map_err(|e| match e {
@@ -178,18 +208,28 @@ impl Collection {
             options,
             wal,
             state: RwLock::new(state),
-            writer: Mutex::new(WriterState { manifest }),
+            writer: Mutex::new(WriterState::new(manifest, persisted_deletes)),
             failed: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
             index_builds: Arc::default(),
             index_config: RwLock::new(config.index),
             index_generation: Arc::default(),
+            maintenance: Arc::default(),
+            seal_lock: Mutex::new(()),
+            merge_lock: Mutex::new(()),
             _lock: lock,
         };
         for entry in &collection.state.read().sealed {
             collection.ensure_index(&entry.segment);
         }
-        collection.maybe_checkpoint(&mut collection.writer.lock())?;
+        let collection = Arc::new(collection);
+        if collection.options.maintenance_worker {
+            maintenance::Maintenance::start(&collection);
+            collection.maintenance.wake();
+        } else {
+            // What the log replay left may be due already.
+            collection.after_write()?;
+        }
         Ok(collection)
     }
 

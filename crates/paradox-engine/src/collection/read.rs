@@ -66,6 +66,10 @@ pub struct CollectionInfo {
     /// Past versions kept, when the collection keeps history (`None` otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub past_versions: Option<usize>,
+    /// Bytes the growing segment's rows took in the log (what `seal_bytes` bounds).
+    pub growing_bytes: usize,
+    /// The background maintenance worker: queue depth and counters.
+    pub maintenance: super::MaintenanceInfo,
 }
 
 impl Collection {
@@ -174,6 +178,7 @@ impl Collection {
 
     /// Sizes, segments and settings.
     pub fn info(&self) -> CollectionInfo {
+        let maintenance = self.maintenance_info();
         let state = self.state.read();
         CollectionInfo {
             name: self.config.name.clone(),
@@ -190,6 +195,8 @@ impl Collection {
             applied_seq: state.applied_seq,
             fsync: self.wal.policy().to_string(),
             past_versions: state.history.as_ref().map(|h| h.len()),
+            growing_bytes: state.growing.bytes(),
+            maintenance,
         }
     }
 }

@@ -35,8 +35,6 @@ pub(crate) struct State {
     pub ids: BTreeMap<PointId, Location>,
     /// Highest log sequence number applied.
     pub applied_seq: u64,
-    /// Whether sealed deletions changed since the last checkpoint.
-    pub sealed_deletes_dirty: bool,
     /// Past versions, when the collection keeps history.
     pub history: Option<History>,
 }
@@ -48,7 +46,6 @@ impl State {
             growing: GrowingSegment::new(dim),
             ids: BTreeMap::new(),
             applied_seq: 0,
-            sealed_deletes_dirty: false,
             history: keep_history.then(|| History::new(dim)),
         }
     }
@@ -89,7 +86,6 @@ impl State {
         match location {
             Location::Sealed { segment, row } => {
                 self.sealed[segment as usize].deleted.insert(row);
-                self.sealed_deletes_dirty = true;
             }
             Location::Growing { row } => self.growing.delete(row),
             // Live points are never located in the history.
@@ -97,9 +93,10 @@ impl State {
         }
     }
 
-    /// Applies one logged operation. Infallible: operations are validated before they are
-    /// logged, so replay cannot meet an operation the live path would have refused.
-    pub fn apply(&mut self, seq: u64, op: WalOp) {
+    /// Applies one logged operation (`record_bytes` long in the log). Infallible:
+    /// operations are validated before they are logged, so replay cannot meet an operation
+    /// the live path would have refused.
+    pub fn apply(&mut self, seq: u64, op: WalOp, record_bytes: usize) {
         match op {
             WalOp::Upsert {
                 dim,
@@ -107,6 +104,7 @@ impl State {
                 vectors,
             } => {
                 self.growing.reserve(metas.len());
+                self.growing.add_bytes(record_bytes);
                 for (meta, vector) in metas.into_iter().zip(vectors.chunks_exact(dim as usize)) {
                     if let Some(old) = self.ids.get(&meta.id).copied() {
                         self.remove_row(old, meta.updated_at);
@@ -125,6 +123,34 @@ impl State {
             }
         }
         self.applied_seq = self.applied_seq.max(seq);
+    }
+
+    /// Turns the growing segment into a frozen sealed segment with id `id` (see
+    /// `SealedSegment::frozen`) and starts an empty one. Live points move with their rows;
+    /// a growing segment without live rows is simply dropped.
+    pub fn freeze_growing(&mut self, id: u64) {
+        let dim = self.growing.dim();
+        let growing = std::mem::replace(&mut self.growing, GrowingSegment::new(dim));
+        if growing.live() == 0 {
+            return;
+        }
+        let (vectors, metas, deleted_flags) = growing.into_parts();
+        let index = self.sealed.len() as u32;
+        let mut deleted = DeletedRows::default();
+        for (row, meta) in metas.iter().enumerate() {
+            if deleted_flags[row] {
+                deleted.insert(row as u32);
+            } else if let Some(location) = self.ids.get_mut(&meta.id) {
+                *location = Location::Sealed {
+                    segment: index,
+                    row: row as u32,
+                };
+            }
+        }
+        self.sealed.push(SealedEntry {
+            segment: Arc::new(SealedSegment::frozen(id, dim, vectors, metas)),
+            deleted,
+        });
     }
 
     /// Rows held by sealed segments, deleted ones included.

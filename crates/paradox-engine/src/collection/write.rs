@@ -157,6 +157,7 @@ impl Collection {
         };
         let seq = self.log_and_apply(&mut writer, op)?;
         drop(writer);
+        self.after_write()?;
         self.wait_durable(seq)?;
         Ok(WriteResult { seq, count })
     }
@@ -174,7 +175,9 @@ impl Collection {
                 .cloned()
                 .collect()
         };
-        self.delete_locked(&mut writer, existing)
+        let result = self.delete_locked(&mut writer, existing)?;
+        drop(writer);
+        self.finish_delete(result)
     }
 
     /// Deletes every point whose payload matches `filter`. Returns how many.
@@ -191,7 +194,18 @@ impl Collection {
                 .map(|(id, _)| id.clone())
                 .collect()
         };
-        self.delete_locked(&mut writer, matching)
+        let result = self.delete_locked(&mut writer, matching)?;
+        drop(writer);
+        self.finish_delete(result)
+    }
+
+    /// After a delete released the writer mutex: maintenance, then durability.
+    fn finish_delete(&self, result: WriteResult) -> Result<WriteResult> {
+        if result.count > 0 {
+            self.after_write()?;
+            self.wait_durable(result.seq)?;
+        }
+        Ok(result)
     }
 
     fn delete_locked(
@@ -212,12 +226,11 @@ impl Collection {
             result.seq = self.log_and_apply(writer, op)?;
             result.count += chunk.len();
         }
-        self.wait_durable(result.seq)?;
         Ok(result)
     }
 
-    /// Appends `op` to the log and applies it; the caller holds the writer mutex.
-    fn log_and_apply(&self, writer: &mut super::WriterState, op: WalOp) -> Result<u64> {
+    /// Appends `op` to the log and applies it; the caller holds the writer mutex (`_writer`).
+    fn log_and_apply(&self, _writer: &mut super::WriterState, op: WalOp) -> Result<u64> {
         let bytes = op.encode();
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(EngineError::invalid(
@@ -233,8 +246,7 @@ impl Collection {
             Ok(t) => t,
             Err(e) => return self.mark_failed(e),
         };
-        self.state.write().apply(ticket.seq, op);
-        self.maybe_checkpoint(writer)?;
+        self.state.write().apply(ticket.seq, op, bytes.len());
         Ok(ticket.seq)
     }
 

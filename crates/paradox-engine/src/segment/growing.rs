@@ -11,6 +11,9 @@ pub(crate) struct GrowingSegment {
     metas: Vec<RowMeta>,
     deleted: Vec<bool>,
     live: usize,
+    /// Bytes of the log records that brought the rows (vectors + metadata); what
+    /// `EngineOptions::seal_bytes` is compared with.
+    bytes: usize,
 }
 
 impl GrowingSegment {
@@ -21,6 +24,7 @@ impl GrowingSegment {
             metas: Vec::new(),
             deleted: Vec::new(),
             live: 0,
+            bytes: 0,
         }
     }
 
@@ -33,6 +37,21 @@ impl GrowingSegment {
         self.deleted.push(false);
         self.live += 1;
         row
+    }
+
+    /// Counts `bytes` more log-record bytes held by the segment.
+    pub fn add_bytes(&mut self, bytes: usize) {
+        self.bytes += bytes;
+    }
+
+    /// Log-record bytes of the rows held (see the field).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The rows, row-major vectors and metadata, and which rows are deleted.
+    pub fn into_parts(self) -> (Vec<f32>, Vec<RowMeta>, Vec<bool>) {
+        (self.vectors, self.metas, self.deleted)
     }
 
     pub fn reserve(&mut self, rows: usize) {
@@ -58,6 +77,10 @@ impl GrowingSegment {
         self.live < self.metas.len()
     }
 
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Rows held, deleted ones included.
     pub fn len(&self) -> usize {
         self.metas.len()
@@ -79,15 +102,5 @@ impl GrowingSegment {
 
     pub fn meta(&self, row: u32) -> &RowMeta {
         &self.metas[row as usize]
-    }
-
-    /// Live rows in order: `(row, meta, vector)`.
-    pub fn live_rows(&self) -> impl Iterator<Item = (u32, &RowMeta, &[f32])> {
-        self.metas
-            .iter()
-            .zip(self.vectors.chunks_exact(self.dim.max(1)))
-            .enumerate()
-            .filter(|(row, _)| !self.deleted[*row])
-            .map(|(row, (meta, vector))| (row as u32, meta, vector))
     }
 }

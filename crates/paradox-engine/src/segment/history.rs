@@ -29,6 +29,47 @@ pub(crate) fn history_file_name(generation: u64) -> String {
     format!("history-{generation:010}.pdx")
 }
 
+/// Versions not yet in a history file, copied out of a [`History`].
+#[derive(Debug)]
+pub(crate) struct PendingHistory {
+    dim: usize,
+    metas: Vec<RowMeta>,
+    vectors: Vec<f32>,
+    valid_to: Vec<i64>,
+    /// The history's length when copied: pass it to [`History::mark_persisted`] once the
+    /// file is named by the manifest.
+    pub upto: usize,
+}
+
+impl PendingHistory {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    /// Writes the versions to `path` atomically (a history file).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut header = Vec::new();
+        let mut w = Writer(&mut header);
+        w.u32(self.dim as u32);
+        w.u64(self.metas.len() as u64);
+        let mut metas = Vec::new();
+        let mut w = Writer(&mut metas);
+        for (meta, valid_to) in self.metas.iter().zip(&self.valid_to) {
+            write_meta(&mut w, meta);
+            w.i64(*valid_to);
+        }
+        let mut vectors = Vec::new();
+        Writer(&mut vectors).f32s(&self.vectors);
+        let mut writer = ContainerWriter::create_temp(path, HISTORY_MAGIC, HISTORY_VERSION)?;
+        writer.add_section(TAG_HEADER, &header)?;
+        writer.add_section(TAG_VECTORS, &vectors)?;
+        writer.add_section(TAG_METAS, &metas)?;
+        writer.finish()?;
+        Ok(())
+    }
+}
+
 /// Superseded and deleted versions, oldest appended first.
 #[derive(Debug)]
 pub(crate) struct History {
@@ -99,35 +140,25 @@ impl History {
         self.persisted < self.metas.len()
     }
 
-    /// Writes the versions added since the last checkpoint to `path`.
-    pub fn write_pending(&self, path: &Path) -> Result<()> {
+    /// A copy of the versions added since the last [`History::mark_persisted`], to be
+    /// written without holding the collection's state lock.
+    pub fn pending(&self) -> PendingHistory {
         let rows = self.persisted..self.metas.len();
-        let mut header = Vec::new();
-        let mut w = Writer(&mut header);
-        w.u32(self.dim as u32);
-        w.u64(rows.len() as u64);
-        let mut metas = Vec::new();
-        let mut w = Writer(&mut metas);
-        for row in rows.clone() {
-            write_meta(&mut w, &self.metas[row]);
-            w.i64(self.valid_to[row]);
+        PendingHistory {
+            dim: self.dim,
+            metas: self.metas[rows.clone()].to_vec(),
+            vectors: self.vectors[rows.start * self.dim..rows.end * self.dim].to_vec(),
+            valid_to: self.valid_to[rows.clone()].to_vec(),
+            upto: rows.end,
         }
-        let mut vectors = Vec::new();
-        Writer(&mut vectors).f32s(&self.vectors[rows.start * self.dim..rows.end * self.dim]);
-        let mut writer = ContainerWriter::create_temp(path, HISTORY_MAGIC, HISTORY_VERSION)?;
-        writer.add_section(TAG_HEADER, &header)?;
-        writer.add_section(TAG_VECTORS, &vectors)?;
-        writer.add_section(TAG_METAS, &metas)?;
-        writer.finish()?;
-        Ok(())
     }
 
-    /// Everything appended so far is in files the manifest names.
+    /// Versions `0..upto` are in files the manifest names.
     pub fn mark_persisted(&mut self, upto: usize) {
         self.persisted = upto;
     }
 
-    /// Appends the versions of a history file written by [`History::write_pending`].
+    /// Appends the versions of a history file written by [`PendingHistory::write`].
     pub fn load(&mut self, path: &Path) -> Result<()> {
         let container = Container::open(path, HISTORY_MAGIC, HISTORY_VERSION)?;
         let corrupt = |reason: String| EngineError::Corrupt {
@@ -195,11 +226,12 @@ mod tests {
         let mut h = History::new(2);
         h.push(meta(7, 10), &[1.0, 2.0], 20);
         h.push(meta(8, 11), &[3.0, 4.0], 15);
-        h.write_pending(&dir.path().join("a.pdx")).unwrap();
-        h.mark_persisted(h.len());
+        let pending = h.pending();
+        pending.write(&dir.path().join("a.pdx")).unwrap();
+        h.mark_persisted(pending.upto);
         h.push(meta(7, 20), &[5.0, 6.0], 30);
         assert!(h.has_pending());
-        h.write_pending(&dir.path().join("b.pdx")).unwrap();
+        h.pending().write(&dir.path().join("b.pdx")).unwrap();
 
         let mut back = History::new(2);
         back.load(&dir.path().join("a.pdx")).unwrap();

@@ -16,7 +16,7 @@ mod sealed;
 
 pub(crate) use deleted::{read_deletes_file, write_deletes_file, DeletedRows};
 pub(crate) use growing::GrowingSegment;
-pub(crate) use history::{history_file_name, History};
+pub(crate) use history::{history_file_name, History, PendingHistory};
 pub(crate) use index_file::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
     write_index_file, write_ivf_file, INDEX_FILE_SUFFIXES,

@@ -1,5 +1,10 @@
 //! Sealed segments: immutable container files (`seg-<id>.pdx`) whose vectors are
 //! memory-mapped. Layout in `docs/formats.md` ("Segment file").
+//!
+//! A segment can also be *frozen*: a former growing segment, immutable and held in RAM
+//! while the maintenance worker writes its file. It behaves like any sealed segment
+//! (deletes mark its rows, searches scan it exactly) but has no file, no index and is not
+//! named by the manifest; the write path's log replay rebuilds it after a crash.
 
 use crate::codec::{read_meta, write_meta, Reader, Writer};
 use crate::error::{EngineError, Result};
@@ -8,7 +13,7 @@ use paradox_index::{EncodedVectors, HnswIndex};
 use paradox_storage::{Container, ContainerWriter};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -66,13 +71,22 @@ pub(crate) enum SegmentIndex {
     Ivf(paradox_index::IvfIndex),
 }
 
-/// An immutable segment backed by a memory-mapped file.
+/// Where a sealed segment's rows live.
+#[derive(Debug)]
+enum Rows {
+    /// The segment file, vectors memory-mapped.
+    File(Container),
+    /// A frozen growing segment, not written yet.
+    Memory(Vec<f32>),
+}
+
+/// An immutable segment backed by a memory-mapped file (or, while frozen, by RAM).
 #[derive(Debug)]
 pub(crate) struct SealedSegment {
     id: u64,
     dim: usize,
     nonce: u64,
-    container: Container,
+    rows: Rows,
     metas: Vec<RowMeta>,
     /// The segment's index, set when loaded or built (in the background) and replaced
     /// when the collection's index config changes; while `None` searches scan the segment
@@ -180,12 +194,33 @@ impl SealedSegment {
             id: expected_id,
             dim,
             nonce: header.nonce,
-            container,
+            rows: Rows::File(container),
             metas,
             index: RwLock::new(None),
             payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
         })
+    }
+
+    /// A frozen segment: the rows of a former growing segment, held in RAM until its
+    /// file is written (`vectors` row-major, one `dim`-long row per meta).
+    pub fn frozen(id: u64, dim: usize, vectors: Vec<f32>, metas: Vec<RowMeta>) -> SealedSegment {
+        debug_assert_eq!(vectors.len(), metas.len() * dim);
+        SealedSegment {
+            id,
+            dim,
+            nonce: 0,
+            rows: Rows::Memory(vectors),
+            metas,
+            index: RwLock::new(None),
+            payload_index: OnceLock::new(),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the segment is frozen (in RAM, no file yet).
+    pub fn is_frozen(&self) -> bool {
+        matches!(self.rows, Rows::Memory(_))
     }
 
     pub fn id(&self) -> u64 {
@@ -197,12 +232,21 @@ impl SealedSegment {
         self.nonce
     }
 
-    pub fn path(&self) -> PathBuf {
-        self.container.path().to_path_buf()
+    /// Bytes of the segment file (0 while frozen).
+    pub fn file_len(&self) -> u64 {
+        match &self.rows {
+            Rows::File(container) => container.file_len(),
+            Rows::Memory(_) => 0,
+        }
     }
 
-    pub fn file_len(&self) -> u64 {
-        self.container.file_len()
+    /// Bytes the segment's rows take: the file, or (frozen) vectors plus an estimate of
+    /// the metadata. The merge policy sizes segments by this.
+    pub fn bytes(&self) -> u64 {
+        match &self.rows {
+            Rows::File(container) => container.file_len(),
+            Rows::Memory(vectors) => (vectors.len() * 4 + self.metas.len() * 64) as u64,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -211,13 +255,16 @@ impl SealedSegment {
 
     /// All vectors, row-major, straight from the mapping.
     pub fn vectors(&self) -> &[f32] {
-        let bytes = self
-            .container
+        let container = match &self.rows {
+            Rows::File(container) => container,
+            Rows::Memory(vectors) => return vectors,
+        };
+        let bytes = container
             .section(TAG_VECTORS)
             .expect("vector section verified at open");
         // SAFETY: `open` checked that the section is 4-byte aligned, holds exactly
         // rows * dim f32 values, and that the target is little-endian; every bit pattern is
-        // a valid f32; the mapping is read-only and lives as long as `self.container`.
+        // a valid f32; the mapping is read-only and lives as long as `self.rows`.
         unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), bytes.len() / 4) }
     }
 

@@ -15,6 +15,10 @@ pub fn options() -> EngineOptions {
         fsync: FsyncPolicy::Never,
         seal_threshold: 3000,
         parallel_threshold: 1024,
+        // These tests count segments and index files: seal inline, exactly at the
+        // threshold (tests/maintenance.rs covers the worker).
+        maintenance_worker: false,
+        ..Default::default()
     }
 }
 
