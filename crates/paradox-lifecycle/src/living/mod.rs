@@ -331,9 +331,11 @@ impl LivingCollection {
         }
         self.encoders.lock().remove(name);
         self.normalizers.lock().remove(name);
-        self.adapters
-            .lock()
-            .retain(|key, _| !key.split("->").any(|part| part == name));
+        self.adapters.lock().retain(|key, _| {
+            !key.trim_start_matches("adjoint:")
+                .split("->")
+                .any(|part| part == name)
+        });
         self.engine.drop_collection(&space.collection)?;
         Ok(())
     }
@@ -646,9 +648,9 @@ impl LivingCollection {
             fit: adapter.fit_report().clone(),
             created_at: now_millis(),
         };
-        self.adapters
-            .lock()
-            .insert(adapter_key(from, to), Arc::new(adapter));
+        let mut adapters = self.adapters.lock();
+        adapters.remove(&format!("adjoint:{}", adapter_key(from, to)));
+        adapters.insert(adapter_key(from, to), Arc::new(adapter));
         Ok(entry)
     }
 
@@ -664,6 +666,25 @@ impl LivingCollection {
         let adapter = Arc::new(Adapter::load(&self.dir.join(&entry.file))?);
         self.adapters.lock().insert(key, adapter.clone());
         Ok(Some(adapter))
+    }
+
+    /// The map a query of `space` takes into `old`: the adjoint of the newest linear
+    /// adapter `old → space` (it scores each stored vector by the forward fit's estimate
+    /// of its `space` vector; measured better than a fit in the other direction, which
+    /// shrinks toward the mean), else the newest adapter `space → old`.
+    pub(crate) fn query_adapter(&self, space: &str, old: &str) -> Result<Option<Arc<Adapter>>> {
+        let key = format!("adjoint:{}", adapter_key(old, space));
+        if let Some(a) = self.adapters.lock().get(&key) {
+            return Ok(Some(a.clone()));
+        }
+        if let Some(forward) = self.adapter(old, space)? {
+            if let Ok(adjoint) = forward.adjoint() {
+                let adjoint = Arc::new(adjoint);
+                self.adapters.lock().insert(key, adjoint.clone());
+                return Ok(Some(adjoint));
+            }
+        }
+        self.adapter(space, old)
     }
 
     pub(crate) fn encoder(&self, space: &SpaceState) -> Result<Arc<dyn Encoder>> {

@@ -159,26 +159,43 @@ impl LivingCollection {
                 params: request.params,
                 as_of: None,
             })?;
-            let missing: Vec<_> = old_hits
-                .into_iter()
-                .filter(|h| !candidates.contains_key(&h.id))
-                .collect();
+            // Points found through the adapter that the space already holds give pairs
+            // (adapter score, true score): they calibrate the scores of the others, so
+            // the two kinds of hit merge on one scale.
+            let mut calibration: Vec<(f32, f32)> = Vec::new();
+            let mut missing = Vec::new();
+            for hit in old_hits {
+                match candidates.get(&hit.id) {
+                    Some(native) => calibration.push((hit.score, native.score)),
+                    None => missing.push(hit),
+                }
+            }
             let ids: Vec<PointId> = missing.iter().map(|h| h.id.clone()).collect();
             let own = collection.get(&ids)?;
+            let mut adapter_only = Vec::new();
             for (hit, own) in missing.into_iter().zip(own) {
-                let candidate = match own {
-                    Some(point) => Candidate {
-                        score: score(space.metric, &query, &point.vector),
-                        payload: with_payload.then_some(point.payload),
-                        vector: Some(point.vector),
-                        source: HitSource::Rescored,
-                    },
-                    None => Candidate {
-                        score: hit.score,
-                        payload: hit.payload,
-                        vector: None,
-                        source: HitSource::Adapter,
-                    },
+                match own {
+                    Some(point) => {
+                        let true_score = score(space.metric, &query, &point.vector);
+                        calibration.push((hit.score, true_score));
+                        let candidate = Candidate {
+                            score: true_score,
+                            payload: with_payload.then_some(point.payload),
+                            vector: Some(point.vector),
+                            source: HitSource::Rescored,
+                        };
+                        candidates.insert(hit.id, candidate);
+                    }
+                    None => adapter_only.push(hit),
+                }
+            }
+            let calibrate = Calibration::fit(&calibration);
+            for hit in adapter_only {
+                let candidate = Candidate {
+                    score: calibrate.apply(hit.score),
+                    payload: hit.payload,
+                    vector: None,
+                    source: HitSource::Adapter,
                 };
                 candidates.insert(hit.id, candidate);
             }
@@ -265,11 +282,54 @@ impl LivingCollection {
             .collect();
         olds.sort_by_key(|s| s.name != first.name);
         for old in olds {
-            if let Some(adapter) = self.adapter(&space.name, &old.name)? {
+            if let Some(adapter) = self.query_adapter(&space.name, &old.name)? {
                 return Ok(Some((old.clone(), adapter)));
             }
         }
         Ok(None)
+    }
+}
+
+/// A linear map from adapter scores to the searched space's scores, fitted per query on
+/// the candidates that have both (least squares with at least 3 pairs and some spread; a
+/// shift with fewer; the identity with none).
+#[derive(Debug, Clone, Copy)]
+struct Calibration {
+    slope: f32,
+    offset: f32,
+}
+
+impl Calibration {
+    fn fit(pairs: &[(f32, f32)]) -> Calibration {
+        let n = pairs.len() as f64;
+        if pairs.is_empty() {
+            return Calibration {
+                slope: 1.0,
+                offset: 0.0,
+            };
+        }
+        let mx = pairs.iter().map(|p| f64::from(p.0)).sum::<f64>() / n;
+        let my = pairs.iter().map(|p| f64::from(p.1)).sum::<f64>() / n;
+        let sxx: f64 = pairs.iter().map(|p| (f64::from(p.0) - mx).powi(2)).sum();
+        let sxy: f64 = pairs
+            .iter()
+            .map(|p| (f64::from(p.0) - mx) * (f64::from(p.1) - my))
+            .sum();
+        let slope = if pairs.len() >= 3 && sxx > 1e-12 {
+            sxy / sxx
+        } else {
+            1.0
+        };
+        // A fit that reverses the order of adapter scores is noise: keep the shift only.
+        let slope = if slope > 0.0 { slope } else { 1.0 };
+        Calibration {
+            slope: slope as f32,
+            offset: (my - slope * mx) as f32,
+        }
+    }
+
+    fn apply(self, score: f32) -> f32 {
+        self.slope * score + self.offset
     }
 }
 
@@ -325,4 +385,25 @@ pub(crate) fn id_key(id: &PointId) -> String {
 /// The metric's score of a stored vector (already prepared) against a prepared query.
 fn score(metric: Metric, query: &[f32], vector: &[f32]) -> f32 {
     metric.score_from_distance(metric.distance(query, vector))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Calibration;
+
+    #[test]
+    fn calibration_recovers_a_linear_relation_and_degrades_gracefully() {
+        let pairs: Vec<(f32, f32)> = (0..10)
+            .map(|i| (i as f32 * 0.1, 0.5 * i as f32 * 0.1 + 0.2))
+            .collect();
+        let c = Calibration::fit(&pairs);
+        assert!((c.apply(1.0) - 0.7).abs() < 1e-5, "{c:?}");
+        let shift = Calibration::fit(&[(0.3, 0.5)]);
+        assert!((shift.apply(0.1) - 0.3).abs() < 1e-6);
+        let none = Calibration::fit(&[]);
+        assert_eq!(none.apply(0.42), 0.42);
+        // Reversed order is not trusted as a slope.
+        let reversed = Calibration::fit(&[(0.1, 0.9), (0.2, 0.8), (0.3, 0.7)]);
+        assert!(reversed.slope > 0.0);
+    }
 }
