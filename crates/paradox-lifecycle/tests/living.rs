@@ -45,7 +45,7 @@ fn v2() -> HashingEncoder {
 }
 
 fn payload(i: usize) -> Payload {
-    serde_json::json!({"n": i, "topic": if i % 2 == 0 { "even" } else { "odd" }})
+    serde_json::json!({"n": i, "topic": if i.is_multiple_of(2) { "even" } else { "odd" }})
         .as_object()
         .unwrap()
         .clone()

@@ -311,7 +311,11 @@ fn open_with_model(
     Ok(living)
 }
 
-fn load_minilm(dir: &PathBuf, info: &EncoderInfo, layers: Option<usize>) -> Result<MiniLmEncoder> {
+fn load_minilm(
+    dir: &std::path::Path,
+    info: &EncoderInfo,
+    layers: Option<usize>,
+) -> Result<MiniLmEncoder> {
     let options = MiniLmOptions {
         layers,
         ..MiniLmOptions::default()
