@@ -136,21 +136,6 @@ impl Maintenance {
     }
 }
 
-/// Hands memory freed by a seal or a merge back to the OS. glibc keeps freed blocks in
-/// its arenas (one per thread that allocated, up to 8 per core): a sealed growing
-/// segment's vectors and row metadata, allocated by many writer threads, and a replaced
-/// segment's graph stayed resident long after use (measured in the server soak: the
-/// resident anonymous memory climbed by what each seal should have freed).
-/// `malloc_trim` returns the whole free pages of every arena.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` only walks glibc's own arenas, under their locks; it has no
-    // preconditions and frees nothing still allocated.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// The worker thread's loop.
 fn worker(collection: Weak<Collection>, shared: Arc<Maintenance>) {
     loop {
@@ -208,10 +193,7 @@ impl Collection {
                 }
             };
             match result {
-                Ok(true) => {
-                    *self.maintenance.last_error.lock() = None;
-                    release_freed_memory();
-                }
+                Ok(true) => *self.maintenance.last_error.lock() = None,
                 Ok(false) => return,
                 Err(e) => {
                     *self.maintenance.last_error.lock() = Some(e.to_string());
