@@ -12,10 +12,10 @@
 //! batch re-checks the source after writing and deletes such copies.
 
 use super::state::{MigrationPhase, MigrationStatus, SpaceState};
-use super::{encoded_point, invalid, now_millis, LivingCollection};
+use super::{encoded_point, for_each_page, invalid, now_millis, LivingCollection};
 use crate::error::{LifecycleError, Result};
 use crate::VectorMap;
-use paradox_engine::{Collection, NewPoint, Point, PointId, ScrollRequest};
+use paradox_engine::{NewPoint, Point, PointId, ScrollRequest};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -296,28 +296,6 @@ fn plan(
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     Ok(scored.into_iter().map(|(_, id)| id).collect())
-}
-
-/// Calls `f` with each page of the collection's points, in id order.
-fn for_each_page(
-    collection: &Collection,
-    with_vector: bool,
-    mut f: impl FnMut(&[Point]) -> Result<()>,
-) -> Result<()> {
-    let mut after = None;
-    loop {
-        let page = collection.scroll(&ScrollRequest {
-            after: after.clone(),
-            limit: 1024,
-            filter: None,
-            with_vector,
-        })?;
-        f(&page.points)?;
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(()),
-        }
-    }
 }
 
 /// What a batch did.

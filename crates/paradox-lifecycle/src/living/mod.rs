@@ -531,31 +531,17 @@ impl LivingCollection {
         let file = format!("normalizer-{}.bin", file_slug(&space.name));
         normalizer.save(&self.dir.join(&file))?;
         // Re-write every stored vector.
-        let mut after = None;
-        loop {
-            let page = collection.scroll(&ScrollRequest {
-                after: after.clone(),
-                limit: 1024,
-                filter: None,
-                with_vector: true,
-            })?;
+        for_each_page(&collection, true, |page| {
             let rewrites: Vec<NewPoint> = page
-                .points
-                .into_iter()
-                .map(|p| {
-                    let vector = normalizer.map(&p.vector);
-                    NewPoint {
-                        vector,
-                        ..renew(p, Payload::new())
-                    }
+                .iter()
+                .map(|p| NewPoint {
+                    vector: normalizer.map(&p.vector),
+                    ..renew(p.clone(), Payload::new())
                 })
                 .collect();
             collection.upsert(rewrites)?;
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+            Ok(())
+        })?;
         let entry = NormalizerEntry {
             file,
             mode,
@@ -888,6 +874,28 @@ fn renew(point: Point, payload: Payload) -> NewPoint {
         vector: point.vector,
         encoder_version: point.encoder_version,
         provenance: point.provenance,
+    }
+}
+
+/// Calls `f` with each page of the collection's points, in id order.
+pub(crate) fn for_each_page(
+    collection: &Collection,
+    with_vector: bool,
+    mut f: impl FnMut(&[Point]) -> Result<()>,
+) -> Result<()> {
+    let mut after = None;
+    loop {
+        let page = collection.scroll(&ScrollRequest {
+            after: after.clone(),
+            limit: 1024,
+            filter: None,
+            with_vector,
+        })?;
+        f(&page.points)?;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
     }
 }
 

@@ -5,10 +5,10 @@
 //! process saw lately (writes and queries, kept in a ring per space) against the oldest
 //! stored points.
 
-use super::{invalid, LivingCollection};
+use super::{for_each_page, invalid, LivingCollection};
 use crate::drift::{detect_drift, DriftConfig, DriftReport};
 use crate::error::Result;
-use paradox_engine::{PointId, ScrollRequest};
+use paradox_engine::PointId;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 
@@ -85,20 +85,10 @@ impl LivingCollection {
         let collection = self.space_collection(&space.name)?;
         // Creation order of every point (ids only; vectors are read for the windows).
         let mut created: Vec<(i64, PointId)> = Vec::new();
-        let mut after = None;
-        loop {
-            let page = collection.scroll(&ScrollRequest {
-                after: after.clone(),
-                limit: 4096,
-                filter: None,
-                with_vector: false,
-            })?;
-            created.extend(page.points.into_iter().map(|p| (p.created_at, p.id)));
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+        for_each_page(&collection, false, |page| {
+            created.extend(page.iter().map(|p| (p.created_at, p.id.clone())));
+            Ok(())
+        })?;
         created.sort();
         let vectors_of = |ids: Vec<PointId>| -> Result<Vec<f32>> {
             let mut out = Vec::with_capacity(ids.len() * space.dim);
