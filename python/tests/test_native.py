@@ -258,7 +258,9 @@ def test_sealed_segments_with_hnsw_graphs(tmp_path, rng):
         docs.upsert(np.arange(start, start + 500), base[start : start + 500])
     docs.wait_for_indexes()
     info = docs.info()
-    assert info["sealed_segments"] >= 3 and info["points"] == 3500
+    # Several sealed segments (how many depends on when the background worker seals and
+    # merges), each searched through its graph.
+    assert info["sealed_segments"] >= 2 and info["points"] == 3500
     queries = rng.standard_normal((50, 16)).astype(np.float32)
     want, _ = exact_l2(base, queries, 10)
     ids, _ = docs.search(queries, k=10, params={"ef": 200})
