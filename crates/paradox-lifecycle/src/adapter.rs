@@ -44,9 +44,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{LifecycleError, Result};
 use crate::linalg::{
     centered, check_rows, cholesky, cholesky_solve, column_means, cross_product, matmul_abt,
-    matmul_f64, read_tensor_file, symmetric_eigen, thin_svd, transpose, transpose_f64,
-    write_tensor_file,
+    matmul_f64, symmetric_eigen, thin_svd, transpose, transpose_f64,
 };
+use crate::tensor_file::{read_tensor_file, write_tensor_file};
 use crate::VectorMap;
 
 /// Fewest pairs [`Adapter::fit`] accepts (at least 2 are held out for the report).

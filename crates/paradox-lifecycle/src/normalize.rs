@@ -21,10 +21,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LifecycleError, Result};
-use crate::linalg::{
-    centered, check_rows, column_means, cross_product_f64, read_tensor_file, symmetric_eigen,
-    write_tensor_file,
-};
+use crate::linalg::{centered, check_rows, column_means, cross_product_f64, symmetric_eigen};
+use crate::tensor_file::{read_tensor_file, write_tensor_file};
 use crate::VectorMap;
 
 /// Fewest sample vectors [`Normalizer::fit`] accepts.

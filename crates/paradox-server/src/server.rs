@@ -15,6 +15,7 @@ use crate::service::{EngineService, MemoryService};
 use paradox_engine::{Engine, EngineOptions, FsyncPolicy};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -128,6 +129,41 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|&stop| stop).await;
+}
+
+/// How long past the request timeout a shutdown waits for connections to close.
+const DRAIN_SLACK: Duration = Duration::from_secs(2);
+
+/// Waits for a listener task to finish its graceful shutdown, but at most `bound` after
+/// the shutdown began; then stops waiting (aborts the accept loop) so the engine is
+/// flushed. Every call a connection could still carry has timed out by then, so nothing
+/// acknowledged is lost; such a connection's own task ends when its client goes or the
+/// runtime stops (process exit, or `paradox.serve`'s `stop`).
+async fn drain(
+    mut task: JoinHandle<Result<(), ServerError>>,
+    stop: watch::Receiver<bool>,
+    bound: Duration,
+    transport: &'static str,
+) -> Result<Result<(), ServerError>, tokio::task::JoinError> {
+    let deadline = async {
+        stopped(stop).await;
+        tokio::time::sleep(bound).await;
+    };
+    tokio::select! {
+        finished = &mut task => finished,
+        () = deadline => {
+            tracing::warn!(
+                transport,
+                bound_ms = bound.as_millis() as u64,
+                "connections still open after the shutdown's drain bound; no longer waiting for them"
+            );
+            task.abort();
+            match task.await {
+                Err(e) if e.is_cancelled() => Ok(Ok(())),
+                other => other,
+            }
+        }
+    }
 }
 
 /// Serves any [`MemoryService`] with `config`'s listeners, auth and limits.
@@ -249,10 +285,13 @@ pub async fn start_with_service(
     tracing::info!(%rest_addr, ?grpc_addr, tls = tls.is_some(), auth = gate.auth.enabled(), "paradox server listening");
 
     let flush_service = service.clone();
+    // In-flight calls end within the request timeout; a connection still open past it
+    // (a client that stalls mid-request) must not hold the shutdown open.
+    let drain_bound = Duration::from_millis(config.limits.request_timeout_ms) + DRAIN_SLACK;
     let task = tokio::spawn(async move {
-        let rest = rest_task.await;
+        let rest = drain(rest_task, stop_rx.clone(), drain_bound, "rest").await;
         let grpc = match grpc_task {
-            Some(task) => Some(task.await),
+            Some(task) => Some(drain(task, stop_rx, drain_bound, "grpc").await),
             None => None,
         };
         // Flush even when a listener failed: acknowledged writes must reach the disk.

@@ -320,3 +320,61 @@ async fn graceful_shutdown_flushes_and_data_survives_restart() {
     server.shutdown();
     server.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stalled_client_does_not_hold_the_shutdown_open() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.limits.request_timeout_ms = 300;
+    let server = paradox_server::start(config.clone()).await.unwrap();
+    let base = format!("http://{}", server.rest_addr);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/v1/collections"))
+        .json(&json!({"name": "c", "dimension": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Half a request: the headers never end.
+    let mut stalled = tokio::net::TcpStream::connect(server.rest_addr)
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server.shutdown();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(20), server.wait()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the shutdown ended within the drain bound: {stopped:?}"
+    );
+    // The stalled connection's task still holds the engine until its client goes (or the
+    // runtime stops); then the data directory is released and intact.
+    drop(stalled);
+    let mut reopened = None;
+    for _ in 0..100 {
+        match paradox_server::start(config.clone()).await {
+            Ok(server) => {
+                reopened = Some(server);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let server = reopened.expect("the data directory is released once the client has gone");
+    let body: serde_json::Value = http
+        .get(format!("http://{}/v1/collections/c", server.rest_addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["name"], "c", "{body}");
+    server.shutdown();
+    server.wait().await.unwrap();
+}

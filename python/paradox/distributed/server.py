@@ -24,6 +24,7 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 import weakref
 from typing import Any, Callable, Optional
 
@@ -108,7 +109,6 @@ class ShardServer:
         self._data_dir = _data_dir(persistence_path)
         self._temporary: Optional[str] = None
         self._server: Optional[Any] = None
-        self._stopped = threading.Event()
         # One stopper at a time: a second one waits here, in Python, not in native code.
         self._stop_lock = threading.Lock()
 
@@ -135,7 +135,6 @@ class ShardServer:
         except BaseException:
             self._remove_temporary()
             raise
-        self._stopped.clear()
         _running_nodes.add(self)
         print(f"[ShardServer] Listening on {host}:{self._server.port}", flush=True)
         return self
@@ -150,8 +149,11 @@ class ShardServer:
             # daemon threads, and a daemon thread must not be inside native code when the
             # interpreter exits (CPython ends such threads by unwinding them, which native
             # frames cannot survive). Exiting stops the node first (`_stop_running_nodes`).
+            # A plain sleep, not `Event.wait`: a KeyboardInterrupt raised inside the
+            # event's condition can leave its lock held, and the `stop` below would then
+            # wait on that lock forever (seen as a node that ignored Ctrl-C).
             while self.running:
-                self._stopped.wait(0.2)
+                time.sleep(0.2)
         except KeyboardInterrupt:
             pass
         finally:
@@ -162,7 +164,6 @@ class ShardServer:
         """Stops serving (graceful; idempotent) and removes a temporary data directory."""
         with self._stop_lock:
             _running_nodes.discard(self)
-            self._stopped.set()
             if self._server is not None:
                 try:
                     self._server.stop()
