@@ -1,4 +1,5 @@
-//! The numeric kernels of the forward pass: strided matrix products on our GEMM, and
+//! The numeric kernels of the forward pass: linear layers on `paradox_kernels`' GEMM,
+//! strided attention products on the `gemm` crate, and
 //! vectorised row operations (layer norm, bias + GELU, softmax) with their own `exp` and
 //! `erf`.
 

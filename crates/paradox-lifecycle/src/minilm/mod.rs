@@ -14,7 +14,8 @@
 //! # How a batch runs
 //!
 //! Weights are read with `candle`'s safetensors loader, then the forward pass runs on plain
-//! `f32` slices with the `gemm` crate (the matrix kernels `candle` itself uses):
+//! `f32` slices: the linear layers on `paradox_kernels`' blocked GEMM (AVX-512 where the
+//! CPU has it), the attention products on the `gemm` crate (strided views; `kernels.rs`):
 //!
 //! 1. Texts are tokenized (`tokenizers`, truncated to `max_len` tokens with `[CLS]`/`[SEP]`
 //!    included, like sentence-transformers) and sorted by token count.
