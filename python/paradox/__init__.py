@@ -3,7 +3,8 @@
 Two layers in one package:
 
 * the native API, a Rust engine with NumPy in and out: :class:`Engine`,
-  :class:`Collection`, :class:`ParadoxError`; the same API over the network with
+  :class:`Collection`, :class:`ParadoxError`, :class:`LivingCollection` (several vector
+  spaces, adapters, migration, drift); the same API over the network with
   :func:`connect`, and the server itself with :func:`serve`;
 * the paradoxlf 0.17 API (:class:`LatentMemoryEngine`, :mod:`paradox.mixer`,
   :mod:`paradox.temporal`, :mod:`paradox.simulation`, :mod:`paradox.distributed`, ...),
@@ -11,7 +12,7 @@ Two layers in one package:
 """
 
 from . import decoder, encoder, reasoning, remote, visualization
-from ._native import Collection, Engine, ParadoxError, Server, serve
+from ._native import Collection, Engine, LivingCollection, ParadoxError, Server, serve
 from .autonomous import AutoAgent
 from .engine import LatentMemoryEngine
 from .evolution import GeneticOptimizer
@@ -31,6 +32,7 @@ __all__ = [
     "GuardRail",
     "LatentMemoryEngine",
     "LatentVisualizer",
+    "LivingCollection",
     "ParadoxError",
     "ParadoxMixer",
     "RemoteCollection",

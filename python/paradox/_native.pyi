@@ -302,3 +302,77 @@ class Simulation:
     @property
     def dt(self) -> float: ...
     def __len__(self) -> int: ...
+
+EncoderLike = Union[str, Any]
+
+class LivingCollection:
+    """A collection seen through several vector spaces (``docs/lifecycle.md``).
+
+    Encoders are specs (``"hashing:DIM"``, ``"minilm"``, ``"minilm:LAYERS"``) or callables
+    ``f(texts: list[str]) -> array (len(texts), dim)``; callables live in this process only
+    (attach them again after :meth:`open`).
+    """
+
+    @staticmethod
+    def init(
+        engine: Engine,
+        name: str,
+        space: str,
+        encoder: Optional[EncoderLike] = None,
+        text_field: Optional[str] = None,
+        model_dir: Optional[Union[str, PathLike[str]]] = None,
+    ) -> "LivingCollection": ...
+    @staticmethod
+    def open(engine: Engine, name: str) -> "LivingCollection": ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def default_space(self) -> str: ...
+    def spaces(self) -> List[Dict[str, Any]]: ...
+    def adapters(self) -> List[Dict[str, Any]]: ...
+    def add_space(
+        self,
+        name: str,
+        encoder: Optional[EncoderLike] = None,
+        dim: Optional[int] = None,
+        model_dir: Optional[Union[str, PathLike[str]]] = None,
+    ) -> Dict[str, Any]: ...
+    def attach_encoder(
+        self, space: str, encoder: EncoderLike, model_dir: Optional[Union[str, PathLike[str]]] = None
+    ) -> None: ...
+    def upsert_texts(self, ids: Ids, texts: Sequence[str], payloads: Optional[Sequence[Payload]] = None) -> int: ...
+    def upsert_vectors(
+        self, space: str, ids: Ids, vectors: ArrayLike, payloads: Optional[Sequence[Payload]] = None
+    ) -> int: ...
+    def delete(self, ids: Ids) -> int: ...
+    def count(self, space: str) -> int: ...
+    def coverage(self, space: str) -> float: ...
+    def encode(self, space: str, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+    def search(
+        self,
+        text: Optional[str] = None,
+        vector: Optional[ArrayLike] = None,
+        space: Optional[str] = None,
+        k: int = 10,
+        filter: Optional[FilterLike] = None,
+        with_payload: bool = False,
+        context: Optional[str] = None,
+        oversample: Optional[int] = None,
+    ) -> List[Dict[str, Any]]:
+        """Hits ``{"id", "score", "source", "payload"?}``; ``source``: native, rescored or adapter."""
+    def fit_adapters(
+        self, from_space: str, to_space: str, kind: str = "affine", pairs: int = 5000
+    ) -> Tuple[Dict[str, Any], Dict[str, Any]]: ...
+    def migrate(
+        self,
+        to: str,
+        from_space: Optional[str] = None,
+        rate: Optional[float] = None,
+        batch_size: int = 256,
+        switch_at: float = 0.95,
+        importance_field: Optional[str] = None,
+    ) -> Dict[str, Any]: ...
+    def migration_status(self) -> Optional[Dict[str, Any]]: ...
+    def wait_for_migration(self) -> Optional[Dict[str, Any]]: ...
+    def pause_migration(self) -> None: ...
+    def drift(self, space: Optional[str] = None, window: int = 500, recent: bool = False) -> Dict[str, Any]: ...

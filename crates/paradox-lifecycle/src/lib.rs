@@ -22,6 +22,7 @@ pub mod living;
 
 pub mod minilm;
 pub mod normalize;
+pub mod spec;
 pub mod tensor_file;
 
 pub use error::{LifecycleError, Result};

@@ -34,6 +34,11 @@ impl PyEngine {
     pub fn from_engine(engine: Arc<Engine>) -> Self {
         PyEngine { engine }
     }
+
+    /// The engine behind this handle.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
 }
 
 #[pymethods]

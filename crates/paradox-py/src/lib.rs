@@ -13,6 +13,7 @@ mod convert;
 mod engine;
 mod errors;
 mod evolution;
+mod living;
 mod server;
 mod simulation;
 
@@ -29,6 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     evolution::register(m)?;
     m.add_class::<simulation::PySimulation>()?;
+    m.add_class::<living::PyLiving>()?;
     m.add("ParadoxError", m.py().get_type::<errors::ParadoxError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

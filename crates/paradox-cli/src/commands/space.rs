@@ -3,15 +3,14 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use paradox_engine::{Engine, Payload, PointId};
-use paradox_lifecycle::adapter::AdapterKind;
 use paradox_lifecycle::drift::{DriftConfig, DriftReport};
-use paradox_lifecycle::encoder::{parse_space, Encoder, EncoderInfo};
-use paradox_lifecycle::hashing::HashingEncoder;
+use paradox_lifecycle::encoder::EncoderInfo;
 use paradox_lifecycle::living::{
     DriftWindow, LivingCollection, LivingOptions, LivingSearch, MigrationOptions, MigrationPhase,
     PriorityWeights, SpaceSpec,
 };
-use paradox_lifecycle::minilm::{default_model_dir, MiniLmEncoder, MiniLmOptions};
+use paradox_lifecycle::minilm::{MiniLmEncoder, MiniLmOptions};
+use paradox_lifecycle::spec::{adapter_kind_from_spec, encoder_from_spec};
 use serde_json::json;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -231,7 +230,7 @@ pub fn run(command: SpaceCommand, global: &GlobalArgs) -> Result<()> {
             let encoder = args
                 .encoder
                 .as_deref()
-                .map(|spec| build_encoder(spec, &args.space, args.model_dir.as_ref()))
+                .map(|spec| encoder_from_spec(spec, &args.space, args.model_dir.as_deref()))
                 .transpose()?;
             let living = LivingCollection::init(
                 engine,
@@ -254,7 +253,7 @@ pub fn run(command: SpaceCommand, global: &GlobalArgs) -> Result<()> {
             let encoder = args
                 .encoder
                 .as_deref()
-                .map(|spec| build_encoder(spec, &args.space, args.model_dir.as_ref()))
+                .map(|spec| encoder_from_spec(spec, &args.space, args.model_dir.as_deref()))
                 .transpose()?;
             let space = living.add_space(SpaceSpec {
                 name: args.space,
@@ -272,7 +271,7 @@ pub fn run(command: SpaceCommand, global: &GlobalArgs) -> Result<()> {
         SpaceCommand::Ingest(args) => ingest(engine, args),
         SpaceCommand::FitAdapter(args) => {
             let living = open_with_model(engine, &args.collection, args.model_dir.as_ref())?;
-            let kind = parse_kind(&args.kind)?;
+            let kind = adapter_kind_from_spec(&args.kind)?;
             let started = Instant::now();
             let (forward, backward) =
                 living.fit_adapters(&args.from, &args.to, kind, args.pairs)?;
@@ -321,72 +320,6 @@ fn load_minilm(
         ..MiniLmOptions::default()
     };
     Ok(MiniLmEncoder::load(dir, &info.name, info.version, options)?)
-}
-
-/// `hashing:DIM`, `minilm`, `minilm:LAYERS`; the encoder's name and version come from the
-/// space name (`minilm@2` → `minilm`, 2).
-fn build_encoder(spec: &str, space: &str, model_dir: Option<&PathBuf>) -> Result<Box<dyn Encoder>> {
-    let (name, version) = parse_space(space).with_context(|| {
-        format!("space `{space}` must look like NAME@VERSION to name an encoder")
-    })?;
-    let (kind, arg) = spec
-        .split_once(':')
-        .map_or((spec, None), |(k, a)| (k, Some(a)));
-    match kind {
-        "hashing" => {
-            let dim: usize = arg
-                .context("hashing needs a dimension: hashing:DIM")?
-                .parse()
-                .context("hashing:DIM needs a whole number")?;
-            Ok(Box::new(HashingEncoder::new(name, version, dim)?))
-        }
-        "minilm" => {
-            let layers = arg
-                .map(|a| {
-                    a.parse::<usize>()
-                        .context("minilm:LAYERS needs a whole number")
-                })
-                .transpose()?;
-            let dir = match model_dir {
-                Some(d) => d.clone(),
-                None => default_model_dir().context(
-                    "no MiniLM model directory: pass --model-dir or set PARADOX_MINILM_DIR \
-                     (scripts/fetch-minilm.sh downloads it)",
-                )?,
-            };
-            let options = MiniLmOptions {
-                layers,
-                ..MiniLmOptions::default()
-            };
-            Ok(Box::new(MiniLmEncoder::load(&dir, name, version, options)?))
-        }
-        other => bail!("unknown encoder `{other}`: expected hashing:DIM, minilm or minilm:LAYERS"),
-    }
-}
-
-fn parse_kind(text: &str) -> Result<AdapterKind> {
-    let (kind, arg) = text
-        .split_once(':')
-        .map_or((text, None), |(k, a)| (k, Some(a)));
-    let number = |what: &str| -> Result<usize> {
-        arg.with_context(|| format!("{kind} needs {what}: {kind}:N"))?
-            .parse()
-            .with_context(|| format!("{kind}:N needs a whole number"))
-    };
-    Ok(match kind {
-        "procrustes" => AdapterKind::Procrustes,
-        "affine" => AdapterKind::Affine { ridge: 1e-3 },
-        "low_rank" => AdapterKind::LowRank {
-            rank: number("a rank")?,
-            ridge: 1e-3,
-        },
-        "mlp" => AdapterKind::Mlp {
-            hidden: number("a hidden width")?,
-            epochs: 30,
-            lr: 1e-3,
-        },
-        other => bail!("unknown adapter kind `{other}`: procrustes, affine, low_rank:R, mlp:H"),
-    })
 }
 
 fn list(living: &LivingCollection) -> Result<()> {
