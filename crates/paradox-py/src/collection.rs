@@ -11,8 +11,8 @@ use crate::engine::snapshot_dict;
 use crate::errors::{invalid, mind_to_py, to_py};
 use numpy::PyArray1;
 use paradox_engine::{
-    Collection, Engine, Filter, NewPoint, Point, PointId, ScoredPoint, ScrollRequest, SearchParams,
-    SearchRequest,
+    Collection, Engine, Filter, NewPoint, Payload, Point, PointId, ScoredPoint, ScrollRequest,
+    SearchParams, SearchRequest,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -75,38 +75,7 @@ impl PyCollection {
         vectors: &Bound<'_, PyAny>,
         payloads: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
-        let (ids, _) = read_ids(ids)?;
-        let vectors = read_vectors(vectors, "vectors")?;
-        if vectors.rows != ids.len() {
-            return Err(invalid(
-                "vectors",
-                format!("{} ids but {} vectors", ids.len(), vectors.rows),
-            ));
-        }
-        let mut payload_list = Vec::with_capacity(ids.len());
-        if let Some(payloads) = payloads.filter(|p| !p.is_none()) {
-            for item in payloads.try_iter()? {
-                payload_list.push(read_payload(&item?)?);
-            }
-            if payload_list.len() != ids.len() {
-                return Err(invalid(
-                    "payloads",
-                    format!("{} ids but {} payloads", ids.len(), payload_list.len()),
-                ));
-            }
-        }
-        let mut payload_iter = payload_list.into_iter();
-        let points: Vec<NewPoint> = ids
-            .into_iter()
-            .enumerate()
-            .map(|(row, id)| {
-                let point = NewPoint::new(id, vectors.row(row).to_vec());
-                match payload_iter.next() {
-                    Some(payload) => point.with_payload(payload),
-                    None => point,
-                }
-            })
-            .collect();
+        let points = read_new_points(ids, vectors, payloads)?;
         if points.is_empty() {
             return Ok(0);
         }
@@ -401,6 +370,50 @@ impl ScrollIter {
             state.page = page.points.into_iter();
         }
     }
+}
+
+/// Payloads for `n` points: None, or a sequence of `n` dicts.
+pub(crate) fn read_payloads(obj: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Vec<Payload>> {
+    let Some(obj) = obj.filter(|p| !p.is_none()) else {
+        return Ok(vec![Payload::new(); n]);
+    };
+    let mut payloads = Vec::with_capacity(n);
+    for item in obj.try_iter()? {
+        payloads.push(read_payload(&item?)?);
+    }
+    if payloads.len() != n {
+        return Err(invalid(
+            "payloads",
+            format!("{n} ids but {} payloads", payloads.len()),
+        ));
+    }
+    Ok(payloads)
+}
+
+/// Points to upsert from ids, a `(len(ids), dim)` array and optional payloads (None, or a
+/// sequence of one dict per id).
+pub(crate) fn read_new_points(
+    ids: &Bound<'_, PyAny>,
+    vectors: &Bound<'_, PyAny>,
+    payloads: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<NewPoint>> {
+    let (ids, _) = read_ids(ids)?;
+    let vectors = read_vectors(vectors, "vectors")?;
+    if vectors.rows != ids.len() {
+        return Err(invalid(
+            "vectors",
+            format!("{} ids but {} vectors", ids.len(), vectors.rows),
+        ));
+    }
+    let payloads = read_payloads(payloads, ids.len())?;
+    Ok(ids
+        .into_iter()
+        .zip(payloads)
+        .enumerate()
+        .map(|(row, (id, payload))| {
+            NewPoint::new(id, vectors.row(row).to_vec()).with_payload(payload)
+        })
+        .collect())
 }
 
 pub(crate) fn read_filter(obj: &Bound<'_, PyAny>) -> PyResult<Filter> {

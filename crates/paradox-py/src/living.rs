@@ -13,7 +13,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use paradox_engine::{NewPoint, Payload};
 use paradox_lifecycle::drift::DriftConfig;
 use paradox_lifecycle::encoder::{parse_space, Encoder, EncoderInfo};
 use paradox_lifecycle::living::{
@@ -26,8 +25,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 use serde::Serialize;
 
-use crate::collection::read_filter;
-use crate::convert::{id_to_py, json_to_py, read_ids, read_payload, read_vectors};
+use crate::collection::{read_filter, read_new_points, read_payloads};
+use crate::convert::{id_to_py, json_to_py, read_ids, read_vectors};
 use crate::engine::PyEngine;
 use crate::errors::{invalid, to_py, ParadoxError};
 
@@ -130,24 +129,6 @@ fn read_encoder(
     }
     let dim = dim.ok_or_else(|| invalid("dim", "a Python encoder needs its dimension (dim=)"))?;
     Ok(Arc::new(PyEncoder::new(obj, space, dim)?))
-}
-
-/// Payloads for `n` points: None, or a sequence of `n` dicts.
-fn read_payloads(obj: Option<&Bound<'_, PyAny>>, n: usize) -> PyResult<Vec<Payload>> {
-    let Some(obj) = obj.filter(|p| !p.is_none()) else {
-        return Ok(vec![Payload::new(); n]);
-    };
-    let mut payloads = Vec::with_capacity(n);
-    for item in obj.try_iter()? {
-        payloads.push(read_payload(&item?)?);
-    }
-    if payloads.len() != n {
-        return Err(invalid(
-            "payloads",
-            format!("{n} ids but {} payloads", payloads.len()),
-        ));
-    }
-    Ok(payloads)
 }
 
 /// A collection managed through its vector spaces (see `docs/lifecycle.md`).
@@ -337,23 +318,7 @@ impl PyLiving {
         vectors: &Bound<'_, PyAny>,
         payloads: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
-        let (ids, _) = read_ids(ids)?;
-        let vectors = read_vectors(vectors, "vectors")?;
-        if vectors.rows != ids.len() {
-            return Err(invalid(
-                "vectors",
-                format!("{} ids but {} vectors", ids.len(), vectors.rows),
-            ));
-        }
-        let payloads = read_payloads(payloads, ids.len())?;
-        let points = ids
-            .into_iter()
-            .zip(payloads)
-            .enumerate()
-            .map(|(row, (id, payload))| {
-                NewPoint::new(id, vectors.row(row).to_vec()).with_payload(payload)
-            })
-            .collect();
+        let points = read_new_points(ids, vectors, payloads)?;
         py.allow_threads(|| self.inner.upsert_vectors(space, points))
             .map_err(lifecycle_to_py)
     }
