@@ -13,7 +13,7 @@
 
 use crate::engine::PyEngine;
 use crate::errors::{invalid, ParadoxError};
-use paradox_engine::{Engine, EngineOptions, FsyncPolicy};
+use paradox_engine::Engine;
 use paradox_server::config::{ApiKeyConfig, TlsConfig};
 use paradox_server::{EngineService, RunningServer, ServerConfig, ServerError};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -375,16 +375,12 @@ pub fn serve(
     if log {
         paradox_server::server::init_logging(&settings.log_format);
     }
-    let fsync = FsyncPolicy::parse(&settings.fsync).unwrap_or_default();
-    py.allow_threads(move || start(settings, fsync))
+    py.allow_threads(move || start(settings))
 }
 
 /// Opens the engine, starts the runtime and the server, and hands the shutdown to a task.
-fn start(settings: ServerConfig, fsync: FsyncPolicy) -> PyResult<PyServer> {
-    let options = EngineOptions {
-        fsync,
-        ..EngineOptions::default()
-    };
+fn start(settings: ServerConfig) -> PyResult<PyServer> {
+    let options = settings.engine_options();
     let engine = Engine::open_with(&settings.data_dir, options).map_err(|e| {
         let user_error = e.is_user_error();
         let message = format!(

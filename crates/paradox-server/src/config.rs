@@ -19,6 +19,7 @@
 //! The full list of keys and variables is in `docs/server.md`.
 
 use crate::auth::Role;
+use paradox_engine::{EngineOptions, FsyncPolicy};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ pub struct ServerConfig {
     pub audit_log: Option<PathBuf>,
     /// Routes of the paradoxlf 0.17 shard server.
     pub legacy: LegacyConfig,
+    /// Segment maintenance: when the growing segment is sealed, when sealed ones merge.
+    pub storage: StorageConfig,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,35 @@ impl Default for ServerConfig {
             tls: None,
             audit_log: None,
             legacy: LegacyConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+/// Segment maintenance knobs (the engine's `EngineOptions` of the same names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Bytes in a collection's growing (RAM) segment before the background worker seals
+    /// it into a segment file: bounds that segment's memory and exact-scan cost.
+    pub seal_bytes: usize,
+    /// Sealed segments of one size tier merged together (0 or 1: never merge).
+    pub merge_factor: usize,
+    /// Segments at or above this many live bytes are not merged with others.
+    pub max_merge_bytes: u64,
+    /// A sealed segment is rewritten without its deleted rows once they pass this
+    /// fraction of its rows (above 1: never).
+    pub compact_deleted_fraction: f64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let engine = EngineOptions::default();
+        StorageConfig {
+            seal_bytes: engine.seal_bytes,
+            merge_factor: engine.merge_factor,
+            max_merge_bytes: engine.max_merge_bytes,
+            compact_deleted_fraction: engine.compact_deleted_fraction,
         }
     }
 }
@@ -263,6 +295,12 @@ impl ServerConfig {
             "PARADOX_REQUEST_TIMEOUT_MS" => self.limits.request_timeout_ms = num(name, value)?,
             "PARADOX_WRITE_QUEUE" => self.limits.write_queue = num(name, value)?,
             "PARADOX_MAX_SNAPSHOT_BYTES" => self.limits.max_snapshot_bytes = num(name, value)?,
+            "PARADOX_SEAL_BYTES" => self.storage.seal_bytes = num(name, value)?,
+            "PARADOX_MERGE_FACTOR" => self.storage.merge_factor = num(name, value)?,
+            "PARADOX_MAX_MERGE_BYTES" => self.storage.max_merge_bytes = num(name, value)?,
+            "PARADOX_COMPACT_DELETED_FRACTION" => {
+                self.storage.compact_deleted_fraction = num(name, value)?
+            }
             "PARADOX_API_KEY" => self.auth.keys.push(ApiKeyConfig {
                 name: "env-admin".into(),
                 key: value.to_string(),
@@ -292,6 +330,18 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// The engine options this configuration asks for (fsync policy and storage).
+    pub fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            fsync: FsyncPolicy::parse(&self.fsync).unwrap_or_default(),
+            seal_bytes: self.storage.seal_bytes,
+            merge_factor: self.storage.merge_factor,
+            max_merge_bytes: self.storage.max_merge_bytes,
+            compact_deleted_fraction: self.storage.compact_deleted_fraction,
+            ..EngineOptions::default()
+        }
+    }
+
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !matches!(self.fsync.as_str(), "always" | "interval" | "never") {
@@ -319,6 +369,22 @@ impl ServerConfig {
             if value == 0 {
                 return Err(invalid(name, "must be at least 1"));
             }
+        }
+        let st = &self.storage;
+        if st.seal_bytes < 1 << 20 {
+            return Err(invalid(
+                "storage.seal_bytes",
+                format!("must be at least 1048576 (1 MiB), got {}", st.seal_bytes),
+            ));
+        }
+        if !(st.compact_deleted_fraction.is_finite() && st.compact_deleted_fraction > 0.0) {
+            return Err(invalid(
+                "storage.compact_deleted_fraction",
+                format!(
+                    "must be a number above 0 (above 1: never compact), got {}",
+                    st.compact_deleted_fraction
+                ),
+            ));
         }
         if let Some(tls) = &self.tls {
             if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
@@ -398,5 +464,49 @@ mod tests {
         let env = vec![("PARADOX_MAX_BATCH".to_string(), "lots".to_string())];
         let err = ServerConfig::load(None, env).unwrap_err();
         assert!(err.to_string().contains("PARADOX_MAX_BATCH"), "{err}");
+    }
+
+    #[test]
+    fn storage_reaches_the_engine_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paradox.toml");
+        std::fs::write(
+            &path,
+            "fsync = \"always\"\n[storage]\nseal_bytes = 8388608\nmerge_factor = 8\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "PARADOX_COMPACT_DELETED_FRACTION".to_string(),
+            "0.5".to_string(),
+        )];
+        let options = ServerConfig::load(Some(&path), env)
+            .unwrap()
+            .engine_options();
+        assert_eq!(options.fsync, FsyncPolicy::Always);
+        assert_eq!(options.seal_bytes, 8 << 20);
+        assert_eq!(options.merge_factor, 8);
+        assert_eq!(options.compact_deleted_fraction, 0.5);
+        assert_eq!(
+            options.max_merge_bytes,
+            EngineOptions::default().max_merge_bytes
+        );
+        for (name, value, needle) in [
+            ("PARADOX_SEAL_BYTES", "1000", "storage.seal_bytes"),
+            (
+                "PARADOX_COMPACT_DELETED_FRACTION",
+                "0",
+                "storage.compact_deleted_fraction",
+            ),
+            (
+                "PARADOX_COMPACT_DELETED_FRACTION",
+                "NaN",
+                "storage.compact_deleted_fraction",
+            ),
+            ("PARADOX_MERGE_FACTOR", "-1", "PARADOX_MERGE_FACTOR"),
+        ] {
+            let env = vec![(name.to_string(), value.to_string())];
+            let err = ServerConfig::load(None, env).unwrap_err();
+            assert!(err.to_string().contains(needle), "{name}={value}: {err}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::gate::Gate;
 use crate::grpc::GrpcService;
 use crate::rest::{self, legacy::LegacyState, AppState};
 use crate::service::{EngineService, MemoryService};
-use paradox_engine::{Engine, EngineOptions, FsyncPolicy};
+use paradox_engine::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,20 +92,9 @@ impl RunningServer {
     }
 }
 
-fn fsync_policy(name: &str) -> FsyncPolicy {
-    match name {
-        "always" => FsyncPolicy::Always,
-        "never" => FsyncPolicy::Never,
-        _ => FsyncPolicy::default(),
-    }
-}
-
 /// Opens `config.data_dir` and starts serving it.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    let options = EngineOptions {
-        fsync: fsync_policy(&config.fsync),
-        ..EngineOptions::default()
-    };
+    let options = config.engine_options();
     let dir = config.data_dir.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::open_with(&dir, options))
         .await
