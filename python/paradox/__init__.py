@@ -11,7 +11,9 @@ Two layers in one package:
   same names and return shapes, searches served by the Rust engine.
 """
 
-from . import decoder, encoder, reasoning, remote, visualization
+import atexit
+
+from . import _native, decoder, encoder, reasoning, remote, visualization
 from ._native import Collection, Engine, LivingCollection, ParadoxError, Server, serve
 from .autonomous import AutoAgent
 from .engine import LatentMemoryEngine
@@ -23,6 +25,9 @@ from .simulation import Simulation, SimulationEnv
 from .visualization import LatentVisualizer
 
 __version__ = "0.18.0"
+
+# Migrations through Python encoders need the GIL: stop them before the interpreter goes.
+atexit.register(_native._pause_living_migrations)
 
 __all__ = [
     "AutoAgent",

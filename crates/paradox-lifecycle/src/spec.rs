@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::adapter::AdapterKind;
-use crate::encoder::{parse_space, Encoder};
+use crate::encoder::{parse_space, Encoder, EncoderInfo};
 use crate::error::{LifecycleError, Result};
 use crate::hashing::HashingEncoder;
-use crate::minilm::{default_model_dir, MiniLmEncoder, MiniLmOptions};
+use crate::minilm::{default_model_dir, MiniLmEncoder, MiniLmOptions, MINILM_KIND};
 
 fn invalid(message: impl Into<String>) -> LifecycleError {
     LifecycleError::InvalidArgument(message.into())
@@ -48,20 +48,29 @@ pub fn encoder_from_spec(
         }
         "minilm" => {
             let layers = whole("minilm:LAYERS")?;
-            let dir = match model_dir {
-                Some(d) => d.to_path_buf(),
-                None => default_model_dir().ok_or_else(|| {
-                    invalid(
+            let Some(dir) = model_dir else {
+                // No directory named: the default one is looked up again wherever the
+                // collection is opened, so no machine's path is pinned in its state.
+                if default_model_dir().is_none() {
+                    return Err(invalid(
                         "no MiniLM model directory: give one or set PARADOX_MINILM_DIR \
                          (scripts/fetch-minilm.sh downloads it)",
-                    )
-                })?,
+                    ));
+                }
+                let info = EncoderInfo {
+                    name: name.to_string(),
+                    version,
+                    dim: 0,
+                    kind: MINILM_KIND.to_string(),
+                    params: serde_json::json!({ "dir": null, "layers": layers }),
+                };
+                return Ok(Arc::new(MiniLmEncoder::from_info(&info)?));
             };
             let options = MiniLmOptions {
                 layers,
                 ..MiniLmOptions::default()
             };
-            Ok(Arc::new(MiniLmEncoder::load(&dir, name, version, options)?))
+            Ok(Arc::new(MiniLmEncoder::load(dir, name, version, options)?))
         }
         other => Err(invalid(format!(
             "unknown encoder `{other}`: expected hashing:DIM, minilm or minilm:LAYERS"
@@ -78,6 +87,11 @@ pub fn adapter_kind_from_spec(text: &str) -> Result<AdapterKind> {
         arg.parse()
             .map_err(|_| invalid(format!("{kind}:N needs a whole number, got `{arg}`")))
     };
+    if matches!(kind, "procrustes" | "affine") && arg.is_some() {
+        return Err(invalid(format!(
+            "{kind} takes no `:` argument, got `{text}`"
+        )));
+    }
     Ok(match kind {
         "procrustes" => AdapterKind::Procrustes,
         "affine" => AdapterKind::Affine { ridge: 1e-3 },
@@ -129,5 +143,6 @@ mod tests {
         assert!(adapter_kind_from_spec("low_rank").is_err());
         assert!(adapter_kind_from_spec("mlp:x").is_err());
         assert!(adapter_kind_from_spec("pca").is_err());
+        assert!(adapter_kind_from_spec("affine:0.1").is_err());
     }
 }

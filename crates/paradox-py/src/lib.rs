@@ -31,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     evolution::register(m)?;
     m.add_class::<simulation::PySimulation>()?;
     m.add_class::<living::PyLiving>()?;
+    m.add_function(wrap_pyfunction!(living::_pause_living_migrations, m)?)?;
     m.add("ParadoxError", m.py().get_type::<errors::ParadoxError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -7,8 +7,8 @@
 //! callables `f(texts: list[str]) -> array (len(texts), dim)`; a callable lives in this
 //! process only, so after reopening it is attached again with `attach_encoder`. Every
 //! call into the lifecycle releases the GIL; a Python encoder takes it back while it runs
-//! (also from the migration's thread, so a migration through a Python encoder should be
-//! waited for or paused before the interpreter exits).
+//! (also from the migration's thread; migrations are paused at interpreter exit). An
+//! exception a Python encoder raises reaches the caller as itself.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +16,8 @@ use std::sync::Arc;
 use paradox_lifecycle::drift::DriftConfig;
 use paradox_lifecycle::encoder::{parse_space, Encoder, EncoderInfo};
 use paradox_lifecycle::living::{
-    DriftWindow, LivingCollection, LivingOptions, LivingSearch, MigrationOptions, SpaceSpec,
+    DriftWindow, LivingCollection, LivingOptions, LivingSearch, MigrationOptions, MigrationPhase,
+    SpaceSpec,
 };
 use paradox_lifecycle::spec::{adapter_kind_from_spec, encoder_from_spec};
 use paradox_lifecycle::LifecycleError;
@@ -33,13 +34,46 @@ use crate::errors::{invalid, to_py, ParadoxError};
 /// The `kind` of an encoder implemented by a Python callable.
 const PYTHON_KIND: &str = "python";
 
-/// Maps a lifecycle error: caller mistakes are `ValueError`, engine errors as the engine's.
+/// How often a blocking wait lets Python deliver signals (Ctrl-C).
+const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+thread_local! {
+    /// The exception a Python encoder raised on this thread (or the `ValueError` for its
+    /// wrong output), re-raised as itself when the lifecycle call it failed returns.
+    static ENCODER_ERROR: std::cell::RefCell<Option<PyErr>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Collections whose migrations may run through Python encoders; paused at exit.
+static MIGRATING: std::sync::Mutex<Vec<std::sync::Weak<LivingCollection>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Maps a lifecycle error: a Python encoder's own exception as itself, caller mistakes
+/// as `ValueError`, engine errors as the engine's, the rest as `ParadoxError`.
 fn lifecycle_to_py(error: LifecycleError) -> PyErr {
+    let raised = ENCODER_ERROR.with(|e| e.borrow_mut().take());
     match error {
+        LifecycleError::Model(_) if raised.is_some() => raised.expect("checked"),
         LifecycleError::Engine(e) => to_py(e),
         LifecycleError::InvalidArgument(_) => PyValueError::new_err(error.to_string()),
         _ => ParadoxError::new_err(error.to_string()),
     }
+}
+
+/// Pauses every migration started from Python (registered with `atexit` by the
+/// package): their threads must not need the GIL while the interpreter shuts down.
+#[pyfunction]
+pub fn _pause_living_migrations(py: Python<'_>) {
+    let collections: Vec<Arc<LivingCollection>> = MIGRATING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .filter_map(|w| w.upgrade())
+        .collect();
+    py.allow_threads(|| {
+        for living in collections {
+            living.pause_migration();
+        }
+    });
 }
 
 fn to_dict<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<PyObject> {
@@ -57,13 +91,6 @@ struct PyEncoder {
 
 impl PyEncoder {
     fn new(func: &Bound<'_, PyAny>, space: &str, dim: usize) -> PyResult<PyEncoder> {
-        if !func.is_callable() {
-            return Err(invalid(
-                "encoder",
-                "expected a spec string (\"hashing:DIM\", \"minilm\", \"minilm:LAYERS\") or a \
-                 callable f(texts) -> array (len(texts), dim)",
-            ));
-        }
         let (name, version) = parse_space(space).ok_or_else(|| {
             invalid(
                 "space",
@@ -107,7 +134,11 @@ impl Encoder for PyEncoder {
             }
             Ok(vectors.data)
         })
-        .map_err(|e| LifecycleError::Model(format!("python encoder for `{space}`: {e}")))
+        .map_err(|e| {
+            let message = format!("python encoder for `{space}`: {e}");
+            ENCODER_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
+            LifecycleError::Model(message)
+        })
     }
 }
 
@@ -126,6 +157,13 @@ fn read_encoder(
             .py()
             .allow_threads(|| encoder_from_spec(&spec, &space, dir.as_deref()))
             .map_err(lifecycle_to_py);
+    }
+    if !obj.is_callable() {
+        return Err(invalid(
+            "encoder",
+            "expected a spec string (\"hashing:DIM\", \"minilm\", \"minilm:LAYERS\") or a \
+             callable f(texts) -> array (len(texts), dim)",
+        ));
     }
     let dim = dim.ok_or_else(|| invalid("dim", "a Python encoder needs its dimension (dim=)"))?;
     Ok(Arc::new(PyEncoder::new(obj, space, dim)?))
@@ -273,8 +311,14 @@ impl PyLiving {
             .spaces()
             .into_iter()
             .find(|s| s.name == space)
-            .map(|s| s.dim);
-        let encoder = read_encoder(encoder, space, dim, model_dir.as_ref())?;
+            .map(|s| s.dim)
+            .ok_or_else(|| {
+                invalid(
+                    "space",
+                    format!("collection `{}` has no space `{space}`", self.inner.name()),
+                )
+            })?;
+        let encoder = read_encoder(encoder, space, Some(dim), model_dir.as_ref())?;
         self.inner
             .attach_encoder(space, encoder)
             .map_err(lifecycle_to_py)
@@ -471,19 +515,43 @@ impl PyLiving {
         let status = py
             .allow_threads(|| self.inner.migrate(options))
             .map_err(lifecycle_to_py)?;
+        let mut migrating = MIGRATING.lock().unwrap_or_else(|e| e.into_inner());
+        migrating.retain(|w| w.strong_count() > 0);
+        migrating.push(Arc::downgrade(&self.inner));
+        drop(migrating);
         to_dict(py, &status)
     }
 
     /// The current (or last) migration's progress, or None.
     fn migration_status(&self, py: Python<'_>) -> PyResult<PyObject> {
-        match self.inner.migration_status() {
+        // Without the GIL: the status lock can be held by a waiter whose migration
+        // thread needs the GIL for a Python encoder.
+        match py.allow_threads(|| self.inner.migration_status()) {
             Some(status) => to_dict(py, &status),
             None => Ok(py.None()),
         }
     }
 
     /// Blocks until the running migration ends; returns its final status (or None).
+    /// Ctrl-C interrupts the wait (the migration goes on; :meth:`pause_migration` stops
+    /// it).
     fn wait_for_migration(&self, py: Python<'_>) -> PyResult<PyObject> {
+        loop {
+            let running = py.allow_threads(|| {
+                let running = self
+                    .inner
+                    .migration_status()
+                    .is_some_and(|s| s.phase == MigrationPhase::Running);
+                if running {
+                    std::thread::sleep(SIGNAL_POLL);
+                }
+                running
+            });
+            if !running {
+                break;
+            }
+            py.check_signals()?;
+        }
         match py.allow_threads(|| self.inner.wait_for_migration()) {
             Some(status) => to_dict(py, &status),
             None => Ok(py.None()),

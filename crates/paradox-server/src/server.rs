@@ -125,8 +125,9 @@ const DRAIN_SLACK: Duration = Duration::from_secs(2);
 
 /// Waits for a listener task to finish its graceful shutdown, but at most `bound` after
 /// the shutdown began; then stops waiting (aborts the accept loop) so the engine is
-/// flushed. Every call a connection could still carry has timed out by then, so nothing
-/// acknowledged is lost; such a connection's own task ends when its client goes or the
+/// flushed. Calls under the request timeout have ended by then, so nothing acknowledged
+/// is lost (a snapshot upload still streaming, bounded only by idleness, was not
+/// acknowledged either); such a connection's own task ends when its client goes or the
 /// runtime stops (process exit, or `paradox.serve`'s `stop`).
 async fn drain(
     mut task: JoinHandle<Result<(), ServerError>>,
@@ -278,11 +279,17 @@ pub async fn start_with_service(
     // (a client that stalls mid-request) must not hold the shutdown open.
     let drain_bound = Duration::from_millis(config.limits.request_timeout_ms) + DRAIN_SLACK;
     let task = tokio::spawn(async move {
-        let rest = drain(rest_task, stop_rx.clone(), drain_bound, "rest").await;
-        let grpc = match grpc_task {
-            Some(task) => Some(drain(task, stop_rx, drain_bound, "grpc").await),
-            None => None,
+        // Both listeners drain at once, so the bound holds for the whole shutdown.
+        let grpc_drain = async {
+            match grpc_task {
+                Some(task) => Some(drain(task, stop_rx.clone(), drain_bound, "grpc").await),
+                None => None,
+            }
         };
+        let (rest, grpc) = tokio::join!(
+            drain(rest_task, stop_rx.clone(), drain_bound, "rest"),
+            grpc_drain
+        );
         // Flush even when a listener failed: acknowledged writes must reach the disk.
         let flushed = flush_service.flush().await.map_err(ServerError::Flush);
         let joined = |r: Result<Result<(), ServerError>, tokio::task::JoinError>, transport| {
