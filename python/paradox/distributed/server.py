@@ -75,17 +75,25 @@ def _listen_addr(host: str, port: int) -> str:
     return f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"
 
 
-def _interrupt_on_sigterm() -> Callable[[], None]:
-    """Makes SIGTERM raise KeyboardInterrupt in the main thread (a graceful stop, as
-    uvicorn did); returns the function that restores the previous handler."""
+def _interrupt_on_signals() -> Callable[[], None]:
+    """Makes SIGINT and SIGTERM raise KeyboardInterrupt in the main thread (a graceful
+    stop, as uvicorn did), even when the process started with SIGINT ignored (a
+    background job of a non-interactive shell); returns the function that restores the
+    previous handlers."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+
+    return restore
 
 
 class ShardServer:
@@ -142,9 +150,12 @@ class ShardServer:
     def run(self, host: str = "0.0.0.0", port: int = 8000) -> None:
         """Serves until Ctrl-C or SIGTERM (or :meth:`stop` from another thread), then
         stops gracefully: in-flight calls finish and every write is flushed."""
-        self.start(host, port, log=True)
-        restore = _interrupt_on_sigterm()
+        # Handlers first, so a signal that arrives while the node starts also stops it.
+        restore = _interrupt_on_signals()
+        started = False
         try:
+            self.start(host, port, log=True)
+            started = True
             # Waits in Python, not in the native `Server.wait`: 0.17 programs run nodes in
             # daemon threads, and a daemon thread must not be inside native code when the
             # interpreter exits (CPython ends such threads by unwinding them, which native
@@ -158,7 +169,9 @@ class ShardServer:
             pass
         finally:
             restore()
-            self.stop()
+            # A node interrupted while starting is stopped at exit (`_stop_running_nodes`).
+            if started:
+                self.stop()
 
     def stop(self) -> None:
         """Stops serving (graceful; idempotent) and removes a temporary data directory."""
