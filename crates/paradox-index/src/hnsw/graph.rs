@@ -147,6 +147,77 @@ impl Graph {
         block[0].store(count as u32, Relaxed);
     }
 
+    /// An independent copy (links as of now).
+    pub fn deep_copy(&self) -> Graph {
+        let copy = |v: &[AtomicU32]| v.iter().map(|a| AtomicU32::new(a.load(Relaxed))).collect();
+        Graph {
+            m: self.m,
+            m0: self.m0,
+            levels: self.levels.clone(),
+            level0: copy(&self.level0),
+            upper_offsets: self.upper_offsets.clone(),
+            upper: copy(&self.upper),
+            entry: AtomicU32::new(self.entry.load(Relaxed)),
+            max_level: AtomicU32::new(self.max_level.load(Relaxed)),
+            entry_lock: Mutex::new(()),
+            locks: (0..self.len()).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    /// The graph without the nodes `dropped` selects, the others renumbered in order (a
+    /// kept node's new number is the count of kept nodes before it). Links to dropped
+    /// nodes are left out: [`repair`](super::build::repair) first, so there are none.
+    pub fn without(&self, dropped: &impl Fn(u32) -> bool) -> Graph {
+        let n = self.len();
+        let mut renumbered = vec![NONE; n];
+        let mut levels = Vec::with_capacity(n);
+        for node in 0..n as u32 {
+            if !dropped(node) {
+                renumbered[node as usize] = levels.len() as u32;
+                levels.push(self.levels[node as usize]);
+            }
+        }
+        let out = Graph::with_levels(self.m, levels);
+        let mut links = [0u32; MAX_LINKS];
+        let mut mapped = Vec::with_capacity(MAX_LINKS);
+        for (old, &new) in renumbered.iter().enumerate() {
+            if new == NONE {
+                continue;
+            }
+            for level in 0..=self.levels[old] as usize {
+                let count = self.read_links(old as u32, level, &mut links);
+                mapped.clear();
+                mapped.extend(
+                    links[..count]
+                        .iter()
+                        .map(|&l| renumbered[l as usize])
+                        .filter(|&l| l != NONE),
+                );
+                out.write_links(new, level, &mapped);
+            }
+        }
+        let entry = self.entry.load(Relaxed);
+        let kept_entry = if entry == NONE {
+            NONE
+        } else {
+            renumbered[entry as usize]
+        };
+        // The entry is the node of the top level; if it was dropped, the highest kept node.
+        let entry = if kept_entry != NONE {
+            kept_entry
+        } else {
+            (0..out.len() as u32)
+                .max_by_key(|&node| out.levels[node as usize])
+                .unwrap_or(NONE)
+        };
+        if entry != NONE {
+            out.entry.store(entry, Relaxed);
+            out.max_level
+                .store(out.levels[entry as usize] as u32, Relaxed);
+        }
+        out
+    }
+
     /// Bytes held by the graph.
     pub fn memory_bytes(&self) -> usize {
         self.levels.capacity()

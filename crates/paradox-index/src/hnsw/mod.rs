@@ -196,6 +196,35 @@ impl HnswIndex {
         );
     }
 
+    /// The graph over the rows `keep` selects, renumbered in order (a kept row's new number
+    /// is the count of kept rows before it), for a segment rewritten without its deleted
+    /// rows. A copy of this graph loses the other rows (and this index's own tombstones)
+    /// as [`HnswIndex::repair`] would remove them, with a local beam of `repair_ef`
+    /// instead of `ef_construction`, then is rewritten without them. `vectors` are this
+    /// graph's rows (the old numbering); this index is only read, so it can keep serving
+    /// searches meanwhile.
+    ///
+    /// Its cost grows with the nodes that linked to dropped ones rather than with all
+    /// rows: rewriting a segment this way is several times cheaper than building its graph
+    /// anew when a minority of its rows go (see `examples/compaction.rs`).
+    pub fn compacted(
+        &self,
+        vectors: VectorView<'_>,
+        keep: &(impl Fn(u32) -> bool + Sync),
+        repair_ef: usize,
+    ) -> HnswIndex {
+        debug_assert_eq!(vectors.len(), self.len());
+        let graph = self.graph.deep_copy();
+        let dropped = |row: u32| !keep(row) || self.is_deleted(row);
+        build::repair(&graph, &Space::new(vectors), &dropped, repair_ef.max(1));
+        HnswIndex {
+            params: self.params,
+            graph: graph.without(&dropped),
+            deleted: Vec::new(),
+            deleted_count: 0,
+        }
+    }
+
     /// Level-0 out-degree of every node (for diagnostics and tests).
     pub fn degrees(&self) -> Vec<usize> {
         (0..self.graph.len() as u32)

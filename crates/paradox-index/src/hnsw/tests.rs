@@ -166,6 +166,98 @@ fn delete_then_repair_removes_every_link_to_deleted_nodes_and_keeps_recall() {
 }
 
 #[test]
+fn compacted_graph_renumbers_the_kept_rows_and_searches_like_a_fresh_build() {
+    let dim = 16;
+    let n = 3000;
+    let data = clustered(n, dim, 15, 8);
+    let queries = clustered(80, dim, 15, 9);
+    let view = VectorView {
+        data: &data,
+        dim,
+        metric: Metric::L2,
+    };
+    let params = HnswParams {
+        m: 12,
+        ef_construction: 100,
+        ..Default::default()
+    };
+    let mut index = HnswIndex::build(view, params);
+    // The index's own tombstones go too, with the rows `keep` leaves out.
+    index.delete(1);
+    let keep = |r: u32| !r.is_multiple_of(5) && r != 1; // 20% dropped, row 1 by its tombstone
+    let kept_rows: Vec<usize> = (0..n).filter(|&r| keep(r as u32)).collect();
+    let kept: Vec<f32> = kept_rows
+        .iter()
+        .flat_map(|&r| data[r * dim..(r + 1) * dim].to_vec())
+        .collect();
+    let kept_view = VectorView {
+        data: &kept,
+        dim,
+        metric: Metric::L2,
+    };
+    let compacted = index.compacted(view, &|r| keep(r) || r == 1, 32);
+    assert_eq!(compacted.len(), kept_rows.len());
+    assert_eq!(compacted.deleted_count(), 0);
+    let graph = &compacted.graph;
+    let mut links = [0u32; graph::MAX_LINKS];
+    for node in 0..graph.len() as u32 {
+        for level in 0..=graph.levels[node as usize] as usize {
+            let count = graph.read_links(node, level, &mut links);
+            assert!(
+                level > 0 || count > 0,
+                "node {node} lost every level-0 link"
+            );
+            for &l in &links[..count] {
+                assert!(
+                    l != node && (l as usize) < graph.len(),
+                    "node {node}: link {l}"
+                );
+                assert!(graph.levels[l as usize] as usize >= level);
+            }
+        }
+    }
+    let entry = graph.entry.load(Acquire);
+    assert_eq!(
+        graph.max_level.load(Acquire),
+        graph.levels[entry as usize] as u32
+    );
+    assert_eq!(
+        graph.levels[entry as usize],
+        *graph.levels.iter().max().unwrap()
+    );
+    // Row numbers follow the kept rows in order: searching a kept row's vector finds its
+    // new number first.
+    for (new, &old) in kept_rows.iter().enumerate().step_by(97) {
+        let found = compacted.search(
+            kept_view,
+            &data[old * dim..(old + 1) * dim],
+            1,
+            None,
+            &SearchParams::default(),
+        );
+        assert_eq!(found[0].key, new as u64, "old row {old}");
+    }
+    let fresh = HnswIndex::build(kept_view, params);
+    let compacted_recall = recall(&compacted, kept_view, &queries, 10, 64, |_| false);
+    let fresh_recall = recall(&fresh, kept_view, &queries, 10, 64, |_| false);
+    assert!(
+        compacted_recall + 0.01 >= fresh_recall,
+        "compacted {compacted_recall}, fresh build {fresh_recall}"
+    );
+    // Nothing kept: an empty graph that answers nothing.
+    let none = index.compacted(view, &|_| false, 32);
+    assert_eq!(none.len(), 0);
+    let empty = VectorView {
+        data: &[],
+        dim,
+        metric: Metric::L2,
+    };
+    assert!(none
+        .search(empty, &queries[..dim], 5, None, &SearchParams::default())
+        .is_empty());
+}
+
+#[test]
 fn filtered_search_returns_only_allowed_rows() {
     let dim = 8;
     let data = clustered(2000, dim, 8, 7);
