@@ -96,6 +96,57 @@ fn graphs_are_built_in_the_background_persisted_and_searched() {
 }
 
 #[test]
+fn a_segment_compacted_alone_keeps_its_graph_minus_the_deleted_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = clustered(40, 99, 1_000_000);
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.create_collection(config()).unwrap();
+    col.upsert(clustered(3000, 1, 0)).unwrap();
+    col.flush().unwrap();
+    col.wait_for_indexes();
+    assert_eq!(col.info().sealed_segments, 1);
+    assert_eq!(col.maintenance_info().graphs_kept, 0);
+    let victims: Vec<PointId> = (0..3000u64).step_by(4).map(PointId::Num).collect();
+    col.delete(&victims).unwrap();
+    col.flush().unwrap();
+    let report = col.compact().unwrap();
+    assert_eq!(report.rows_reclaimed, 750);
+    // The new segment serves through the derived graph at once, with its graph file
+    // written; nothing was queued for a build.
+    assert_eq!(col.maintenance_info().graphs_kept, 1);
+    assert_eq!(col.pending_index_builds(), 0);
+    let graphs = std::fs::read_dir(dir.path().join("collections/g"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".hnsw")
+        })
+        .count();
+    assert_eq!(graphs, 1);
+    let dead: HashSet<PointId> = victims.into_iter().collect();
+    for q in &queries {
+        let hits = col
+            .search(&SearchRequest::new(q.vector.clone(), 20))
+            .unwrap();
+        assert_eq!(hits.len(), 20);
+        assert!(hits.iter().all(|h| !dead.contains(&h.id)));
+    }
+    let r = recall(&col, &queries, None);
+    assert!(r >= 0.95, "recall {r}");
+    // Reopen: the derived graph loads from its file.
+    drop(col);
+    drop(engine);
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.collection("g").unwrap();
+    assert_eq!(col.pending_index_builds(), 0);
+    assert_eq!(col.count(None).unwrap(), 2250);
+    assert!(recall(&col, &queries, None) >= 0.95);
+}
+
+#[test]
 fn a_damaged_graph_file_is_rebuilt_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -7,7 +7,7 @@ use crate::config::{HnswConfig, IndexConfig, IndexPlan, TraversalEncoding};
 use crate::error::Result;
 use crate::segment::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
-    write_index_file, write_ivf_file, SealedSegment, SegmentGraph, SegmentIndex,
+    write_index_file, write_ivf_file, DeletedRows, SealedSegment, SegmentGraph, SegmentIndex,
 };
 use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, IvfParams, VectorView};
 use parking_lot::{Condvar, Mutex};
@@ -17,6 +17,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 type BuildJob = Box<dyn FnOnce() + Send>;
+
+/// Local beam of the link repair when a compaction derives a segment's graph from the old
+/// one (see [`Collection::derive_graph`]; chosen with `paradox-index`'s
+/// `examples/compaction.rs`).
+const COMPACTION_REPAIR_EF: usize = 32;
 
 /// Sends a build to the process-wide build worker. Builds run one at a time (each uses
 /// every core through the rayon pool), so a burst of seals queues its builds instead of
@@ -44,6 +49,26 @@ fn submit(job: BuildJob) {
         let _ = std::thread::Builder::new()
             .name("paradox-index-build".into())
             .spawn(job);
+    }
+}
+
+/// The rayon pool index builds run on (graphs, inverted files, a compaction's graph
+/// repair), one thread per core. Searches run on rayon's global pool: a build there keeps
+/// every worker busy with its own split jobs until it ends, and searches queued behind it
+/// waited the whole build (seconds to minutes: the server's soak saw requests time out).
+/// With a pool of its own, the OS shares the cores between builds and searches.
+fn on_build_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("paradox-build-{i}"))
+            .build()
+            .ok()
+    });
+    match pool {
+        Some(pool) => pool.install(work),
+        // No threads to be had: build on the current pool, as before.
+        None => work(),
     }
 }
 
@@ -178,11 +203,11 @@ impl Collection {
                 dim,
                 metric,
             };
-            let index = SegmentGraph {
+            let index = on_build_pool(|| SegmentGraph {
                 hnsw: HnswIndex::build(view, params),
                 encoded: (encoding != TraversalEncoding::F32)
                     .then(|| EncodedVectors::encode(view, encoding.to_index())),
-            };
+            });
             // A failed write only costs a rebuild at the next open.
             let _ = write_index_file(path, &index, segment.nonce());
             Some(SegmentIndex::Graph(index))
@@ -223,7 +248,7 @@ impl Collection {
             };
             // Parameters are validated against the dimension when the collection is
             // created; a build that still fails leaves the segment to exact scans.
-            let index = IvfIndex::build(view, params).ok()?;
+            let index = on_build_pool(|| IvfIndex::build(view, params)).ok()?;
             let written = write_ivf_file(path, &index, segment.nonce());
             // On disk: serve from the file just written, so the codes leave RAM.
             if on_disk && written.is_ok() {
@@ -253,6 +278,63 @@ impl Collection {
         if let Some(index) = index {
             segment.set_index(index);
         }
+    }
+
+    /// Installs on `output` — `source` rewritten without its rows in `dropped`, the others
+    /// in order — the source's graph with those rows taken out ([`HnswIndex::compacted`])
+    /// instead of a graph built anew, and writes its index file. Only when the source's
+    /// graph is installed and built as the collection's index config says, and `output`
+    /// should get a graph; returns whether it did (else the caller builds).
+    ///
+    /// Compacting a segment this way costs a fraction of a build (about the share of rows
+    /// that linked to dropped ones, at a short repair beam): the background compaction
+    /// of a large segment with a fifth of its rows deleted stops being a full rebuild.
+    pub(crate) fn derive_graph(
+        &self,
+        source: &SealedSegment,
+        dropped: &DeletedRows,
+        output: &SealedSegment,
+    ) -> bool {
+        let Some(IndexPlan::Hnsw(hnsw)) = self.index_config().plan_for(output.len()) else {
+            return false;
+        };
+        let Some(index) = source.index() else {
+            return false;
+        };
+        let SegmentIndex::Graph(graph) = &*index else {
+            return false;
+        };
+        if !graph_fits(graph, &hnsw) || source.len() - dropped.len() != output.len() {
+            return false;
+        }
+        let (dim, metric) = (self.config.dimension, self.config.metric);
+        let source_view = VectorView {
+            data: source.vectors(),
+            dim,
+            metric,
+        };
+        let keep = |row: u32| !dropped.contains(row);
+        let output_view = VectorView {
+            data: output.vectors(),
+            dim,
+            metric,
+        };
+        let derived = on_build_pool(|| SegmentGraph {
+            hnsw: graph
+                .hnsw
+                .compacted(source_view, &keep, COMPACTION_REPAIR_EF),
+            encoded: (hnsw.encoding != TraversalEncoding::F32)
+                .then(|| EncodedVectors::encode(output_view, hnsw.encoding.to_index())),
+        });
+        // A failed write only costs a rebuild at the next open.
+        let _ = write_index_file(
+            &self.dir.join(index_file_name(output.id())),
+            &derived,
+            output.nonce(),
+        );
+        output.set_index(SegmentIndex::Graph(derived));
+        self.maintenance.graphs_kept.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Queues `build` on the index-builder thread; its result is installed unless the

@@ -45,6 +45,10 @@ pub struct MaintenanceInfo {
     pub merges: u64,
     /// Background compactions (segments rewritten for their deleted rows) since open.
     pub compactions: u64,
+    /// Segments rewritten alone (background compactions and [`Collection::compact`])
+    /// that kept their graph minus the rows dropped instead of building a new one, since
+    /// open.
+    pub graphs_kept: u64,
     /// The last job's error, if it failed (it is retried).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -68,6 +72,7 @@ pub(crate) struct Maintenance {
     seals: AtomicU64,
     merges: AtomicU64,
     compactions: AtomicU64,
+    pub(crate) graphs_kept: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -276,6 +281,7 @@ impl Collection {
             seals: self.maintenance.seals.load(Ordering::Relaxed),
             merges: self.maintenance.merges.load(Ordering::Relaxed),
             compactions: self.maintenance.compactions.load(Ordering::Relaxed),
+            graphs_kept: self.maintenance.graphs_kept.load(Ordering::Relaxed),
             last_error: self.maintenance.last_error.lock().clone(),
         }
     }

@@ -9,8 +9,10 @@
 //!    persisted deletes file marks (the state as of the manifest's `applied_seq`).
 //! 2. *write* (no lock): the sources' rows minus `base`, in order, to new segment files;
 //!    open them and build each one's index (graph or inverted file), so the merged
-//!    segment serves searches through its index from the first moment. Searches keep
-//!    reading the sources meanwhile.
+//!    segment serves searches through its index from the first moment — a segment
+//!    rewritten alone into one output keeps its graph, minus the rows dropped
+//!    (`Collection::derive_graph`), instead of a new build. Searches keep reading the
+//!    sources meanwhile.
 //! 3. *swap* (seal lock, writer mutex, then the state write lock): rows of the sources
 //!    deleted since `base` (deletes, and upserts that replaced them, during the merge) are
 //!    carried to their new rows, both in the live deleted sets and — for those the
@@ -157,6 +159,7 @@ impl Collection {
                 }
             }
         }
+        let one_output = sources.len() == 1 && rows.len() <= chunk_rows.max(1);
         let mut outputs: Vec<(SegmentEntry, Arc<SealedSegment>)> = Vec::new();
         let abandon = |outputs: &[(SegmentEntry, Arc<SealedSegment>)]| {
             for (entry, segment) in outputs {
@@ -191,7 +194,12 @@ impl Collection {
                     return Err(e);
                 }
             };
-            self.build_index_now(&segment);
+            // A segment rewritten alone keeps its graph, minus the rows dropped.
+            let derived =
+                one_output && self.derive_graph(&sources[0].segment, &sources[0].base, &segment);
+            if !derived {
+                self.build_index_now(&segment);
+            }
             let first = chunk_index * chunk_rows.max(1);
             for (row, &(s, source_row)) in places[first..first + chunk.len()].iter().enumerate() {
                 moved_to[s][source_row as usize] = ((outputs.len() as u64) << 32) | row as u64;
