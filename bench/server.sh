@@ -6,6 +6,12 @@
 #   bash bench/server.sh                      # QPS, p50/p95/p99 and recall at c = 1, 8, 64
 #   bash bench/server.sh --soak 600           # and a 10-minute soak (90% search, 10% upsert, c=32)
 #   bash bench/server.sh --seconds 5 --quick  # smoke test of the plumbing (10k rows, short runs)
+#   bash bench/server.sh --soak 600 --soak-only  # the soak alone (no Chroma, no query runs)
+#
+# PARADOX_* variables reach `paradox serve` (e.g. PARADOX_SEAL_BYTES for the soak's
+# growing segment; see docs/server.md); PARADOX_BIN=path uses that binary instead of
+# building one; SOAK_ARGS adds flags to `paradox bench server` in --soak-only runs (e.g.
+# "--soak-sample-seconds 15").
 #
 # What it does:
 #   1. builds `paradox` (release) and a venv with the pinned chromadb (bench/.venv-chroma);
@@ -26,6 +32,7 @@ dataset="minilm-wn30-s0-n110000-q1000"
 seconds=10
 soak=""
 quick=0
+soak_only=0
 target_recall=0.95
 concurrency="1,8,64"
 rest_port=18333
@@ -40,7 +47,8 @@ while [[ $# -gt 0 ]]; do
     --target-recall) target_recall="$2"; shift 2 ;;
     --dataset) dataset="$2"; shift 2 ;;
     --quick) quick=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --soak-only) soak_only=1; shift ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "server.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -59,13 +67,22 @@ for f in "$base" "$queries" "$gt"; do
   fi
 done
 
-echo "== building paradox (release)"
-(cd "$root" && cargo build --release --quiet -p paradox-cli)
-paradox="$root/target/release/paradox"
+if [[ -n "${PARADOX_BIN:-}" ]]; then
+  paradox="$PARADOX_BIN"  # a binary built before (e.g. of another revision)
+else
+  echo "== building paradox (release)"
+  (cd "$root" && cargo build --release --quiet -p paradox-cli)
+  paradox="$root/target/release/paradox"
+fi
+
+if [[ $soak_only -eq 1 && -z "$soak" ]]; then
+  echo "server.sh: --soak-only needs --soak SECONDS" >&2
+  exit 2
+fi
 
 venv="$bench_dir/.venv-chroma"
 installed="$("$venv/bin/python" -m pip show chromadb 2>/dev/null || true)"
-if [[ ! -x "$venv/bin/chroma" ]] || [[ "$installed" != *"Version: $chroma_version"* ]]; then
+if [[ $soak_only -eq 0 ]] && { [[ ! -x "$venv/bin/chroma" ]] || [[ "$installed" != *"Version: $chroma_version"* ]]; }; then
   echo "== installing chromadb==$chroma_version into $venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip
@@ -115,6 +132,17 @@ paradox_pid=$!
 wait_for "http://127.0.0.1:$rest_port/readyz" "paradox serve"
 
 common=(--collection minilm --queries "$queries" --gt "$gt" --base "$base")
+
+if [[ $soak_only -eq 1 ]]; then
+  mkdir -p "$bench_dir/results"
+  out="$bench_dir/results/server-soak.json"
+  echo "== soaking paradox alone for $soak s"
+  "$paradox" bench server --grpc "http://127.0.0.1:$grpc_port" "${common[@]}" ${SOAK_ARGS:-} \
+    --target-recall "$target_recall" --no-runs --soak-seconds "$soak" \
+    --server-pid "$paradox_pid" | tee "$out"
+  echo "== written to $out"
+  exit 0
+fi
 
 echo "== chroma: loading the same rows"
 start_chroma

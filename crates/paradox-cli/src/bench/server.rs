@@ -640,6 +640,8 @@ async fn soak(
                 samples.push(json!({
                     "t": round(now.duration_since(started).as_secs_f64(), 1),
                     "rss_bytes": pid.and_then(rss_bytes),
+                    "rss_anon_bytes": pid.and_then(|pid| rss_part(pid, "RssAnon:")),
+                    "rss_file_bytes": pid.and_then(|pid| rss_part(pid, "RssFile:")),
                     "searches": counters.searches.load(Ordering::Relaxed),
                     "upserts": counters.upserts.load(Ordering::Relaxed),
                     "errors": counters.errors.load(Ordering::Relaxed),
@@ -783,9 +785,15 @@ fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
 
 /// Resident set size of process `pid`, from `/proc/<pid>/status`.
 fn rss_bytes(pid: u32) -> Option<u64> {
+    rss_part(pid, "VmRSS:")
+}
+
+/// One part of a process's resident set (`RssAnon:`: heap and stacks; `RssFile:`: mapped
+/// files, here the sealed segments), in bytes.
+fn rss_part(pid: u32, field: &str) -> Option<u64> {
     status_field(
         &Path::new("/proc").join(pid.to_string()).join("status"),
-        "VmRSS:",
+        field,
     )
     .map(|kib| kib * 1024)
 }
