@@ -7,6 +7,10 @@
 //! or drop something (collections, snapshots, restores) are never retried, so a retry
 //! cannot act twice.
 //!
+//! Living collections (vector spaces per encoder version, raw text encoded on the
+//! server, adapter-backed search, migrations, drift) have their own calls, `living_*`
+//! (the `paradox.v1.Living` service).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), paradox_client::ClientError> {
 //! use paradox_client::{Client, ClientConfig, NewPoint, Search};
@@ -17,8 +21,10 @@
 //! # Ok(()) }
 //! ```
 
+mod living;
 mod types;
 
+pub use living::{Drift, LivingHit, LivingHits, LivingSearch, Migration, TextPoint};
 pub use types::{CollectionSpec, Hit, NewPoint, Point, PointId, PointVersion, ScrollPage, Search};
 
 /// Generated protobuf messages and the tonic client (`paradox.v1`).
@@ -27,6 +33,7 @@ pub mod proto {
     tonic::include_proto!("paradox.v1");
 }
 
+use proto::living_client::LivingClient;
 use proto::paradox_client::ParadoxClient;
 use std::future::Future;
 use std::time::Duration;
@@ -124,6 +131,7 @@ impl ClientConfig {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: ParadoxClient<Channel>,
+    living: LivingClient<Channel>,
     config: ClientConfig,
 }
 
@@ -168,8 +176,13 @@ impl Client {
             .connect()
             .await
             .map_err(|e| ClientError::Connect(format!("{}: {e}", config.endpoint)))?;
-        let inner = ParadoxClient::new(channel).max_decoding_message_size(256 << 20);
-        Ok(Client { inner, config })
+        let inner = ParadoxClient::new(channel.clone()).max_decoding_message_size(256 << 20);
+        let living = LivingClient::new(channel).max_decoding_message_size(256 << 20);
+        Ok(Client {
+            inner,
+            living,
+            config,
+        })
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
@@ -182,7 +195,8 @@ impl Client {
         request
     }
 
-    /// Runs `call`, retrying when `idempotent` and the failure is transient.
+    /// Runs `call` on the `Paradox` service, retrying when `idempotent` and the failure
+    /// is transient.
     async fn call<M, T, F, Fut>(
         &self,
         idempotent: bool,
@@ -194,9 +208,27 @@ impl Client {
         F: Fn(ParadoxClient<Channel>, Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
+        self.call_on(&self.inner, idempotent, message, call).await
+    }
+
+    /// Runs `call` on `service` (a generated client), retrying when `idempotent` and the
+    /// failure is transient.
+    async fn call_on<C, M, T, F, Fut>(
+        &self,
+        service: &C,
+        idempotent: bool,
+        message: M,
+        call: F,
+    ) -> Result<T, ClientError>
+    where
+        C: Clone,
+        M: Clone,
+        F: Fn(C, Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
         let mut attempt = 0;
         loop {
-            match call(self.inner.clone(), self.request(message.clone())).await {
+            match call(service.clone(), self.request(message.clone())).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status)
                     if idempotent && attempt < self.config.max_retries && retryable(&status) =>

@@ -99,7 +99,7 @@ impl NewPoint {
     }
 }
 
-fn parse_payload(json: &str) -> Result<Map<String, Value>, ClientError> {
+pub(crate) fn parse_payload(json: &str) -> Result<Map<String, Value>, ClientError> {
     if json.is_empty() {
         return Ok(Map::new());
     }

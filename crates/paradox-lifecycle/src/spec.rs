@@ -27,6 +27,35 @@ pub fn encoder_from_spec(
     space: &str,
     model_dir: Option<&Path>,
 ) -> Result<Arc<dyn Encoder>> {
+    match model_dir {
+        Some(dir) => build(spec, space, ModelDir::Pinned(dir)),
+        None => build(spec, space, ModelDir::Default(None)),
+    }
+}
+
+/// Like [`encoder_from_spec`] with no directory named: the encoder's info names none (it
+/// is looked up again wherever the collection is opened), but this process reads MiniLM's
+/// files from `default_dir` when given (a server's configured model directory) instead of
+/// [`default_model_dir`]. Attach the result to the space
+/// ([`crate::living::LivingCollection::attach_encoder`]) so it is used.
+pub fn encoder_from_spec_with_default(
+    spec: &str,
+    space: &str,
+    default_dir: Option<&Path>,
+) -> Result<Arc<dyn Encoder>> {
+    build(spec, space, ModelDir::Default(default_dir))
+}
+
+/// Where a MiniLM encoder built from a spec reads its files.
+#[derive(Clone, Copy)]
+enum ModelDir<'a> {
+    /// This directory, recorded in the info.
+    Pinned(&'a Path),
+    /// Not recorded in the info; read from the given directory, else [`default_model_dir`].
+    Default(Option<&'a Path>),
+}
+
+fn build(spec: &str, space: &str, model_dir: ModelDir<'_>) -> Result<Arc<dyn Encoder>> {
     let (name, version) = parse_space(space).ok_or_else(|| {
         invalid(format!(
             "space `{space}` must look like NAME@VERSION to name an encoder"
@@ -48,23 +77,27 @@ pub fn encoder_from_spec(
         }
         "minilm" => {
             let layers = whole("minilm:LAYERS")?;
-            let Some(dir) = model_dir else {
-                // No directory named: the default one is looked up again wherever the
-                // collection is opened, so no machine's path is pinned in its state.
-                if default_model_dir().is_none() {
-                    return Err(invalid(
-                        "no MiniLM model directory: give one or set PARADOX_MINILM_DIR \
-                         (scripts/fetch-minilm.sh downloads it)",
-                    ));
+            let dir = match model_dir {
+                ModelDir::Pinned(dir) => dir,
+                ModelDir::Default(default_dir) => {
+                    // No directory named: the default one is looked up again wherever
+                    // the collection is opened, so no machine's path is pinned in its
+                    // state.
+                    if default_dir.is_none() && default_model_dir().is_none() {
+                        return Err(invalid(
+                            "no MiniLM model directory: give one or set PARADOX_MINILM_DIR \
+                             (scripts/fetch-minilm.sh downloads it)",
+                        ));
+                    }
+                    let info = EncoderInfo {
+                        name: name.to_string(),
+                        version,
+                        dim: 0,
+                        kind: MINILM_KIND.to_string(),
+                        params: serde_json::json!({ "dir": null, "layers": layers }),
+                    };
+                    return Ok(Arc::new(MiniLmEncoder::from_info_in(&info, default_dir)?));
                 }
-                let info = EncoderInfo {
-                    name: name.to_string(),
-                    version,
-                    dim: 0,
-                    kind: MINILM_KIND.to_string(),
-                    params: serde_json::json!({ "dir": null, "layers": layers }),
-                };
-                return Ok(Arc::new(MiniLmEncoder::from_info(&info)?));
             };
             let options = MiniLmOptions {
                 layers,
@@ -144,5 +177,23 @@ mod tests {
         assert!(adapter_kind_from_spec("mlp:x").is_err());
         assert!(adapter_kind_from_spec("pca").is_err());
         assert!(adapter_kind_from_spec("affine:0.1").is_err());
+    }
+
+    #[test]
+    fn a_default_directory_is_read_but_not_pinned() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = encoder_from_spec_with_default("minilm:2", "m@1", Some(empty.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing model file"), "{err}");
+        let hashing = encoder_from_spec_with_default("hashing:8", "h@1", Some(empty.path()));
+        assert_eq!(hashing.unwrap().info().dim, 8);
+        // With the model at hand (scripts/fetch-minilm.sh), its files are read from the
+        // given directory and the info still names none.
+        if let Some(dir) = default_model_dir() {
+            let encoder = encoder_from_spec_with_default("minilm:1", "m@1", Some(&dir)).unwrap();
+            assert!(encoder.info().params["dir"].is_null());
+            assert_eq!(encoder.info().dim, 384);
+        }
     }
 }

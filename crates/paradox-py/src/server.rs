@@ -400,7 +400,7 @@ fn start(settings: ServerConfig) -> PyResult<PyServer> {
         .build()
         .map_err(|e| ParadoxError::new_err(format!("cannot start the async runtime: {e}")))?;
     let tls = settings.tls.is_some();
-    let service = Arc::new(EngineService::new(engine.clone(), settings.snapshots_dir()));
+    let service = Arc::new(EngineService::configured(engine.clone(), &settings));
     let running: RunningServer = runtime
         .block_on(paradox_server::start_with_service(settings, service))
         .map_err(server_error)?;

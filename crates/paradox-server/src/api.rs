@@ -10,6 +10,9 @@ use paradox_engine::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod living;
+pub use living::*;
+
 /// Reasoning requests and answers are `paradox-mind`'s own types and JSON shapes, so the
 /// server, the Python package and the CLI speak the same language.
 pub use paradox_mind::api::{ReasonRequest, ReasonResponse};

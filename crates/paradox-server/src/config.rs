@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub legacy: LegacyConfig,
     /// Segment maintenance: when the growing segment is sealed, when sealed ones merge.
     pub storage: StorageConfig,
+    /// Living collections: where encoders find their model files.
+    pub lifecycle: LifecycleConfig,
 }
 
 impl Default for ServerConfig {
@@ -69,8 +71,20 @@ impl Default for ServerConfig {
             audit_log: None,
             legacy: LegacyConfig::default(),
             storage: StorageConfig::default(),
+            lifecycle: LifecycleConfig::default(),
         }
     }
+}
+
+/// Living collections (`paradox-lifecycle`) served over the network.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Directory holding the MiniLM model files (`model.safetensors`, `tokenizer.json`,
+    /// `config.json`) for `minilm` encoders whose space names no directory of its own.
+    /// Unset: `$PARADOX_MINILM_DIR`, else `.cache/models/all-MiniLM-L6-v2` under the
+    /// source tree when it exists. `hashing:DIM` encoders need no files.
+    pub model_dir: Option<PathBuf>,
 }
 
 /// Segment maintenance knobs (the engine's `EngineOptions` of the same names).
@@ -89,14 +103,25 @@ pub struct StorageConfig {
     pub compact_deleted_fraction: f64,
 }
 
+/// The server's growing segment: a quarter of the engine's default. A server takes writes
+/// and searches at once, and every search scans the growing segment exactly: 8 MiB (about
+/// 5,400 rows of 384 floats) keeps that scan well under a millisecond and the resident set
+/// within a few percent of its level while writes flow (the 10-minute soak in
+/// `bench/server.sh`).
+pub const SERVER_SEAL_BYTES: usize = 8 << 20;
+/// The server rewrites a segment once a tenth of its rows are deleted (engine default: a
+/// fifth): updates leave old versions behind, and a rewrite keeps the segment's graph
+/// (`HnswIndex::compacted`), so reclaiming them early is cheap.
+pub const SERVER_COMPACT_DELETED_FRACTION: f64 = 0.1;
+
 impl Default for StorageConfig {
     fn default() -> Self {
         let engine = EngineOptions::default();
         StorageConfig {
-            seal_bytes: engine.seal_bytes,
+            seal_bytes: SERVER_SEAL_BYTES,
             merge_factor: engine.merge_factor,
             max_merge_bytes: engine.max_merge_bytes,
-            compact_deleted_fraction: engine.compact_deleted_fraction,
+            compact_deleted_fraction: SERVER_COMPACT_DELETED_FRACTION,
         }
     }
 }
@@ -120,6 +145,9 @@ pub struct Limits {
     /// Largest snapshot file accepted by an upload, in bytes (uploads are streamed to
     /// disk, so this bounds disk use, not memory).
     pub max_snapshot_bytes: u64,
+    /// Longest raw text (in UTF-8 bytes) a living collection's text write or text search
+    /// takes.
+    pub max_text_bytes: usize,
 }
 
 impl Default for Limits {
@@ -132,6 +160,7 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             write_queue: 256,
             max_snapshot_bytes: 16 << 30,
+            max_text_bytes: 64 << 10,
         }
     }
 }
@@ -295,6 +324,11 @@ impl ServerConfig {
             "PARADOX_REQUEST_TIMEOUT_MS" => self.limits.request_timeout_ms = num(name, value)?,
             "PARADOX_WRITE_QUEUE" => self.limits.write_queue = num(name, value)?,
             "PARADOX_MAX_SNAPSHOT_BYTES" => self.limits.max_snapshot_bytes = num(name, value)?,
+            "PARADOX_MAX_TEXT_BYTES" => self.limits.max_text_bytes = num(name, value)?,
+            // The variable the lifecycle crate, the CLI and Python read too.
+            "PARADOX_MINILM_DIR" if !value.is_empty() => {
+                self.lifecycle.model_dir = Some(PathBuf::from(value))
+            }
             "PARADOX_SEAL_BYTES" => self.storage.seal_bytes = num(name, value)?,
             "PARADOX_MERGE_FACTOR" => self.storage.merge_factor = num(name, value)?,
             "PARADOX_MAX_MERGE_BYTES" => self.storage.max_merge_bytes = num(name, value)?,
@@ -365,6 +399,7 @@ impl ServerConfig {
             ("limits.request_timeout_ms", l.request_timeout_ms),
             ("limits.write_queue", l.write_queue as u64),
             ("limits.max_snapshot_bytes", l.max_snapshot_bytes),
+            ("limits.max_text_bytes", l.max_text_bytes as u64),
         ] {
             if value == 0 {
                 return Err(invalid(name, "must be at least 1"));
@@ -467,12 +502,42 @@ mod tests {
     }
 
     #[test]
+    fn lifecycle_model_dir_and_text_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paradox.toml");
+        std::fs::write(
+            &path,
+            "[lifecycle]\nmodel_dir = \"/models/minilm\"\n[limits]\nmax_text_bytes = 100\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(
+            config.lifecycle.model_dir,
+            Some(PathBuf::from("/models/minilm"))
+        );
+        assert_eq!(config.limits.max_text_bytes, 100);
+        let env = vec![("PARADOX_MINILM_DIR".to_string(), "/elsewhere".to_string())];
+        let config = ServerConfig::load(Some(&path), env).unwrap();
+        assert_eq!(
+            config.lifecycle.model_dir,
+            Some(PathBuf::from("/elsewhere"))
+        );
+        assert_eq!(ServerConfig::default().limits.max_text_bytes, 65536);
+        let env = vec![("PARADOX_MAX_TEXT_BYTES".to_string(), "0".to_string())];
+        let err = ServerConfig::load(None, env).unwrap_err();
+        assert!(err.to_string().contains("limits.max_text_bytes"), "{err}");
+        std::fs::write(&path, "[lifecycle]\nmodel_dirr = \"x\"\n").unwrap();
+        let err = ServerConfig::load(Some(&path), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("model_dirr"), "{err}");
+    }
+
+    #[test]
     fn storage_reaches_the_engine_options() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("paradox.toml");
         std::fs::write(
             &path,
-            "fsync = \"always\"\n[storage]\nseal_bytes = 8388608\nmerge_factor = 8\n",
+            "fsync = \"always\"\n[storage]\nseal_bytes = 16777216\nmerge_factor = 8\n",
         )
         .unwrap();
         let env = vec![(
@@ -483,7 +548,17 @@ mod tests {
             .unwrap()
             .engine_options();
         assert_eq!(options.fsync, FsyncPolicy::Always);
-        assert_eq!(options.seal_bytes, 8 << 20);
+        assert_eq!(options.seal_bytes, 16 << 20);
+        // Without any: the server's own defaults, not the engine's.
+        let defaults = ServerConfig::load(None, Vec::new())
+            .unwrap()
+            .engine_options();
+        assert_eq!(defaults.seal_bytes, SERVER_SEAL_BYTES);
+        assert_eq!(
+            defaults.compact_deleted_fraction,
+            SERVER_COMPACT_DELETED_FRACTION
+        );
+        assert_ne!(defaults.seal_bytes, EngineOptions::default().seal_bytes);
         assert_eq!(options.merge_factor, 8);
         assert_eq!(options.compact_deleted_fraction, 0.5);
         assert_eq!(

@@ -7,6 +7,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use paradox_engine::EngineError;
+use paradox_lifecycle::LifecycleError;
 use paradox_mind::MindError;
 
 /// A failed API call.
@@ -48,6 +49,10 @@ pub enum ApiError {
     /// A failure on the server's side; the message is generic (500).
     #[error("{0}")]
     Internal(String),
+    /// This service does not offer the operation (501), e.g. living collections on a
+    /// service that has no lifecycle layer.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl ApiError {
@@ -66,6 +71,7 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
+            ApiError::Unsupported(_) => "unsupported",
         }
     }
 
@@ -84,6 +90,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -102,6 +109,7 @@ impl ApiError {
             ApiError::Timeout(_) => Code::DeadlineExceeded,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::Unsupported(_) => Code::Unimplemented,
         };
         tonic::Status::new(code, self.to_string())
     }
@@ -135,6 +143,34 @@ impl From<MindError> for ApiError {
             MindError::PointNotFound { .. } => ApiError::NotFound(err.to_string()),
             MindError::Dimension { .. } | MindError::Invalid { .. } => {
                 ApiError::InvalidArgument(err.to_string())
+            }
+        }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(err: LifecycleError) -> Self {
+        match err {
+            LifecycleError::Engine(e) => e.into(),
+            // The caller's input (a shape, a name, an empty window), or a fit the data
+            // cannot support (a singular system: more or other calibration pairs help).
+            LifecycleError::InvalidArgument(message) => ApiError::InvalidArgument(message),
+            LifecycleError::Numerical(message) => {
+                ApiError::InvalidArgument(format!("numerical failure: {message}"))
+            }
+            // Model files the server cannot read: its setup, not the request. Paths stay
+            // in the log.
+            LifecycleError::Model(message) => {
+                tracing::error!(error = %message, "encoder failure");
+                ApiError::Unavailable(
+                    "the encoder cannot run on this server (model files missing or \
+                     unreadable: see [lifecycle] model_dir and the server log)"
+                        .into(),
+                )
+            }
+            err @ (LifecycleError::Io { .. } | LifecycleError::Corrupt(_)) => {
+                tracing::error!(error = %err, "lifecycle failure");
+                ApiError::Internal("internal error; see the server log".into())
             }
         }
     }

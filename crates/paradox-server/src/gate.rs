@@ -231,6 +231,25 @@ impl Gate {
         Ok(())
     }
 
+    /// Checks one raw text of a living collection's write or search (`what` names it in
+    /// the request): not blank, at most `limits.max_text_bytes` bytes of UTF-8.
+    pub fn check_text(&self, what: &str, text: &str) -> ApiResult<()> {
+        if text.trim().is_empty() {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid argument `{what}`: the text is empty"
+            )));
+        }
+        if text.len() > self.limits.max_text_bytes {
+            return Err(ApiError::InvalidArgument(format!(
+                "invalid argument `{what}`: {} bytes of text, the limit is {} \
+                 (limits.max_text_bytes)",
+                text.len(),
+                self.limits.max_text_bytes
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks `k` (or a scroll page size).
     pub fn check_k(&self, field: &str, k: usize) -> ApiResult<()> {
         if k == 0 || k > self.limits.max_k {

@@ -3,7 +3,9 @@
 //! Two transports, REST/JSON ([`rest`], axum) and gRPC ([`grpc`], tonic, from
 //! `proto/paradox/v1/paradox.proto`), are thin layers over one trait, [`MemoryService`].
 //! [`EngineService`] implements it for a single node; the cluster router will implement
-//! it too. Both transports pass every call through one [`gate::Gate`]: API-key
+//! it too. Living collections (`paradox-lifecycle`: vector spaces, raw text encoded on the
+//! server, adapters, migrations, drift) are a second trait, [`LivingService`], reached
+//! through [`MemoryService::living`]. Both transports pass every call through one [`gate::Gate`]: API-key
 //! authentication and role/collection authorisation ([`auth`]), limits (batch, `k`,
 //! dimension, body size, per-request timeout, a bounded write queue answering 429),
 //! the JSON-lines [`audit`] log of mutating calls, and Prometheus [`metrics`].
@@ -35,4 +37,4 @@ pub mod proto {
 pub use config::ServerConfig;
 pub use error::{ApiError, ApiResult};
 pub use server::{start, start_with_service, RunningServer, ServerError};
-pub use service::{EngineService, MemoryService};
+pub use service::{EngineService, LivingService, MemoryService};

@@ -12,13 +12,28 @@
 //! | `paradox_growing_bytes` | collection | bytes held by the growing segment |
 //! | `paradox_write_queue_depth` | - | writes admitted and not yet answered |
 //! | `paradox_write_queue_capacity` | - | the write queue's limit |
+//! | `paradox_living_space_points` | collection, space | points a living collection's space holds |
+//! | `paradox_living_coverage` | collection, space | share of the first space's points the space holds |
+//! | `paradox_living_default_space` | collection, space | 1 for the default space, else 0 |
+//! | `paradox_living_migration_migrated_points` | collection, space | points the running or last migration into `space` re-encoded or adapted |
+//! | `paradox_living_migration_skipped_points` | collection, space | points it could not migrate |
+//! | `paradox_living_migration_total_points` | collection, space | points it had to migrate when it started |
+//! | `paradox_living_migration_running` | collection, space | 1 while it runs, else 0 |
+//! | `paradox_living_drift_score` | collection, space, test | latest drift report's score (`mean_shift`, `mmd`, `auc`) |
+//! | `paradox_living_drift_threshold` | collection, space, test | its threshold |
+//! | `paradox_living_drift_flagged` | collection, space, test | 1 when the score is over its threshold |
+//! | `paradox_living_drift_drifted` | collection, space | the report's verdict (the MMD test rejects) |
+//! | `paradox_living_drift_p_value` | collection, space | the MMD test's p-value |
+//! | `paradox_living_drift_computed_seconds` | collection, space | when the report was computed (Unix time) |
 //!
-//! Per-collection gauges are refreshed from the service at each scrape.
+//! Per-collection gauges are refreshed from the service at each scrape. Drift gauges
+//! hold the latest report computed (`POST .../living/drift` or `Living/Drift`) since the
+//! server started: a scrape never computes one.
 
-use crate::api::CollectionDescription;
+use crate::api::{CollectionDescription, LivingMetrics};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The server's metrics.
@@ -33,8 +48,210 @@ pub struct Metrics {
     index_builds: IntGaugeVec,
     maintenance_queue: IntGaugeVec,
     growing_bytes: IntGaugeVec,
+    living: LivingGauges,
     /// Writes admitted and not yet answered.
     pub write_queue_depth: IntGauge,
+}
+
+/// The gauges of living collections (spaces, migrations, drift).
+#[derive(Debug, Clone)]
+struct LivingGauges {
+    space_points: IntGaugeVec,
+    coverage: GaugeVec,
+    default_space: IntGaugeVec,
+    migrated: IntGaugeVec,
+    skipped: IntGaugeVec,
+    total: IntGaugeVec,
+    running: IntGaugeVec,
+    drift_score: GaugeVec,
+    drift_threshold: GaugeVec,
+    drift_flagged: IntGaugeVec,
+    drift_drifted: IntGaugeVec,
+    drift_p_value: GaugeVec,
+    drift_computed: GaugeVec,
+}
+
+impl LivingGauges {
+    fn new(registry: &Registry) -> LivingGauges {
+        let int = |name: &str, help: &str, labels: &[&str]| {
+            let gauge = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(gauge.clone()))
+                .expect("unique metric");
+            gauge
+        };
+        let float = |name: &str, help: &str, labels: &[&str]| {
+            let gauge = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(gauge.clone()))
+                .expect("unique metric");
+            gauge
+        };
+        let space = &["collection", "space"];
+        let test = &["collection", "space", "test"];
+        const DRIFT: &str = "Updated whenever a drift report of the space is computed \
+                             (POST /v1/collections/{name}/living/drift, gRPC Living/Drift); \
+                             absent until one is.";
+        LivingGauges {
+            space_points: int(
+                "paradox_living_space_points",
+                "Points each space of a living collection holds.",
+                space,
+            ),
+            coverage: float(
+                "paradox_living_coverage",
+                "Share of the first space's points each space holds (0 to 1).",
+                space,
+            ),
+            default_space: int(
+                "paradox_living_default_space",
+                "1 for the space searches use when they name none, 0 for the others.",
+                space,
+            ),
+            migrated: int(
+                "paradox_living_migration_migrated_points",
+                "Points the running or last migration into `space` re-encoded or mapped \
+                 through an adapter.",
+                space,
+            ),
+            skipped: int(
+                "paradox_living_migration_skipped_points",
+                "Points the running or last migration into `space` could not migrate (no \
+                 text, no adapter).",
+                space,
+            ),
+            total: int(
+                "paradox_living_migration_total_points",
+                "Points the running or last migration into `space` had to migrate when it \
+                 started.",
+                space,
+            ),
+            running: int(
+                "paradox_living_migration_running",
+                "1 while a migration into `space` runs, else 0.",
+                space,
+            ),
+            drift_score: float(
+                "paradox_living_drift_score",
+                &format!("Latest drift report's score per test (mean_shift, mmd, auc). {DRIFT}"),
+                test,
+            ),
+            drift_threshold: float(
+                "paradox_living_drift_threshold",
+                &format!("Latest drift report's threshold per test. {DRIFT}"),
+                test,
+            ),
+            drift_flagged: int(
+                "paradox_living_drift_flagged",
+                &format!("1 when the latest drift report's score is over its threshold. {DRIFT}"),
+                test,
+            ),
+            drift_drifted: int(
+                "paradox_living_drift_drifted",
+                &format!(
+                    "1 when the latest drift report's MMD permutation test rejects \"same \
+                     distribution\" (the verdict). {DRIFT}"
+                ),
+                space,
+            ),
+            drift_p_value: float(
+                "paradox_living_drift_p_value",
+                &format!("Latest drift report's MMD p-value. {DRIFT}"),
+                space,
+            ),
+            drift_computed: float(
+                "paradox_living_drift_computed_seconds",
+                &format!("When the latest drift report was computed (Unix time). {DRIFT}"),
+                space,
+            ),
+        }
+    }
+
+    fn set(&self, living: &[LivingMetrics]) {
+        for gauge in [
+            &self.space_points,
+            &self.default_space,
+            &self.migrated,
+            &self.skipped,
+            &self.total,
+            &self.running,
+            &self.drift_flagged,
+            &self.drift_drifted,
+        ] {
+            gauge.reset();
+        }
+        for gauge in [
+            &self.coverage,
+            &self.drift_score,
+            &self.drift_threshold,
+            &self.drift_p_value,
+            &self.drift_computed,
+        ] {
+            gauge.reset();
+        }
+        for l in living {
+            let c = l.collection.as_str();
+            for s in &l.spaces {
+                let labels = [c, s.space.as_str()];
+                self.space_points
+                    .with_label_values(&labels)
+                    .set(s.points as i64);
+                self.coverage.with_label_values(&labels).set(s.coverage);
+                self.default_space
+                    .with_label_values(&labels)
+                    .set(i64::from(s.default));
+            }
+            if let Some(m) = &l.migration {
+                let labels = [c, m.to.as_str()];
+                self.migrated
+                    .with_label_values(&labels)
+                    .set(m.migrated as i64);
+                self.skipped
+                    .with_label_values(&labels)
+                    .set(m.skipped as i64);
+                self.total
+                    .with_label_values(&labels)
+                    .set(m.pending_at_start as i64);
+                self.running
+                    .with_label_values(&labels)
+                    .set(i64::from(m.phase == "running"));
+            }
+            for d in &l.drift {
+                let space = d.space.as_str();
+                for (test, score, threshold, flagged) in [
+                    (
+                        "mean_shift",
+                        d.mean_shift,
+                        d.mean_shift_threshold,
+                        d.mean_shift_flagged,
+                    ),
+                    ("mmd", d.mmd, d.mmd_threshold, d.mmd_flagged),
+                    ("auc", d.auc, d.auc_threshold, d.auc_flagged),
+                ] {
+                    let labels = [c, space, test];
+                    self.drift_score
+                        .with_label_values(&labels)
+                        .set(f64::from(score));
+                    self.drift_threshold
+                        .with_label_values(&labels)
+                        .set(f64::from(threshold));
+                    self.drift_flagged
+                        .with_label_values(&labels)
+                        .set(i64::from(flagged));
+                }
+                let labels = [c, space];
+                self.drift_drifted
+                    .with_label_values(&labels)
+                    .set(i64::from(d.drifted));
+                self.drift_p_value
+                    .with_label_values(&labels)
+                    .set(f64::from(d.mmd_p_value));
+                self.drift_computed
+                    .with_label_values(&labels)
+                    .set(d.computed_at as f64 / 1000.0);
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -99,8 +316,10 @@ impl Metrics {
         ] {
             registry.register(collector).expect("unique metric");
         }
+        let living = LivingGauges::new(&registry);
         Metrics {
             registry,
+            living,
             requests,
             latency,
             points,
@@ -121,8 +340,13 @@ impl Metrics {
     }
 
     /// Renders the text exposition format, with per-collection gauges set from
-    /// `collections`.
-    pub fn render(&self, collections: &[CollectionDescription]) -> String {
+    /// `collections` and living collections' gauges from `living`.
+    pub fn render(
+        &self,
+        collections: &[CollectionDescription],
+        living: &[LivingMetrics],
+    ) -> String {
+        self.living.set(living);
         for gauge in [
             &self.points,
             &self.bytes,

@@ -2,8 +2,10 @@
 //! [`RunningServer::shutdown`], then drain and flush.
 //!
 //! Shutdown sequence: (1) the gate refuses new calls with 503 and `/readyz` turns 503,
-//! (2) both listeners stop accepting and in-flight calls finish, (3) every collection's
-//! log is fsynced, so every acknowledged write is on disk whatever the fsync policy.
+//! (2) both listeners stop accepting and in-flight calls finish, (3) living collections'
+//! background migrations pause after their current batch (resumable), (4) every
+//! collection's log is fsynced, so every acknowledged write is on disk whatever the fsync
+//! policy.
 
 use crate::audit::AuditLog;
 use crate::auth::Authenticator;
@@ -106,7 +108,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-    let service = Arc::new(EngineService::new(Arc::new(engine), config.snapshots_dir()));
+    let service = Arc::new(EngineService::configured(Arc::new(engine), &config));
     start_with_service(config, service).await
 }
 
@@ -244,8 +246,10 @@ pub async fn start_with_service(
                     .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
                     .map_err(|e| ServerError::Tls(format!("gRPC TLS: {e}")))?;
             }
-            let router =
-                builder.add_service(GrpcService::new(service.clone(), gate.clone()).into_server());
+            let grpc = GrpcService::new(service.clone(), gate.clone());
+            let router = builder
+                .add_service(grpc.clone().into_server())
+                .add_service(grpc.into_living_server());
             // tonic's own `tcp_nodelay` does not apply to a listener we pass in: set it on
             // each accepted socket. Without it a response's HEADERS and DATA frames go out
             // as two segments and the second waits for the client's delayed ACK (~40 ms).
@@ -290,6 +294,11 @@ pub async fn start_with_service(
             drain(rest_task, stop_rx.clone(), drain_bound, "rest"),
             grpc_drain
         );
+        // Background migrations stop after their batch (they resume when started again),
+        // so nothing writes after the flush.
+        if let Ok(living) = flush_service.living() {
+            living.pause_all().await;
+        }
         // Flush even when a listener failed: acknowledged writes must reach the disk.
         let flushed = flush_service.flush().await.map_err(ServerError::Flush);
         let joined = |r: Result<Result<(), ServerError>, tokio::task::JoinError>, transport| {

@@ -6,15 +6,26 @@
 //! timeouts and audit are the transports' job (through `Gate`), done once before the call.
 
 use crate::api::*;
+use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::upload::SnapshotUpload;
 use async_trait::async_trait;
 use paradox_engine::{Collection, CollectionConfig, Engine, Filter, Metric, NewPoint, PointId};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::AsyncRead;
+
+mod living;
+mod snapshots;
+
+pub use living::{LivingRegistry, LivingService, MAX_FIT_PAIRS};
+pub use snapshots::chunk_stream;
+use snapshots::{
+    check_snapshot_name, claim_snapshot_name, describe_snapshot, io_failure, PartialUpload,
+    UPLOADS_DIR,
+};
 
 /// A snapshot file being downloaded: its size and its bytes.
 pub struct SnapshotReader {
@@ -107,6 +118,16 @@ pub trait MemoryService: Send + Sync + 'static {
     ) -> ApiResult<CollectionDescription>;
     /// Makes every acknowledged write durable (graceful shutdown).
     async fn flush(&self) -> ApiResult<()>;
+    /// Living collections (vector spaces, raw-text writes, adapters, migrations, drift),
+    /// when this service has them. By default it has none: every living call is answered
+    /// `unsupported` (501 / `UNIMPLEMENTED`).
+    fn living(&self) -> ApiResult<&dyn LivingService> {
+        Err(ApiError::Unsupported(
+            "living collections (vector spaces, encoders, adapters, migrations, drift) are \
+             not supported by this service"
+                .into(),
+        ))
+    }
 }
 
 /// The single-node service: an [`Engine`] plus a directory of snapshot files. CPU and disk
@@ -116,10 +137,11 @@ pub trait MemoryService: Send + Sync + 'static {
 pub struct EngineService {
     engine: Arc<Engine>,
     snapshots_dir: PathBuf,
+    living: LivingRegistry,
 }
 
 /// Runs blocking engine work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(work).await.map_err(|e| {
@@ -152,79 +174,37 @@ pub fn describe(collection: &Collection) -> CollectionDescription {
     }
 }
 
-/// Checks a snapshot file name taken from a request: it must name a file directly inside
-/// the collection's snapshot directory.
-fn check_snapshot_name(snapshot: &str) -> ApiResult<()> {
-    let ok = !snapshot.is_empty()
-        && snapshot.len() <= 200
-        && snapshot.ends_with(".snap")
-        && !snapshot.starts_with('.')
-        && snapshot
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidArgument(format!(
-            "invalid snapshot name `{snapshot}`: expected a name from the snapshot list, like `docs-1700000000000.snap`"
-        )))
-    }
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Where uploads are written until verified: inside the snapshot directory (so the final
-/// hard link stays on one file system), under a name no collection can have.
-const UPLOADS_DIR: &str = ".uploads";
-
-/// Removes the upload's working file when dropped: a failed, refused or abandoned
-/// upload (the client went away and the handler was dropped) leaves nothing behind, and
-/// a kept one lives on under its hard-linked snapshot name.
-struct PartialUpload {
-    path: PathBuf,
-}
-
-impl Drop for PartialUpload {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Claims `dir/<name>-<millis>.snap` for the first `millis` from now at which `claim`
-/// (which must fail with `AlreadyExists` when the path exists) succeeds.
-fn claim_snapshot_name(
-    dir: &Path,
-    name: &str,
-    mut claim: impl FnMut(&Path) -> std::io::Result<()>,
-) -> std::io::Result<PathBuf> {
-    let mut millis = now_millis();
-    loop {
-        let path = dir.join(format!("{name}-{millis}.snap"));
-        match claim(&path) {
-            Ok(()) => return Ok(path),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => millis += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn io_failure(what: &str, path: &Path, e: std::io::Error) -> ApiError {
-    tracing::error!(error = %e, path = %path.display(), "{what}");
-    ApiError::Internal(format!("{what}; see the server log"))
-}
-
 impl EngineService {
     /// Serves `engine`, keeping snapshot files under `snapshots_dir/<collection>/`.
-    /// Uploads left unfinished by a previous run are removed.
+    /// Uploads left unfinished by a previous run are removed. Living collections read
+    /// MiniLM files from the lifecycle crate's default location and may add spaces up to
+    /// the default `limits.max_dimension` ([`EngineService::configured`] takes both from
+    /// a config).
     pub fn new(engine: Arc<Engine>, snapshots_dir: impl Into<PathBuf>) -> EngineService {
-        let snapshots_dir = snapshots_dir.into();
+        let max_dimension = crate::config::Limits::default().max_dimension;
+        EngineService::with_living(engine, snapshots_dir.into(), None, max_dimension)
+    }
+
+    /// Serves `engine` as `config` says: its snapshot directory, `[lifecycle] model_dir`
+    /// and `limits.max_dimension` (for new spaces).
+    pub fn configured(engine: Arc<Engine>, config: &ServerConfig) -> EngineService {
+        EngineService::with_living(
+            engine,
+            config.snapshots_dir(),
+            config.lifecycle.model_dir.clone(),
+            config.limits.max_dimension,
+        )
+    }
+
+    fn with_living(
+        engine: Arc<Engine>,
+        snapshots_dir: PathBuf,
+        model_dir: Option<PathBuf>,
+        max_dimension: usize,
+    ) -> EngineService {
         let _ = std::fs::remove_dir_all(snapshots_dir.join(UPLOADS_DIR));
         EngineService {
+            living: LivingRegistry::new(engine.clone(), model_dir, max_dimension),
             engine,
             snapshots_dir,
         }
@@ -249,22 +229,6 @@ impl EngineService {
         }
         Ok(path)
     }
-}
-
-fn describe_snapshot(collection: &str, path: &Path) -> Option<SnapshotDescription> {
-    let meta = std::fs::metadata(path).ok()?;
-    let name = path.file_name()?.to_str()?.to_string();
-    let created_at = name
-        .strip_suffix(".snap")
-        .and_then(|stem| stem.rsplit('-').next())
-        .and_then(|millis| millis.parse().ok())
-        .unwrap_or(0);
-    Some(SnapshotDescription {
-        name,
-        collection: collection.to_string(),
-        bytes: meta.len(),
-        created_at,
-    })
 }
 
 #[async_trait]
@@ -330,8 +294,16 @@ impl MemoryService for EngineService {
 
     async fn delete_collection(&self, name: &str) -> ApiResult<()> {
         let engine = self.engine.clone();
+        let living = self.living.clone();
         let name = name.to_string();
-        blocking(move || Ok(engine.drop_collection(&name)?)).await
+        blocking(move || {
+            engine.collection(&name)?;
+            // A living collection takes its spaces' companion collections and its
+            // lifecycle state with it (a new collection of the same name starts plain).
+            living.forget(&name)?;
+            Ok(engine.drop_collection(&name)?)
+        })
+        .await
     }
 
     async fn upsert(&self, name: &str, points: Vec<NewPoint>) -> ApiResult<WriteResponse> {
@@ -614,48 +586,13 @@ impl MemoryService for EngineService {
         let engine = self.engine.clone();
         blocking(move || Ok(engine.sync()?)).await
     }
-}
 
-/// Reads an `AsyncRead` as a stream of 64 KiB chunks.
-pub fn chunk_stream(
-    mut reader: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
-) -> impl tokio_stream::Stream<Item = std::io::Result<Vec<u8>>> + Send {
-    use tokio::io::AsyncReadExt;
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            match reader.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    if tx.send(Ok(buf[..n].to_vec())).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    break;
-                }
-            }
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+    fn living(&self) -> ApiResult<&dyn LivingService> {
+        Ok(&self.living)
+    }
 }
 
 /// Parses a point id from a URL path segment: all digits → number, else string.
 pub fn parse_path_id(text: &str) -> PointId {
     PointId::parse(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_names_cannot_escape() {
-        assert!(check_snapshot_name("docs-1.snap").is_ok());
-        for bad in ["../x.snap", "a/b.snap", ".hidden.snap", "x.tar", ""] {
-            assert!(check_snapshot_name(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -1,10 +1,10 @@
-//! The auth matrix: every role against every route, allowed and denied; scoped keys;
-//! the audit log; gRPC metadata auth.
+//! The auth matrix: every role against every route (living collections' included),
+//! allowed and denied; scoped keys; the audit log; gRPC metadata auth.
 
 mod common;
 
 use common::{key, vector, TestServer};
-use paradox_client::{Client, ClientConfig, NewPoint};
+use paradox_client::{Client, ClientConfig, LivingSearch, Migration, NewPoint, TextPoint};
 use serde_json::{json, Value};
 use tonic::Code;
 
@@ -20,9 +20,96 @@ enum Need {
     Admin,
 }
 
+/// Makes collection `a` living (space `h@1`, 3-d hashing, text in `text`), as the living
+/// routes of [`routes`] expect.
+async fn make_a_living(s: &TestServer) {
+    let (status, body) = s
+        .call_as(
+            Some(ADMIN),
+            "POST",
+            "/v1/collections/a/living",
+            Some(living_init()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn living_init() -> Value {
+    json!({"space": "h@1", "encoder": "hashing:3", "text_field": "text"})
+}
+
 fn routes(snapshot: &str, tag: &str) -> Vec<(Need, &'static str, String, Option<Value>)> {
     let search = json!({"vector": vector(1, 3), "k": 1});
+    let living = |tail: &str| format!("/v1/collections/a/living{tail}");
     vec![
+        // Living collections: reads.
+        (Need::Read, "GET", living(""), None),
+        (
+            Need::Read,
+            "POST",
+            living("/search"),
+            Some(json!({"text": "hello there world", "k": 1})),
+        ),
+        (Need::Read, "GET", living("/migration"), None),
+        (
+            Need::Read,
+            "POST",
+            living("/drift"),
+            Some(json!({"window": 2})),
+        ),
+        // Living collections: point writes.
+        (
+            Need::Write,
+            "PUT",
+            living("/texts"),
+            Some(json!({"points": [{"id": 3, "text": "some words here"}]})),
+        ),
+        (
+            Need::Write,
+            "PUT",
+            living("/spaces/h@1/points"),
+            Some(json!({"points": [{"id": 4, "vector": vector(4, 3)}]})),
+        ),
+        (
+            Need::Write,
+            "POST",
+            living("/delete"),
+            Some(json!({"ids": [4]})),
+        ),
+        // Living collections: the collection's make-up.
+        (Need::Admin, "POST", living(""), Some(living_init())),
+        (
+            Need::Admin,
+            "POST",
+            living("/spaces"),
+            Some(json!({"space": format!("s-{tag}"), "dim": 3})),
+        ),
+        (
+            Need::Admin,
+            "PUT",
+            living("/default"),
+            Some(json!({"space": "h@1"})),
+        ),
+        (
+            Need::Admin,
+            "POST",
+            living("/adapters"),
+            Some(json!({"from": "h@1", "to": "h@1"})),
+        ),
+        (
+            Need::Admin,
+            "POST",
+            living("/migration"),
+            Some(json!({"to": "h@1"})),
+        ),
+        (Need::Admin, "POST", living("/migration/pause"), None),
+        (
+            Need::Admin,
+            "PUT",
+            living("/overlays/ctx"),
+            Some(json!({"space": "h@1", "global": [0.1, 0.1, 0.1]})),
+        ),
+        (Need::Admin, "DELETE", living("/overlays/ctx"), None),
         (Need::Read, "GET", "/v1/info".into(), None),
         (Need::Read, "GET", "/v1/collections".into(), None),
         (Need::Read, "GET", "/v1/collections/a".into(), None),
@@ -149,6 +236,7 @@ async fn every_role_against_every_route() {
         .call_as(Some(ADMIN), "POST", "/v1/collections/a/snapshots", None)
         .await;
     let snapshot = snap["name"].as_str().unwrap().to_string();
+    make_a_living(&s).await;
 
     // Missing and wrong keys: 401 on every route.
     for (_, method, path, body) in routes(&snapshot, "x") {
@@ -235,6 +323,48 @@ async fn every_role_against_every_route() {
         writer.delete_collection("a").await.unwrap_err().code(),
         Some(Code::PermissionDenied)
     );
+    // Living collections over gRPC: reads for readers, point writes for writers, the
+    // collection's make-up for admins; scopes apply.
+    assert!(reader.living_describe("a").await.is_ok());
+    assert!(reader
+        .living_search("a", LivingSearch::text("hello world", 1))
+        .await
+        .is_ok());
+    let texts = || vec![TextPoint::new(6u64, "more words here")];
+    assert_eq!(
+        reader
+            .living_upsert_texts("a", texts())
+            .await
+            .unwrap_err()
+            .code(),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(writer.living_upsert_texts("a", texts()).await.unwrap(), 1);
+    assert_eq!(
+        writer
+            .living_add_space("a", "w@1", None, Some(3))
+            .await
+            .unwrap_err()
+            .code(),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        writer
+            .living_start_migration("a", Migration::to("h@1"))
+            .await
+            .unwrap_err()
+            .code(),
+        Some(Code::PermissionDenied)
+    );
+    let scoped = connect(Some(SCOPED)).await.unwrap();
+    assert_eq!(
+        scoped.living_describe("a").await.unwrap_err().code(),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        anonymous.living_describe("a").await.unwrap_err().code(),
+        Some(Code::Unauthenticated)
+    );
 
     // The audit log has every mutating call, allowed or denied, and no reads.
     let path = s.dir.path().join("audit.jsonl");
@@ -258,6 +388,21 @@ async fn every_role_against_every_route() {
         && r["operation"] == "delete_collection"
         && r["collection"] == "victim"
         && r["outcome"] == "ok"));
+    // Living calls: point writes and make-up changes are audited, reads are not.
+    assert!(records.iter().any(|r| r["principal"] == "writer"
+        && r["operation"] == "living_upsert_texts"
+        && r["outcome"] == "ok"
+        && r["transport"] == "grpc"));
+    assert!(records.iter().any(|r| r["principal"] == "writer"
+        && r["operation"] == "living_add_space"
+        && r["status"] == "permission_denied"));
+    assert!(records.iter().any(|r| r["principal"] == "root"
+        && r["operation"] == "living_init"
+        && r["collection"] == "a"
+        && r["outcome"] == "ok"));
+    assert!(records.iter().all(|r| r["operation"] != "living_search"
+        && r["operation"] != "living_describe"
+        && r["operation"] != "living_drift"));
     assert!(records
         .iter()
         .all(|r| r["time"].as_str().unwrap().ends_with('Z') && r["request_id"].is_string()));
@@ -302,6 +447,7 @@ async fn refused_mutating_calls_are_audited() {
         .call_as(Some(ADMIN), "POST", "/v1/collections/a/snapshots", None)
         .await;
     let snapshot = snap["name"].as_str().unwrap().to_string();
+    make_a_living(&s).await;
 
     // Every non-read route: no key, an unknown key, a key whose role is too weak, then
     // the admin. Each attempt is traced by its request id.

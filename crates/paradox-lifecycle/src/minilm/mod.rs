@@ -150,6 +150,13 @@ impl MiniLmEncoder {
     /// null or missing `dir` means [`default_model_dir`] (and stays null in the info, so the
     /// info does not pin one machine's path).
     pub fn from_info(info: &EncoderInfo) -> Result<Self> {
+        Self::from_info_in(info, None)
+    }
+
+    /// Like [`MiniLmEncoder::from_info`], but a null `dir` means `default_dir` when one is
+    /// given (a server's configured model directory) rather than [`default_model_dir`];
+    /// the info keeps its null `dir`, so it still matches the stored one.
+    pub fn from_info_in(info: &EncoderInfo, default_dir: Option<&Path>) -> Result<Self> {
         if info.kind != MINILM_KIND {
             return Err(LifecycleError::InvalidArgument(format!(
                 "encoder `{}`: kind is `{}`, not `{MINILM_KIND}`",
@@ -166,7 +173,10 @@ impl MiniLmEncoder {
         let param = |key: &str| info.params.get(key).filter(|v| !v.is_null());
         let (dir, dir_param) = match param("dir") {
             None => {
-                let dir = default_model_dir().ok_or_else(|| {
+                let found = default_dir
+                    .map(Path::to_path_buf)
+                    .or_else(default_model_dir);
+                let dir = found.ok_or_else(|| {
                     LifecycleError::Model(format!(
                         "encoder `{}` names no model dir and none was found: set \
                          ${MODEL_DIR_ENV} or run scripts/fetch-minilm.sh (it fills \

@@ -54,7 +54,7 @@ pub(super) fn index(json: &str) -> ApiResult<Option<IndexConfig>> {
         .map_err(|e| ApiError::InvalidArgument(format!("invalid index_json: {e}")))
 }
 
-fn payload(json: &str, what: &str) -> ApiResult<Payload> {
+pub(super) fn payload(json: &str, what: &str) -> ApiResult<Payload> {
     if json.trim().is_empty() {
         return Ok(Payload::new());
     }
@@ -138,24 +138,28 @@ pub(super) fn pb_hit(h: ScoredPoint) -> pb::ScoredPoint {
 }
 
 pub(super) fn search(r: pb::SearchRequest) -> ApiResult<SearchRequest> {
-    let params = r.params.unwrap_or_default();
     Ok(SearchRequest {
         filter: filter(&r.filter_json)?,
         vector: r.vector,
         k: usize::try_from(r.k).unwrap_or(usize::MAX),
         with_payload: r.with_payload,
         with_vector: r.with_vector,
-        params: paradox_engine::SearchParams {
-            ef: params
-                .ef
-                .map(|ef| usize::try_from(ef).unwrap_or(usize::MAX)),
-            nprobe: params
-                .nprobe
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            exact: params.exact,
-        },
+        params: search_params(r.params),
         as_of: r.as_of,
     })
+}
+
+pub(super) fn search_params(params: Option<pb::SearchParams>) -> paradox_engine::SearchParams {
+    let params = params.unwrap_or_default();
+    paradox_engine::SearchParams {
+        ef: params
+            .ef
+            .map(|ef| usize::try_from(ef).unwrap_or(usize::MAX)),
+        nprobe: params
+            .nprobe
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        exact: params.exact,
+    }
 }
 
 pub(super) fn pb_collection(c: CollectionDescription) -> pb::CollectionInfo {

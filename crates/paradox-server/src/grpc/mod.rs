@@ -1,9 +1,11 @@
 //! The gRPC transport (tonic): `proto/paradox/v1/paradox.proto` over [`MemoryService`].
 //! Each method converts its message, runs the call through the [`Gate`] (the same auth,
 //! limits, timeout and audit as REST), converts the answer back, and records metrics
-//! under its method name.
+//! under its method name. Two services: `paradox.v1.Paradox` (here) and
+//! `paradox.v1.Living` (living collections, `living.rs`).
 
 mod convert;
+mod living;
 
 use crate::api::*;
 use crate::auth::Access;
@@ -42,6 +44,14 @@ impl GrpcService {
     pub fn into_server(self) -> pb::paradox_server::ParadoxServer<GrpcService> {
         let limit = self.gate.limits.max_body_bytes;
         pb::paradox_server::ParadoxServer::new(self)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    /// The tonic server of the `Living` service, with the same message size limit.
+    pub fn into_living_server(self) -> pb::living_server::LivingServer<GrpcService> {
+        let limit = self.gate.limits.max_body_bytes;
+        pb::living_server::LivingServer::new(self)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(usize::MAX)
     }

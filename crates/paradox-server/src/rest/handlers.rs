@@ -75,7 +75,7 @@ pub(super) fn audited_operation(method: &Method, route: &str) -> Option<&'static
         ("POST", "/v1/collections/{name}/snapshots/upload") => "upload_snapshot",
         ("POST", "/v1/collections/{name}/snapshots/{snapshot}/restore") => "restore_snapshot",
         ("POST", "/add") => "legacy_add",
-        _ => return None,
+        _ => return super::living::audited_operation(method, route),
     })
 }
 

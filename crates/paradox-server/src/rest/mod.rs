@@ -8,6 +8,7 @@
 
 mod handlers;
 pub mod legacy;
+mod living;
 mod openapi;
 
 use crate::error::ApiError;
@@ -233,9 +234,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let collections = state.service.list_collections().await.unwrap_or_default();
+    let living = match state.service.living() {
+        Ok(living) => living.metrics().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     (
         [("content-type", "text/plain; version=0.0.4")],
-        state.gate.metrics.render(&collections),
+        state.gate.metrics.render(&collections, &living),
     )
         .into_response()
 }
@@ -249,6 +254,7 @@ async fn openapi() -> Response {
 pub fn router(state: AppState) -> Router {
     let max_body = state.gate.limits.max_body_bytes;
     let mut router = handlers::routes()
+        .merge(living::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -2,6 +2,7 @@
 //! the API types' `ToSchema` derives, so it cannot drift from the code.
 
 use super::handlers::*;
+use super::living::*;
 use crate::api::*;
 use std::sync::OnceLock;
 use utoipa::OpenApi;
@@ -10,7 +11,7 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "Paradox",
-        description = "Latent memory for AI agents: collections of embeddings with payloads, nearest-neighbour search with filters. Errors are `{\"error\": {\"code\", \"message\"}}`. Authenticate with `authorization: Bearer <key>`."
+        description = "Latent memory for AI agents: collections of embeddings with payloads, nearest-neighbour search with filters; living collections (`/living`: vector spaces per encoder version, raw text encoded on the server, adapter-backed search, migrations, drift reports). Errors are `{\"error\": {\"code\", \"message\"}}`. Authenticate with `authorization: Bearer <key>`."
     ),
     paths(
         server_info,
@@ -33,7 +34,22 @@ use utoipa::OpenApi;
         list_snapshots,
         download_snapshot,
         upload_snapshot,
-        restore_snapshot
+        restore_snapshot,
+        living_init,
+        living_describe,
+        living_add_space,
+        living_set_default_space,
+        living_upsert_texts,
+        living_upsert_vectors,
+        living_delete,
+        living_search,
+        living_fit_adapters,
+        living_start_migration,
+        living_migration_status,
+        living_pause_migration,
+        living_drift,
+        living_set_overlay,
+        living_remove_overlay
     ),
     components(schemas(
         ServerInfo,
@@ -58,7 +74,31 @@ use utoipa::OpenApi;
         SnapshotDescription,
         SnapshotList,
         RestoreSnapshotRequest,
-        HealthResponse
+        HealthResponse,
+        LivingInitRequest,
+        AddSpaceRequest,
+        SetDefaultSpaceRequest,
+        EncoderDescription,
+        SpaceDescription,
+        AdapterFitDescription,
+        AdapterDescription,
+        MigrationDescription,
+        LivingDescription,
+        TextPoint,
+        UpsertTextsRequest,
+        UpsertVectorsRequest,
+        LivingDeleteRequest,
+        LivingWriteResponse,
+        LivingSearchRequest,
+        LivingHit,
+        LivingSearchResponse,
+        FitAdaptersRequest,
+        FitAdaptersResponse,
+        StartMigrationRequest,
+        MigrationResponse,
+        DriftRequest,
+        DriftResponse,
+        SetOverlayRequest
     ))
 )]
 struct ApiDoc;

@@ -163,3 +163,40 @@ pub fn vector(i: u64, dim: usize) -> Vec<f32> {
         .map(|d| (((i * 31 + d as u64 * 17) % 97) as f32) / 97.0 + 0.01)
         .collect()
 }
+
+const WORDS: [&str; 12] = [
+    "river",
+    "bread",
+    "engine",
+    "violin",
+    "market",
+    "glacier",
+    "pepper",
+    "satellite",
+    "orchard",
+    "lantern",
+    "harbor",
+    "meadow",
+];
+const VERBS: [&str; 5] = ["watches", "carries", "paints", "follows", "repairs"];
+
+/// A distinct sentence per id (no two share all their words).
+pub fn sentence(i: usize) -> String {
+    format!(
+        "the {} {} a {} near the {}",
+        WORDS[i % 12],
+        VERBS[(i / 12) % 5],
+        WORDS[(i * 7 + 3) % 12],
+        WORDS[(i / 5 + 1) % 12]
+    )
+}
+
+/// The space named `name` in a living collection's description.
+pub fn living_space<'a>(living: &'a Value, name: &str) -> &'a Value {
+    living["spaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no space {name} in {living}"))
+}
