@@ -12,6 +12,9 @@
 //! random: seconds to rebuild and to compact (per repair beam), and recall@10 at ef 64 of
 //! each graph against exact search over the rows left. One JSON object per line.
 
+mod common;
+
+use common::clustered;
 use std::time::Instant;
 
 use paradox_index::{
@@ -21,23 +24,6 @@ use rand::{Rng, SeedableRng};
 
 const K: usize = 10;
 const EF: usize = 64;
-
-/// Gaussian-mixture data, as in the HNSW tests.
-fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let centres: Vec<f32> = (0..clusters * dim)
-        .map(|_| rng.random_range(-1.0f32..1.0))
-        .collect();
-    let mut data = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let c = rng.random_range(0..clusters);
-        for j in 0..dim {
-            let noise: f32 = (0..4).map(|_| rng.random_range(-0.15f32..0.15)).sum();
-            data.push(centres[c * dim + j] + noise);
-        }
-    }
-    data
-}
 
 /// A 2-d little-endian f32 `.npy` file: (rows, dim, data).
 fn read_npy(path: &str) -> (usize, Vec<f32>) {

@@ -11,6 +11,9 @@
 //! memory. Finally compares the SQ8 range rules by the recall of an exact scan over the
 //! codes. Prints one JSON object per line.
 
+mod common;
+
+use common::clustered;
 use std::time::Instant;
 
 use paradox_index::{
@@ -21,23 +24,6 @@ use paradox_kernels::{Sq8Quantizer, Sq8Range, TopK};
 use rand::{Rng, SeedableRng};
 
 const K: usize = 10;
-
-/// Gaussian-mixture data, as in the HNSW tests.
-fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let centres: Vec<f32> = (0..clusters * dim)
-        .map(|_| rng.random_range(-1.0f32..1.0))
-        .collect();
-    let mut data = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let c = rng.random_range(0..clusters);
-        for j in 0..dim {
-            let noise: f32 = (0..4).map(|_| rng.random_range(-0.15f32..0.15)).sum();
-            data.push(centres[c * dim + j] + noise);
-        }
-    }
-    data
-}
 
 fn arg(i: usize, default: usize) -> usize {
     std::env::args()
