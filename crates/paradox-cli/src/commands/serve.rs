@@ -185,6 +185,24 @@ async fn wait_for_signal() {
     }
 }
 
+/// A long-running server frees large blocks (a sealed growing segment's vectors, a
+/// finished index build's scratch) all the time. glibc's malloc raises its mmap threshold
+/// to the size of each large block freed (up to 32 MiB), after which blocks that size come
+/// from heap arenas, whose freed memory it seldom gives back: the soak saw the resident
+/// set keep some 30 MB per seal. A fixed 1 MiB threshold keeps large blocks on their own
+/// mappings, returned when freed. (Set by `MALLOC_MMAP_THRESHOLD_` in the environment:
+/// that value is kept.)
+fn return_large_blocks_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only changes allocator settings; it is called before the
+        // runtime's threads start, with a valid parameter and value.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,23 +244,5 @@ mod tests {
         assert!(config(&["--legacy", "--dimension", "4"])
             .grpc_addr
             .is_some());
-    }
-}
-
-/// A long-running server frees large blocks (a sealed growing segment's vectors, a
-/// finished index build's scratch) all the time. glibc's malloc raises its mmap threshold
-/// to the size of each large block freed (up to 32 MiB), after which blocks that size come
-/// from heap arenas, whose freed memory it seldom gives back: the soak saw the resident
-/// set keep some 30 MB per seal. A fixed 1 MiB threshold keeps large blocks on their own
-/// mappings, returned when freed. (Set by `MALLOC_MMAP_THRESHOLD_` in the environment:
-/// that value is kept.)
-fn return_large_blocks_to_the_os() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-        // SAFETY: mallopt only changes allocator settings; it is called before the
-        // runtime's threads start, with a valid parameter and value.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-        }
     }
 }
