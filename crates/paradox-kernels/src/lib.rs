@@ -12,6 +12,9 @@
 //! * [`TopK`]: bounded selection of the `k` smallest distances.
 //! * Exact top-k search built on both: [`scan_topk`] (one query) and [`batch_topk`] (many
 //!   queries, through the many-vs-many kernel), block by block into small buffers.
+//! * [`matvec`]: one vector through a small dense layer, `W x + b`, with `W` packed once
+//!   (`f32`, or `i8` with the input quantised per call): the single-query path of learned
+//!   maps between embedding spaces.
 //!
 //! The SIMD level (AVX-512, AVX2+FMA, NEON or scalar) is detected once, on first use,
 //! and the chosen [`KernelTable`] of function pointers is reused for every later call; see
@@ -22,10 +25,12 @@
 //! Codemap: `dispatch` (level detection, [`KernelTable`]), `scalar` (portable fallback),
 //! `x86::avx2`, `x86::avx512`, `aarch64` (one module per instruction set, each with its
 //! blocking scheme at the top), `gemm` (the shared blocked many-vs-many driver and packing),
-//! `search` (top-k scans), `topk`.
+//! `search` (top-k scans), `topk`, `quant` (compressed codes), `matvec` (packed
+//! matrix-vector products, with their own per-level modules and table).
 
 mod dispatch;
 mod gemm;
+pub mod matvec;
 pub mod quant;
 mod scalar;
 mod search;

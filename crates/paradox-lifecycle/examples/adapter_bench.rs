@@ -21,7 +21,13 @@
 //! encoder's measured rate (`meta.json`, written by make_pairs.py).
 //!
 //! Run: `cargo run --release -p paradox-lifecycle --example adapter_bench -- [--quick]
-//! [--data bench/data/lifecycle] [--out bench/results/lifecycle/adapters.json]`.
+//! [--data bench/data/lifecycle] [--out bench/results/lifecycle/adapters.json]
+//! [--sizes 1000,5000] [--kinds procrustes,affine,low_rank,mlp] [--mlp-hidden 128,256]
+//! [--cost-rounds 5]`.
+//!
+//! `--sizes`, `--kinds` and `--mlp-hidden` narrow or widen the grid (the cost table uses the
+//! largest size); `--cost-rounds` repeats the whole cost table that many times, adapters
+//! interleaved, and reports the median round (a shared machine's noise moves whole rounds).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -39,10 +45,30 @@ const CANDIDATES: usize = 100;
 const RIDGES: [f32; 4] = [1e-3, 1e-2, 1e-1, 1.0];
 const LOW_RANK: usize = 128;
 
+/// Hidden units of the MLP adapter unless `--mlp-hidden` says otherwise.
+const MLP_HIDDEN: usize = 512;
+/// Rounds of the cost table unless `--cost-rounds` says otherwise.
+const COST_ROUNDS: usize = 5;
+
 struct Args {
     data: PathBuf,
     out: PathBuf,
     quick: bool,
+    sizes: Option<Vec<usize>>,
+    kinds: Option<Vec<String>>,
+    mlp_hidden: Vec<usize>,
+    cost_rounds: usize,
+}
+
+fn parse_list<T: std::str::FromStr>(flag: &str, text: Option<String>) -> Vec<T> {
+    let text = text.unwrap_or_else(|| panic!("{flag} needs a comma-separated list"));
+    text.split(',')
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{flag}: cannot parse `{v}`"))
+        })
+        .collect()
 }
 
 fn parse_args() -> Args {
@@ -50,6 +76,10 @@ fn parse_args() -> Args {
         data: PathBuf::from("bench/data/lifecycle"),
         out: PathBuf::from("bench/results/lifecycle/adapters.json"),
         quick: false,
+        sizes: None,
+        kinds: None,
+        mlp_hidden: vec![MLP_HIDDEN],
+        cost_rounds: COST_ROUNDS,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -57,6 +87,22 @@ fn parse_args() -> Args {
             "--data" => args.data = it.next().expect("--data PATH").into(),
             "--out" => args.out = it.next().expect("--out PATH").into(),
             "--quick" => args.quick = true,
+            "--sizes" => args.sizes = Some(parse_list("--sizes", it.next())),
+            "--kinds" => {
+                let names: Vec<String> = parse_list("--kinds", it.next());
+                for name in &names {
+                    assert!(
+                        ["procrustes", "affine", "low_rank", "mlp"].contains(&name.as_str()),
+                        "--kinds: unknown kind `{name}` (procrustes, affine, low_rank, mlp)"
+                    );
+                }
+                args.kinds = Some(names);
+            }
+            "--mlp-hidden" => args.mlp_hidden = parse_list("--mlp-hidden", it.next()),
+            "--cost-rounds" => {
+                args.cost_rounds = parse_list("--cost-rounds", it.next())[0];
+                assert!(args.cost_rounds > 0, "--cost-rounds must be at least 1");
+            }
             other => panic!("unknown argument {other}; see the file's doc comment"),
         }
     }
@@ -253,8 +299,8 @@ struct Space {
     queries: Vec<f32>,
 }
 
-fn kinds(ridge_affine: f32, ridge_low: f32, quick: bool) -> Vec<AdapterKind> {
-    vec![
+fn kinds(ridge_affine: f32, ridge_low: f32, args: &Args) -> Vec<AdapterKind> {
+    let mut kinds = vec![
         AdapterKind::Procrustes,
         AdapterKind::Affine {
             ridge: ridge_affine,
@@ -263,12 +309,18 @@ fn kinds(ridge_affine: f32, ridge_low: f32, quick: bool) -> Vec<AdapterKind> {
             rank: LOW_RANK,
             ridge: ridge_low,
         },
-        AdapterKind::Mlp {
-            hidden: 512,
-            epochs: if quick { 5 } else { 40 },
-            lr: 1e-3,
-        },
-    ]
+    ];
+    kinds.extend(args.mlp_hidden.iter().map(|&hidden| AdapterKind::Mlp {
+        hidden,
+        epochs: if args.quick { 5 } else { 40 },
+        lr: 1e-3,
+    }));
+    kinds.retain(|k| {
+        args.kinds
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == k.name()))
+    });
+    kinds
 }
 
 /// The ridge with the best held-out cosine (calibration pairs only: no peeking at the task).
@@ -326,18 +378,18 @@ fn main() {
     let r_v1 = task_recall(&v1_own, &relevant);
     println!("recall@10, v1 queries over v1 docs (before the switch): {r_v1:.4}");
 
-    let sizes: Vec<usize> = if args.quick {
+    let sizes: Vec<usize> = args.sizes.clone().unwrap_or(if args.quick {
         vec![1000, 5000]
     } else {
         vec![1000, 2000, 5000, 10000]
-    };
+    });
     let mut order: Vec<usize> = (0..n_docs).collect();
     order.shuffle(&mut StdRng::seed_from_u64(42));
     // Half the corpus has new vectors for the 50% re-score (always including calibration).
     let half: HashSet<u32> = order[..n_docs / 2].iter().map(|&i| i as u32).collect();
 
     let mut rows = Vec::new();
-    let mut timing = Vec::new();
+    let mut to_time = Vec::new();
     for space in &new_spaces {
         let dn = space.dim;
         let exact = ids(&search(&space.queries, &space.docs, dn, K));
@@ -382,7 +434,7 @@ fn main() {
                 &old_cal,
                 d1,
             );
-            for kind in kinds(ridge_affine, ridge_low, args.quick) {
+            for kind in kinds(ridge_affine, ridge_low, &args) {
                 // Query side as fitted: new -> v1, queries mapped, v1 documents searched.
                 let to_old = Adapter::fit(kind, &new_cal, dn, &old_cal, d1, 7).unwrap();
                 let fitted_cands = query_side(&to_old, &space.queries, &docs_v1, d1);
@@ -424,6 +476,7 @@ fn main() {
                     AdapterKind::Affine { ridge } | AdapterKind::LowRank { ridge, .. } => {
                         format!("{ridge}")
                     }
+                    AdapterKind::Mlp { hidden, .. } => format!("h{hidden}"),
                     _ => "-".into(),
                 };
                 println!(
@@ -449,30 +502,33 @@ fn main() {
                     "residual_kept": [to_old.has_residual(), to_new.has_residual()],
                 }));
                 if n == *sizes.last().unwrap() {
-                    timing.push(time_adapter(
-                        best_map,
-                        best_name,
-                        &space.queries,
-                        space.name,
+                    to_time.push(Timed {
+                        adapter: best_map.clone(),
+                        how: best_name,
+                        space: space.name,
+                        dim: dn,
                         migrate_s,
-                        n_docs,
-                        encode_rate,
-                    ));
+                    });
                 }
             }
         }
     }
 
     println!(
-        "\n== cost (adapters fitted on {} pairs)",
-        sizes.last().unwrap()
+        "\n== cost (adapters fitted on {} pairs; median of {} rounds, min-max of the \
+         rounds' medians)",
+        sizes.last().unwrap(),
+        args.cost_rounds
     );
+    let timing = time_adapters(&to_time, &new_spaces, args.cost_rounds, n_docs, encode_rate);
     println!(
-        "{:<16} {:<10} {:>8} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10} {:>10}",
+        "{:<16} {:<10} {:>8} {:>5} {:>10} {:>13} {:>10} {:>10} {:>12} {:>12} {:>10} {:>10}",
         "new space",
         "kind",
         "map",
+        "res",
         "µs median",
+        "(min-max)",
         "µs mean",
         "p99 µs",
         "migrate s",
@@ -482,11 +538,19 @@ fn main() {
     );
     for t in &timing {
         println!(
-            "{:<16} {:<10} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>12.4} {:>12.1} {:>10.3} {:>10.3}",
+            "{:<16} {:<10} {:>8} {:>5} {:>10.2} {:>13} {:>10.2} {:>10.2} {:>12.4} {:>12.1} {:>10.3} {:>10.3}",
             t["new_space"].as_str().unwrap(),
             t["kind"].as_str().unwrap(),
             t["query_map"].as_str().unwrap(),
+            t["residual_hidden"]
+                .as_u64()
+                .map_or("-".to_string(), |h| h.to_string()),
             t["map_into_us_median"].as_f64().unwrap(),
+            format!(
+                "({:.2}-{:.2})",
+                t["map_into_us_median_min"].as_f64().unwrap(),
+                t["map_into_us_median_max"].as_f64().unwrap()
+            ),
             t["map_into_us_mean"].as_f64().unwrap(),
             t["map_into_us_p99"].as_f64().unwrap(),
             t["migrate_seconds"].as_f64().unwrap(),
@@ -509,17 +573,64 @@ fn main() {
     println!("\nwrote {}", args.out.display());
 }
 
-/// Per-query cost of `map_into` (mean and p99 over batches of 100 calls, single thread) and
-/// the migration cost against re-encoding.
-fn time_adapter(
-    adapter: &Adapter,
-    how: &str,
-    queries: &[f32],
-    space: &str,
+/// A query map whose cost is measured after the quality rows.
+struct Timed {
+    adapter: Adapter,
+    how: &'static str,
+    space: &'static str,
+    /// Dimension of the new space (the queries' space).
+    dim: usize,
     migrate_s: f64,
+}
+
+/// Per-query cost of `map_into` for every adapter in `to_time`: `rounds` rounds, each timing
+/// every adapter in turn (median, mean and p99 over batches of 100 calls, single thread);
+/// the round with the median median is reported, with the spread of the rounds' medians.
+/// Also the migration cost against re-encoding.
+fn time_adapters(
+    to_time: &[Timed],
+    spaces: &[Space],
+    rounds: usize,
     n_docs: usize,
     encode_rate: f64,
-) -> serde_json::Value {
+) -> Vec<serde_json::Value> {
+    let mut per_round: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); to_time.len()];
+    for _ in 0..rounds {
+        for (t, stats) in to_time.iter().zip(per_round.iter_mut()) {
+            let space = spaces.iter().find(|s| s.name == t.space).unwrap();
+            assert_eq!(space.dim, t.dim);
+            stats.push(time_map_into(&t.adapter, &space.queries));
+        }
+    }
+    let encode_s = n_docs as f64 / encode_rate;
+    let encode_390 = n_docs as f64 / 390.0;
+    to_time
+        .iter()
+        .zip(per_round)
+        .map(|(t, mut stats)| {
+            stats.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (median, mean, p99) = stats[stats.len() / 2];
+            let residual_hidden = match t.adapter.kind() {
+                AdapterKind::Mlp { hidden, .. } if t.adapter.has_residual() => Some(hidden),
+                _ => None,
+            };
+            json!({
+                "new_space": t.space, "kind": t.adapter.kind().name(), "query_map": t.how,
+                "residual_hidden": residual_hidden,
+                "map_into_us_mean": mean, "map_into_us_median": median, "map_into_us_p99": p99,
+                "map_into_us_median_min": stats[0].0,
+                "map_into_us_median_max": stats[stats.len() - 1].0,
+                "map_into_us_rounds": stats.iter().map(|s| s.0).collect::<Vec<_>>(),
+                "migrate_seconds": t.migrate_s, "encode_seconds_measured": encode_s,
+                "migrate_pct_of_encode_measured": 100.0 * t.migrate_s / encode_s,
+                "migrate_pct_of_encode_at_390": 100.0 * t.migrate_s / encode_390,
+            })
+        })
+        .collect()
+}
+
+/// (median, mean, p99) µs per `map_into` call over batches of 100 calls, single thread.
+fn time_map_into(adapter: &Adapter, queries: &[f32]) -> (f64, f64, f64) {
     let din = adapter.dim_in();
     let mut out = vec![0.0f32; adapter.dim_out()];
     let mut per_call = Vec::new();
@@ -537,13 +648,5 @@ fn time_adapter(
     let mean = per_call.iter().sum::<f64>() / per_call.len() as f64;
     let median = per_call[per_call.len() / 2];
     let p99 = per_call[(per_call.len() * 99 / 100).min(per_call.len() - 1)];
-    let encode_s = n_docs as f64 / encode_rate;
-    let encode_390 = n_docs as f64 / 390.0;
-    json!({
-        "new_space": space, "kind": adapter.kind().name(), "query_map": how,
-        "map_into_us_mean": mean, "map_into_us_median": median, "map_into_us_p99": p99,
-        "migrate_seconds": migrate_s, "encode_seconds_measured": encode_s,
-        "migrate_pct_of_encode_measured": 100.0 * migrate_s / encode_s,
-        "migrate_pct_of_encode_at_390": 100.0 * migrate_s / encode_390,
-    })
+    (median, mean, p99)
 }

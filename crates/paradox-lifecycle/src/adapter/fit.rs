@@ -4,7 +4,8 @@
 use rand::{rngs::StdRng, seq::SliceRandom};
 use rand_distr::{Distribution, Normal};
 
-use super::{add_rows, gather, LinearMap, ResidualMlp, MLP_BATCH};
+use super::layers::{add_rows, LinearMap};
+use super::{gather, MLP_BATCH};
 use crate::error::{LifecycleError, Result};
 use crate::linalg::{
     centered, cholesky, cholesky_solve, column_means, cross_product, matmul_abt, matmul_f64,
@@ -18,10 +19,11 @@ pub(super) fn procrustes(xs: &[f32], din: usize, ys: &[f32], dout: usize) -> Res
     let k = din.min(dout);
     // weight[o][i] = Σ_j V[o][j] U[i][j].
     let weight = matmul_f64(&svd.v, &transpose_f64(&svd.u, din, k), dout, k, din);
-    Ok(LinearMap::Dense {
-        weight: weight.into_iter().map(|v| v as f32).collect(),
-        bias: vec![0.0; dout],
-    })
+    Ok(LinearMap::dense(
+        weight.into_iter().map(|v| v as f32).collect(),
+        &vec![0.0; dout],
+        din,
+    ))
 }
 
 /// A ridge least-squares fit `y − μy = (x − μx) B`, with what reduced-rank needs.
@@ -86,10 +88,11 @@ impl RidgeFit {
     pub(super) fn dense(&self) -> LinearMap {
         let weight = transpose_f64(&self.coef, self.din, self.dout);
         let bias = self.bias_for(|x| matmul_f64(&weight, x, self.dout, self.din, 1));
-        LinearMap::Dense {
-            weight: weight.into_iter().map(|v| v as f32).collect(),
-            bias,
-        }
+        LinearMap::dense(
+            weight.into_iter().map(|v| v as f32).collect(),
+            &bias,
+            self.din,
+        )
     }
 
     /// Projects the fit onto the top-`rank` principal directions `V_r` of its fitted values
@@ -107,16 +110,29 @@ impl RidgeFit {
             let low = matmul_f64(&down, x, rank, din, 1);
             matmul_f64(&up, &low, dout, rank, 1)
         });
-        Ok(LinearMap::Factored {
+        Ok(LinearMap::factored(
             rank,
-            down: down.into_iter().map(|v| v as f32).collect(),
-            up: up.into_iter().map(|v| v as f32).collect(),
-            bias,
-        })
+            down.into_iter().map(|v| v as f32).collect(),
+            up.into_iter().map(|v| v as f32).collect(),
+            &bias,
+            din,
+        ))
     }
 }
 
-/// Trains the residual MLP of an [`AdapterKind::Mlp`].
+/// A residual network in `f32`, as trained: `w2 · relu(w1 · x + b1) + b2`; `w1` is
+/// `hidden × d_in`, `w2` is `d_out × hidden`.
+#[derive(Debug, Clone)]
+pub(super) struct ResidualNet {
+    pub(super) hidden: usize,
+    pub(super) w1: Vec<f32>,
+    pub(super) b1: Vec<f32>,
+    pub(super) w2: Vec<f32>,
+    pub(super) b2: Vec<f32>,
+}
+
+/// Trains the residual MLP of an [`super::AdapterKind::Mlp`] (in `f32`; the adapter
+/// quantises the result).
 ///
 /// Inputs are standardised (centred, scaled to unit mean variance) and targets scaled to
 /// unit mean square while training; both scalings are folded into the weights at the end,
@@ -169,7 +185,7 @@ impl ResidualTrainer {
         xs: &[f32],
         residual: &[f32],
         rng: &mut StdRng,
-    ) -> Result<Option<ResidualMlp>> {
+    ) -> Result<Option<ResidualNet>> {
         let (din, dout, hidden) = (self.d_in, self.d_out, self.hidden);
         let n = xs.len() / din;
         let mut order: Vec<usize> = (0..n).collect();
@@ -202,7 +218,7 @@ impl ResidualTrainer {
 
         let init = Normal::new(0.0f32, (2.0 / din as f32).sqrt())
             .map_err(|e| LifecycleError::Numerical(format!("mlp init: {e}")))?;
-        let mut net = ResidualMlp {
+        let mut net = ResidualNet {
             hidden,
             w1: (0..hidden * din).map(|_| init.sample(rng)).collect(),
             b1: vec![0.0; hidden],
@@ -216,7 +232,7 @@ impl ResidualTrainer {
             AdamSlot::new(dout),
         ];
         let mut best_loss = self.loss(&net, &x_val, &r_val);
-        let mut best: Option<ResidualMlp> = None;
+        let mut best: Option<ResidualNet> = None;
 
         let batch = MLP_BATCH.min(train_idx.len());
         let mut grads = Gradients::new(batch, din, dout, hidden);
@@ -261,7 +277,7 @@ impl ResidualTrainer {
     }
 
     /// Mean squared error per value of `net` on standardised inputs and targets.
-    fn loss(&self, net: &ResidualMlp, xs: &[f32], rs: &[f32]) -> f64 {
+    fn loss(&self, net: &ResidualNet, xs: &[f32], rs: &[f32]) -> f64 {
         let rows = xs.len() / self.d_in;
         let mut h = vec![0.0; rows * self.hidden];
         let mut y = vec![0.0; rows * self.d_out];
@@ -275,7 +291,7 @@ impl ResidualTrainer {
 }
 
 /// `h = relu(xs w1ᵀ + b1)`, `y = h w2ᵀ + b2` for a block of rows.
-fn forward(net: &ResidualMlp, xs: &[f32], din: usize, h: &mut [f32], y: &mut [f32]) {
+fn forward(net: &ResidualNet, xs: &[f32], din: usize, h: &mut [f32], y: &mut [f32]) {
     matmul_abt(xs, &net.w1, din, h);
     for row in h.chunks_exact_mut(net.hidden) {
         for (v, b) in row.iter_mut().zip(&net.b1) {
@@ -309,7 +325,7 @@ impl Gradients {
     }
 
     /// Gradients of `½ · mean over rows of ‖y − r‖²` at `net` for the batch (`xb`, `rb`).
-    fn compute(&mut self, net: &ResidualMlp, xb: &[f32], rb: &[f32]) {
+    fn compute(&mut self, net: &ResidualNet, xb: &[f32], rb: &[f32]) {
         let hidden = net.hidden;
         let dout = net.b2.len();
         let din = net.w1.len() / hidden;
