@@ -1,91 +1,21 @@
 //! Living collections end to end, with the weightless hashing encoder as v1 and v2 (two
-//! really different spaces: other dimensions and other features).
+//! really different spaces: other dimensions and other features). Removing spaces:
+//! `living_spaces.rs`.
 
-use paradox_engine::{CollectionConfig, Engine, Metric, NewPoint, Payload, PointId};
+mod common;
+
+use common::{add_v2, corpus, payload, setup, v1, v2};
+use paradox_engine::{NewPoint, PointId};
 use paradox_lifecycle::adapter::AdapterKind;
 use paradox_lifecycle::drift::DriftConfig;
 use paradox_lifecycle::encoder::{Encoder, EncoderInfo};
 use paradox_lifecycle::hashing::{HashingEncoder, HashingOptions};
 use paradox_lifecycle::living::{
-    DriftWindow, HitSource, LivingCollection, LivingOptions, LivingSearch, MigrationOptions,
-    MigrationPhase, OverlayState, PriorityWeights, SpaceSpec,
+    DriftWindow, HitSource, LivingCollection, LivingSearch, MigrationOptions, MigrationPhase,
+    OverlayState, PriorityWeights, SpaceSpec,
 };
 use paradox_lifecycle::LifecycleError;
 use std::sync::Arc;
-
-const WORDS: &[&str] = &[
-    "river", "mountain", "engine", "piano", "garden", "market", "planet", "violin", "bridge",
-    "forest", "castle", "rocket", "harbor", "desert", "orchard", "glacier", "lantern", "meadow",
-    "canyon", "temple", "island", "volcano", "library", "factory", "theater",
-];
-
-/// A deterministic corpus of short sentences sharing vocabulary (so neighbours exist).
-fn corpus(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            let a = WORDS[i % WORDS.len()];
-            let b = WORDS[(i / WORDS.len()) % WORDS.len()];
-            let c = WORDS[(i * 7 + 3) % WORDS.len()];
-            format!("the {a} near the {b} and a {c} number {}", i % 13)
-        })
-        .collect()
-}
-
-fn v1() -> HashingEncoder {
-    HashingEncoder::new("hash", 1, 256).unwrap()
-}
-
-fn v2() -> HashingEncoder {
-    let options = HashingOptions {
-        min_ngram: 2,
-        max_ngram: 4,
-        word_bigrams: false,
-    };
-    HashingEncoder::with_options("hash", 2, 384, options).unwrap()
-}
-
-fn payload(i: usize) -> Payload {
-    serde_json::json!({"n": i, "topic": if i.is_multiple_of(2) { "even" } else { "odd" }})
-        .as_object()
-        .unwrap()
-        .clone()
-}
-
-/// An engine with collection `docs` (v1 space, text kept in `text`) holding `n` texts.
-fn setup(dir: &std::path::Path, n: usize) -> (Arc<Engine>, Arc<LivingCollection>) {
-    let engine = Arc::new(Engine::open(dir).unwrap());
-    engine
-        .create_collection(CollectionConfig::new("docs", 256, Metric::Cosine))
-        .unwrap();
-    let living = LivingCollection::init(
-        engine.clone(),
-        "docs",
-        LivingOptions {
-            space: "hash@1".into(),
-            encoder: Some(v1().info().clone()),
-            text_field: Some("text".into()),
-        },
-    )
-    .unwrap();
-    let points = corpus(n)
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| (PointId::Num(i as u64), t, payload(i)))
-        .collect();
-    living.upsert_texts(points).unwrap();
-    (engine, living)
-}
-
-fn add_v2(living: &LivingCollection) {
-    living
-        .add_space(SpaceSpec {
-            name: "hash@2".into(),
-            encoder: Some(v2().info().clone()),
-            dim: None,
-            index: None,
-        })
-        .unwrap();
-}
 
 #[test]
 fn migration_fills_the_new_space_and_switches_the_default() {
