@@ -47,6 +47,8 @@ impl LivingCollection {
         };
         let _guard = self.state_write.lock();
         self.update_state(|s| {
+            // The space may have been removed while its vectors were re-written.
+            s.space(&space.name)?;
             if let Some(sp) = s.spaces.iter_mut().find(|x| x.name == space.name) {
                 sp.normalizer = Some(entry.clone());
             }
@@ -92,6 +94,12 @@ impl LivingCollection {
         let forward = Adapter::fit(kind, &source, from_space.dim, &target, to_space.dim, 17)?;
         let backward = Adapter::fit(kind, &target, to_space.dim, &source, from_space.dim, 18)?;
         let _guard = self.state_write.lock();
+        // Either space may have been removed while the fit ran: store nothing then.
+        {
+            let state = self.state.read();
+            state.space(from)?;
+            state.space(to)?;
+        }
         let entries = [
             self.store_adapter(&from_space.name, &to_space.name, kind, forward)?,
             self.store_adapter(&to_space.name, &from_space.name, kind, backward)?,
@@ -178,8 +186,12 @@ impl LivingCollection {
                 space.name
             )));
         };
+        // The info check keeps an encoder of a removed space from serving a new space
+        // of the same name.
         if let Some(e) = self.encoders.lock().get(&space.name) {
-            return Ok(e.clone());
+            if e.info() == info {
+                return Ok(e.clone());
+            }
         }
         let encoder = encoder_from_info(info)?;
         self.encoders

@@ -107,6 +107,20 @@ impl JobHandle {
     fn finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
+
+    /// The job's latest status.
+    pub(crate) fn status(&self) -> MigrationStatus {
+        self.status.lock().clone()
+    }
+
+    /// The spaces (from, to) the job reads and writes, while it runs.
+    pub(crate) fn running_spaces(&self) -> Option<(String, String)> {
+        if self.finished() {
+            return None;
+        }
+        let status = self.status.lock();
+        Some((status.from.clone(), status.to.clone()))
+    }
 }
 
 impl LivingCollection {

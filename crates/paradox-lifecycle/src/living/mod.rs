@@ -299,37 +299,74 @@ impl LivingCollection {
         Ok(space)
     }
 
-    /// Removes a space (never the first one, nor the default) and its companion
-    /// collection, adapters and overlays.
-    pub fn remove_space(&self, name: &str) -> Result<()> {
-        let space = {
+    /// Removes space `name`: its companion collection, the adapters from or into it, the
+    /// overlays on it, its normaliser, its window of recent vectors, and the last
+    /// migration's status when that migration went from or into it. Returns the space
+    /// as it was.
+    ///
+    /// Refused, changing nothing, for an unknown space, the first space (it is the
+    /// collection itself: drop the collection instead), the default space (make another
+    /// one the default first) and a space a running migration reads or writes (pause it
+    /// first).
+    ///
+    /// Order (crash safety): the state document stops naming the space first, then its
+    /// files and its companion collection go. A crash in between leaves an unnamed
+    /// companion collection or file behind, never a state naming a space whose vectors
+    /// are gone. The job lock is held throughout, so no migration starts meanwhile, and
+    /// `state_write`, so the checks and the change see the same state.
+    pub fn remove_space(&self, name: &str) -> Result<SpaceState> {
+        let mut job = self.job.lock();
+        let running = job.as_ref().and_then(|j| j.running_spaces());
+        let _guard = self.state_write.lock();
+        let (space, files) = {
             let state = self.state.read();
             let space = state.space(name)?.clone();
             if space.collection == state.collection {
-                return Err(invalid(format!("space `{name}` is the collection's first")));
+                return Err(invalid(format!(
+                    "space `{name}` is the first space of collection `{}`: it holds the \
+                     collection's own vectors and cannot be removed (drop the collection to \
+                     remove every space)",
+                    self.name
+                )));
             }
             if state.default_space == name {
                 return Err(invalid(format!(
-                    "space `{name}` is the default; make another space the default first"
+                    "space `{name}` is the default space of collection `{}`: make another \
+                     space the default first",
+                    self.name
                 )));
             }
-            if state.migration.as_ref().is_some_and(|m| {
-                m.phase == MigrationPhase::Running && (m.from == name || m.to == name)
-            }) {
+            if let Some((from, to)) = running.filter(|(from, to)| from == name || to == name) {
                 return Err(invalid(format!(
-                    "a migration into or out of `{name}` is running"
+                    "space `{name}` is in the running migration `{from}` -> `{to}` of \
+                     collection `{}`: pause it first",
+                    self.name
                 )));
             }
-            space
+            let mut files: Vec<String> = state
+                .adapters
+                .iter()
+                .filter(|a| a.from == name || a.to == name)
+                .map(|a| a.file.clone())
+                .collect();
+            files.extend(space.normalizer.as_ref().map(|n| n.file.clone()));
+            (space, files)
         };
-        {
-            let _guard = self.state_write.lock();
-            self.update_state(|s| {
-                s.spaces.retain(|x| x.name != name);
-                s.adapters.retain(|a| a.from != name && a.to != name);
-                s.overlays.retain(|_, o| o.space != name);
-                Ok(())
-            })?;
+        let involves = |m: &MigrationStatus| m.from == name || m.to == name;
+        self.update_state(|s| {
+            s.spaces.retain(|x| x.name != name);
+            s.adapters.retain(|a| a.from != name && a.to != name);
+            s.overlays.retain(|_, o| o.space != name);
+            if s.migration.as_ref().is_some_and(involves) {
+                s.migration = None;
+            }
+            Ok(())
+        })?;
+        // A job naming the space has finished (a running one was refused above), but
+        // `migration_status` would still report it. Dropped, not joined: its thread is
+        // gone, and joining while holding `state_write` could wait on its last save.
+        if job.as_ref().is_some_and(|j| involves(&j.status())) {
+            *job = None;
         }
         self.encoders.lock().remove(name);
         self.normalizers.lock().remove(name);
@@ -338,8 +375,16 @@ impl LivingCollection {
                 .split("->")
                 .any(|part| part == name)
         });
-        self.engine.drop_collection(&space.collection)?;
-        Ok(())
+        self.recent.forget(name);
+        for file in files {
+            // Best effort: the state no longer names the file, and a later fit of the
+            // same pair writes its own (same name, atomically replaced).
+            let _ = std::fs::remove_file(self.dir.join(file));
+        }
+        match self.engine.drop_collection(&space.collection) {
+            Ok(()) | Err(paradox_engine::EngineError::UnknownCollection(_)) => Ok(space),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Makes `space` the one searches use when they name none.
@@ -460,6 +505,8 @@ impl LivingCollection {
         }
         let _guard = self.state_write.lock();
         self.update_state(|s| {
+            // The space may have been removed since it was checked.
+            s.space(&overlay.space)?;
             s.overlays.insert(name.to_string(), overlay);
             Ok(())
         })

@@ -56,6 +56,12 @@ impl RecentWindows {
         }
     }
 
+    /// Drops the window of a removed space (a space added later under its name starts
+    /// empty).
+    pub(crate) fn forget(&self, space: &str) {
+        self.spaces.lock().remove(space);
+    }
+
     fn snapshot(&self, space: &str) -> Vec<f32> {
         self.spaces
             .lock()
