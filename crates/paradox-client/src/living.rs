@@ -23,7 +23,8 @@
 //!
 //! Retries follow the rest of the client: reads, searches, point writes, setting the
 //! default space or an overlay, and pausing are retried on transient failures; init,
-//! adding a space, fitting adapters, starting a migration and removing an overlay are not.
+//! adding or removing a space, fitting adapters, starting a migration and removing an
+//! overlay are not.
 
 use crate::proto as pb;
 use crate::types::parse_payload;
@@ -341,6 +342,26 @@ impl Client {
         };
         self.call_on(&self.living, false, message, |mut c, r| async move {
             c.add_space(r).await
+        })
+        .await
+    }
+
+    /// Removes `space` with its companion collection, the adapters from or into it and
+    /// the overlays on it; returns the collection as it is now. The first space, the
+    /// default space and a space in a running migration are refused
+    /// (`InvalidArgument`, naming the reason); an unknown space is `NotFound`. Not
+    /// retried (a retry after a removal that went through would answer `NotFound`).
+    pub async fn living_remove_space(
+        &self,
+        name: &str,
+        space: &str,
+    ) -> Result<pb::LivingInfo, ClientError> {
+        let message = pb::RemoveSpaceRequest {
+            collection: name.into(),
+            space: space.into(),
+        };
+        self.call_on(&self.living, false, message, |mut c, r| async move {
+            c.remove_space(r).await
         })
         .await
     }

@@ -28,7 +28,9 @@
 //!
 //! Per-collection gauges are refreshed from the service at each scrape. Drift gauges
 //! hold the latest report computed (`POST .../living/drift` or `Living/Drift`) since the
-//! server started: a scrape never computes one.
+//! server started: a scrape never computes one. The living gauges are reset and
+//! refilled at each scrape, so a removed space's series (its points, coverage, drift,
+//! and the last migration's when it went into the space) are gone from the next one.
 
 use crate::api::{CollectionDescription, LivingMetrics};
 use prometheus::{

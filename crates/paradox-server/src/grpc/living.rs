@@ -253,6 +253,28 @@ impl pb::living_server::Living for GrpcService {
         .await
     }
 
+    async fn remove_space(
+        &self,
+        request: Request<pb::RemoveSpaceRequest>,
+    ) -> Result<Response<pb::LivingInfo>, Status> {
+        self.handle("Living/RemoveSpace", request, |ctx, r| async move {
+            let name = r.collection;
+            let call = async { self.service.living()?.remove_space(&name, &r.space).await };
+            let info = self
+                .gate
+                .run(
+                    &ctx,
+                    "living_remove_space",
+                    Access::Admin,
+                    Some(&name),
+                    call,
+                )
+                .await?;
+            Ok(pb_living(info))
+        })
+        .await
+    }
+
     async fn upsert_texts(
         &self,
         request: Request<pb::UpsertTextsRequest>,

@@ -5,8 +5,9 @@
 //!
 //! Access follows the rest of the API: reading (describe, search, migration status,
 //! drift) is `read-only`; writing points (texts, vectors, deletes) is `read-write`;
-//! changing the collection's make-up (init, spaces, the default space, adapters,
-//! migrations, overlays) is `admin`, like creating a collection or changing its index.
+//! changing the collection's make-up (init, adding and removing spaces, the default
+//! space, adapters, migrations, overlays) is `admin`, like creating a collection or
+//! changing its index.
 
 use super::{ApiJson, AppState, Ctx};
 use crate::api::*;
@@ -14,7 +15,7 @@ use crate::auth::Access;
 use crate::error::ApiResult;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 
 /// The living routes.
@@ -24,6 +25,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(BASE, get(living_describe).post(living_init))
         .route(&route("/spaces"), post(living_add_space))
+        .route(&route("/spaces/{space}"), delete(living_remove_space))
         .route(&route("/default"), put(living_set_default_space))
         .route(&route("/texts"), put(living_upsert_texts))
         .route(&route("/spaces/{space}/points"), put(living_upsert_vectors))
@@ -48,6 +50,7 @@ pub(super) fn audited_operation(method: &Method, route: &str) -> Option<&'static
     Some(match (method.as_str(), tail) {
         ("POST", "") => "living_init",
         ("POST", "/spaces") => "living_add_space",
+        ("DELETE", "/spaces/{space}") => "living_remove_space",
         ("PUT", "/default") => "living_set_default_space",
         ("PUT", "/texts") => "living_upsert_texts",
         ("PUT", "/spaces/{space}/points") => "living_upsert_vectors",
@@ -123,6 +126,31 @@ pub(super) async fn living_add_space(
         .run(&ctx, "living_add_space", Access::Admin, Some(&name), call)
         .await?;
     Ok((StatusCode::CREATED, Json(space)))
+}
+
+/// Removes a space: its companion collection, the adapters from or into it and the
+/// overlays on it.
+#[utoipa::path(delete, path = "/v1/collections/{name}/living/spaces/{space}", tag = "living",
+    responses((status = 200, body = LivingDescription),
+        (status = 400, description = "the first space, the default space, or a space in a running migration (the message names which)"),
+        (status = 404, description = "unknown collection or space")))]
+pub(super) async fn living_remove_space(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((name, space)): Path<(String, String)>,
+) -> ApiResult<Json<LivingDescription>> {
+    let call = async { s.service.living()?.remove_space(&name, &space).await };
+    let answer = s
+        .gate
+        .run(
+            &ctx,
+            "living_remove_space",
+            Access::Admin,
+            Some(&name),
+            call,
+        )
+        .await?;
+    Ok(Json(answer))
 }
 
 /// Makes a space the one searches use when they name none.

@@ -38,6 +38,7 @@ use utoipa::OpenApi;
         living_init,
         living_describe,
         living_add_space,
+        living_remove_space,
         living_set_default_space,
         living_upsert_texts,
         living_upsert_vectors,

@@ -50,6 +50,10 @@ pub trait LivingService: Send + Sync {
     async fn add_space(&self, name: &str, request: AddSpaceRequest) -> ApiResult<SpaceDescription>;
     /// Makes `space` the one searches use when they name none.
     async fn set_default_space(&self, name: &str, space: &str) -> ApiResult<LivingDescription>;
+    /// Removes `space` with its companion collection, adapters and overlays (404 for an
+    /// unknown space; the first space, the default space and a space in a running
+    /// migration are refused, 400).
+    async fn remove_space(&self, name: &str, space: &str) -> ApiResult<LivingDescription>;
     /// Writes raw texts, encoded into every space that has an encoder.
     async fn upsert_texts(
         &self,
@@ -172,6 +176,12 @@ impl LivingService for LivingRegistry {
             describe(&living)
         })
         .await
+    }
+
+    async fn remove_space(&self, name: &str, space: &str) -> ApiResult<LivingDescription> {
+        let space = space.to_string();
+        self.with(name, move |r, living| r.remove_space(&living, &space))
+            .await
     }
 
     async fn upsert_texts(

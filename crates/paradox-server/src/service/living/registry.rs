@@ -257,6 +257,21 @@ impl Registry {
         space_description(living, &space, &living.default_space())
     }
 
+    /// Removes a space, then forgets what this registry keeps of it (its attached
+    /// encoder, its latest drift report), so `/metrics` no longer shows it.
+    pub(super) fn remove_space(
+        &self,
+        living: &LivingCollection,
+        space: &str,
+    ) -> ApiResult<LivingDescription> {
+        require_space(living, space)?;
+        living.remove_space(space)?;
+        let key = (living.name().to_string(), space.to_string());
+        self.attached.lock().remove(&key);
+        self.drift.lock().remove(&key);
+        describe(living)
+    }
+
     pub(super) fn upsert_vectors(
         &self,
         living: &LivingCollection,
@@ -446,11 +461,13 @@ impl Registry {
             let Ok(spaces) = spaces else {
                 continue;
             };
+            // Only spaces that still exist (a report computed while its space was being
+            // removed may have landed after the removal forgot the space's reports).
             let drift = self
                 .drift
                 .lock()
                 .iter()
-                .filter(|((c, _), _)| *c == name)
+                .filter(|((c, s), _)| *c == name && spaces.iter().any(|m| m.space == *s))
                 .map(|(_, report)| report.clone())
                 .collect();
             out.push(LivingMetrics {
