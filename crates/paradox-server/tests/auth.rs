@@ -86,6 +86,12 @@ fn routes(snapshot: &str, tag: &str) -> Vec<(Need, &'static str, String, Option<
         ),
         (
             Need::Admin,
+            "DELETE",
+            living(&format!("/spaces/s-{tag}")),
+            None,
+        ),
+        (
+            Need::Admin,
             "PUT",
             living("/default"),
             Some(json!({"space": "h@1"})),
@@ -343,6 +349,14 @@ async fn every_role_against_every_route() {
     assert_eq!(
         writer
             .living_add_space("a", "w@1", None, Some(3))
+            .await
+            .unwrap_err()
+            .code(),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        writer
+            .living_remove_space("a", "s-admin")
             .await
             .unwrap_err()
             .code(),

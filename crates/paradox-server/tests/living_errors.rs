@@ -1,6 +1,6 @@
 //! A table of bad requests to living collections: every one a 4xx with a precise message
-//! (status, code and message checked), never a 5xx, and a refused write stores nothing in
-//! any space.
+//! (status, code and message checked), never a 5xx, a refused write stores nothing in
+//! any space, and a refused space removal removes nothing.
 
 mod common;
 
@@ -64,6 +64,11 @@ async fn bad_living_requests() {
         ("POST", format!("{base}/spaces"), json!({"space": "big", "dim": 100000}), 400, "invalid_argument", "limits.max_dimension"),
         ("POST", format!("{base}/spaces"), json!({"space": "none"}), 400, "invalid_argument", "needs an encoder or a dimension"),
         ("PUT", format!("{base}/default"), json!({"space": "nope@1"}), 404, "not_found", "collection `docs` has no space `nope@1` (spaces: hash@1, hash@2, raw)"),
+        ("DELETE", format!("{base}/spaces/nope@1"), Value::Null, 404, "not_found", "collection `docs` has no space `nope@1` (spaces: hash@1, hash@2, raw)"),
+        ("DELETE", format!("{base}/spaces/bad%20name"), Value::Null, 404, "not_found", "has no space `bad name`"),
+        ("DELETE", format!("{base}/spaces/hash@1"), Value::Null, 400, "invalid_argument", "space `hash@1` is the first space of collection `docs`: it holds the collection's own vectors and cannot be removed"),
+        ("DELETE", "/v1/collections/nope/living/spaces/raw".into(), Value::Null, 404, "not_found", "unknown collection `nope`"),
+        ("DELETE", "/v1/collections/plain/living/spaces/raw".into(), Value::Null, 400, "invalid_argument", "collection `plain` is not a living collection"),
         // Text writes.
         ("PUT", format!("{base}/texts"), json!({"points": []}), 400, "invalid_argument", "no points to write: `points` is empty"),
         ("PUT", format!("{base}/texts"), json!({"points": [{"id": 50, "text": "  "}]}), 400, "invalid_argument", "`points[0].text`: the text is empty"),
@@ -116,8 +121,37 @@ async fn bad_living_requests() {
         assert_eq!(got, *status, "{method} {path}: {answer}");
         assert_error(&answer, code, message);
     }
-    // None of the refused writes stored anything, in any space.
+    // The default space cannot be removed either.
+    let default = |space: &str| json!({"space": space});
+    s.call("PUT", &format!("{base}/default"), Some(default("hash@2")))
+        .await;
+    let (status, answer) = s
+        .call("DELETE", &format!("{base}/spaces/hash@2"), None)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_error(
+        &answer,
+        "invalid_argument",
+        "space `hash@2` is the default space of collection `docs`: make another space the default first",
+    );
+    s.call("PUT", &format!("{base}/default"), Some(default("hash@1")))
+        .await;
+    // None of the refused writes stored anything, in any space, and no refused removal
+    // took a space or its collection.
+    for companion in ["docs--hash-v2", "docs--raw"] {
+        let (status, _) = s
+            .call("GET", &format!("/v1/collections/{companion}"), None)
+            .await;
+        assert_eq!(status, 200, "{companion}");
+    }
     let (_, living) = s.call("GET", base, None).await;
+    let spaces: Vec<&str> = living["spaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(spaces, ["hash@1", "hash@2", "raw"]);
     assert_eq!(space(&living, "hash@1")["points"], 10, "{living}");
     assert_eq!(space(&living, "hash@2")["points"], 0, "{living}");
     assert_eq!(space(&living, "raw")["points"], 0, "{living}");
