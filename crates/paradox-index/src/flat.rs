@@ -77,9 +77,9 @@ impl FlatIndex {
 }
 
 impl FlatIndex {
-    /// Offers the listed rows (ascending or not) to `top`, keyed `key_base + row`,
-    /// prefetching rows a few ahead: the rows of a filter's matches are scattered, so
-    /// the hardware prefetcher cannot guess them.
+    /// Offers the listed rows (ascending or not) to `top`, keyed `key_base + row`. The
+    /// rows of a filter's matches are scattered, so the kernel prefetches them a few
+    /// ahead: the hardware prefetcher cannot guess them.
     pub fn scan_rows(
         vectors: VectorView<'_>,
         query: &[f32],
@@ -87,31 +87,15 @@ impl FlatIndex {
         key_base: u64,
         top: &mut TopK,
     ) {
-        const AHEAD: usize = 4;
-        let row_bytes = vectors.dim * 4;
-        for (i, &row) in rows.iter().enumerate() {
-            if let Some(&next) = rows.get(i + AHEAD) {
-                prefetch_row(vectors.row(next as usize), row_bytes);
-            }
-            let d = vectors.metric.distance(query, vectors.row(row as usize));
-            top.push(key_base + row as u64, d);
-        }
+        paradox_kernels::scan_rows_topk(
+            query,
+            &vectors.data[..vectors.len() * vectors.dim],
+            rows,
+            vectors.metric == Metric::L2,
+            key_base,
+            top,
+        );
     }
-}
-
-#[inline(always)]
-fn prefetch_row(row: &[f32], bytes: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for line in (0..bytes).step_by(64) {
-        // SAFETY: prefetch is a hint; `line < bytes = row.len() * 4`, so the address is
-        // inside the row.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch(row.as_ptr().cast::<i8>().add(line), _MM_HINT_T0);
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (row, bytes);
 }
 
 impl VectorIndex for FlatIndex {

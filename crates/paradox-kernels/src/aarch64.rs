@@ -27,6 +27,8 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     dot,
     l2_squared_one_to_many,
     dot_one_to_many,
+    l2_squared_gather,
+    dot_gather,
     dot_many_to_many,
     l2_squared_many_to_many,
     many_to_many,
@@ -46,6 +48,14 @@ fn l2_squared_one_to_many(query: &[f32], rows: &[f32], out: &mut [f32]) {
 
 fn dot_one_to_many(query: &[f32], rows: &[f32], out: &mut [f32]) {
     one_to_many::<false>(query, rows, out)
+}
+
+fn l2_squared_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    crate::scalar::gather(query, data, rows, out, l2_squared)
+}
+
+fn dot_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    crate::scalar::gather(query, data, rows, out, dot)
 }
 
 fn dot_many_to_many(queries: &[f32], rows: &[f32], dim: usize, out: &mut [f32]) {

@@ -70,6 +70,10 @@ impl std::fmt::Display for SimdLevel {
     }
 }
 
+/// `(query, data, rows, out)`: distances from the query to the listed rows of `data`
+/// (see [`crate::l2_squared_gather`]).
+pub type GatherKernel = fn(&[f32], &[f32], &[u32], &mut [f32]);
+
 /// The kernels of one [`SimdLevel`], as plain function pointers.
 ///
 /// Every function has exactly the semantics of the crate-level function of the same name
@@ -92,6 +96,10 @@ pub struct KernelTable {
     pub l2_squared_one_to_many: fn(&[f32], &[f32], &mut [f32]),
     /// See [`crate::dot_one_to_many`].
     pub dot_one_to_many: fn(&[f32], &[f32], &mut [f32]),
+    /// See [`crate::l2_squared_gather`].
+    pub l2_squared_gather: GatherKernel,
+    /// See [`crate::dot_gather`].
+    pub dot_gather: GatherKernel,
     /// See [`crate::dot_many_to_many`].
     pub dot_many_to_many: fn(&[f32], &[f32], usize, &mut [f32]),
     /// See [`crate::l2_squared_many_to_many`].
@@ -111,6 +119,19 @@ impl KernelTable {
         top: &mut TopK,
     ) {
         crate::search::scan_topk(self, query, rows, metric_is_l2, row_key_base, top)
+    }
+
+    /// [`crate::scan_rows_topk`] with this table's kernels.
+    pub fn scan_rows_topk(
+        &self,
+        query: &[f32],
+        data: &[f32],
+        rows: &[u32],
+        metric_is_l2: bool,
+        row_key_base: u64,
+        top: &mut TopK,
+    ) {
+        crate::search::scan_rows_topk(self, query, data, rows, metric_is_l2, row_key_base, top)
     }
 
     /// [`crate::batch_topk`] with this table's kernels.

@@ -41,7 +41,9 @@ mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use dispatch::{kernel_table, kernel_table_for, KernelTable, SimdLevel, SIMD_ENV_VAR};
+pub use dispatch::{
+    kernel_table, kernel_table_for, GatherKernel, KernelTable, SimdLevel, SIMD_ENV_VAR,
+};
 pub use quant::{pq4_block, quant_table, QuantTable, Sq8Quantizer, Sq8Query, Sq8Range, PQ4_BLOCK};
 pub use topk::{Neighbor, TopK};
 
@@ -186,6 +188,21 @@ pub fn dot_one_to_many(query: &[f32], rows: &[f32], out: &mut [f32]) {
     (kernel_table().dot_one_to_many)(query, rows, out)
 }
 
+/// `out[i] = ‖query − data[rows[i]]‖²` for each slot of `out` (up to `rows.len()`), where
+/// `data` holds `query.len()`-float rows: the distances to scattered rows, such as those
+/// that pass a filter.
+///
+/// Four rows at a time share each query load, and rows two groups ahead are prefetched
+/// (scattered rows miss the caches and the TLB). Panics if a row lies past `data`.
+pub fn l2_squared_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    (kernel_table().l2_squared_gather)(query, data, rows, out)
+}
+
+/// `out[i] = query · data[rows[i]]`, like [`l2_squared_gather`].
+pub fn dot_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    (kernel_table().dot_gather)(query, data, rows, out)
+}
+
 /// `out[q * n + i] = queries[q] · rows[i]` for `nq` queries and `n` rows of dimension `dim`,
 /// written row-major (`out.len() == nq * n`).
 ///
@@ -224,6 +241,29 @@ pub fn scan_topk(
     top: &mut TopK,
 ) {
     kernel_table().scan_topk(query, rows, metric_is_l2, row_key_base, top)
+}
+
+/// Exact top-k of one query over the rows `rows` of `data` (`query.len()` floats each):
+/// offers row `r` with key `row_key_base + r` and the distance of [`scan_topk`]. Distances
+/// come from [`l2_squared_gather`] / [`dot_gather`] a block at a time. Panics if a row lies
+/// past `data`.
+///
+/// ```
+/// use paradox_kernels::{scan_rows_topk, TopK};
+/// let data = [0.0, 0.0, 1.0, 1.0, 5.0, 5.0];
+/// let mut top = TopK::new(1);
+/// scan_rows_topk(&[4.0, 4.0], &data, &[0, 2], true, 100, &mut top);
+/// assert_eq!(top.into_sorted_vec()[0].key, 102);
+/// ```
+pub fn scan_rows_topk(
+    query: &[f32],
+    data: &[f32],
+    rows: &[u32],
+    metric_is_l2: bool,
+    row_key_base: u64,
+    top: &mut TopK,
+) {
+    kernel_table().scan_rows_topk(query, data, rows, metric_is_l2, row_key_base, top)
 }
 
 /// Exact top-k of many queries over `rows` at once: `tops[q]` receives every row `i` with

@@ -14,6 +14,8 @@ pub(crate) static TABLE: KernelTable = KernelTable {
     dot,
     l2_squared_one_to_many,
     dot_one_to_many,
+    l2_squared_gather,
+    dot_gather,
     dot_many_to_many,
     l2_squared_many_to_many,
     many_to_many,
@@ -76,6 +78,29 @@ pub(crate) fn one_to_many(
     for (o, row) in out.iter_mut().zip(rows.chunks_exact(dim)) {
         *o = pairwise(query, row);
     }
+}
+
+/// Applies `pairwise` to the query and row `rows[i]` of `data` for each slot of `out` (up
+/// to `rows.len()`); an empty query gives 0. Panics if a row lies past `data`.
+pub(crate) fn gather(
+    query: &[f32],
+    data: &[f32],
+    rows: &[u32],
+    out: &mut [f32],
+    pairwise: fn(&[f32], &[f32]) -> f32,
+) {
+    let dim = query.len();
+    for (o, &row) in out.iter_mut().zip(rows) {
+        *o = pairwise(query, &data[row as usize * dim..][..dim]);
+    }
+}
+
+fn l2_squared_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    gather(query, data, rows, out, l2_squared)
+}
+
+fn dot_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    gather(query, data, rows, out, dot)
 }
 
 fn l2_squared_one_to_many(query: &[f32], rows: &[f32], out: &mut [f32]) {

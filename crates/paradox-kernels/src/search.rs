@@ -38,6 +38,33 @@ pub(crate) fn scan_topk(
     }
 }
 
+pub(crate) fn scan_rows_topk(
+    table: &KernelTable,
+    query: &[f32],
+    data: &[f32],
+    rows: &[u32],
+    metric_is_l2: bool,
+    row_key_base: u64,
+    top: &mut TopK,
+) {
+    if top.k() == 0 {
+        return;
+    }
+    let mut distances = [0f32; SCAN_BLOCK_ROWS];
+    for block in rows.chunks(SCAN_BLOCK_ROWS) {
+        let out = &mut distances[..block.len()];
+        if metric_is_l2 {
+            (table.l2_squared_gather)(query, data, block, out);
+        } else {
+            (table.dot_gather)(query, data, block, out);
+            for d in out.iter_mut() {
+                *d = -*d;
+            }
+        }
+        top.push_block_rows(row_key_base, block, out);
+    }
+}
+
 pub(crate) fn batch_topk(
     table: &KernelTable,
     queries: &[f32],

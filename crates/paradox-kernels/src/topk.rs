@@ -123,6 +123,39 @@ impl TopK {
         self.push_each(key, tail, &mut threshold);
     }
 
+    /// Offers `distances[i]` with key `base_key + rows[i]` for each `i`, with the quick
+    /// rejection of [`TopK::push_block`].
+    #[inline]
+    pub fn push_block_rows(&mut self, base_key: u64, rows: &[u32], distances: &[f32]) {
+        if self.k == 0 {
+            return;
+        }
+        let mut threshold = self.threshold();
+        let (chunks, _) = distances.as_chunks::<PREFILTER_LANES>();
+        let mut start = 0;
+        for chunk in chunks {
+            if any_at_most(chunk, threshold) {
+                self.push_rows(base_key, &rows[start..], chunk, &mut threshold);
+            }
+            start += PREFILTER_LANES;
+        }
+        self.push_rows(
+            base_key,
+            &rows[start..],
+            &distances[start..],
+            &mut threshold,
+        );
+    }
+
+    #[inline]
+    fn push_rows(&mut self, base_key: u64, rows: &[u32], distances: &[f32], threshold: &mut f32) {
+        for (&row, &d) in rows.iter().zip(distances) {
+            if d <= *threshold && self.push(base_key + row as u64, d) {
+                *threshold = self.threshold();
+            }
+        }
+    }
+
     /// The scalar loop behind [`TopK::push_block`].
     #[inline]
     fn push_each(&mut self, base_key: u64, distances: &[f32], threshold: &mut f32) {

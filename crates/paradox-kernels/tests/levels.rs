@@ -1,5 +1,5 @@
-//! Every SIMD level this CPU supports against an `f64` reference: pairwise and one-vs-many
-//! at any length and alignment, many-vs-many, and exact top-k search.
+//! Every SIMD level this CPU supports against an `f64` reference: pairwise, one-vs-many and
+//! gathered rows at any length and alignment, many-vs-many, and exact top-k search.
 
 use paradox_kernels::{kernel_table_for, KernelTable, SimdLevel, TopK};
 use proptest::prelude::*;
@@ -99,6 +99,31 @@ proptest! {
     }
 
     #[test]
+    fn gather_matches_reference(
+        dim in 0usize..130, n in 1usize..23, picks in proptest::collection::vec(0usize..1000, 0..40),
+        off in 0usize..16, seed: u64,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let q = data(&mut rng, dim, off);
+        let rows = data(&mut rng, n * dim, off);
+        let (q, rows) = (&q[off..], &rows[off..]);
+        // Any order, repeats allowed.
+        let picked: Vec<u32> = picks.iter().map(|&p| (p % n) as u32).collect();
+        for t in tables() {
+            let mut dots = vec![f32::NAN; picked.len()];
+            let mut l2s = vec![f32::NAN; picked.len()];
+            (t.dot_gather)(q, rows, &picked, &mut dots);
+            (t.l2_squared_gather)(q, rows, &picked, &mut l2s);
+            for (i, &r) in picked.iter().enumerate() {
+                let row = &rows[r as usize * dim..][..dim];
+                let what = format!("{} dim {dim} pick {i} row {r}/{n}", t.level);
+                assert_close(dots[i], ref_dot(q, row), dot_scale(q, row), &format!("dot {what}"));
+                assert_close(l2s[i], ref_l2(q, row), ref_l2(q, row), &format!("l2 {what}"));
+            }
+        }
+    }
+
+    #[test]
     fn many_to_many_matches_reference(
         dim in 1usize..600, nq in 0usize..31, n in 0usize..70, off in 0usize..16, seed: u64,
     ) {
@@ -177,10 +202,14 @@ fn check_topk(dim: usize, nq: usize, n: usize, k: usize, l2: bool, base: u64, se
             let q = &queries[qi * dim..(qi + 1) * dim];
             let mut scan_top = TopK::new(k);
             t.scan_topk(q, &rows, l2, base, &mut scan_top);
+            // Every row, listed backwards: the same selection through the gather path.
+            let backwards: Vec<u32> = (0..n as u32).rev().collect();
+            let mut rows_top = TopK::new(k);
+            t.scan_rows_topk(q, &rows, &backwards, l2, base, &mut rows_top);
             let mut want: Vec<f64> = rows.chunks_exact(dim).map(|x| distance(q, x)).collect();
             want.sort_by(f64::total_cmp);
             want.truncate(k);
-            for (name, top) in [("batch", batch_top), ("scan", scan_top)] {
+            for (name, top) in [("batch", batch_top), ("scan", scan_top), ("rows", rows_top)] {
                 let got = top.into_sorted_vec();
                 let what = format!("{name} {} q{qi} {nq}x{n}x{dim} k {k} l2 {l2}", t.level);
                 assert_eq!(got.len(), want.len(), "{what}: count");
@@ -221,6 +250,9 @@ fn empty_and_degenerate_inputs() {
         let mut out = [1.0f32; 3];
         (t.dot_one_to_many)(&[], &[], &mut out);
         assert_eq!(out, [0.0; 3], "{}: empty query", t.level);
+        let mut gathered = [1.0f32; 2];
+        (t.l2_squared_gather)(&[], &[], &[0, 5], &mut gathered);
+        assert_eq!(gathered, [0.0; 2], "{}: empty query, gather", t.level);
         let mut none: [f32; 0] = [];
         (t.l2_squared_many_to_many)(&[1.0, 2.0], &[], 2, &mut none);
         let mut tops = vec![TopK::new(3)];

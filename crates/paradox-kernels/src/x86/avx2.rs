@@ -30,6 +30,8 @@ static TABLE: KernelTable = KernelTable {
     dot,
     l2_squared_one_to_many,
     dot_one_to_many,
+    l2_squared_gather,
+    dot_gather,
     dot_many_to_many,
     l2_squared_many_to_many,
     many_to_many,
@@ -131,6 +133,51 @@ unsafe fn pairwise<const L2: bool>(a: &[f32], b: &[f32]) -> f32 {
     hsum256(sum)
 }
 
+/// Distances from the query at `q` to four rows at `rows`, each `dim` floats long
+/// (`full = dim − dim % 8`, `tail` masks the rest), prefetching the matching line of each
+/// row at `ahead` as it goes.
+///
+/// # Safety
+///
+/// The CPU supports AVX2 and FMA; `q` and every `rows[j]` point to `dim` readable floats.
+/// `ahead` may be anything: prefetches never fault.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn group4<const L2: bool>(
+    q: *const f32,
+    rows: [*const f32; 4],
+    ahead: [*const f32; 4],
+    full: usize,
+    tail: Option<__m256i>,
+) -> __m128 {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut k = 0;
+    // SAFETY: every load reads `k..k + 8 <= full <= dim` of the query and of each row, or
+    // the tail lanes below `dim` under a mask (the caller's contract); prefetches use
+    // wrapping arithmetic.
+    unsafe {
+        while k < full {
+            let qv = _mm256_loadu_ps(q.add(k));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                // One prefetch per 64-byte line: every other 8-float step.
+                if PREFETCH && k % 16 == 0 {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead[j].wrapping_add(k).cast::<i8>());
+                }
+                *acc = step::<L2>(_mm256_loadu_ps(rows[j].add(k)), qv, *acc);
+            }
+            k += 8;
+        }
+        if let Some(tail) = tail {
+            let qv = _mm256_maskload_ps(q.add(full), tail);
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_maskload_ps(rows[j].add(full), tail);
+                *acc = step::<L2>(x, qv, *acc);
+            }
+        }
+    }
+    hsum256x4(acc[0], acc[1], acc[2], acc[3])
+}
+
 /// # Safety
 ///
 /// The CPU supports AVX2 and FMA.
@@ -143,41 +190,17 @@ unsafe fn one_to_many<const L2: bool>(query: &[f32], rows: &[f32], out: &mut [f3
     }
     let n = out.len().min(rows.len() / dim);
     let full = dim - dim % 8;
-    let tail_len = dim % 8;
-    let tail = lanes(tail_len);
-    let q = query.as_ptr();
+    let tail = (!dim.is_multiple_of(8)).then(|| lanes(dim % 8));
     let mut r = 0;
     while r + 4 <= n {
-        let group = &rows[r * dim..(r + 4) * dim];
-        let p = group.as_ptr();
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut k = 0;
-        // SAFETY: rows `r..r + 4` are inside `group` (`r + 4 <= n <= rows.len() / dim`);
-        // every load reads `k..k + 8 <= full <= dim` of the query and of each row, or the
-        // tail lanes below `dim` under a mask. Prefetches use wrapping arithmetic and never
-        // fault, whatever the address.
-        unsafe {
-            while k < full {
-                let qv = _mm256_loadu_ps(q.add(k));
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    let row = p.add(j * dim + k);
-                    // One prefetch per 64-byte line: every other 8-float step.
-                    if PREFETCH && k % 16 == 0 {
-                        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(4 * dim).cast::<i8>());
-                    }
-                    *acc = step::<L2>(_mm256_loadu_ps(row), qv, *acc);
-                }
-                k += 8;
-            }
-            if tail_len != 0 {
-                let qv = _mm256_maskload_ps(q.add(full), tail);
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm256_maskload_ps(p.add(j * dim + full), tail);
-                    *acc = step::<L2>(x, qv, *acc);
-                }
-            }
-        }
-        let sums = hsum256x4(acc[0], acc[1], acc[2], acc[3]);
+        let p = rows[r * dim..(r + 4) * dim].as_ptr();
+        // SAFETY: rows `r..r + 4` are inside `rows` (`r + 4 <= n <= rows.len() / dim`),
+        // each `dim` floats from `p + j·dim`.
+        let sums = unsafe {
+            let group = [p, p.add(dim), p.add(2 * dim), p.add(3 * dim)];
+            let ahead = group.map(|row| row.wrapping_add(4 * dim));
+            group4::<L2>(query.as_ptr(), group, ahead, full, tail)
+        };
         // SAFETY: `out[r..r + 4]` exists because `r + 4 <= n <= out.len()`.
         unsafe { _mm_storeu_ps(out[r..r + 4].as_mut_ptr(), sums) };
         r += 4;
@@ -186,6 +209,51 @@ unsafe fn one_to_many<const L2: bool>(query: &[f32], rows: &[f32], out: &mut [f3
         // SAFETY: same features as this function.
         *o = unsafe { pairwise::<L2>(query, row) };
     }
+}
+
+/// # Safety
+///
+/// The CPU supports AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gather<const L2: bool>(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    let dim = query.len();
+    let n = out.len().min(rows.len());
+    if dim == 0 {
+        out[..n].fill(0.0);
+        return;
+    }
+    let full = dim - dim % 8;
+    let tail = (!dim.is_multiple_of(8)).then(|| lanes(dim % 8));
+    let row = |i: usize| data[rows[i] as usize * dim..][..dim].as_ptr();
+    let ahead = |i: usize| {
+        rows.get(i + 8).map_or(std::ptr::null(), |&r| {
+            data.as_ptr().wrapping_add(r as usize * dim)
+        })
+    };
+    let mut r = 0;
+    while r + 4 <= n {
+        let group = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+        let next = [ahead(r), ahead(r + 1), ahead(r + 2), ahead(r + 3)];
+        // SAFETY: each pointer in `group` starts a bounds-checked `dim`-float row.
+        let sums = unsafe { group4::<L2>(query.as_ptr(), group, next, full, tail) };
+        // SAFETY: `out[r..r + 4]` exists because `r + 4 <= n <= out.len()`.
+        unsafe { _mm_storeu_ps(out[r..r + 4].as_mut_ptr(), sums) };
+        r += 4;
+    }
+    for i in r..n {
+        // SAFETY: same features as this function.
+        out[i] = unsafe { pairwise::<L2>(query, &data[rows[i] as usize * dim..][..dim]) };
+    }
+}
+
+fn l2_squared_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    // SAFETY: only reachable through `TABLE`, handed out after detecting the features.
+    unsafe { gather::<true>(query, data, rows, out) }
+}
+
+fn dot_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    // SAFETY: only reachable through `TABLE`, handed out after detecting the features.
+    unsafe { gather::<false>(query, data, rows, out) }
 }
 
 /// The `6 × 16` register-blocked micro-kernel.

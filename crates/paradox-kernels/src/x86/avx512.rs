@@ -36,6 +36,8 @@ static TABLE: KernelTable = KernelTable {
     dot,
     l2_squared_one_to_many,
     dot_one_to_many,
+    l2_squared_gather,
+    dot_gather,
     dot_many_to_many,
     l2_squared_many_to_many,
     many_to_many,
@@ -148,6 +150,50 @@ unsafe fn pairwise<const L2: bool>(a: &[f32], b: &[f32]) -> f32 {
     _mm512_reduce_add_ps(sum)
 }
 
+/// Distances from the query at `q` to four rows at `rows`, each `dim` floats long
+/// (`full = dim − dim % 16`, `tail` masks the rest), prefetching the matching line of each
+/// row at `ahead` as it goes.
+///
+/// # Safety
+///
+/// The CPU supports AVX-512F, AVX2 and FMA; `q` and every `rows[j]` point to `dim`
+/// readable floats. `ahead` may be anything: prefetches never fault.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn group4<const L2: bool>(
+    q: *const f32,
+    rows: [*const f32; 4],
+    ahead: [*const f32; 4],
+    full: usize,
+    tail: __mmask16,
+) -> __m128 {
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut k = 0;
+    // SAFETY: every load reads `k..k + 16 <= full <= dim` of the query and of each row, or
+    // the tail lanes below `dim` under a mask (the caller's contract); prefetches use
+    // wrapping arithmetic.
+    unsafe {
+        while k < full {
+            let qv = _mm512_loadu_ps(q.add(k));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                if PREFETCH {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead[j].wrapping_add(k).cast::<i8>());
+                }
+                *acc = step::<L2>(_mm512_loadu_ps(rows[j].add(k)), qv, *acc);
+            }
+            k += 16;
+        }
+        if tail != 0 {
+            let qv = _mm512_maskz_loadu_ps(tail, q.add(full));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_maskz_loadu_ps(tail, rows[j].add(full));
+                *acc = step::<L2>(x, qv, *acc);
+            }
+        }
+    }
+    hsum512x4(acc[0], acc[1], acc[2], acc[3])
+}
+
 /// # Safety
 ///
 /// The CPU supports AVX-512F, AVX2 and FMA.
@@ -161,38 +207,16 @@ unsafe fn one_to_many<const L2: bool>(query: &[f32], rows: &[f32], out: &mut [f3
     let n = out.len().min(rows.len() / dim);
     let full = dim - dim % 16;
     let tail = lanes(dim % 16);
-    let q = query.as_ptr();
     let mut r = 0;
     while r + 4 <= n {
-        let group = &rows[r * dim..(r + 4) * dim];
-        let p = group.as_ptr();
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut k = 0;
-        // SAFETY: rows `r..r + 4` are inside `group` (`r + 4 <= n <= rows.len() / dim`);
-        // every load reads `k..k + 16 <= full <= dim` of the query and of each row, or the
-        // tail lanes below `dim` under a mask. Prefetches use wrapping arithmetic and never
-        // fault, whatever the address.
-        unsafe {
-            while k < full {
-                let qv = _mm512_loadu_ps(q.add(k));
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    let row = p.add(j * dim + k);
-                    if PREFETCH {
-                        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(4 * dim).cast::<i8>());
-                    }
-                    *acc = step::<L2>(_mm512_loadu_ps(row), qv, *acc);
-                }
-                k += 16;
-            }
-            if tail != 0 {
-                let qv = _mm512_maskz_loadu_ps(tail, q.add(full));
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm512_maskz_loadu_ps(tail, p.add(j * dim + full));
-                    *acc = step::<L2>(x, qv, *acc);
-                }
-            }
-        }
-        let sums = hsum512x4(acc[0], acc[1], acc[2], acc[3]);
+        let p = rows[r * dim..(r + 4) * dim].as_ptr();
+        // SAFETY: rows `r..r + 4` are inside `rows` (`r + 4 <= n <= rows.len() / dim`),
+        // each `dim` floats from `p + j·dim`.
+        let sums = unsafe {
+            let group = [p, p.add(dim), p.add(2 * dim), p.add(3 * dim)];
+            let ahead = group.map(|row| row.wrapping_add(4 * dim));
+            group4::<L2>(query.as_ptr(), group, ahead, full, tail)
+        };
         // SAFETY: `out[r..r + 4]` exists because `r + 4 <= n <= out.len()`.
         unsafe { _mm_storeu_ps(out[r..r + 4].as_mut_ptr(), sums) };
         r += 4;
@@ -201,6 +225,53 @@ unsafe fn one_to_many<const L2: bool>(query: &[f32], rows: &[f32], out: &mut [f3
         // SAFETY: same features as this function.
         *o = unsafe { pairwise::<L2>(query, row) };
     }
+}
+
+/// # Safety
+///
+/// The CPU supports AVX-512F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gather<const L2: bool>(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    let dim = query.len();
+    let n = out.len().min(rows.len());
+    if dim == 0 {
+        out[..n].fill(0.0);
+        return;
+    }
+    let full = dim - dim % 16;
+    let tail = lanes(dim % 16);
+    // Bounds-checked slice of one row: a row past the data panics here, before any load.
+    let row = |i: usize| data[rows[i] as usize * dim..][..dim].as_ptr();
+    // Scattered rows miss the caches and often the TLB: prefetch two groups ahead.
+    let ahead = |i: usize| {
+        rows.get(i + 8).map_or(std::ptr::null(), |&r| {
+            data.as_ptr().wrapping_add(r as usize * dim)
+        })
+    };
+    let mut r = 0;
+    while r + 4 <= n {
+        let group = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+        let next = [ahead(r), ahead(r + 1), ahead(r + 2), ahead(r + 3)];
+        // SAFETY: each pointer in `group` starts a bounds-checked `dim`-float row.
+        let sums = unsafe { group4::<L2>(query.as_ptr(), group, next, full, tail) };
+        // SAFETY: `out[r..r + 4]` exists because `r + 4 <= n <= out.len()`.
+        unsafe { _mm_storeu_ps(out[r..r + 4].as_mut_ptr(), sums) };
+        r += 4;
+    }
+    for i in r..n {
+        // SAFETY: same features as this function.
+        out[i] = unsafe { pairwise::<L2>(query, &data[rows[i] as usize * dim..][..dim]) };
+    }
+}
+
+fn l2_squared_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    // SAFETY: only reachable through `TABLE`, handed out after detecting the features.
+    unsafe { gather::<true>(query, data, rows, out) }
+}
+
+fn dot_gather(query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+    // SAFETY: only reachable through `TABLE`, handed out after detecting the features.
+    unsafe { gather::<false>(query, data, rows, out) }
 }
 
 /// The `14 × 32` register-blocked micro-kernel.
