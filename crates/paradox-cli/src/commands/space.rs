@@ -30,6 +30,8 @@ Examples:
   paradox space fit-adapter --collection docs --from minilm@1 --to minilm@2 --pairs 5000
   paradox space search --collection docs --space minilm@2 --text 'a man eating bread'
   paradox space migrate --collection docs --to minilm@2 --rate 500
+  paradox space default --collection docs minilm@1
+  paradox space remove --collection docs minilm@2
   paradox drift --collection docs --space minilm@1 --window 500";
 
 /// Vector spaces of a collection.
@@ -52,6 +54,22 @@ pub enum SpaceCommand {
     Migrate(MigrateArgs),
     /// Search a space with text (through the adapter while the space is filling).
     Search(SpaceSearchArgs),
+    /// Make a space the one searches use when they name none.
+    Default(SpaceNameArgs),
+    /// Remove a space: its companion collection, the adapters from or into it and the
+    /// overlays on it (never the first space, the default space, or a space a running
+    /// migration uses).
+    Remove(SpaceNameArgs),
+}
+
+/// `--collection` and a space's name.
+#[derive(Debug, Args)]
+pub struct SpaceNameArgs {
+    /// The collection.
+    #[arg(long)]
+    pub collection: String,
+    /// The space, e.g. `minilm@2`.
+    pub name: String,
 }
 
 /// `--collection`.
@@ -286,6 +304,28 @@ pub fn run(command: SpaceCommand, global: &GlobalArgs) -> Result<()> {
         }
         SpaceCommand::Migrate(args) => migrate(engine, args),
         SpaceCommand::Search(args) => search(engine, args),
+        SpaceCommand::Default(args) => {
+            let living = LivingCollection::open(engine, &args.collection)?;
+            living.set_default_space(&args.name)?;
+            println!(
+                "collection `{}`: searches use space `{}` by default",
+                living.name(),
+                args.name
+            );
+            Ok(())
+        }
+        SpaceCommand::Remove(args) => {
+            let living = LivingCollection::open(engine, &args.collection)?;
+            let space = living.remove_space(&args.name)?;
+            println!(
+                "space `{}` removed from collection `{}`, with its collection `{}`, its \
+                 adapters and overlays",
+                space.name,
+                living.name(),
+                space.collection
+            );
+            Ok(())
+        }
     }
 }
 
