@@ -337,6 +337,13 @@ class LivingCollection:
         dim: Optional[int] = None,
         model_dir: Optional[Union[str, PathLike[str]]] = None,
     ) -> Dict[str, Any]: ...
+    def set_default_space(self, space: str) -> None: ...
+    def remove_space(self, name: str) -> Dict[str, Any]:
+        """Removes a space with its collection, adapters and overlays; returns it as it was.
+
+        ``ValueError`` (nothing removed) for the first space, the default space, a space a
+        running migration uses, or an unknown name.
+        """
     def attach_encoder(
         self, space: str, encoder: EncoderLike, model_dir: Optional[Union[str, PathLike[str]]] = None
     ) -> None: ...

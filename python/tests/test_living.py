@@ -79,6 +79,51 @@ def test_new_space_adapters_migration_and_reopen(engine):
     assert again.default_space == "hash@2"
 
 
+def test_remove_space(engine):
+    docs, texts = living(engine, n=100)
+    docs.add_space("hash@2", encoder="hashing:96")
+    docs.add_space("raw@1", dim=8)
+    docs.fit_adapters("hash@1", "hash@2", pairs=40)
+
+    def make_up():
+        names = [s["name"] for s in docs.spaces()]
+        return names, docs.default_space, len(docs.adapters()), sorted(engine.list_collections())
+
+    before = make_up()
+    # Refusals name the reason and remove nothing.
+    with pytest.raises(ValueError, match="first space of collection `docs`"):
+        docs.remove_space("hash@1")
+    with pytest.raises(ValueError, match="unknown space `nope@1`"):
+        docs.remove_space("nope@1")
+    docs.set_default_space("hash@2")
+    assert docs.default_space == "hash@2"
+    with pytest.raises(ValueError, match="make another space the default first"):
+        docs.remove_space("hash@2")
+    with pytest.raises(ValueError, match="unknown space `nope@1`"):
+        docs.set_default_space("nope@1")
+    docs.set_default_space("hash@1")
+    # 20 points a second: the migration still runs when the removal is refused.
+    assert docs.migrate("hash@2", rate=20.0, batch_size=2)["phase"] == "running"
+    with pytest.raises(ValueError, match="running migration `hash@1` -> `hash@2`"):
+        docs.remove_space("hash@2")
+    assert docs.migration_status()["phase"] == "running"
+    docs.pause_migration()
+    assert make_up() == before
+
+    removed = docs.remove_space("hash@2")
+    assert removed["name"] == "hash@2" and removed["collection"] == "docs--hash-v2"
+    assert [s["name"] for s in docs.spaces()] == ["hash@1", "raw@1"]
+    assert docs.adapters() == [] and docs.migration_status() is None
+    assert "docs--hash-v2" not in engine.list_collections()
+    assert docs.search(text=texts[4], k=1)[0]["id"] == 4
+    with pytest.raises(ValueError, match="hash@2"):
+        docs.search(text=texts[4], space="hash@2", k=1)
+    del docs
+    again = paradox.LivingCollection.open(engine, "docs")
+    assert [s["name"] for s in again.spaces()] == ["hash@1", "raw@1"]
+    assert again.count("hash@1") == 100
+
+
 def test_python_encoder(engine):
     engine.create_collection("notes", 8, "cosine")
     calls = []

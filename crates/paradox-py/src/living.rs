@@ -296,6 +296,24 @@ impl PyLiving {
         to_dict(py, &space)
     }
 
+    /// Makes ``space`` the one searches use when they name none.
+    fn set_default_space(&self, py: Python<'_>, space: &str) -> PyResult<()> {
+        py.allow_threads(|| self.inner.set_default_space(space))
+            .map_err(lifecycle_to_py)
+    }
+
+    /// Removes space ``name``: its companion collection, the adapters from or into it,
+    /// the overlays on it and its attached encoder. Returns the space as it was. The
+    /// first space, the default space (see :meth:`set_default_space`), a space a running
+    /// migration uses and an unknown name raise ``ValueError`` naming the reason, and
+    /// nothing is removed.
+    fn remove_space(&self, py: Python<'_>, name: &str) -> PyResult<PyObject> {
+        let space = py
+            .allow_threads(|| self.inner.remove_space(name))
+            .map_err(lifecycle_to_py)?;
+        to_dict(py, &space)
+    }
+
     /// Uses ``encoder`` (a callable ``f(texts) -> array``, or a spec) for ``space`` in
     /// this process; it must match the space's stored encoder (for a callable: the
     /// space was made with a callable of the same dimension).
