@@ -253,3 +253,90 @@ fn snapshots_carry_graphs_so_a_restore_needs_no_rebuild() {
     let queries = clustered(20, 5, 900_000);
     assert!(recall(&restored, &queries, None) >= 0.95);
 }
+
+#[test]
+fn selective_payload_values_get_graphs_that_filtered_searches_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = paradox_engine::EngineOptions {
+        seal_threshold: 12_000,
+        ..options()
+    };
+    let queries = clustered(40, 99, 1_000_000);
+    // `team` 7 on every 11th point (1,091 of 12,000: a graph), `tag` "some" (1,200 rows,
+    // 10 %: at the limit, a graph), "rare" (120: too few rows), `bucket` (half: too many).
+    let points: Vec<_> = clustered(12_000, 1, 0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut p)| {
+            p.payload.insert(
+                "team".into(),
+                serde_json::json!(if i % 11 == 3 { 7 } else { 1 }),
+            );
+            p
+        })
+        .collect();
+    let engine = Engine::open_with(dir.path(), options.clone()).unwrap();
+    let col = engine.create_collection(config()).unwrap();
+    for chunk in points.chunks(2000) {
+        col.upsert(chunk.to_vec()).unwrap();
+    }
+    col.flush().unwrap();
+    col.wait_for_indexes();
+    assert_eq!(col.info().sealed_segments, 1);
+    assert_eq!(col.info().payload_graphs, 2);
+    let team = Filter::eq("team", 7);
+    let filters = [
+        ("team", team.clone()),
+        ("some", Filter::eq("tag", "some")),
+        // Nearly all of the team's rows pass: walked with the rest as the mask.
+        (
+            "team and not rare",
+            Filter::And(vec![
+                team.clone(),
+                Filter::Not(Box::new(Filter::eq("tag", "rare"))),
+            ]),
+        ),
+        // Half pass: scanned instead; the answers are the same either way.
+        (
+            "team and bucket",
+            Filter::And(vec![team.clone(), Filter::eq("bucket", 0)]),
+        ),
+    ];
+    for (name, filter) in &filters {
+        let r = recall(&col, &queries, Some(filter.clone()));
+        assert!(r >= 0.95, "{name}: recall {r}");
+    }
+    // Deleted rows of the value never come back from its graph.
+    let victims: Vec<PointId> = (0..12_000u64)
+        .filter(|i| i % 11 == 3 && i % 2 == 0)
+        .take(50)
+        .map(PointId::Num)
+        .collect();
+    col.delete(&victims).unwrap();
+    let dead: HashSet<PointId> = victims.into_iter().collect();
+    for q in &queries {
+        let mut request = SearchRequest::new(q.vector.clone(), 20);
+        request.filter = Some(team.clone());
+        let hits = col.search(&request).unwrap();
+        assert_eq!(hits.len(), 20);
+        assert!(hits.iter().all(|h| !dead.contains(&h.id)));
+    }
+    assert!(recall(&col, &queries, Some(team.clone())) >= 0.95);
+    // Persisted with the graph: a reopen builds nothing and keeps them.
+    drop(col);
+    drop(engine);
+    let engine = Engine::open_with(dir.path(), options).unwrap();
+    let col = engine.collection("g").unwrap();
+    assert_eq!(col.pending_index_builds(), 0);
+    assert_eq!(col.info().payload_graphs, 2);
+    // A compaction renumbers rows: the derived graph gets payload graphs of its own, by
+    // the same rules on the rows left (11,950: "some" is now over 10 %, the team's 1,041
+    // rows still qualify).
+    col.compact().unwrap();
+    assert_eq!(col.maintenance_info().graphs_kept, 1);
+    assert_eq!(col.info().payload_graphs, 1);
+    for (name, filter) in &filters {
+        let r = recall(&col, &queries, Some(filter.clone()));
+        assert!(r >= 0.95, "{name} after compaction: recall {r}");
+    }
+}

@@ -7,7 +7,8 @@ use crate::config::{HnswConfig, IndexConfig, IndexPlan, TraversalEncoding};
 use crate::error::Result;
 use crate::segment::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
-    write_index_file, write_ivf_file, DeletedRows, SealedSegment, SegmentGraph, SegmentIndex,
+    write_index_file, write_ivf_file, DeletedRows, PayloadGraphs, SealedSegment, SegmentGraph,
+    SegmentIndex,
 };
 use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, IvfParams, VectorView};
 use parking_lot::{Condvar, Mutex};
@@ -174,7 +175,7 @@ impl Collection {
     fn ensure_graph(&self, segment: &Arc<SealedSegment>, hnsw: HnswConfig) {
         let path = self.dir.join(index_file_name(segment.id()));
         if path.exists() {
-            match read_index_file(&path, segment.len(), segment.nonce()) {
+            match read_index_file(&path, segment.len(), self.config.dimension, segment.nonce()) {
                 Ok(index) if graph_fits(&index, &hnsw) => {
                     segment.set_index(SegmentIndex::Graph(index));
                     remove_index_files(&self.dir, segment.id(), Some(&path));
@@ -207,6 +208,7 @@ impl Collection {
                 hnsw: HnswIndex::build(view, params),
                 encoded: (encoding != TraversalEncoding::F32)
                     .then(|| EncodedVectors::encode(view, encoding.to_index())),
+                payload: PayloadGraphs::build(segment.payload_index(), view, params),
             });
             // A failed write only costs a rebuild at the next open.
             let _ = write_index_file(path, &index, segment.nonce());
@@ -325,6 +327,8 @@ impl Collection {
                 .compacted(source_view, &keep, COMPACTION_REPAIR_EF),
             encoded: (hnsw.encoding != TraversalEncoding::F32)
                 .then(|| EncodedVectors::encode(output_view, hnsw.encoding.to_index())),
+            // Rows are renumbered: the payload graphs are built anew (they are small).
+            payload: PayloadGraphs::build(output.payload_index(), output_view, hnsw.params()),
         });
         // A failed write only costs a rebuild at the next open.
         let _ = write_index_file(

@@ -5,6 +5,7 @@ use crate::config::IndexConfig;
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::point::{Point, PointId, PointVersion};
+use crate::segment::SegmentIndex;
 use serde::Serialize;
 use std::ops::Bound;
 
@@ -70,6 +71,9 @@ pub struct CollectionInfo {
     pub growing_bytes: usize,
     /// The background maintenance worker: queue depth and counters.
     pub maintenance: super::MaintenanceInfo,
+    /// Payload graphs in the installed segment graphs: small graphs over the rows of one
+    /// selective payload value each, walked by searches filtered on that value.
+    pub payload_graphs: usize,
 }
 
 impl Collection {
@@ -197,6 +201,15 @@ impl Collection {
             past_versions: state.history.as_ref().map(|h| h.len()),
             growing_bytes: state.growing.bytes(),
             maintenance,
+            payload_graphs: state
+                .sealed
+                .iter()
+                .filter_map(|e| e.segment.index())
+                .map(|index| match &*index {
+                    SegmentIndex::Graph(graph) => graph.payload.len(),
+                    SegmentIndex::Ivf(_) => 0,
+                })
+                .sum(),
         }
     }
 }

@@ -66,6 +66,13 @@ pub const EXACT_SELECTIVITY: f64 = 0.02;
 pub const MAX_EF_WIDENING: f64 = 1.0;
 /// Largest factor by which a filtered IVF search widens `nprobe`.
 pub const MAX_NPROBE_WIDENING: f64 = 8.0;
+/// A payload graph serves a filtered search only when at least this fraction of its rows
+/// pass the search's row mask.
+pub const PAYLOAD_GRAPH_MIN_PASS: f64 = 0.5;
+/// What a distance computed during a graph walk costs, in distances computed by a scan
+/// (random reads, heap upkeep, visited set): measured ~4 on 2,000 clustered 128-d rows
+/// (889 distances in 33 µs at ef 64 vs 2,000 scanned in 18 µs).
+pub const GRAPH_DISTANCE_COST: f64 = 4.0;
 /// Rows sampled per segment to estimate a filter's selectivity.
 const SELECTIVITY_SAMPLE: usize = 256;
 
@@ -481,6 +488,33 @@ impl Collection {
             _ => index.hnsw.params().ef_search,
         };
         let ef = request.params.ef.unwrap_or(default_ef).max(request.k);
+        if restricted {
+            if let Some(graph) = request
+                .filter
+                .as_ref()
+                .and_then(|f| index.payload.for_filter(f))
+            {
+                // A graph over the rows of a value the filter requires, used when most of
+                // its rows pass the mask (deletions and the rest of a conjunction take
+                // few): walked when the walk (~ef·m distances, each costing about
+                // GRAPH_DISTANCE_COST of a scanned one) is cheaper than scanning the
+                // matches, else the value's codes are scanned.
+                let matches = selectivity * view.len() as f64;
+                let m = index.hnsw.params().m;
+                if matches >= PAYLOAD_GRAPH_MIN_PASS * graph.len() as f64 {
+                    let walk = GRAPH_DISTANCE_COST * (ef * m) as f64 <= matches;
+                    let hits = if walk {
+                        graph.search(view, query, request.k, ef, allow)
+                    } else {
+                        graph.scan(view, query, request.k, allow)
+                    };
+                    for hit in hits {
+                        top.push(key_base + hit.key, hit.distance);
+                    }
+                    return true;
+                }
+            }
+        }
         let ef = if restricted {
             // Cost model: scanning the matches costs ~2 distance computations per match
             // (scattered rows); the filtered graph search ~ef·2m/selectivity.

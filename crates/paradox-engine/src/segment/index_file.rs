@@ -1,11 +1,12 @@
 //! Index files: the HNSW graph of a sealed segment, `seg-<id>.hnsw` beside its segment
 //! file (container magic `PDXHNSW\0`, section 1 = the graph bytes of
-//! `HnswIndex::to_bytes`), or its inverted file, `seg-<id>.ivf` (magic `PDXIVF\0\0`,
+//! `HnswIndex::to_bytes`; section 3 = traversal codes, section 4 = payload graphs), or its
+//! inverted file, `seg-<id>.ivf` (magic `PDXIVF\0\0`,
 //! section 1 = `IvfIndex::to_bytes`); section 2 of both = the nonce of the segment they
 //! were built from. An index file is derived data: a missing or damaged one is rebuilt
 //! from the segment's vectors, never a reason to refuse opening the store.
 
-use super::SegmentGraph;
+use super::{PayloadGraphs, SegmentGraph};
 use crate::error::{EngineError, Result};
 use paradox_index::{EncodedVectors, HnswIndex, IvfIndex};
 use paradox_storage::{Container, ContainerWriter};
@@ -19,6 +20,9 @@ const TAG_SEGMENT_NONCE: u32 = 2;
 /// Compressed traversal vectors (`EncodedVectors::to_bytes`), when the collection uses an
 /// encoding other than f32.
 const TAG_ENCODED: u32 = 3;
+/// Graphs over the rows of selective payload values (`PayloadGraphs::to_bytes`). Files
+/// written before it existed have none: their segments search such filters by scanning.
+const TAG_PAYLOAD_GRAPHS: u32 = 4;
 
 const IVF_MAGIC: [u8; 8] = *b"PDXIVF\0\0";
 const IVF_VERSION: u32 = 1;
@@ -105,14 +109,17 @@ pub(crate) fn write_index_file(
     if let Some(encoded) = &graph.encoded {
         writer.add_section(TAG_ENCODED, &encoded.to_bytes())?;
     }
+    writer.add_section(TAG_PAYLOAD_GRAPHS, &graph.payload.to_bytes())?;
     writer.finish()?;
     Ok(())
 }
 
-/// Reads and checks a graph for the segment of `rows` rows with this nonce.
+/// Reads and checks a graph for the segment of `rows` rows of `dim` dimensions with this
+/// nonce.
 pub(crate) fn read_index_file(
     path: &Path,
     rows: usize,
+    dim: usize,
     segment_nonce: u64,
 ) -> Result<SegmentGraph> {
     let container = Container::open(path, INDEX_MAGIC, INDEX_VERSION)?;
@@ -144,8 +151,15 @@ pub(crate) fn read_index_file(
     } else {
         None
     };
+    let payload = if container.has_section(TAG_PAYLOAD_GRAPHS) {
+        PayloadGraphs::from_bytes(container.section(TAG_PAYLOAD_GRAPHS)?, rows, dim)
+            .map_err(corrupt)?
+    } else {
+        PayloadGraphs::default()
+    };
     Ok(SegmentGraph {
         hnsw: index,
         encoded,
+        payload,
     })
 }

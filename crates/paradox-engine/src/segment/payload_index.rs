@@ -132,6 +132,17 @@ impl Scalar {
             Value::Array(_) | Value::Object(_) => None,
         }
     }
+
+    /// A stable text form, unique per scalar: names a posting across processes (the
+    /// payload graphs of an index file are keyed by it).
+    fn key(&self) -> String {
+        match self {
+            Scalar::Null => "null".into(),
+            Scalar::Bool(b) => format!("b:{b}"),
+            Scalar::Number(bits) => format!("n:{bits:016x}"),
+            Scalar::Text(t) => format!("s:{t}"),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -230,6 +241,29 @@ impl PayloadIndex {
             None if key.split('.').count() > MAX_INDEXED_DEPTH => None,
             None => Some(None),
         }
+    }
+
+    /// Every posting (key path, value key, ascending rows) of `min..=max` rows, on keys the
+    /// index answers exactly (no nested arrays or objects under them). Value keys are those
+    /// of [`PayloadIndex::value_key`].
+    pub fn postings_sized(&self, min: usize, max: usize) -> Vec<(&str, String, &[u32])> {
+        let mut out = Vec::new();
+        for (key, index) in &self.keys {
+            if !index.complex.is_empty() {
+                continue;
+            }
+            for (scalar, rows) in &index.postings {
+                if (min..=max).contains(&rows.len()) {
+                    out.push((key.as_str(), scalar.key(), rows.as_slice()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The value key of an equality filter's value (`None` for arrays and objects).
+    pub fn value_key(value: &Value) -> Option<String> {
+        Scalar::of(value).map(|s| s.key())
     }
 
     fn postings(&self, key: &str, value: &Value) -> Option<RowSet> {

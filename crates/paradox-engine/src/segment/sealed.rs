@@ -60,6 +60,8 @@ fn fresh_nonce() -> u64 {
 pub(crate) struct SegmentGraph {
     pub hnsw: HnswIndex,
     pub encoded: Option<EncodedVectors>,
+    /// Graphs over the rows of selective payload values (see [`super::PayloadGraphs`]).
+    pub payload: super::PayloadGraphs,
 }
 
 /// The search structure of a sealed segment: an HNSW graph or an inverted file.
