@@ -12,10 +12,11 @@ use crate::config::{IndexConfig, MAX_K};
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::point::ScoredPoint;
-use crate::segment::{RowSet, SegmentGraph, SegmentIndex};
+use crate::segment::{PayloadGraph, RowSet, SegmentGraph, SegmentIndex};
 use paradox_index::{FlatIndex, IvfIndex, TopK, VectorIndex, VectorView};
 use rayon::prelude::*;
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// One search.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -111,6 +112,9 @@ enum RowMask {
     All,
     /// Exactly these rows (filter answered by the payload index, deletions removed).
     Set(RowSet),
+    /// The rows of the segment graph's payload graph for the request's equality filter
+    /// (exactly the rows holding the value), less deleted ones: no row set is built.
+    Value(Arc<SegmentIndex>),
     /// Judge each row: not deleted and its payload passes the filter.
     PerRow,
 }
@@ -344,7 +348,7 @@ impl Collection {
 
     /// Which rows of each segment a request may return: computed once per request and
     /// segment, before the work units run.
-    fn masks(&self, state: &State, rule: RowRule<'_>) -> Vec<RowMask> {
+    fn masks(&self, state: &State, rule: RowRule<'_>, exact: bool) -> Vec<RowMask> {
         (0..=state.sealed.len() + 1)
             .map(|segment| {
                 if rule.as_of.is_some() || segment == state.sealed.len() + 1 {
@@ -356,6 +360,11 @@ impl Collection {
                     None => RowMask::PerRow,
                     Some(f) if segment < state.sealed.len() => {
                         let entry = &state.sealed[segment];
+                        if let Some(index) = entry.segment.index().filter(|_| !exact) {
+                            if value_graph(&index, f).is_some() {
+                                return RowMask::Value(index);
+                            }
+                        }
                         match entry.segment.payload_index().eval(f) {
                             Some(mut set) => {
                                 for row in entry.deleted.rows() {
@@ -381,6 +390,13 @@ impl Collection {
             _ if len == 0 => 0.0,
             RowMask::All => 1.0,
             RowMask::Set(set) => set.count() as f64 / len as f64,
+            RowMask::Value(index) => {
+                let rows = rule
+                    .filter
+                    .and_then(|f| value_graph(index, f))
+                    .map_or(0, |g| g.len());
+                rows as f64 / len as f64
+            }
             RowMask::PerRow => {
                 let step = (len / SELECTIVITY_SAMPLE).max(1);
                 let sampled: Vec<u32> = (unit.rows.start..unit.rows.end)
@@ -410,9 +426,51 @@ impl Collection {
         let view = self.view(state, unit.segment);
         let key_base = pack(unit.segment, 0);
         let restricted = !matches!(mask, RowMask::All);
+        if let (RowMask::Value(index), Some(filter), true) = (mask, rule.filter, unit.graph) {
+            if let (SegmentIndex::Graph(graph), Some(value)) =
+                (&**index, value_graph(index, filter))
+            {
+                let deleted = &state.sealed[unit.segment].deleted;
+                let live = |row: u32| !deleted.contains(row);
+                let matches = if deleted.is_empty() {
+                    value.len()
+                } else {
+                    value.rows().iter().filter(|&&r| live(r)).count()
+                };
+                let served = self.search_payload_graph(
+                    graph,
+                    value,
+                    view,
+                    query,
+                    request,
+                    matches as f64,
+                    &live,
+                    top,
+                    key_base,
+                );
+                if !served {
+                    // Most of the value's rows are deleted: score the live ones exactly.
+                    let rows: Vec<u32> =
+                        value.rows().iter().copied().filter(|&r| live(r)).collect();
+                    FlatIndex::scan_rows(view, query, &rows, key_base, top);
+                }
+                return;
+            }
+        }
+        let value_rows = match mask {
+            RowMask::Value(index) => rule
+                .filter
+                .and_then(|f| value_graph(index, f))
+                .map_or(&[][..], PayloadGraph::rows),
+            _ => &[],
+        };
         let allow = |row: u32| match mask {
             RowMask::All => true,
             RowMask::Set(set) => set.contains(row),
+            RowMask::Value(_) => {
+                value_rows.binary_search(&row).is_ok()
+                    && !state.sealed[unit.segment].deleted.contains(row)
+            }
             RowMask::PerRow => Self::row_allowed(state, unit.segment, row, rule),
         };
         // A graph unit whose index was dropped meanwhile (the collection switched to
@@ -483,34 +541,17 @@ impl Collection {
     ) -> bool {
         let restricted = selectivity.is_some();
         let selectivity = selectivity.unwrap_or(1.0);
-        let default_ef = match self.index_config() {
-            IndexConfig::Hnsw(h) | IndexConfig::Auto(h) => h.ef_search,
-            _ => index.hnsw.params().ef_search,
-        };
-        let ef = request.params.ef.unwrap_or(default_ef).max(request.k);
+        let ef = self.ef_for(index, request);
         if restricted {
-            if let Some(graph) = request
+            if let Some(value) = request
                 .filter
                 .as_ref()
                 .and_then(|f| index.payload.for_filter(f))
             {
-                // A graph over the rows of a value the filter requires, used when most of
-                // its rows pass the mask (deletions and the rest of a conjunction take
-                // few): walked when the walk (~ef·m distances, each costing about
-                // GRAPH_DISTANCE_COST of a scanned one) is cheaper than scanning the
-                // matches, else the value's codes are scanned.
                 let matches = selectivity * view.len() as f64;
-                let m = index.hnsw.params().m;
-                if matches >= PAYLOAD_GRAPH_MIN_PASS * graph.len() as f64 {
-                    let walk = GRAPH_DISTANCE_COST * (ef * m) as f64 <= matches;
-                    let hits = if walk {
-                        graph.search(view, query, request.k, ef, allow)
-                    } else {
-                        graph.scan(view, query, request.k, allow)
-                    };
-                    for hit in hits {
-                        top.push(key_base + hit.key, hit.distance);
-                    }
+                if self.search_payload_graph(
+                    index, value, view, query, request, matches, allow, top, key_base,
+                ) {
                     return true;
                 }
             }
@@ -560,6 +601,49 @@ impl Collection {
             top.push(key_base + hit.key, hit.distance);
         }
         true
+    }
+
+    /// Searches through `value`, the payload graph of a value the filter requires, when
+    /// most of its rows pass (`matches` of them; deletions and the rest of a conjunction
+    /// take few): walks it when the walk (~ef·m distances, each costing about
+    /// [`GRAPH_DISTANCE_COST`] scanned ones) is cheaper than scanning the matches, else
+    /// scans its codes. Returns `false`, doing nothing, when too few rows pass.
+    #[allow(clippy::too_many_arguments)]
+    fn search_payload_graph(
+        &self,
+        index: &SegmentGraph,
+        value: &PayloadGraph,
+        view: VectorView<'_>,
+        query: &[f32],
+        request: &SearchRequest,
+        matches: f64,
+        accept: &(dyn Fn(u32) -> bool + Sync),
+        top: &mut TopK,
+        key_base: u64,
+    ) -> bool {
+        if matches < PAYLOAD_GRAPH_MIN_PASS * value.len() as f64 {
+            return false;
+        }
+        let ef = self.ef_for(index, request);
+        let walk = GRAPH_DISTANCE_COST * (ef * index.hnsw.params().m) as f64 <= matches;
+        let hits = if walk {
+            value.search(view, query, request.k, ef, accept)
+        } else {
+            value.scan(view, query, request.k, accept)
+        };
+        for hit in hits {
+            top.push(key_base + hit.key, hit.distance);
+        }
+        true
+    }
+
+    /// The beam width of a graph search: the request's, else the collection's.
+    fn ef_for(&self, index: &SegmentGraph, request: &SearchRequest) -> usize {
+        let default_ef = match self.index_config() {
+            IndexConfig::Hnsw(h) | IndexConfig::Auto(h) => h.ef_search,
+            _ => index.hnsw.params().ef_search,
+        };
+        request.params.ef.unwrap_or(default_ef).max(request.k)
     }
 
     /// Searches an IVF unit, unless the filter is so selective that scanning its matches
@@ -619,7 +703,7 @@ impl Collection {
     fn search_state(&self, state: &State, query: &[f32], request: &SearchRequest) -> TopK {
         let k = request.k;
         let units = self.work_units(state, request.params.exact, request.as_of.is_some());
-        let masks = self.masks(state, RowRule::of(request));
+        let masks = self.masks(state, RowRule::of(request), request.params.exact);
         let total: usize = units.iter().map(|u| u.rows.len()).sum();
         if total <= self.options.parallel_threshold || units.len() == 1 {
             let mut top = TopK::new(k);
@@ -661,6 +745,7 @@ impl Collection {
                 filter: None,
                 as_of: None,
             },
+            exact,
         );
         let dim = self.config.dimension;
         let run = |unit: &WorkUnit| {
@@ -712,5 +797,13 @@ impl Collection {
                 }
             })
             .collect()
+    }
+}
+
+/// The payload graph of `index` whose rows are exactly those `filter` matches, if any.
+fn value_graph<'a>(index: &'a SegmentIndex, filter: &Filter) -> Option<&'a PayloadGraph> {
+    match index {
+        SegmentIndex::Graph(graph) => graph.payload.for_value(filter),
+        SegmentIndex::Ivf(_) => None,
     }
 }

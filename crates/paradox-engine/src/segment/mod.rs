@@ -22,7 +22,7 @@ pub(crate) use index_file::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
     write_index_file, write_ivf_file, INDEX_FILE_SUFFIXES,
 };
-pub(crate) use payload_graphs::PayloadGraphs;
+pub(crate) use payload_graphs::{PayloadGraph, PayloadGraphs};
 pub(crate) use payload_index::{PayloadIndex, RowSet};
 pub(crate) use sealed::{
     segment_file_name as segment_file_name_for, SealedSegment, SegmentGraph, SegmentIndex,

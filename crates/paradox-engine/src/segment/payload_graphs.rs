@@ -67,6 +67,11 @@ impl PayloadGraph {
         self.rows.len()
     }
 
+    /// The segment rows of the graph's nodes, ascending: every row holding the value.
+    pub fn rows(&self) -> &[u32] {
+        &self.rows
+    }
+
     /// The `k` rows closest to `query` among those `accept` admits, found with beam `ef`:
     /// `(segment row, distance)`, closest first. Walks the graph over the SQ8 codes, then
     /// re-ranks the whole beam exactly.
@@ -97,9 +102,13 @@ impl PayloadGraph {
     ) -> Vec<Neighbor> {
         let dist = self.codes.query_distance(query);
         let mut pool = TopK::new(k.saturating_mul(SCAN_RERANK));
+        let mut threshold = pool.threshold();
         for (node, &row) in self.rows.iter().enumerate() {
             if accept(row) {
-                pool.push(node as u64, dist.distance(node as u32));
+                let d = dist.distance(node as u32);
+                if d <= threshold && pool.push(node as u64, d) {
+                    threshold = pool.threshold();
+                }
             }
         }
         let candidates = pool.into_sorted_vec();
@@ -162,6 +171,14 @@ impl PayloadGraphs {
     /// Number of graphs.
     pub fn len(&self) -> usize {
         self.graphs.values().map(HashMap::len).sum()
+    }
+
+    /// The graph whose rows are exactly those `filter` matches: that of an equality.
+    pub fn for_value(&self, filter: &Filter) -> Option<&PayloadGraph> {
+        match filter {
+            Filter::Eq { .. } => self.for_filter(filter),
+            _ => None,
+        }
     }
 
     /// The smallest graph whose rows include every row `filter` can match: that of an
