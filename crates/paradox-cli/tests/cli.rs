@@ -1,67 +1,11 @@
 //! End-to-end tests of the `paradox` binary: each runs the built executable against a
 //! fresh data directory and checks its output and exit code.
 
+mod common;
+
+use common::Workspace;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// A temporary workspace: a data directory plus room for input and output files.
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new() -> Workspace {
-        Workspace {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Runs `paradox --data-dir <tmp>/data ARGS...`.
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_paradox"))
-            .arg("--data-dir")
-            .arg(self.path("data"))
-            .args(args)
-            .env_remove("PARADOX_DATA_DIR")
-            .output()
-            .expect("the paradox binary runs")
-    }
-
-    /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "paradox {args:?} failed ({:?}):\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs and requires exit code `code`; returns stderr.
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "paradox {args:?}: stdout {} stderr {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let stdout = self.ok(args);
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
-    }
-}
+use std::path::Path;
 
 /// A minimal `.npy` (format 1.0, `<f4`, C order) written independently of the CLI's writer.
 fn write_npy(path: &Path, cols: usize, data: &[f32]) {

@@ -2,60 +2,9 @@
 //! (no model files), a second space, switching the default, removing a space, and the
 //! refusals, each exit code 1 with a message naming the reason and nothing removed.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new() -> Workspace {
-        Workspace {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Runs `paradox --data-dir <tmp>/data ARGS...`.
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_paradox"))
-            .arg("--data-dir")
-            .arg(self.path("data"))
-            .args(args)
-            .env_remove("PARADOX_DATA_DIR")
-            .output()
-            .expect("the paradox binary runs")
-    }
-
-    /// Runs and requires success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "paradox {args:?} failed ({:?}):\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs and requires exit code `code`; returns stderr.
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "paradox {args:?}: stdout {} stderr {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-}
+use common::Workspace;
 
 /// The `space list` table's first column: space names, `(default)` marked.
 fn listed_spaces(list: &str) -> Vec<String> {
