@@ -179,14 +179,39 @@ proptest! {
             prop_assert!((back[0] - value).abs() <= value.abs() * 2f32.powi(-8), "bf16 {value} -> {}", back[0]);
             encode_f16(&[value], &mut code);
             decode_f16(&code, &mut back);
-            if value.abs() > 65504.0 {
+            if value.abs() >= 65520.0 {
+                // Past the halfway point above the largest half: rounds to infinity.
                 prop_assert!(back[0].is_infinite() && back[0].signum() == value.signum());
+            } else if value.abs() > 65504.0 {
+                // Nearer the largest half (65504) than infinity: rounds to it.
+                prop_assert!(back[0] == 65504.0f32.copysign(value), "f16 {value} -> {}", back[0]);
             } else {
                 // Relative 2^-11 for normal halves; subnormals are spaced 2^-24 apart.
                 let bound = (value.abs() * 2f32.powi(-11)).max(2f32.powi(-25));
                 prop_assert!((back[0] - value).abs() <= bound, "f16 {value} -> {}", back[0]);
             }
         }
+    }
+}
+
+#[test]
+fn f16_encoding_rounds_past_the_largest_half_like_ieee() {
+    for (value, want) in [
+        (65504.0f32, 65504.0f32),
+        (65519.73, 65504.0),
+        (-65519.0, -65504.0),
+        (65520.0, f32::INFINITY),
+        (-70000.0, f32::NEG_INFINITY),
+    ] {
+        let (mut code, mut back) = ([0u8; 2], [0f32; 1]);
+        encode_f16(&[value], &mut code);
+        decode_f16(&code, &mut back);
+        assert_eq!(back[0], want, "{value}");
+        assert_eq!(
+            back[0],
+            half::f16::from_f32(value).to_f32(),
+            "{value}: the reference"
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! The REST transport (axum): JSON over HTTP/1.1, a thin layer over [`MemoryService`].
 //!
-//! Every route passes through [`observe`] (request id, tracing span, metrics), extracts
+//! Every route passes through `observe` (request id, tracing span, metrics), extracts
 //! its caller with [`Ctx`] (401 at once on a bad key) and its body with [`ApiJson`]
 //! (malformed JSON → 400, wrong shape → 422 naming the field, over the body limit → 413),
 //! then calls the service through the [`Gate`]. Unknown routes get 404 and wrong methods
@@ -48,7 +48,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// The request id of the current request (set by [`observe`]).
+/// The request id of the current request (set by `observe`).
 #[derive(Debug, Clone)]
 struct RequestId(String);
 
