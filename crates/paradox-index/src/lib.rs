@@ -31,7 +31,9 @@ pub use encoded::{
 };
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
-pub use ivf::{IvfCodec, IvfDecodeError, IvfIndex, IvfParams, SharedBytes};
+pub use ivf::{
+    IvfCodec, IvfDecodeError, IvfIndex, IvfParams, ListCache, ListCacheStats, SharedBytes,
+};
 pub use opq::Rotation;
 pub use paradox_kernels::{Metric, Neighbor, TopK};
 pub use pq::{ProductQuantizer, PQ_CODEWORDS};

@@ -33,8 +33,10 @@
 //! The coarse quantiser is itself searched exactly, or through an HNSW graph over the
 //! centroids when there are at least [`COARSE_HNSW_MIN_LISTS`] of them.
 
+mod cache;
 mod persist;
 
+pub use cache::{ListCache, ListCacheStats};
 pub use persist::IvfDecodeError;
 
 use crate::kmeans::{self, KMeansParams};
@@ -186,6 +188,14 @@ enum Codes {
         start: usize,
         len: usize,
     },
+    /// Read list by list from the index file into a [`ListCache`]; the mapping (`bytes`,
+    /// `start`, `len` as for `Shared`) is kept only to re-encode the index.
+    Paged {
+        bytes: SharedBytes,
+        start: usize,
+        len: usize,
+        paged: cache::PagedCodes,
+    },
 }
 
 impl Codes {
@@ -193,7 +203,10 @@ impl Codes {
         match self {
             Codes::Owned(codes) => codes,
             // The range was checked against the buffer when the index was decoded.
-            Codes::Shared { bytes, start, len } => &(**bytes).as_ref()[*start..*start + *len],
+            Codes::Shared { bytes, start, len }
+            | Codes::Paged {
+                bytes, start, len, ..
+            } => &(**bytes).as_ref()[*start..*start + *len],
         }
     }
 }
@@ -205,6 +218,26 @@ impl std::fmt::Debug for Codes {
             Codes::Shared { start, len, .. } => {
                 write!(f, "Codes::Shared({len} bytes at {start})")
             }
+            Codes::Paged { start, len, .. } => {
+                write!(f, "Codes::Paged({len} bytes at {start})")
+            }
+        }
+    }
+}
+
+/// One list's codes: borrowed from the index (or its mapping), or held by the list cache.
+enum ListCodes<'a> {
+    Borrowed(&'a [u8]),
+    Cached(Arc<[u8]>),
+}
+
+impl std::ops::Deref for ListCodes<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ListCodes::Borrowed(bytes) => bytes,
+            ListCodes::Cached(bytes) => bytes,
         }
     }
 }
@@ -468,19 +501,48 @@ impl IvfIndex {
         self.codes.get().len()
     }
 
-    /// Whether the codes are read from a shared (memory-mapped) buffer rather than held
-    /// in RAM by the index.
+    /// Whether the codes are read from the index file (memory-mapped or paged into a
+    /// list cache) rather than held in RAM by the index.
     pub fn codes_on_disk(&self) -> bool {
-        matches!(self.codes, Codes::Shared { .. })
+        matches!(self.codes, Codes::Shared { .. } | Codes::Paged { .. })
+    }
+
+    /// The cache a paged index reads its lists into (`None`: codes in RAM or mapped).
+    pub fn list_cache(&self) -> Option<&Arc<ListCache>> {
+        match &self.codes {
+            Codes::Paged { paged, .. } => Some(paged.cache()),
+            _ => None,
+        }
+    }
+
+    /// List `l`'s codes. `None` when a paged list could not be read (counted in the
+    /// cache's `read_errors`; the search goes on without that list).
+    fn list_codes(&self, l: usize) -> Option<ListCodes<'_>> {
+        let range = self.list_code_range(l);
+        match &self.codes {
+            Codes::Paged { paged, .. } if !range.is_empty() => {
+                paged.list(l, range).ok().map(ListCodes::Cached)
+            }
+            _ => Some(ListCodes::Borrowed(&self.codes.get()[range])),
+        }
     }
 
     /// Asks the OS to start reading the codes of `lists` (a no-op for codes in RAM), so a
     /// search over lists on disk overlaps their reads instead of faulting page by page.
     fn prefetch(&self, lists: &[Neighbor]) {
-        if let Codes::Shared { .. } = self.codes {
-            let codes = self.codes.get();
-            for list in lists {
-                advise_will_need(&codes[self.list_code_range(list.key as usize)]);
+        match &self.codes {
+            Codes::Owned(_) => {}
+            Codes::Shared { .. } => {
+                let codes = self.codes.get();
+                for list in lists {
+                    advise_will_need(&codes[self.list_code_range(list.key as usize)]);
+                }
+            }
+            Codes::Paged { paged, .. } => {
+                for list in lists {
+                    let l = list.key as usize;
+                    paged.prefetch(l, self.list_code_range(l));
+                }
             }
         }
     }
@@ -563,8 +625,9 @@ impl IvfIndex {
                             (&per_list, 0.0)
                         }
                     };
-                    let start = self.offsets[l] as usize;
-                    let codes = &self.codes.get()[start * dim..self.offsets[l + 1] as usize * dim];
+                    let Some(codes) = self.list_codes(l) else {
+                        continue;
+                    };
                     for (code, &row) in codes.chunks_exact(dim).zip(self.list_rows(l)) {
                         let d = base + scorer.distance(code);
                         if d < top.threshold() && allowed(row) {
@@ -607,8 +670,9 @@ impl IvfIndex {
             } else {
                 -paradox_kernels::dot(query, centroid)
             };
-            let start = self.offsets[l] as usize;
-            let codes = &self.codes.get()[start * m..self.offsets[l + 1] as usize * m];
+            let Some(codes) = self.list_codes(l) else {
+                continue;
+            };
             for (code, &row) in codes.chunks_exact(m).zip(self.list_rows(l)) {
                 let d = base + ProductQuantizer::adc(&table, code);
                 if d < top.threshold() && allowed(row) {
@@ -640,7 +704,6 @@ impl IvfIndex {
             pq.neg_dot_table(query, &mut table);
             lut.quantise(&table);
         }
-        let codes = self.codes.get();
         for list in lists {
             let l = list.key as usize;
             let centroid = &self.centroids[l * dim..(l + 1) * dim];
@@ -655,7 +718,9 @@ impl IvfIndex {
                 -paradox_kernels::dot(query, centroid)
             };
             let rows = self.list_rows(l);
-            let list_codes = &codes[self.list_code_range(l)];
+            let Some(list_codes) = self.list_codes(l) else {
+                continue;
+            };
             for (rows, block) in rows
                 .chunks(paradox_kernels::PQ4_BLOCK)
                 .zip(list_codes.chunks_exact(block_bytes))

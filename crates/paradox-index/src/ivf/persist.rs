@@ -18,8 +18,9 @@
 //! Decoding checks every size, offset and row number, so a damaged buffer is an error,
 //! never a panic later. The coarse HNSW graph (many lists only) is rebuilt on load.
 
+use super::cache::PagedCodes;
 use super::{
-    coarse_graph, Codes, IvfCodec, IvfIndex, IvfParams, Residuals, SharedBytes,
+    coarse_graph, Codes, IvfCodec, IvfIndex, IvfParams, ListCache, Residuals, SharedBytes,
     COARSE_HNSW_MIN_LISTS,
 };
 use crate::bytes::{put_f32s, put_u32s, Reader};
@@ -27,6 +28,7 @@ use crate::opq::Rotation;
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
 use crate::pq4::{self, Pq4Quantizer, PQ4_CODEWORDS};
 use paradox_kernels::{Metric, Sq8Quantizer};
+use std::sync::Arc;
 
 const FORMAT: u32 = 1;
 
@@ -115,6 +117,34 @@ impl IvfIndex {
     /// list offsets, row numbers, quantiser) is decoded into RAM.
     pub fn from_shared(shared: SharedBytes) -> Result<IvfIndex, IvfDecodeError> {
         decode((*shared).as_ref(), Some(shared.clone())).map_err(IvfDecodeError)
+    }
+
+    /// Like [`IvfIndex::from_shared`], but searches read the lists they visit from `file`
+    /// into `cache` (see [`ListCache`]) instead of through the mapping: the codes take at
+    /// most the cache's budget of RAM, shared with the other indexes using it.
+    /// `shared_offset` is where `shared` starts in `file` (the mapping itself is only
+    /// read again to re-encode the index).
+    pub fn from_file_paged(
+        shared: SharedBytes,
+        file: std::fs::File,
+        shared_offset: u64,
+        cache: Arc<ListCache>,
+    ) -> Result<IvfIndex, IvfDecodeError> {
+        let mut index = Self::from_shared(shared)?;
+        let Codes::Shared { bytes, start, len } =
+            std::mem::replace(&mut index.codes, Codes::Owned(Vec::new()))
+        else {
+            // `from_shared` always leaves the codes shared.
+            return Err(IvfDecodeError("codes are not in the shared buffer".into()));
+        };
+        let paged = PagedCodes::new(file, shared_offset + start as u64, cache);
+        index.codes = Codes::Paged {
+            bytes,
+            start,
+            len,
+            paged,
+        };
+        Ok(index)
     }
 }
 

@@ -189,6 +189,101 @@ fn bytes_round_trip_and_search_the_same() {
     }
 }
 
+/// A file in the temp dir removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn paged_lists_search_the_same_within_the_cache_budget() {
+    let dim = 24;
+    let data = clustered(3000, dim, 16, 21);
+    let queries = clustered(20, dim, 16, 22);
+    let v = view(&data, dim, Metric::L2);
+    for codec in [
+        IvfCodec::Pq { m: 6 },
+        IvfCodec::Sq8,
+        IvfCodec::OpqPq { m: 6 },
+        IvfCodec::Pq4 { m: 12 },
+    ] {
+        let index = IvfIndex::build(
+            v,
+            IvfParams {
+                nlist: 30,
+                nprobe: 6,
+                codec,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // The index bytes at an offset inside a file, as in a container.
+        let bytes = index.to_bytes();
+        let offset = 123;
+        let path = std::env::temp_dir().join(format!(
+            "paradox-ivf-paged-{}-{}.bin",
+            std::process::id(),
+            codec.as_str()
+        ));
+        let _cleanup = TempFile(path.clone());
+        let mut file_bytes = vec![7u8; offset];
+        file_bytes.extend_from_slice(&bytes);
+        std::fs::write(&path, &file_bytes).unwrap();
+        let shared: SharedBytes = Arc::new(bytes.clone());
+        // A budget of about a third of the codes.
+        let budget = index.code_bytes() / 3;
+        let cache = ListCache::new(budget);
+        let open = || {
+            IvfIndex::from_file_paged(
+                Arc::clone(&shared),
+                std::fs::File::open(&path).unwrap(),
+                offset as u64,
+                Arc::clone(&cache),
+            )
+            .unwrap()
+        };
+        let paged = open();
+        assert!(paged.codes_on_disk());
+        assert!(Arc::ptr_eq(paged.list_cache().unwrap(), &cache));
+        assert_eq!(paged.to_bytes(), bytes);
+        let p = SearchParams::default();
+        for _pass in 0..2 {
+            for q in queries.chunks_exact(dim) {
+                assert_eq!(
+                    index.search(v, q, 10, None, &p),
+                    paged.search(v, q, 10, None, &p),
+                    "{codec:?}"
+                );
+                assert!(cache.stats().resident_bytes <= budget as u64);
+            }
+        }
+        let stats = cache.stats();
+        assert!(stats.misses > 0 && stats.hits > 0, "{codec:?}: {stats:?}");
+        assert!(stats.evictions > 0, "{codec:?}: {stats:?}");
+        assert_eq!(stats.read_errors, 0);
+        // Dropping the index frees its lists.
+        drop(paged);
+        assert_eq!(cache.stats().resident_bytes, 0);
+
+        // A file cut short under an open index: the lists it cannot read are left out
+        // and counted, never a panic.
+        let paged = open();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(offset as u64 + 64)
+            .unwrap();
+        let q = &queries[..dim];
+        let got = paged.search(v, q, 10, None, &p);
+        assert!(got.len() <= 10);
+        assert!(cache.stats().read_errors > 0, "{codec:?}");
+    }
+}
+
 #[test]
 fn tiny_and_empty_segments_work() {
     let dim = 8;

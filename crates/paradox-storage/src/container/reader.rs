@@ -122,6 +122,19 @@ impl Container {
             .ok_or_else(|| corrupt(&self.path, entry.offset, "section lies outside the file"))
     }
 
+    /// Where the section tagged `tag` starts in the file (for reading part of it with
+    /// plain I/O instead of through the mapping).
+    pub fn section_offset(&self, tag: u32) -> Result<u64> {
+        self.sections
+            .iter()
+            .find(|s| s.tag == tag)
+            .map(|s| s.offset)
+            .ok_or_else(|| StorageError::MissingSection {
+                path: self.path.clone(),
+                tag,
+            })
+    }
+
     /// Whether a section tagged `tag` exists.
     pub fn has_section(&self, tag: u32) -> bool {
         self.sections.iter().any(|s| s.tag == tag)
