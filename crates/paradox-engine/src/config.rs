@@ -106,6 +106,11 @@ pub struct IvfConfig {
     /// evicts cold ones under memory pressure. Centroids, list offsets and row numbers
     /// stay in RAM; re-ranking reads the memory-mapped vectors.
     pub on_disk: bool,
+    /// With `on_disk`: instead of mapping the index files, read the lists searches visit
+    /// into a cache of at most this many bytes, shared by the collection's segments and
+    /// evicting the least recently used lists (0 = map the files and let the OS cache
+    /// them). Bounds the RAM the codes take, whatever the OS does with its page cache.
+    pub cache_bytes: u64,
 }
 
 impl Default for IvfConfig {
@@ -118,6 +123,7 @@ impl Default for IvfConfig {
             train_iterations: 20,
             balanced: false,
             on_disk: false,
+            cache_bytes: 0,
         }
     }
 }
@@ -213,6 +219,18 @@ impl IndexConfig {
         }
     }
 
+    /// The same IVF kind with other parameters (`self` unchanged when it is not IVF).
+    pub fn with_ivf(self, ivf: IvfConfig) -> IndexConfig {
+        match self {
+            IndexConfig::IvfFlat(_) => IndexConfig::IvfFlat(ivf),
+            IndexConfig::IvfPq(_) => IndexConfig::IvfPq(ivf),
+            IndexConfig::IvfSq8(_) => IndexConfig::IvfSq8(ivf),
+            IndexConfig::IvfOpqPq(_) => IndexConfig::IvfOpqPq(ivf),
+            IndexConfig::IvfPq4(_) => IndexConfig::IvfPq4(ivf),
+            other => other,
+        }
+    }
+
     /// Short name: `flat`, `hnsw`, `auto`, `ivf_flat`, `ivf_pq`, `ivf_sq8`, `ivf_opq_pq`,
     /// `ivf_pq4`.
     pub fn kind(&self) -> &'static str {
@@ -264,7 +282,17 @@ impl IndexConfig {
     }
 
     pub(crate) fn validate(&self, dimension: usize) -> Result<()> {
-        if self.ivf().is_some() {
+        if let Some(ivf) = self.ivf() {
+            if ivf.cache_bytes > 0 && !ivf.on_disk {
+                return Err(EngineError::invalid(
+                    "index",
+                    format!(
+                        "cache_bytes ({}) needs on_disk: true (a list cache holds codes read \
+                         from disk; without on_disk every list is in RAM already)",
+                        ivf.cache_bytes
+                    ),
+                ));
+            }
             // Any row count: only nlist depends on it, and it is checked separately.
             if let Some(IndexPlan::Ivf(params)) = self.plan_for(1 << 16) {
                 params

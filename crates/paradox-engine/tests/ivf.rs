@@ -260,3 +260,78 @@ fn ivf_codes_can_stay_on_disk() {
     assert!(col.index_config().ivf().unwrap().on_disk);
     assert!(recall(&col, &queries, None) >= 0.95);
 }
+
+#[test]
+fn ivf_lists_page_into_a_cache_that_keeps_to_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = clustered(30, 99, 1_000_000);
+    let paged = |on_disk, cache_bytes| {
+        let mut config = ivf(IndexConfig::IvfPq).index.ivf().unwrap();
+        config.on_disk = on_disk;
+        config.cache_bytes = cache_bytes;
+        IndexConfig::IvfPq(config)
+    };
+    // 4-byte codes: 6,500 rows are 26,000 bytes of lists; 8 KiB holds about a third.
+    let budget = 8 * 1024;
+    {
+        let engine = Engine::open_with(dir.path(), options()).unwrap();
+        // A cache of lists read from disk needs the lists on disk.
+        let err = engine
+            .create_collection(CollectionConfig {
+                index: paged(false, budget),
+                ..CollectionConfig::new("v", DIM, Metric::Cosine)
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cache_bytes") && err.contains("on_disk"),
+            "{err}"
+        );
+        let col = engine
+            .create_collection(CollectionConfig {
+                index: paged(true, budget),
+                ..CollectionConfig::new("v", DIM, Metric::Cosine)
+            })
+            .unwrap();
+        for chunk in clustered(6500, 1, 0).chunks(500) {
+            col.upsert(chunk.to_vec()).unwrap();
+        }
+        col.wait_for_indexes();
+        let r = recall(&col, &queries, None);
+        assert!(r >= 0.95, "paged: recall {r}");
+        let stats = col.info().ivf_list_cache.expect("a list cache");
+        assert_eq!(stats.budget_bytes, budget);
+        assert!(stats.misses > 0 && stats.read_bytes > 0, "{stats:?}");
+        assert!(stats.resident_bytes <= budget, "{stats:?}");
+        assert_eq!(stats.read_errors, 0);
+        // The same queries again: some lists are found in the cache.
+        assert_eq!(recall(&col, &queries, None), r);
+        let again = col.info().ivf_list_cache.unwrap();
+        assert!(again.hits > stats.hits, "{again:?}");
+        assert!(again.resident_bytes <= budget, "{again:?}");
+
+        // Mapped and RAM codes give the same answers; switching reloads the files.
+        col.set_index_config(paged(true, 0)).unwrap();
+        assert_eq!(col.pending_index_builds(), 0);
+        assert!(col.info().ivf_list_cache.is_none());
+        assert_eq!(recall(&col, &queries, None), r);
+        col.set_index_config(paged(false, 0)).unwrap();
+        assert_eq!(recall(&col, &queries, None), r);
+        // A budget big enough for every list: after one pass, only hits.
+        col.set_index_config(paged(true, 1 << 20)).unwrap();
+        assert_eq!(col.pending_index_builds(), 0);
+        assert_eq!(recall(&col, &queries, None), r);
+        let warm = col.info().ivf_list_cache.unwrap();
+        assert_eq!(recall(&col, &queries, None), r);
+        let after = col.info().ivf_list_cache.unwrap();
+        assert_eq!(after.misses, warm.misses, "{after:?}");
+        assert!(after.hits > warm.hits);
+    }
+    // Reopened: the config (and its budget) comes back from the manifest, no rebuild.
+    let engine = Engine::open_with(dir.path(), options()).unwrap();
+    let col = engine.collection("v").unwrap();
+    assert_eq!(col.pending_index_builds(), 0);
+    assert_eq!(col.index_config().ivf().unwrap().cache_bytes, 1 << 20);
+    assert!(recall(&col, &queries, None) >= 0.95);
+    assert!(col.info().ivf_list_cache.unwrap().misses > 0);
+}

@@ -7,7 +7,9 @@
 //! * `--phase query`: reopens the store, evicts its files from the page cache
 //!   (`posix_fadvise(DONTNEED)`, best effort), and runs the queries
 //!   one at a time for each `--nprobe`: recall@10, p50/p95/p99 latency, the process's peak
-//!   RSS and, when run in a memory cgroup, its peak usage (page cache included).
+//!   RSS and, when run in a memory cgroup, its peak usage (page cache included). With
+//!   `--cache-bytes` the lists are read into a list cache of that budget (the counters of
+//!   which are reported per `--nprobe`) instead of through the mapped index file.
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, ValueEnum};
@@ -67,6 +69,10 @@ pub struct DiskArgs {
     /// Lists visited, comma-separated, query phase.
     #[arg(long, value_delimiter = ',', default_value = "8,16,32,64")]
     pub nprobe: Vec<usize>,
+    /// Query phase: read lists into a cache of this many bytes (the index's
+    /// `cache_bytes`; 0 = map the index file) instead of the store's setting.
+    #[arg(long, value_name = "BYTES")]
+    pub cache_bytes: Option<u64>,
 }
 
 const COLLECTION: &str = "disk";
@@ -85,13 +91,7 @@ fn build(args: DiskArgs) -> Result<Value> {
         "bench disk needs an IVF index (ivf_pq, ivf_opq_pq, ivf_pq4, ivf_sq8, ivf_flat)",
     )?;
     ivf.on_disk = true;
-    let index = match args.index {
-        IndexConfig::IvfFlat(_) => IndexConfig::IvfFlat(ivf),
-        IndexConfig::IvfSq8(_) => IndexConfig::IvfSq8(ivf),
-        IndexConfig::IvfOpqPq(_) => IndexConfig::IvfOpqPq(ivf),
-        IndexConfig::IvfPq4(_) => IndexConfig::IvfPq4(ivf),
-        _ => IndexConfig::IvfPq(ivf),
-    };
+    let index = args.index.with_ivf(ivf);
     let base = read_vectors(base_path)?;
     ensure!(base.rows > 0, "the base file holds no vectors");
     let engine = Engine::open_with(
@@ -137,6 +137,15 @@ fn query(args: DiskArgs) -> Result<Value> {
     };
     let engine = Engine::open(&args.store)?;
     let collection = engine.collection(COLLECTION)?;
+    if let Some(cache_bytes) = args.cache_bytes {
+        let mut ivf = collection
+            .index_config()
+            .ivf()
+            .context("the store's collection has no IVF index")?;
+        ivf.cache_bytes = cache_bytes;
+        // Reopens the index files with the codes where asked; nothing is rebuilt.
+        collection.set_index_config(collection.index_config().with_ivf(ivf))?;
+    }
     // After the open (which reads every section once to check its checksum): pages not
     // mapped by then are dropped; under a memory cgroup the rest is reclaimed as needed.
     let evicted = evict_from_page_cache(&args.store.join("collections").join(COLLECTION))?;
@@ -169,6 +178,7 @@ fn query(args: DiskArgs) -> Result<Value> {
             "p95_us": micros(percentile(&latencies, 0.95)),
             "p99_us": micros(percentile(&latencies, 0.99)),
             "mean_us": micros(latencies.iter().sum::<Duration>() / latencies.len().max(1) as u32),
+            "list_cache": collection.info().ivf_list_cache,
         });
         eprintln!("bench disk: {point}");
         curve.push(point);

@@ -7,10 +7,10 @@ use crate::config::{HnswConfig, IndexConfig, IndexPlan, TraversalEncoding};
 use crate::error::Result;
 use crate::segment::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
-    write_index_file, write_ivf_file, DeletedRows, PayloadGraphs, SealedSegment, SegmentGraph,
-    SegmentIndex,
+    write_index_file, write_ivf_file, CodesAt, DeletedRows, PayloadGraphs, SealedSegment,
+    SegmentGraph, SegmentIndex,
 };
-use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, IvfParams, VectorView};
+use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, IvfParams, ListCache, VectorView};
 use parking_lot::{Condvar, Mutex};
 use std::path::Path;
 use std::path::PathBuf;
@@ -132,12 +132,12 @@ impl Collection {
                 }
             }
             Some(IndexPlan::Ivf(params)) => {
-                let on_disk = self.index_config().ivf().is_some_and(|c| c.on_disk);
+                let codes_at = self.codes_at();
                 if !matches!(current.as_deref(), Some(SegmentIndex::Ivf(i))
                     if same_ivf_build(i.params(), &params, segment.len())
-                        && (i.code_bytes() == 0 || i.codes_on_disk() == on_disk))
+                        && (i.code_bytes() == 0 || codes_at.holds(i)))
                 {
-                    self.ensure_ivf(segment, params, on_disk);
+                    self.ensure_ivf(segment, params, codes_at);
                 }
             }
         }
@@ -216,10 +216,41 @@ impl Collection {
         }
     }
 
-    fn ensure_ivf(&self, segment: &Arc<SealedSegment>, params: IvfParams, on_disk: bool) {
+    /// Where the config wants IVF codes: in RAM, in the mapped files, or paged into the
+    /// collection's list cache (made, or remade for a new budget, here).
+    pub(crate) fn codes_at(&self) -> CodesAt {
+        let Some(ivf) = self.index_config().ivf().filter(|c| c.on_disk) else {
+            return CodesAt::Ram;
+        };
+        if ivf.cache_bytes == 0 {
+            return CodesAt::Mapped;
+        }
+        let budget = usize::try_from(ivf.cache_bytes).unwrap_or(usize::MAX);
+        let mut cache = self.list_cache.lock();
+        match &*cache {
+            Some(c) if c.budget() == budget => CodesAt::Paged(Arc::clone(c)),
+            _ => {
+                let fresh = ListCache::new(budget);
+                *cache = Some(Arc::clone(&fresh));
+                CodesAt::Paged(fresh)
+            }
+        }
+    }
+
+    /// The list cache's counters, when the config pages IVF codes into one.
+    pub(crate) fn list_cache_info(&self) -> Option<super::ListCacheInfo> {
+        let ivf = self.index_config().ivf()?;
+        if !ivf.on_disk || ivf.cache_bytes == 0 {
+            return None;
+        }
+        let cache = self.list_cache.lock();
+        cache.as_ref().map(|c| c.stats().into())
+    }
+
+    fn ensure_ivf(&self, segment: &Arc<SealedSegment>, params: IvfParams, codes_at: CodesAt) {
         let path = self.dir.join(ivf_file_name(segment.id()));
         if path.exists() {
-            match read_ivf_file(&path, segment.len(), segment.nonce(), on_disk) {
+            match read_ivf_file(&path, segment.len(), segment.nonce(), &codes_at) {
                 // nprobe and rerank are search-time settings; the rest shapes the file.
                 Ok(index) if same_ivf_build(index.params(), &params, segment.len()) => {
                     segment.set_index(SegmentIndex::Ivf(index));
@@ -231,15 +262,15 @@ impl Collection {
                 }
             }
         }
-        self.build_in_background(segment, path, self.ivf_build(params, on_disk));
+        self.build_in_background(segment, path, self.ivf_build(params, codes_at));
     }
 
     /// The build of an inverted file for a segment: builds, writes the index file at the
-    /// given path, returns the index (served from that file when `on_disk`).
+    /// given path, returns the index (served from that file unless `codes_at` is RAM).
     fn ivf_build(
         &self,
         params: IvfParams,
-        on_disk: bool,
+        codes_at: CodesAt,
     ) -> impl FnOnce(&SealedSegment, &Path) -> Option<SegmentIndex> + Send + 'static {
         let (dim, metric) = (self.config.dimension, self.config.metric);
         move |segment, path| {
@@ -253,9 +284,10 @@ impl Collection {
             let index = on_build_pool(|| IvfIndex::build(view, params)).ok()?;
             let written = write_ivf_file(path, &index, segment.nonce());
             // On disk: serve from the file just written, so the codes leave RAM.
-            if on_disk && written.is_ok() {
-                if let Ok(mapped) = read_ivf_file(path, segment.len(), segment.nonce(), true) {
-                    return Some(SegmentIndex::Ivf(mapped));
+            if !matches!(codes_at, CodesAt::Ram) && written.is_ok() {
+                if let Ok(on_disk) = read_ivf_file(path, segment.len(), segment.nonce(), &codes_at)
+                {
+                    return Some(SegmentIndex::Ivf(on_disk));
                 }
             }
             Some(SegmentIndex::Ivf(index))
@@ -272,9 +304,8 @@ impl Collection {
                 self.graph_build(hnsw)(segment, &path)
             }
             Some(IndexPlan::Ivf(params)) => {
-                let on_disk = self.index_config().ivf().is_some_and(|c| c.on_disk);
                 let path = self.dir.join(ivf_file_name(segment.id()));
-                self.ivf_build(params, on_disk)(segment, &path)
+                self.ivf_build(params, self.codes_at())(segment, &path)
             }
         };
         if let Some(index) = index {

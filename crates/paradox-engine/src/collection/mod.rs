@@ -41,7 +41,7 @@ mod write;
 
 pub use maintenance::MaintenanceInfo;
 pub use merge::CompactionReport;
-pub use read::{CollectionInfo, ScrollPage, ScrollRequest};
+pub use read::{CollectionInfo, ListCacheInfo, ScrollPage, ScrollRequest};
 pub use search::{SearchParams, SearchRequest, EXACT_SELECTIVITY, MAX_EF_WIDENING};
 pub(crate) use state::{Location, State};
 pub use write::WriteResult;
@@ -81,6 +81,9 @@ pub struct Collection {
     /// Bumped by every index-config change: a background build started under an older
     /// config does not install its result.
     index_generation: Arc<AtomicU64>,
+    /// The cache paged IVF indexes (`on_disk` with `cache_bytes`) read their lists into,
+    /// shared by the collection's segments; replaced when the budget changes.
+    list_cache: Mutex<Option<Arc<paradox_index::ListCache>>>,
     /// The background maintenance worker's handle.
     maintenance: Arc<maintenance::Maintenance>,
     /// Held by a seal from its freeze to its swap, and by a merge's swap.
@@ -214,6 +217,7 @@ impl Collection {
             index_builds: Arc::default(),
             index_config: RwLock::new(config.index),
             index_generation: Arc::default(),
+            list_cache: Mutex::new(None),
             maintenance: Arc::default(),
             seal_lock: Mutex::new(()),
             merge_lock: Mutex::new(()),

@@ -74,6 +74,46 @@ pub struct CollectionInfo {
     /// Payload graphs in the installed segment graphs: small graphs over the rows of one
     /// selective payload value each, walked by searches filtered on that value.
     pub payload_graphs: usize,
+    /// The list cache of paged IVF indexes (`on_disk` with `cache_bytes`), when in use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ivf_list_cache: Option<ListCacheInfo>,
+}
+
+/// What the list cache of a collection's paged IVF indexes holds and has done since the
+/// collection was opened (or the budget last changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ListCacheInfo {
+    /// The byte budget (`cache_bytes`).
+    pub budget_bytes: u64,
+    /// Bytes of lists held now.
+    pub resident_bytes: u64,
+    /// Lists held now.
+    pub lists: u64,
+    /// List visits answered from the cache.
+    pub hits: u64,
+    /// List visits that read the index file.
+    pub misses: u64,
+    /// Bytes read from index files.
+    pub read_bytes: u64,
+    /// Lists evicted to make room.
+    pub evictions: u64,
+    /// Reads that failed; each left one list out of the search that needed it.
+    pub read_errors: u64,
+}
+
+impl From<paradox_index::ListCacheStats> for ListCacheInfo {
+    fn from(s: paradox_index::ListCacheStats) -> Self {
+        ListCacheInfo {
+            budget_bytes: s.budget_bytes,
+            resident_bytes: s.resident_bytes,
+            lists: s.lists,
+            hits: s.hits,
+            misses: s.misses,
+            read_bytes: s.bytes_read,
+            evictions: s.evictions,
+            read_errors: s.read_errors,
+        }
+    }
 }
 
 impl Collection {
@@ -210,6 +250,7 @@ impl Collection {
                     SegmentIndex::Ivf(_) => 0,
                 })
                 .sum(),
+            ivf_list_cache: self.list_cache_info(),
         }
     }
 }

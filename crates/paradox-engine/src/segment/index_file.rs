@@ -8,9 +8,10 @@
 
 use super::{PayloadGraphs, SegmentGraph};
 use crate::error::{EngineError, Result};
-use paradox_index::{EncodedVectors, HnswIndex, IvfIndex};
+use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, ListCache};
 use paradox_storage::{Container, ContainerWriter};
 use std::path::Path;
+use std::sync::Arc;
 
 const INDEX_MAGIC: [u8; 8] = *b"PDXHNSW\0";
 const INDEX_VERSION: u32 = 1;
@@ -65,13 +66,35 @@ impl AsRef<[u8]> for MappedSection {
     }
 }
 
-/// Reads and checks an inverted file for the segment of `rows` rows with this nonce;
-/// `on_disk` leaves the codes in the mapped file.
+/// Where an opened inverted file's codes live.
+#[derive(Debug, Clone)]
+pub(crate) enum CodesAt {
+    /// Copied into RAM.
+    Ram,
+    /// Left in the memory-mapped file.
+    Mapped,
+    /// Read list by list from the file into this cache.
+    Paged(Arc<ListCache>),
+}
+
+impl CodesAt {
+    /// Whether `index`'s codes are where `self` says.
+    pub(crate) fn holds(&self, index: &IvfIndex) -> bool {
+        match self {
+            CodesAt::Ram => !index.codes_on_disk(),
+            CodesAt::Mapped => index.codes_on_disk() && index.list_cache().is_none(),
+            CodesAt::Paged(cache) => index.list_cache().is_some_and(|c| Arc::ptr_eq(c, cache)),
+        }
+    }
+}
+
+/// Reads and checks an inverted file for the segment of `rows` rows with this nonce,
+/// with its codes where `codes_at` says.
 pub(crate) fn read_ivf_file(
     path: &Path,
     rows: usize,
     segment_nonce: u64,
-    on_disk: bool,
+    codes_at: &CodesAt,
 ) -> Result<IvfIndex> {
     let container = Container::open(path, IVF_MAGIC, IVF_VERSION)?;
     let corrupt = |reason: String| EngineError::Corrupt {
@@ -82,10 +105,19 @@ pub(crate) fn read_ivf_file(
         return Err(corrupt("index was built for another segment".into()));
     }
     container.section(TAG_IVF)?;
-    let index = if on_disk {
-        IvfIndex::from_shared(std::sync::Arc::new(MappedSection(container)))
-    } else {
-        IvfIndex::from_bytes(container.section(TAG_IVF)?)
+    let index = match codes_at {
+        CodesAt::Ram => IvfIndex::from_bytes(container.section(TAG_IVF)?),
+        CodesAt::Mapped => IvfIndex::from_shared(Arc::new(MappedSection(container))),
+        CodesAt::Paged(cache) => {
+            let offset = container.section_offset(TAG_IVF)?;
+            let file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+            IvfIndex::from_file_paged(
+                Arc::new(MappedSection(container)),
+                file,
+                offset,
+                Arc::clone(cache),
+            )
+        }
     }
     .map_err(|e| corrupt(e.to_string()))?;
     if index.len() != rows {

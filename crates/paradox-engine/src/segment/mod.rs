@@ -20,7 +20,7 @@ pub(crate) use growing::GrowingSegment;
 pub(crate) use history::{history_file_name, History, PendingHistory};
 pub(crate) use index_file::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
-    write_index_file, write_ivf_file, INDEX_FILE_SUFFIXES,
+    write_index_file, write_ivf_file, CodesAt, INDEX_FILE_SUFFIXES,
 };
 pub(crate) use payload_graphs::{PayloadGraph, PayloadGraphs};
 pub(crate) use payload_index::{PayloadIndex, RowSet};
