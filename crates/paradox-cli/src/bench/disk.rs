@@ -98,7 +98,9 @@ fn build(args: DiskArgs) -> Result<Value> {
         &args.store,
         EngineOptions {
             fsync: FsyncPolicy::Never,
+            // One sealed segment: neither the row nor the byte threshold splits the base.
             seal_threshold: base.rows,
+            seal_bytes: usize::MAX,
             ..EngineOptions::default()
         },
     )?;
@@ -125,6 +127,7 @@ fn build(args: DiskArgs) -> Result<Value> {
         "index": collection.index_config(),
         "seconds": super::seconds(started.elapsed()),
         "segment_bytes": info.segment_bytes,
+        "sealed_segments": info.sealed_segments,
         "vector_bytes": base.rows * base.dim * 4,
     }))
 }
