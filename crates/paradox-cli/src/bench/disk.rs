@@ -8,6 +8,9 @@
 //!   (`posix_fadvise(DONTNEED)`, best effort), and runs the queries
 //!   one at a time for each `--nprobe`: recall@10, p50/p95/p99 latency, the process's peak
 //!   RSS and, when run in a memory cgroup, its peak usage (page cache included). With
+//!   `--cgroup` it joins that memory cgroup only after opening the store, so the group's
+//!   limit bounds what searching reads and allocates, not the per-point state the open
+//!   builds (reported as `open_anon_bytes`). With
 //!   `--cache-bytes` the lists are read into a list cache of that budget (the counters of
 //!   which are reported per `--nprobe`) instead of through the mapped index file.
 
@@ -73,6 +76,11 @@ pub struct DiskArgs {
     /// `cache_bytes`; 0 = map the index file) instead of the store's setting.
     #[arg(long, value_name = "BYTES")]
     pub cache_bytes: Option<u64>,
+    /// Query phase: move into this memory cgroup (v1 or v2 directory) once the store is
+    /// open, so its limit bounds what searching adds (lists, vectors, page cache) and not
+    /// the state opening builds (reported as `open_anon_bytes`).
+    #[arg(long, value_name = "DIR")]
+    pub cgroup: Option<PathBuf>,
 }
 
 const COLLECTION: &str = "disk";
@@ -151,11 +159,21 @@ fn query(args: DiskArgs) -> Result<Value> {
     }
     // After the open (which reads every section once to check its checksum): pages not
     // mapped by then are dropped; under a memory cgroup the rest is reclaimed as needed.
-    let evicted = evict_from_page_cache(&args.store.join("collections").join(COLLECTION))?;
+    let files = args.store.join("collections").join(COLLECTION);
+    // Pages this process maps stay cached whatever fadvise says: unmap them first.
+    let unmapped = drop_mapped_pages(&files);
+    let evicted = evict_from_page_cache(&files)?;
     ensure!(
         collection.pending_index_builds() == 0,
         "the store's index files are missing or stale: run --phase build again"
     );
+    let open_anon_bytes = status_kib("RssAnon:").map(|k| k * 1024);
+    if let Some(group) = &args.cgroup {
+        // Charges made before the move stay where they were (cgroup v1 without
+        // move_charge_at_immigrate, and v2): the limit applies to what comes after.
+        std::fs::write(group.join("cgroup.procs"), std::process::id().to_string())
+            .with_context(|| format!("joining the memory cgroup {}", group.display()))?;
+    }
     let mut curve = Vec::new();
     for &nprobe in &args.nprobe {
         let mut latencies = Vec::with_capacity(queries.rows);
@@ -191,10 +209,61 @@ fn query(args: DiskArgs) -> Result<Value> {
         "phase": "query",
         "nq": queries.rows,
         "evicted_bytes": evicted,
+        "unmapped_bytes": unmapped,
+        "open_anon_bytes": open_anon_bytes,
+        "anon_bytes_after": status_kib("RssAnon:").map(|k| k * 1024),
         "curve": curve,
         "peak_rss_bytes": status_kib("VmHWM:").map(|k| k * 1024),
         "cgroup_peak_bytes": cgroup_peak_bytes(),
     }))
+}
+
+/// Drops this process's page-table entries for every mapping of a file under `dir`
+/// (`madvise(MADV_DONTNEED)`, found in `/proc/self/maps`), so the next eviction can drop
+/// those pages from the page cache; returns the bytes of the mappings.
+fn drop_mapped_pages(dir: &Path) -> u64 {
+    let mut total = 0;
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(dir) = dir.canonicalize() else {
+            return 0;
+        };
+        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+            return 0;
+        };
+        for line in maps.lines() {
+            // `start-end perms offset dev inode path`
+            let mut fields = line.split_whitespace();
+            let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Some(path) = fields.nth(3) else {
+                continue;
+            };
+            if !Path::new(path).starts_with(&dir) || perms.contains('w') {
+                continue;
+            }
+            let Some((start, end)) = range.split_once('-').and_then(|(a, b)| {
+                Some((
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                ))
+            }) else {
+                continue;
+            };
+            // SAFETY: the range is a read-only mapping of a store file (from the kernel's
+            // own list), shared or private and never written. For such a mapping
+            // MADV_DONTNEED only drops the page-table entries: the next read faults the
+            // same bytes back in from the file, so no slice into the mapping sees a change.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
+            total += (end - start) as u64;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = dir;
+    total
 }
 
 /// Drops the page-cache pages of every file in `dir` (recursively); returns their bytes.

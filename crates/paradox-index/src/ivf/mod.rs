@@ -242,6 +242,12 @@ impl std::ops::Deref for ListCodes<'_> {
     }
 }
 
+/// The bytes of a row of floats.
+fn as_bytes(row: &[f32]) -> &[u8] {
+    // SAFETY: any initialised f32 is 4 initialised bytes; same address and lifetime.
+    unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), std::mem::size_of_val(row)) }
+}
+
 /// `madvise(MADV_WILLNEED)` over the pages of `bytes` (best effort).
 fn advise_will_need(bytes: &[u8]) {
     #[cfg(unix)]
@@ -875,8 +881,18 @@ impl VectorIndex for IvfIndex {
         }
         let mut pool = TopK::new(k.saturating_mul(rerank));
         self.scan_lists(vectors, query, &lists, filter, &mut pool);
+        let candidates = pool.into_sorted_vec();
+        if self.codes_on_disk() {
+            // The vectors are likely on disk too: ask for every candidate's page at once,
+            // so their reads overlap, and so a fault does not read around the row (on a
+            // miss the kernel reads up to `read_ahead_kb` around a faulting page; 8 MiB on
+            // some disks, for a 512-byte row).
+            for candidate in &candidates {
+                advise_will_need(as_bytes(vectors.row(candidate.key as usize)));
+            }
+        }
         let mut top = TopK::new(k);
-        for candidate in pool.into_sorted_vec() {
+        for candidate in candidates {
             let row = vectors.row(candidate.key as usize);
             top.push(candidate.key, self.metric.distance(query, row));
         }
