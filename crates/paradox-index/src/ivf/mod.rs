@@ -33,6 +33,7 @@
 //! The coarse quantiser is itself searched exactly, or through an HNSW graph over the
 //! centroids when there are at least [`COARSE_HNSW_MIN_LISTS`] of them.
 
+mod batch;
 mod cache;
 mod persist;
 

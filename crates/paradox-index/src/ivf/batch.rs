@@ -1,0 +1,162 @@
+//! Many searches at once, grouped by list.
+//!
+//! Queries are taken in groups of [`GROUP`]; a group probes every query, then visits each
+//! list its queries probe once, scoring it for all of them while its codes are at hand
+//! (one cache lookup or file read per list and group instead of one per query, and the
+//! codes stay in the CPU caches between queries). With codes on disk, the group's lists
+//! are all asked for before the first is read, and so are all its re-rank candidates'
+//! vector pages. Groups run in parallel.
+
+use super::{advise_will_need, as_bytes, IvfIndex, Residuals};
+use crate::{SearchParams, VectorView};
+use paradox_kernels::{Neighbor, TopK};
+use rayon::prelude::*;
+
+/// Queries per group: enough for lists to be shared (with `nprobe` of 1,024 lists, 64
+/// queries probing 16 each visit a list ~1 time in 1 on average), few enough that the
+/// groups spread over the cores.
+const GROUP: usize = 64;
+
+impl IvfIndex {
+    /// The `k` nearest rows to each of `queries` (`dim` values each, results in query
+    /// order), as [`crate::VectorIndex::search`] gives them one by one without a filter.
+    /// See the module docs.
+    pub fn search_batch(
+        &self,
+        vectors: VectorView<'_>,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+    ) -> Vec<Vec<Neighbor>> {
+        let dim = self.dim.max(1);
+        let count = queries.len() / dim;
+        if k == 0 || self.is_empty() {
+            return vec![Vec::new(); count];
+        }
+        queries[..count * dim]
+            .par_chunks(GROUP * dim)
+            .flat_map_iter(|group| self.search_group(vectors, group, k, params))
+            .collect()
+    }
+
+    fn search_group(
+        &self,
+        vectors: VectorView<'_>,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+    ) -> Vec<Vec<Neighbor>> {
+        let dim = self.dim;
+        let nprobe = params.nprobe.unwrap_or(self.params.nprobe);
+        // (list, query) pairs, list by list.
+        let mut pairs: Vec<(Neighbor, usize)> = queries
+            .chunks_exact(dim)
+            .enumerate()
+            .flat_map(|(q, query)| self.probe(query, nprobe).into_iter().map(move |l| (l, q)))
+            .collect();
+        pairs.sort_unstable_by_key(|(list, q)| (list.key, *q));
+        let mut lists: Vec<Neighbor> = pairs.iter().map(|(list, _)| *list).collect();
+        lists.dedup_by_key(|list| list.key);
+        self.prefetch(&lists);
+
+        let exact = matches!(self.residuals, Residuals::Flat);
+        let rerank = params.rerank.unwrap_or(self.params.rerank);
+        let plain = exact || rerank == 0;
+        let pool_size = if plain { k } else { k.saturating_mul(rerank) };
+        let mut pools: Vec<TopK> = (0..queries.len() / dim)
+            .map(|_| TopK::new(pool_size))
+            .collect();
+        for &(list, q) in &pairs {
+            let query = &queries[q * dim..(q + 1) * dim];
+            self.scan_lists(vectors, query, &[list], None, &mut pools[q]);
+        }
+        let candidates: Vec<Vec<Neighbor>> = pools.into_iter().map(TopK::into_sorted_vec).collect();
+        if plain {
+            return candidates;
+        }
+        if self.codes_on_disk() {
+            // Every candidate page of the group at once (see `VectorIndex::search`).
+            for candidate in candidates.iter().flatten() {
+                advise_will_need(as_bytes(vectors.row(candidate.key as usize)));
+            }
+        }
+        candidates
+            .into_iter()
+            .zip(queries.chunks_exact(dim))
+            .map(|(pool, query)| {
+                let mut top = TopK::new(k);
+                for candidate in pool {
+                    let row = vectors.row(candidate.key as usize);
+                    top.push(candidate.key, self.metric.distance(query, row));
+                }
+                top.into_sorted_vec()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ivf::{IvfCodec, IvfIndex, IvfParams};
+    use crate::testdata::clustered;
+    use crate::{SearchParams, VectorIndex, VectorView};
+    use paradox_kernels::Metric;
+
+    #[test]
+    fn a_batch_finds_what_one_by_one_finds() {
+        let dim = 16;
+        for metric in [Metric::L2, Metric::Cosine] {
+            let mut data = clustered(3000, dim, 20, 31);
+            let mut queries = clustered(150, dim, 20, 32);
+            if metric.normalizes() {
+                for row in data
+                    .chunks_exact_mut(dim)
+                    .chain(queries.chunks_exact_mut(dim))
+                {
+                    paradox_kernels::normalize(row);
+                }
+            }
+            let v = VectorView {
+                data: &data,
+                dim,
+                metric,
+            };
+            for codec in [
+                IvfCodec::Flat,
+                IvfCodec::Pq { m: 4 },
+                IvfCodec::Sq8,
+                IvfCodec::OpqPq { m: 4 },
+                IvfCodec::Pq4 { m: 8 },
+            ] {
+                let index = IvfIndex::build(
+                    v,
+                    IvfParams {
+                        nlist: 40,
+                        codec,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                for (nprobe, rerank) in [(1, 4), (6, 0), (40, 8)] {
+                    let params = SearchParams {
+                        nprobe: Some(nprobe),
+                        rerank: Some(rerank),
+                        ..Default::default()
+                    };
+                    let batch = index.search_batch(v, &queries, 7, &params);
+                    assert_eq!(batch.len(), 150);
+                    for (q, got) in queries.chunks_exact(dim).zip(&batch) {
+                        let one = index.search(v, q, 7, None, &params);
+                        assert_eq!(got, &one, "{codec:?} {metric:?} nprobe {nprobe}");
+                    }
+                }
+            }
+            // No queries, k = 0, a trailing partial vector ignored.
+            let index = IvfIndex::build(v, IvfParams::default()).unwrap();
+            let p = SearchParams::default();
+            assert!(index.search_batch(v, &[], 5, &p).is_empty());
+            assert_eq!(index.search_batch(v, &queries[..dim], 0, &p), vec![vec![]]);
+            assert_eq!(index.search_batch(v, &queries[..dim + 3], 5, &p).len(), 1);
+        }
+    }
+}
