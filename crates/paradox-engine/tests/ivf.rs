@@ -335,3 +335,46 @@ fn ivf_lists_page_into_a_cache_that_keeps_to_its_budget() {
     assert!(recall(&col, &queries, None) >= 0.95);
     assert!(col.info().ivf_list_cache.unwrap().misses > 0);
 }
+
+#[test]
+fn batched_ivf_searches_match_searches_one_by_one() {
+    for (name, kind, on_disk) in [
+        ("ivf_pq", IndexConfig::IvfPq as IvfKind, false),
+        ("ivf_sq8 on disk", IndexConfig::IvfSq8 as IvfKind, true),
+        ("ivf_flat", IndexConfig::IvfFlat as IvfKind, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open_with(dir.path(), options()).unwrap();
+        let mut config = ivf(kind);
+        let mut params = config.index.ivf().unwrap();
+        params.on_disk = on_disk;
+        config.index = kind(params);
+        let col = engine.create_collection(config).unwrap();
+        for chunk in clustered(6500, 1, 0).chunks(500) {
+            col.upsert(chunk.to_vec()).unwrap();
+        }
+        col.wait_for_indexes();
+        assert_eq!(col.info().sealed_segments, 2);
+        // The first segment is searched in groups by list; the second has a deleted row
+        // (searched query by query); the growing segment exactly, with deletions.
+        col.upsert(clustered(300, 5, 7_000_000)).unwrap();
+        let mut gone: Vec<PointId> = (6000..6100u64).map(PointId::Num).collect();
+        gone.push(PointId::Num(3500));
+        col.delete(&gone).unwrap();
+        let requests: Vec<SearchRequest> = clustered(90, 99, 1_000_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, q)| SearchRequest::new(q.vector, 1 + i % 12))
+            .collect();
+        let batch = col.search_batch(&requests).unwrap();
+        assert_eq!(batch.len(), requests.len());
+        for (request, got) in requests.iter().zip(&batch) {
+            let one = col.search(request).unwrap();
+            let ids = |hits: &[paradox_engine::ScoredPoint]| {
+                hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(ids(got), ids(&one), "{name}");
+            assert_eq!(got.len(), request.k, "{name}");
+        }
+    }
+}

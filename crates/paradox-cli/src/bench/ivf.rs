@@ -187,6 +187,22 @@ pub fn run(args: IvfArgs) -> Result<Value> {
                 (started.elapsed(), found)
             })
         });
+        // All queries in one call, grouped by list (`IvfIndex::search_batch`).
+        let batch = || index.search_batch(view, &queries.data, k, &search_params);
+        let (batch_1thread, batch_found) = one_thread.install(|| {
+            best_of(args.reps, || {
+                let started = Instant::now();
+                let found = batch();
+                (started.elapsed(), found)
+            })
+        });
+        let (batch_all_threads, _) = all_threads.install(|| {
+            best_of(args.reps, || {
+                let started = Instant::now();
+                let found = batch();
+                (started.elapsed(), found)
+            })
+        });
         latencies.sort_unstable();
         let mut point = json!({
             "nprobe": nprobe,
@@ -200,6 +216,9 @@ pub fn run(args: IvfArgs) -> Result<Value> {
         point["p95_us"] = micros(percentile(&latencies, 0.95));
         point["p99_us"] = micros(percentile(&latencies, 0.99));
         point["qps_all_threads"] = per_second(nq, parallel_time);
+        point["qps_batch_1thread"] = per_second(nq, batch_1thread);
+        point["qps_batch_all_threads"] = per_second(nq, batch_all_threads);
+        point["recall_at_10_batch"] = recall_at(&batch_found, &truth, 10.min(k)).into();
         eprintln!("bench ivf: {point}");
         curve.push(point);
     }

@@ -665,14 +665,9 @@ impl Collection {
         let restricted = selectivity.is_some();
         let selectivity = selectivity.unwrap_or(1.0);
         let nlist = index.nlist();
-        let config = self.index_config().ivf();
-        let nprobe = request
-            .params
-            .nprobe
-            .or(config.map(|c| c.nprobe))
-            .unwrap_or(index.params().nprobe)
-            .max(1);
-        let nprobe = if restricted {
+        let mut params = self.ivf_params(index, request);
+        let nprobe = params.nprobe.unwrap_or(1);
+        params.nprobe = Some(if restricted {
             let widened = (nprobe as f64 / selectivity.max(1e-9))
                 .min(nprobe as f64 * MAX_NPROBE_WIDENING)
                 .min(nlist as f64) as usize;
@@ -687,17 +682,29 @@ impl Collection {
             widened
         } else {
             nprobe
-        };
-        let params = paradox_index::SearchParams {
-            nprobe: Some(nprobe),
-            rerank: config.map(|c| c.rerank),
-            ..Default::default()
-        };
+        });
         let hits = index.search(view, query, request.k, restricted.then_some(allow), &params);
         for hit in hits {
             top.push(key_base + hit.key, hit.distance);
         }
         true
+    }
+
+    /// An unfiltered request's IVF settings: its `nprobe`, else the collection's, and
+    /// the collection's re-rank factor.
+    fn ivf_params(&self, index: &IvfIndex, request: &SearchRequest) -> paradox_index::SearchParams {
+        let config = self.index_config().ivf();
+        let nprobe = request
+            .params
+            .nprobe
+            .or(config.map(|c| c.nprobe))
+            .unwrap_or(index.params().nprobe)
+            .max(1);
+        paradox_index::SearchParams {
+            nprobe: Some(nprobe),
+            rerank: config.map(|c| c.rerank),
+            ..Default::default()
+        }
     }
 
     fn search_state(&self, state: &State, query: &[f32], request: &SearchRequest) -> TopK {
@@ -750,6 +757,12 @@ impl Collection {
         let dim = self.config.dimension;
         let run = |unit: &WorkUnit| {
             let mask = &masks[unit.segment];
+            if let (true, RowMask::All) = (unit.graph, mask) {
+                let index = state.sealed[unit.segment].segment.index();
+                if let Some(SegmentIndex::Ivf(ivf)) = index.as_deref() {
+                    return self.ivf_batch(ivf, state, unit.segment, queries, requests);
+                }
+            }
             if unit.graph || !matches!(mask, RowMask::All) {
                 // One query at a time through the index (or the mask), the queries spread
                 // over the pool: an indexed segment is a single unit, so parallelism must
@@ -781,6 +794,45 @@ impl Collection {
             a
         };
         units.par_iter().map(run).reduce(fresh, merge)
+    }
+
+    /// Unfiltered searches of one IVF segment, grouped by list (each list read once per
+    /// group of queries); requests with the same `k` go together, so each gets the
+    /// re-rank pool a search of its own would.
+    fn ivf_batch(
+        &self,
+        ivf: &IvfIndex,
+        state: &State,
+        segment: usize,
+        queries: &[f32],
+        requests: &[&SearchRequest],
+    ) -> Vec<TopK> {
+        let dim = self.config.dimension;
+        let view = self.view(state, segment);
+        let key_base = pack(segment, 0);
+        let params = self.ivf_params(ivf, requests[0]);
+        let mut tops: Vec<TopK> = requests.iter().map(|r| TopK::new(r.k)).collect();
+        let mut ks: Vec<usize> = requests.iter().map(|r| r.k).collect();
+        ks.sort_unstable();
+        ks.dedup();
+        for k in ks {
+            let chosen: Vec<usize> = (0..requests.len())
+                .filter(|&i| requests[i].k == k)
+                .collect();
+            let group: Vec<f32> = chosen
+                .iter()
+                .flat_map(|&i| queries[i * dim..(i + 1) * dim].iter().copied())
+                .collect();
+            for (&i, hits) in chosen
+                .iter()
+                .zip(ivf.search_batch(view, &group, k, &params))
+            {
+                for hit in hits {
+                    tops[i].push(key_base + hit.key, hit.distance);
+                }
+            }
+        }
+        tops
     }
 
     fn materialise(&self, state: &State, top: TopK, request: &SearchRequest) -> Vec<ScoredPoint> {
