@@ -79,7 +79,8 @@ def faiss_run(base, queries, truth, codec, nlist, m, rerank, nprobes, threads):
     elif codec == "pq":
         ivf = faiss.IndexIVFPQ(quantizer, dim, nlist, m, 8)
     elif codec == "pq4":
-        # FAISS's 4-bit fast scan (by_residual, blocks of 32, in-register lookups).
+        # FAISS's 4-bit fast scan (blocks of 32, in-register lookups). Its constructor leaves
+        # by_residual off (FAISS 1.15.1): it codes the raw vectors, we code residuals.
         ivf = faiss.IndexIVFPQFastScan(quantizer, dim, nlist, m, 4)
     elif codec == "sq8":
         ivf = faiss.IndexIVFScalarQuantizer(
@@ -228,12 +229,21 @@ def print_report(report):
             print(f"{a['nprobe']:>6} | {a['recall_at_10']:>12.4f} {a['qps_1thread']:>9.0f} "
                   f"{a['qps_all_threads']:>9.0f} | {b['recall_at_10']:>10.4f} "
                   f"{b['qps_1thread']:>9.0f} {b['qps_all_threads']:>9.0f}")
+        if "qps_batch_1thread" in ours["curve"][0]:
+            print("  paradox in one batch call (grouped by list), as FAISS is timed: "
+                  + ", ".join(f"nprobe {a['nprobe']}: {a['qps_batch_1thread']:.0f} q/s 1t, "
+                              f"{a['qps_batch_all_threads']:.0f} all"
+                              for a in ours["curve"]))
         for target in (0.9, 0.95):
-            q_ours, how_ours = qps_at_recall(ours["curve"], target, "qps_1thread")
             q_theirs, how_theirs = qps_at_recall(theirs["curve"], target, "qps_1thread")
-            ratio = f"{q_ours / q_theirs:.2f}x" if q_ours and q_theirs else "n/a"
-            print(f"   QPS@{target} 1 thread: paradox {q_ours and round(q_ours)} ({how_ours}), "
-                  f"faiss {q_theirs and round(q_theirs)} ({how_theirs}): {ratio} (goal >= 1.0)")
+            for label, field in (("per query", "qps_1thread"), ("one batch", "qps_batch_1thread")):
+                if field not in ours["curve"][0]:
+                    continue
+                q_ours, how_ours = qps_at_recall(ours["curve"], target, field)
+                ratio = f"{q_ours / q_theirs:.2f}x" if q_ours and q_theirs else "n/a"
+                print(f"   QPS@{target} 1 thread, paradox {label}: {q_ours and round(q_ours)} "
+                      f"({how_ours}), faiss (one batch) {q_theirs and round(q_theirs)} "
+                      f"({how_theirs}): {ratio} (goal >= 1.0)")
     if report["compression"]:
         print("\ncompression curve (PQ codes in RAM + exact re-rank):")
         for row in report["compression"]:

@@ -691,7 +691,8 @@ impl IvfIndex {
 
     /// Fast scan of the probed lists' 4-bit codes: per block of 32 rows, one kernel call
     /// gives every row's quantised distance; rows that cannot beat the current threshold
-    /// are skipped before any conversion.
+    /// are skipped before any conversion. The tables stretch the residual part of each
+    /// estimate by the quantiser's gain (see [`crate::pq4`]: 4-bit codes shrink it).
     fn scan_pq4(
         &self,
         pq: &Pq4Quantizer,
@@ -708,7 +709,7 @@ impl IvfIndex {
         let mut residual = vec![0f32; dim];
         let mut lut = Pq4Lut::default();
         if !l2 {
-            pq.neg_dot_table(query, &mut table);
+            pq.neg_dot_search_table(query, &mut table);
             lut.quantise(&table);
         }
         for list in lists {
@@ -718,7 +719,7 @@ impl IvfIndex {
                 for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
                     *r = q - c;
                 }
-                pq.l2_table(&residual, &mut table);
+                pq.l2_search_table(&residual, &mut table);
                 lut.quantise(&table);
                 0.0
             } else {

@@ -2,7 +2,7 @@
 //! container). Layout:
 //!
 //! ```text
-//! u32 format (1) | u32 codec (0 flat, 1 pq, 2 sq8, 3 opq_pq, 4 pq4) | u32 metric (0 l2, 1 dot, 2 cosine)
+//! u32 format (2) | u32 codec (0 flat, 1 pq, 2 sq8, 3 opq_pq, 4 pq4) | u32 metric (0 l2, 1 dot, 2 cosine)
 //! u32 dim | u32 nlist | u32 nprobe | u32 rerank | u32 pq_m | u32 train_iterations
 //! u32 max_points_per_centroid | u32 balanced | u64 seed | u64 n
 //! nlist × dim f32 centroids
@@ -12,7 +12,8 @@
 //! ⌈rows / 32⌉ blocks of m × 16 bytes, see `crate::pq4::pack_block`)
 //! quantiser: pq → dim × 256 f32 codewords (m × 256 × dsub); sq8 → dim f32 mins, dim f32
 //! scales; opq_pq → the pq codewords, then dim × dim f32 `Rᵀ` (row-major); pq4 → dim × 16
-//! f32 codewords (m × 16 × dsub); flat → nothing
+//! f32 codewords (m × 16 × dsub), then the f32 search gain (`Pq4Quantizer::gain`; not in
+//! format 1, read as a gain of 1); flat → nothing
 //! ```
 //!
 //! Decoding checks every size, offset and row number, so a damaged buffer is an error,
@@ -30,7 +31,8 @@ use crate::pq4::{self, Pq4Quantizer, PQ4_CODEWORDS};
 use paradox_kernels::{Metric, Sq8Quantizer};
 use std::sync::Arc;
 
-const FORMAT: u32 = 1;
+/// Written by this build; format 1 (no pq4 gain) is still read.
+const FORMAT: u32 = 2;
 
 /// Why bytes did not decode as an IVF index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +102,10 @@ impl IvfIndex {
                 put_f32s(&mut out, pq.codebooks());
                 put_f32s(&mut out, rotation.transposed());
             }
-            Residuals::Pq4(pq) => put_f32s(&mut out, pq.codebooks()),
+            Residuals::Pq4(pq) => {
+                put_f32s(&mut out, pq.codebooks());
+                put_f32s(&mut out, &[pq.gain()]);
+            }
         }
         out
     }
@@ -151,8 +156,8 @@ impl IvfIndex {
 fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String> {
     let mut r = Reader::new(bytes);
     let format = r.u32("format")?;
-    if format != FORMAT {
-        return Err(format!("format {format}, this build reads {FORMAT}"));
+    if !(1..=FORMAT).contains(&format) {
+        return Err(format!("format {format}, this build reads 1 to {FORMAT}"));
     }
     let codec_tag = r.u32("codec")?;
     let metric = match r.u32("metric")? {
@@ -198,7 +203,7 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         IvfCodec::Pq { .. } => dim * PQ_CODEWORDS,
         IvfCodec::Sq8 => 2 * dim,
         IvfCodec::OpqPq { .. } => dim * PQ_CODEWORDS + dim * dim,
-        IvfCodec::Pq4 { .. } => dim * PQ4_CODEWORDS,
+        IvfCodec::Pq4 { .. } => dim * PQ4_CODEWORDS + usize::from(format >= 2),
     };
     // The offsets come later; pq4's code size depends on them, so it is checked after
     // they are read (here: an upper bound that keeps the arithmetic in range).
@@ -272,11 +277,15 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
                 rotated_centroids,
             }
         }
-        IvfCodec::Pq4 { m } => Residuals::Pq4(Pq4Quantizer::from_parts(
-            dim,
-            m,
-            r.f32s(dim * PQ4_CODEWORDS, "pq4 codebooks")?,
-        )?),
+        IvfCodec::Pq4 { m } => {
+            let codebooks = r.f32s(dim * PQ4_CODEWORDS, "pq4 codebooks")?;
+            let gain = if format >= 2 {
+                r.f32s(1, "pq4 gain")?[0]
+            } else {
+                1.0
+            };
+            Residuals::Pq4(Pq4Quantizer::from_parts(dim, m, codebooks)?.with_gain(gain)?)
+        }
     };
     let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| coarse_graph(&centroids, dim));
     Ok(IvfIndex {

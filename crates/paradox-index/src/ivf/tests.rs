@@ -172,6 +172,30 @@ fn bytes_round_trip_and_search_the_same() {
         let back = IvfIndex::from_bytes(&bytes).unwrap();
         assert_eq!(back.params(), index.params());
         assert_eq!(back.to_bytes(), bytes);
+        if let (Residuals::Pq4(trained), Residuals::Pq4(read)) = (&index.residuals, &back.residuals)
+        {
+            assert!(
+                trained.gain() > 1.0,
+                "4-bit codes attenuate: {}",
+                trained.gain()
+            );
+            assert_eq!(read.gain(), trained.gain());
+            // Format 1 had no gain (the last 4 bytes): still read, with a gain of 1.
+            let mut old = bytes[..bytes.len() - 4].to_vec();
+            old[..4].copy_from_slice(&1u32.to_le_bytes());
+            let Residuals::Pq4(old_pq) = IvfIndex::from_bytes(&old).unwrap().residuals else {
+                panic!("pq4 stays pq4");
+            };
+            assert_eq!(old_pq.gain(), 1.0);
+            assert_eq!(old_pq.codebooks(), trained.codebooks());
+            // A format this build does not know is refused.
+            let mut new = bytes.clone();
+            new[..4].copy_from_slice(&3u32.to_le_bytes());
+            assert!(IvfIndex::from_bytes(&new)
+                .unwrap_err()
+                .0
+                .contains("format 3"));
+        }
         for q in queries.chunks_exact(dim) {
             let p = SearchParams::default();
             assert_eq!(
