@@ -1,21 +1,28 @@
 //! Many searches at once, grouped by list.
 //!
-//! Queries are taken in groups of [`GROUP`]; a group probes every query, then visits each
-//! list its queries probe once, scoring it for all of them while its codes are at hand
-//! (one cache lookup or file read per list and group instead of one per query, and the
-//! codes stay in the CPU caches between queries). With codes on disk, the group's lists
-//! are all asked for before the first is read, and so are all its re-rank candidates'
-//! vector pages. Groups run in parallel.
+//! Queries are taken in groups (at most [`GROUP`], fewer when their re-rank pools are
+//! large); a group prepares every query's tables once ([`QueryScan`]) and probes it, then
+//! fetches each list its queries probe once and scores it for all of them while its codes
+//! are at hand (one cache lookup or file read per list and group instead of one per
+//! query, and the codes stay in the CPU caches between queries). With codes on disk, the
+//! group's lists are all asked for before the first is read, and so are all its re-rank
+//! candidates' vector pages. Groups run in parallel.
+//!
+//! Results equal one-by-one searches', except that among rows at exactly the same
+//! distance across lists, which one fills the last place may differ (lists are visited
+//! in list order here, nearest first there).
 
-use super::{advise_will_need, as_bytes, IvfIndex, Residuals};
+use super::{advise_will_need, as_bytes, IvfIndex, QueryScan, Residuals};
 use crate::{SearchParams, VectorView};
 use paradox_kernels::{Neighbor, TopK};
 use rayon::prelude::*;
 
-/// Queries per group: enough for lists to be shared (with `nprobe` of 1,024 lists, 64
-/// queries probing 16 each visit a list ~1 time in 1 on average), few enough that the
-/// groups spread over the cores.
+/// Most queries per group: enough for lists to be shared, few enough that the groups
+/// spread over the cores.
 const GROUP: usize = 64;
+/// Most re-rank pool entries a group holds at once (so a batch with a huge `k × rerank`
+/// takes no more memory per group than a few searches of its own).
+const GROUP_POOL_ENTRIES: usize = 1 << 16;
 
 impl IvfIndex {
     /// The `k` nearest rows to each of `queries` (`dim` values each, results in query
@@ -33,8 +40,10 @@ impl IvfIndex {
         if k == 0 || self.is_empty() {
             return vec![Vec::new(); count];
         }
+        let pool = k.saturating_mul(params.rerank.unwrap_or(self.params.rerank).max(1));
+        let group = (GROUP_POOL_ENTRIES / pool.max(1)).clamp(1, GROUP);
         queries[..count * dim]
-            .par_chunks(GROUP * dim)
+            .par_chunks(group * dim)
             .flat_map_iter(|group| self.search_group(vectors, group, k, params))
             .collect()
     }
@@ -66,9 +75,18 @@ impl IvfIndex {
         let mut pools: Vec<TopK> = (0..queries.len() / dim)
             .map(|_| TopK::new(pool_size))
             .collect();
-        for &(list, q) in &pairs {
-            let query = &queries[q * dim..(q + 1) * dim];
-            self.scan_lists(vectors, query, &[list], None, &mut pools[q]);
+        let mut scans: Vec<QueryScan> = queries
+            .chunks_exact(dim)
+            .map(|query| QueryScan::new(self, query))
+            .collect();
+        for run in pairs.chunk_by(|a, b| a.0.key == b.0.key) {
+            let l = run[0].0.key as usize;
+            let Some(codes) = self.list_codes(l) else {
+                continue;
+            };
+            for &(_, q) in run {
+                scans[q].list(vectors, l, &codes, &|_| true, &mut pools[q]);
+            }
         }
         let candidates: Vec<Vec<Neighbor>> = pools.into_iter().map(TopK::into_sorted_vec).collect();
         if plain {

@@ -36,14 +36,17 @@
 mod batch;
 mod cache;
 mod persist;
+mod scan;
 
 pub use cache::{ListCache, ListCacheStats};
 pub use persist::IvfDecodeError;
 
+use scan::QueryScan;
+
 use crate::kmeans::{self, KMeansParams};
 use crate::opq::Rotation;
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
-use crate::pq4::{self, Pq4Lut, Pq4Quantizer, PQ4_CODEWORDS};
+use crate::pq4::{self, Pq4Quantizer, PQ4_CODEWORDS};
 use crate::{HnswIndex, HnswParams, RowFilter, SearchParams, VectorIndex, VectorView};
 use paradox_kernels::{Metric, Neighbor, Sq8Quantizer, TopK};
 use rayon::prelude::*;
@@ -590,162 +593,12 @@ impl IvfIndex {
         filter: Option<RowFilter<'_>>,
         top: &mut TopK,
     ) {
-        let dim = self.dim;
-        let l2 = self.metric == Metric::L2;
         let allowed = |row: u32| filter.is_none_or(|f| f(row));
-        match &self.residuals {
-            Residuals::Flat => {
-                for list in lists {
-                    for &row in self.list_rows(list.key as usize) {
-                        if allowed(row) {
-                            let d = self.metric.distance(query, vectors.row(row as usize));
-                            top.push(row as u64, d);
-                        }
-                    }
-                }
-            }
-            Residuals::Pq(pq) => self.scan_pq(pq, query, &self.centroids, lists, &allowed, top),
-            Residuals::OpqPq {
-                rotation,
-                pq,
-                rotated_centroids,
-            } => {
-                let mut rotated_query = vec![0f32; dim];
-                rotation.apply(query, &mut rotated_query);
-                self.scan_pq(pq, &rotated_query, rotated_centroids, lists, &allowed, top)
-            }
-            Residuals::Pq4(pq) => self.scan_pq4(pq, query, lists, &allowed, top),
-            Residuals::Sq8(sq) => {
-                let mut residual = vec![0f32; dim];
-                let shared = (!l2).then(|| sq.query(query, Metric::Dot));
-                for list in lists {
-                    let l = list.key as usize;
-                    let centroid = &self.centroids[l * dim..(l + 1) * dim];
-                    let per_list;
-                    let (scorer, base) = match &shared {
-                        Some(q) => (q, -paradox_kernels::dot(query, centroid)),
-                        None => {
-                            for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
-                                *r = q - c;
-                            }
-                            per_list = sq.query(&residual, Metric::L2);
-                            (&per_list, 0.0)
-                        }
-                    };
-                    let Some(codes) = self.list_codes(l) else {
-                        continue;
-                    };
-                    for (code, &row) in codes.chunks_exact(dim).zip(self.list_rows(l)) {
-                        let d = base + scorer.distance(code);
-                        if d < top.threshold() && allowed(row) {
-                            top.push(row as u64, d);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// PQ scan of the probed lists; `query` and `centroids` in the space the codes were
-    /// made in (rotated for OPQ).
-    fn scan_pq(
-        &self,
-        pq: &ProductQuantizer,
-        query: &[f32],
-        centroids: &[f32],
-        lists: &[Neighbor],
-        allowed: &dyn Fn(u32) -> bool,
-        top: &mut TopK,
-    ) {
-        let dim = self.dim;
-        let l2 = self.metric == Metric::L2;
-        let m = pq.m();
-        let mut table = vec![0f32; m * PQ_CODEWORDS];
-        let mut residual = vec![0f32; dim];
-        if !l2 {
-            pq.neg_dot_table(query, &mut table);
-        }
+        let mut scan = QueryScan::new(self, query);
         for list in lists {
             let l = list.key as usize;
-            let centroid = &centroids[l * dim..(l + 1) * dim];
-            let base = if l2 {
-                for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
-                    *r = q - c;
-                }
-                pq.l2_table(&residual, &mut table);
-                0.0
-            } else {
-                -paradox_kernels::dot(query, centroid)
-            };
-            let Some(codes) = self.list_codes(l) else {
-                continue;
-            };
-            for (code, &row) in codes.chunks_exact(m).zip(self.list_rows(l)) {
-                let d = base + ProductQuantizer::adc(&table, code);
-                if d < top.threshold() && allowed(row) {
-                    top.push(row as u64, d);
-                }
-            }
-        }
-    }
-
-    /// Fast scan of the probed lists' 4-bit codes: per block of 32 rows, one kernel call
-    /// gives every row's quantised distance; rows that cannot beat the current threshold
-    /// are skipped before any conversion. The tables stretch the residual part of each
-    /// estimate by the quantiser's gain (see [`crate::pq4`]: 4-bit codes shrink it).
-    fn scan_pq4(
-        &self,
-        pq: &Pq4Quantizer,
-        query: &[f32],
-        lists: &[Neighbor],
-        allowed: &dyn Fn(u32) -> bool,
-        top: &mut TopK,
-    ) {
-        let dim = self.dim;
-        let l2 = self.metric == Metric::L2;
-        let m = pq.m();
-        let block_bytes = pq4::block_bytes(m);
-        let mut table = vec![0f32; m * PQ4_CODEWORDS];
-        let mut residual = vec![0f32; dim];
-        let mut lut = Pq4Lut::default();
-        if !l2 {
-            pq.neg_dot_search_table(query, &mut table);
-            lut.quantise(&table);
-        }
-        for list in lists {
-            let l = list.key as usize;
-            let centroid = &self.centroids[l * dim..(l + 1) * dim];
-            let base = if l2 {
-                for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
-                    *r = q - c;
-                }
-                pq.l2_search_table(&residual, &mut table);
-                lut.quantise(&table);
-                0.0
-            } else {
-                -paradox_kernels::dot(query, centroid)
-            };
-            let rows = self.list_rows(l);
-            let Some(list_codes) = self.list_codes(l) else {
-                continue;
-            };
-            for (rows, block) in rows
-                .chunks(paradox_kernels::PQ4_BLOCK)
-                .zip(list_codes.chunks_exact(block_bytes))
-            {
-                let Some(cut) = lut.sum_below(top.threshold() - base) else {
-                    continue;
-                };
-                let mut sums = [0u16; paradox_kernels::PQ4_BLOCK];
-                paradox_kernels::pq4_block(&lut.bytes, block, &mut sums);
-                for (&row, &sum) in rows.iter().zip(&sums) {
-                    if sum as u32 <= cut && allowed(row) {
-                        let d = base + lut.distance(sum);
-                        if d < top.threshold() {
-                            top.push(row as u64, d);
-                        }
-                    }
-                }
+            if let Some(codes) = self.list_codes(l) {
+                scan.list(vectors, l, &codes, &allowed, top);
             }
         }
     }

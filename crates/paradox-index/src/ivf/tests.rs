@@ -284,6 +284,18 @@ fn paged_lists_search_the_same_within_the_cache_budget() {
                 assert!(cache.stats().resident_bytes <= budget as u64);
             }
         }
+        // A batch reads each list once per group and finds the same.
+        let before = cache.stats();
+        assert_eq!(
+            paged.search_batch(v, &queries, 10, &p),
+            index.search_batch(v, &queries, 10, &p),
+            "{codec:?}"
+        );
+        let after = cache.stats();
+        assert!(
+            after.hits + after.misses - before.hits - before.misses <= 30,
+            "{after:?}"
+        );
         let stats = cache.stats();
         assert!(stats.misses > 0 && stats.hits > 0, "{codec:?}: {stats:?}");
         assert!(stats.evictions > 0, "{codec:?}: {stats:?}");
@@ -304,7 +316,11 @@ fn paged_lists_search_the_same_within_the_cache_budget() {
         let q = &queries[..dim];
         let got = paged.search(v, q, 10, None, &p);
         assert!(got.len() <= 10);
-        assert!(cache.stats().read_errors > 0, "{codec:?}");
+        let errors = cache.stats().read_errors;
+        assert!(errors > 0, "{codec:?}");
+        let batch = paged.search_batch(v, &queries, 10, &p);
+        assert_eq!(batch.len(), 20);
+        assert!(cache.stats().read_errors > errors, "{codec:?}");
     }
 }
 

@@ -1,0 +1,194 @@
+//! Scoring inverted lists for one query.
+//!
+//! A [`QueryScan`] holds what a query needs before any list is read: the PQ table (inner
+//! products: one per query), the rotated query (OPQ), the SQ8 query, the quantised 4-bit
+//! table; with L2 the tables depend on the list's centroid too and are rebuilt per list
+//! into the same buffers. [`QueryScan::list`] then scores one list's rows from its codes.
+//! A search scans its probed lists with one `QueryScan`; a batch keeps one per query and
+//! hands each list's codes to every query that probes it.
+
+use super::{IvfIndex, Residuals};
+use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
+use crate::pq4::{self, Pq4Lut, PQ4_CODEWORDS};
+use crate::VectorView;
+use paradox_kernels::{Metric, Sq8Query, TopK};
+
+/// One query made ready to score lists of an [`IvfIndex`]. See the module docs.
+pub(super) struct QueryScan<'a> {
+    index: &'a IvfIndex,
+    query: &'a [f32],
+    /// OPQ: the query rotated (codes and centroids live in the rotated space); empty
+    /// otherwise.
+    rotated: Vec<f32>,
+    /// L2: `query − centroid` of the list being scanned.
+    residual: Vec<f32>,
+    /// PQ / 4-bit PQ partial distances.
+    table: Vec<f32>,
+    /// 4-bit PQ: `table` quantised to bytes.
+    lut: Pq4Lut,
+    /// SQ8 with inner products: the query's scorer, shared by every list.
+    sq8: Option<Sq8Query<'a>>,
+}
+
+impl<'a> QueryScan<'a> {
+    pub(super) fn new(index: &'a IvfIndex, query: &'a [f32]) -> QueryScan<'a> {
+        let dim = index.dim;
+        let l2 = index.metric == Metric::L2;
+        let mut scan = QueryScan {
+            index,
+            query,
+            rotated: Vec::new(),
+            residual: vec![0f32; dim],
+            table: Vec::new(),
+            lut: Pq4Lut::default(),
+            sq8: None,
+        };
+        match &index.residuals {
+            Residuals::Flat => {}
+            Residuals::Pq(pq) => {
+                scan.table = vec![0f32; pq.m() * PQ_CODEWORDS];
+                if !l2 {
+                    pq.neg_dot_table(query, &mut scan.table);
+                }
+            }
+            Residuals::OpqPq { rotation, pq, .. } => {
+                scan.rotated = vec![0f32; dim];
+                rotation.apply(query, &mut scan.rotated);
+                scan.table = vec![0f32; pq.m() * PQ_CODEWORDS];
+                if !l2 {
+                    pq.neg_dot_table(&scan.rotated, &mut scan.table);
+                }
+            }
+            Residuals::Pq4(pq) => {
+                scan.table = vec![0f32; pq.m() * PQ4_CODEWORDS];
+                if !l2 {
+                    pq.neg_dot_search_table(query, &mut scan.table);
+                    scan.lut.quantise(&scan.table);
+                }
+            }
+            Residuals::Sq8(sq) => {
+                if !l2 {
+                    scan.sq8 = Some(sq.query(query, Metric::Dot));
+                }
+            }
+        }
+        scan
+    }
+
+    /// Scores list `l`, whose codes are `codes`, into `top` (rows `allowed` rejects are
+    /// skipped). `Flat` lists are scored exactly from `vectors`.
+    pub(super) fn list(
+        &mut self,
+        vectors: VectorView<'_>,
+        l: usize,
+        codes: &[u8],
+        allowed: &dyn Fn(u32) -> bool,
+        top: &mut TopK,
+    ) {
+        let QueryScan {
+            index,
+            query,
+            rotated,
+            residual,
+            table,
+            lut,
+            sq8,
+        } = self;
+        let dim = index.dim;
+        let l2 = index.metric == Metric::L2;
+        let rows = index.list_rows(l);
+        // `query − centroid` into `residual`, for per-list L2 tables.
+        let residual_of = |residual: &mut Vec<f32>, query: &[f32], centroids: &[f32]| {
+            let centroid = &centroids[l * dim..(l + 1) * dim];
+            for ((r, &q), &c) in residual.iter_mut().zip(query).zip(centroid) {
+                *r = q - c;
+            }
+        };
+        // Inner products: `−q·c`, the list's constant.
+        let dot_base = |query: &[f32], centroids: &[f32]| {
+            -paradox_kernels::dot(query, &centroids[l * dim..(l + 1) * dim])
+        };
+        match &index.residuals {
+            Residuals::Flat => {
+                for &row in rows {
+                    if allowed(row) {
+                        let d = index.metric.distance(query, vectors.row(row as usize));
+                        top.push(row as u64, d);
+                    }
+                }
+            }
+            Residuals::Pq(pq) | Residuals::OpqPq { pq, .. } => {
+                let (query, centroids): (&[f32], &[f32]) = match &index.residuals {
+                    Residuals::OpqPq {
+                        rotated_centroids, ..
+                    } => (rotated, rotated_centroids),
+                    _ => (query, &index.centroids),
+                };
+                let base = if l2 {
+                    residual_of(residual, query, centroids);
+                    pq.l2_table(residual, table);
+                    0.0
+                } else {
+                    dot_base(query, centroids)
+                };
+                let m = pq.m();
+                for (code, &row) in codes.chunks_exact(m).zip(rows) {
+                    let d = base + ProductQuantizer::adc(table, code);
+                    if d < top.threshold() && allowed(row) {
+                        top.push(row as u64, d);
+                    }
+                }
+            }
+            Residuals::Sq8(sq) => {
+                let per_list;
+                let (scorer, base) = match sq8 {
+                    Some(shared) => (&*shared, dot_base(query, &index.centroids)),
+                    None => {
+                        residual_of(residual, query, &index.centroids);
+                        per_list = sq.query(residual, Metric::L2);
+                        (&per_list, 0.0)
+                    }
+                };
+                for (code, &row) in codes.chunks_exact(dim).zip(rows) {
+                    let d = base + scorer.distance(code);
+                    if d < top.threshold() && allowed(row) {
+                        top.push(row as u64, d);
+                    }
+                }
+            }
+            Residuals::Pq4(pq) => {
+                // Per block of 32 rows, one kernel call gives every row's quantised
+                // distance; rows that cannot beat the threshold are skipped before any
+                // conversion. The tables stretch the residual part of each estimate by
+                // the quantiser's gain (see `crate::pq4`: 4-bit codes shrink it).
+                let base = if l2 {
+                    residual_of(residual, query, &index.centroids);
+                    pq.l2_search_table(residual, table);
+                    lut.quantise(table);
+                    0.0
+                } else {
+                    dot_base(query, &index.centroids)
+                };
+                let block_bytes = pq4::block_bytes(pq.m());
+                for (rows, block) in rows
+                    .chunks(paradox_kernels::PQ4_BLOCK)
+                    .zip(codes.chunks_exact(block_bytes))
+                {
+                    let Some(cut) = lut.sum_below(top.threshold() - base) else {
+                        continue;
+                    };
+                    let mut sums = [0u16; paradox_kernels::PQ4_BLOCK];
+                    paradox_kernels::pq4_block(&lut.bytes, block, &mut sums);
+                    for (&row, &sum) in rows.iter().zip(&sums) {
+                        if sum as u32 <= cut && allowed(row) {
+                            let d = base + lut.distance(sum);
+                            if d < top.threshold() {
+                                top.push(row as u64, d);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
