@@ -109,7 +109,10 @@ pub struct IvfConfig {
     /// With `on_disk`: instead of mapping the index files, read the lists searches visit
     /// into a cache of at most this many bytes, shared by the collection's segments and
     /// evicting the least recently used lists (0 = map the files and let the OS cache
-    /// them). Bounds the RAM the codes take, whatever the OS does with its page cache.
+    /// them). Bounds the codes the cache keeps, not the lists searches in flight hold,
+    /// nor the OS's page cache. The cache has one shard per MiB of budget (at most 16,
+    /// each evicting its own least recently used lists); a list larger than a shard's
+    /// share is read for each search that visits it and never kept.
     pub cache_bytes: u64,
 }
 

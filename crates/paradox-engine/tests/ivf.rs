@@ -338,16 +338,23 @@ fn ivf_lists_page_into_a_cache_that_keeps_to_its_budget() {
 
 #[test]
 fn batched_ivf_searches_match_searches_one_by_one() {
-    for (name, kind, on_disk) in [
-        ("ivf_pq", IndexConfig::IvfPq as IvfKind, false),
-        ("ivf_sq8 on disk", IndexConfig::IvfSq8 as IvfKind, true),
-        ("ivf_flat", IndexConfig::IvfFlat as IvfKind, false),
+    for (name, kind, on_disk, cache_bytes) in [
+        ("ivf_pq", IndexConfig::IvfPq as IvfKind, false, 0),
+        ("ivf_sq8 on disk", IndexConfig::IvfSq8 as IvfKind, true, 0),
+        (
+            "ivf_opq_pq paged",
+            IndexConfig::IvfOpqPq as IvfKind,
+            true,
+            4096,
+        ),
+        ("ivf_flat", IndexConfig::IvfFlat as IvfKind, false, 0),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open_with(dir.path(), options()).unwrap();
         let mut config = ivf(kind);
         let mut params = config.index.ivf().unwrap();
         params.on_disk = on_disk;
+        params.cache_bytes = cache_bytes;
         config.index = kind(params);
         let col = engine.create_collection(config).unwrap();
         for chunk in clustered(6500, 1, 0).chunks(500) {

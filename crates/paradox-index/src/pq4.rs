@@ -146,10 +146,10 @@ impl Pq4Quantizer {
         })
     }
 
-    /// The same quantiser with search gain `gain` (finite, positive).
+    /// The same quantiser with search gain `gain` (in `(0, 8]`; training never sets more).
     pub fn with_gain(self, gain: f32) -> Result<Self, String> {
-        if !(gain.is_finite() && gain > 0.0) {
-            return Err(format!("pq4 gain must be finite and positive, got {gain}"));
+        if !(gain > 0.0 && gain <= MAX_GAIN) {
+            return Err(format!("pq4 gain must be in (0, {MAX_GAIN}], got {gain}"));
         }
         Ok(Pq4Quantizer { gain, ..self })
     }

@@ -46,7 +46,7 @@ mod error;
 mod wal;
 
 pub use atomic::{fsync_dir, write_atomic};
-pub use container::{Container, ContainerWriter, SECTION_ALIGN};
+pub use container::{file_id, Container, ContainerWriter, SECTION_ALIGN};
 pub use error::{Result, StorageError};
 pub use wal::{
     FsyncPolicy, ReplayError, Wal, WalRecovery, WalStats, WalTicket, DEFAULT_SYNC_INTERVAL,

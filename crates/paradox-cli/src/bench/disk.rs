@@ -146,7 +146,15 @@ fn query(args: DiskArgs) -> Result<Value> {
         Some(path) => Some(read_truth(path, queries.rows, 10)?),
         None => None,
     };
-    let engine = Engine::open(&args.store)?;
+    // No maintenance worker: nothing maps or unmaps store files behind the queries' back
+    // (`drop_mapped_pages` relies on it).
+    let engine = Engine::open_with(
+        &args.store,
+        EngineOptions {
+            maintenance_worker: false,
+            ..EngineOptions::default()
+        },
+    )?;
     let collection = engine.collection(COLLECTION)?;
     if let Some(cache_bytes) = args.cache_bytes {
         let mut ivf = collection
@@ -157,16 +165,16 @@ fn query(args: DiskArgs) -> Result<Value> {
         // Reopens the index files with the codes where asked; nothing is rebuilt.
         collection.set_index_config(collection.index_config().with_ivf(ivf))?;
     }
-    // After the open (which reads every section once to check its checksum): pages not
-    // mapped by then are dropped; under a memory cgroup the rest is reclaimed as needed.
-    let files = args.store.join("collections").join(COLLECTION);
-    // Pages this process maps stay cached whatever fadvise says: unmap them first.
-    let unmapped = drop_mapped_pages(&files);
-    let evicted = evict_from_page_cache(&files)?;
     ensure!(
         collection.pending_index_builds() == 0,
         "the store's index files are missing or stale: run --phase build again"
     );
+    let files = args.store.join("collections").join(COLLECTION);
+    // After the open (which reads every section once to check its checksum), every page
+    // of the store goes: those this process maps stay cached whatever fadvise says, so
+    // they are unmapped first.
+    let unmapped = drop_mapped_pages(&files);
+    let evicted = evict_from_page_cache(&files)?;
     let open_anon_bytes = status_kib("RssAnon:").map(|k| k * 1024);
     if let Some(group) = &args.cgroup {
         // Charges made before the move stay where they were (cgroup v1 without
@@ -255,6 +263,10 @@ fn drop_mapped_pages(dir: &Path) -> u64 {
             // own list), shared or private and never written. For such a mapping
             // MADV_DONTNEED only drops the page-table entries: the next read faults the
             // same bytes back in from the file, so no slice into the mapping sees a change.
+            // Nothing unmaps it meanwhile (which could let the range be reused by memory
+            // that DONTNEED would zero): the engine runs no maintenance worker, its index
+            // builds are done (checked by the caller), and this thread is the only one
+            // using it.
             unsafe {
                 libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
             }

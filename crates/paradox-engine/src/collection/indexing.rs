@@ -220,9 +220,11 @@ impl Collection {
     /// collection's list cache (made, or remade for a new budget, here).
     pub(crate) fn codes_at(&self) -> CodesAt {
         let Some(ivf) = self.index_config().ivf().filter(|c| c.on_disk) else {
+            *self.list_cache.lock() = None;
             return CodesAt::Ram;
         };
         if ivf.cache_bytes == 0 {
+            *self.list_cache.lock() = None;
             return CodesAt::Mapped;
         }
         let budget = usize::try_from(ivf.cache_bytes).unwrap_or(usize::MAX);

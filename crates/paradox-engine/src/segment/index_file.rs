@@ -111,6 +111,13 @@ pub(crate) fn read_ivf_file(
         CodesAt::Paged(cache) => {
             let offset = container.section_offset(TAG_IVF)?;
             let file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+            // The handle must read the file that was checked and mapped, not one renamed
+            // over the path since (a background build's new file).
+            if paradox_storage::file_id(&file) != container.file_id() {
+                return Err(corrupt(
+                    "replaced while being opened (a newer index file took its name)".into(),
+                ));
+            }
             IvfIndex::from_file_paged(
                 Arc::new(MappedSection(container)),
                 file,

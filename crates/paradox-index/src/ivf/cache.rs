@@ -4,13 +4,14 @@
 //! holds its centroids, list offsets and row numbers in RAM, but not its codes: a search
 //! reads the lists it visits from the file (`pread`), after asking the OS to start all of
 //! them at once (`posix_fadvise(WILLNEED)`), and keeps them in a [`ListCache`]. One cache
-//! can serve many indexes (a collection's segments share one), so the budget is the RAM
-//! the codes of all of them may take. Least recently used lists are evicted first; a list
-//! larger than a shard of the budget is read for the search that needs it and not kept.
+//! can serve many indexes (a collection's segments share one), so the budget bounds the
+//! codes of all of them the cache keeps (lists a search in flight still holds after their
+//! eviction come on top). Least recently used lists are evicted first; a list larger than
+//! a shard of the budget is read for the search that needs it and not kept.
 //!
 //! A cache of a few MiB or more is sharded by list (one lock per shard, one shard per MiB
 //! up to 16) so concurrent searches rarely wait on each other; each shard holds
-//! `budget / shards` bytes.
+//! `budget / shards` bytes and evicts its own least recently used lists.
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -269,7 +270,7 @@ impl PagedCodes {
         if range.is_empty() || self.cache.contains(self.owner, list as u32) {
             return;
         }
-        #[cfg(unix)]
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
         {
             use std::os::fd::AsRawFd;
             // SAFETY: a hint on an open descriptor; it changes no memory of ours and an

@@ -125,8 +125,9 @@ impl IvfIndex {
     }
 
     /// Like [`IvfIndex::from_shared`], but searches read the lists they visit from `file`
-    /// into `cache` (see [`ListCache`]) instead of through the mapping: the codes take at
-    /// most the cache's budget of RAM, shared with the other indexes using it.
+    /// into `cache` (see [`ListCache`]) instead of through the mapping: the codes kept
+    /// take at most the cache's budget, shared with the other indexes using it. `file`
+    /// must be the file `shared` was read from.
     /// `shared_offset` is where `shared` starts in `file` (the mapping itself is only
     /// read again to re-encode the index).
     pub fn from_file_paged(

@@ -17,7 +17,7 @@
 mod reader;
 mod writer;
 
-pub use reader::Container;
+pub use reader::{file_id, Container};
 pub use writer::ContainerWriter;
 
 /// Every section (and the table) starts at a multiple of this many bytes, so a reader may

@@ -23,6 +23,8 @@ pub struct Container {
     path: PathBuf,
     version: u32,
     map: Mmap,
+    /// Identity of the file mapped (device and inode on Unix), see [`Container::file_id`].
+    file_id: Option<(u64, u64)>,
     /// Table entries in file order (which is also the order they were written in).
     sections: Vec<SectionEntry>,
 }
@@ -93,6 +95,7 @@ impl Container {
             path: path.to_path_buf(),
             version,
             map,
+            file_id: file_id(&file),
             sections,
         })
     }
@@ -120,6 +123,14 @@ impl Container {
             .zip(usize::try_from(entry.offset + entry.len).ok())
             .and_then(|(start, end)| self.map.get(start..end))
             .ok_or_else(|| corrupt(&self.path, entry.offset, "section lies outside the file"))
+    }
+
+    /// Identity of the file that was opened and mapped: device and inode on Unix (`None`
+    /// elsewhere). A caller that opens the path again (to read part of it with plain I/O)
+    /// compares it with [`file_id`] of its handle, so a file renamed over the path in
+    /// between is noticed rather than read at the old file's offsets.
+    pub fn file_id(&self) -> Option<(u64, u64)> {
+        self.file_id
     }
 
     /// Where the section tagged `tag` starts in the file (for reading part of it with
@@ -310,5 +321,19 @@ fn check_zero_padding(path: &Path, bytes: &[u8], start: u64, end: u64) -> Result
     match padding.iter().position(|&b| b != 0) {
         None => Ok(()),
         Some(at) => Err(corrupt(path, start + at as u64, "padding byte is not zero")),
+    }
+}
+
+/// Device and inode of an open file (Unix; `None` elsewhere or if unknown).
+pub fn file_id(file: &File) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        file.metadata().ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        None
     }
 }
