@@ -120,12 +120,14 @@ impl Collection {
         let current = segment.index();
         match self.index_config().plan_for(segment.len()) {
             None => {
+                segment.advise_random_reads(false);
                 if current.is_some() {
                     segment.clear_index();
                     remove_index_files(&self.dir, segment.id(), None);
                 }
             }
             Some(IndexPlan::Hnsw(hnsw)) => {
+                segment.advise_random_reads(false);
                 if !matches!(current.as_deref(), Some(SegmentIndex::Graph(g)) if graph_fits(g, &hnsw))
                 {
                     self.ensure_graph(segment, hnsw);
@@ -133,6 +135,9 @@ impl Collection {
             }
             Some(IndexPlan::Ivf(params)) => {
                 let codes_at = self.codes_at();
+                // Data left on disk is read a row at a time (re-rank): a fault must not
+                // read megabytes around its row.
+                segment.advise_random_reads(!matches!(codes_at, CodesAt::Ram));
                 if !matches!(current.as_deref(), Some(SegmentIndex::Ivf(i))
                     if same_ivf_build(i.params(), &params, segment.len())
                         && (i.code_bytes() == 0 || codes_at.holds(i)))
@@ -307,7 +312,9 @@ impl Collection {
             }
             Some(IndexPlan::Ivf(params)) => {
                 let path = self.dir.join(ivf_file_name(segment.id()));
-                self.ivf_build(params, self.codes_at())(segment, &path)
+                let codes_at = self.codes_at();
+                segment.advise_random_reads(!matches!(codes_at, CodesAt::Ram));
+                self.ivf_build(params, codes_at)(segment, &path)
             }
         };
         if let Some(index) = index {

@@ -255,6 +255,15 @@ impl SealedSegment {
         self.metas.len()
     }
 
+    /// Whether the vectors will be read a row here and there (an index whose data stays on
+    /// disk: each page fault then reads one page, not the disk's read-ahead around it) or
+    /// scanned (the default).
+    pub fn advise_random_reads(&self, random: bool) {
+        if let Rows::File(container) = &self.rows {
+            container.advise_random_reads(TAG_VECTORS, random);
+        }
+    }
+
     /// All vectors, row-major, straight from the mapping.
     pub fn vectors(&self) -> &[f32] {
         let container = match &self.rows {

@@ -133,6 +133,29 @@ impl Container {
         self.file_id
     }
 
+    /// Tells the OS how the section tagged `tag` will be read: `random` (a row here and
+    /// there: a page fault reads only its page, instead of up to the disk's read-ahead
+    /// around it, 8 MiB on some disks) or back to the default (sequential read-ahead).
+    /// A hint: unknown sections and platforms without `madvise` are ignored.
+    pub fn advise_random_reads(&self, tag: u32, random: bool) {
+        #[cfg(unix)]
+        if let Some(entry) = self.sections.iter().find(|s| s.tag == tag) {
+            let advice = if random {
+                memmap2::Advice::Random
+            } else {
+                memmap2::Advice::Normal
+            };
+            if let (Ok(offset), Ok(len)) =
+                (usize::try_from(entry.offset), usize::try_from(entry.len))
+            {
+                // Bounds were verified in `open`; an error only means the hint was not taken.
+                let _ = self.map.advise_range(advice, offset, len);
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (tag, random);
+    }
+
     /// Where the section tagged `tag` starts in the file (for reading part of it with
     /// plain I/O instead of through the mapping).
     pub fn section_offset(&self, tag: u32) -> Result<u64> {

@@ -52,6 +52,39 @@ fn round_trip_keeps_bytes_order_and_alignment() {
 }
 
 #[test]
+fn section_offsets_file_identity_and_read_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(dir.path());
+    let container = Container::open(&path, MAGIC, 3).unwrap();
+    // The offset names where the section's bytes are in the file.
+    let file_bytes = fs::read(&path).unwrap();
+    let at = container.section_offset(TAG_B).unwrap() as usize;
+    assert_eq!(&file_bytes[at..at + 16], b"the last section");
+    assert!(matches!(
+        container.section_offset(42),
+        Err(StorageError::MissingSection { tag: 42, .. })
+    ));
+    // The identity is the opened file's, and changes when another file takes the name.
+    let same = fs::File::open(&path).unwrap();
+    assert_eq!(file_id(&same), container.file_id());
+    #[cfg(unix)]
+    {
+        assert!(container.file_id().is_some());
+        let other = dir.path().join("other.pdx");
+        fs::copy(&path, &other).unwrap();
+        fs::rename(&other, &path).unwrap();
+        let replaced = fs::File::open(&path).unwrap();
+        assert_ne!(file_id(&replaced), container.file_id());
+    }
+    // Read advice is a hint: the bytes stay the same either way, unknown tags are ignored.
+    container.advise_random_reads(TAG_A, true);
+    assert_eq!(container.section(TAG_A).unwrap(), &[7u8; 100]);
+    container.advise_random_reads(TAG_A, false);
+    container.advise_random_reads(42, true);
+    assert_eq!(container.section(TAG_B).unwrap(), b"the last section");
+}
+
+#[test]
 fn a_container_without_sections_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.pdx");
