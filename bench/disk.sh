@@ -5,7 +5,8 @@
 #
 # Environment: PARADOX_BIN (default target/release/paradox, built if missing);
 # CACHE_BYTES=N queries with the lists read into a list cache of N bytes instead of
-# through the mapped index file (`cache_bytes` of the IVF config).
+# through the mapped index file (`cache_bytes` of the IVF config); BATCH=N sends the
+# queries N at a time (`search_batch`, grouped by list).
 #
 # DATA_PREFIX names bench/data files PREFIX.base.npy, PREFIX.queries.npy, PREFIX.gt100.npy
 # (made by bench/hnsw.py or bench/ivf.py). The store is built once (no limit) under
@@ -35,6 +36,9 @@ query=("$bin" bench disk --phase query --store "$store" --queries "$prefix.queri
   --gt "$prefix.gt100.npy" --nprobe "$nprobes")
 if [ -n "${CACHE_BYTES:-}" ]; then
   query+=(--cache-bytes "$CACHE_BYTES")
+fi
+if [ -n "${BATCH:-}" ]; then
+  query+=(--batch "$BATCH")
 fi
 group=/sys/fs/cgroup/memory/paradox-bench-$$
 if mkdir "$group" 2>/dev/null; then

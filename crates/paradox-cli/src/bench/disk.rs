@@ -4,15 +4,17 @@
 //! Two phases, run as two processes so the query phase can be confined:
 //! * `--phase build`: loads the base into a store at `--store` as one sealed segment with
 //!   the given IVF index (`on_disk` forced on) and waits for the index;
-//! * `--phase query`: reopens the store, evicts its files from the page cache
-//!   (`posix_fadvise(DONTNEED)`, best effort), and runs the queries
+//! * `--phase query`: reopens the store, unmaps and evicts its files' pages
+//!   (`madvise` / `posix_fadvise(DONTNEED)`, best effort), and runs the queries
 //!   one at a time for each `--nprobe`: recall@10, p50/p95/p99 latency, the process's peak
 //!   RSS and, when run in a memory cgroup, its peak usage (page cache included). With
 //!   `--cgroup` it joins that memory cgroup only after opening the store, so the group's
 //!   limit bounds what searching reads and allocates, not the per-point state the open
 //!   builds (reported as `open_anon_bytes`). With
 //!   `--cache-bytes` the lists are read into a list cache of that budget (the counters of
-//!   which are reported per `--nprobe`) instead of through the mapped index file.
+//!   which are reported per `--nprobe`) instead of through the mapped index file. With
+//!   `--batch N` the queries go N at a time through `search_batch` (latencies per batch;
+//!   `qps` is the whole pass either way).
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, ValueEnum};
@@ -81,6 +83,10 @@ pub struct DiskArgs {
     /// the state opening builds (reported as `open_anon_bytes`).
     #[arg(long, value_name = "DIR")]
     pub cgroup: Option<PathBuf>,
+    /// Query phase: send the queries in batches of this many (`search_batch`, grouped by
+    /// list) instead of one at a time; latencies are then per batch.
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
 }
 
 const COLLECTION: &str = "disk";
@@ -182,26 +188,44 @@ fn query(args: DiskArgs) -> Result<Value> {
         std::fs::write(group.join("cgroup.procs"), std::process::id().to_string())
             .with_context(|| format!("joining the memory cgroup {}", group.display()))?;
     }
+    let batch = args.batch.unwrap_or(1).max(1);
     let mut curve = Vec::new();
     for &nprobe in &args.nprobe {
         let mut latencies = Vec::with_capacity(queries.rows);
         let mut hits = 0usize;
-        for q in 0..queries.rows {
-            let mut request = SearchRequest::new(queries.row(q).to_vec(), 10);
-            request.params.nprobe = Some(nprobe);
-            let asked = Instant::now();
-            let found = collection.search(&request)?;
-            latencies.push(asked.elapsed());
+        let started = Instant::now();
+        for first in (0..queries.rows).step_by(batch) {
+            let asked: Vec<usize> = (first..(first + batch).min(queries.rows)).collect();
+            let requests: Vec<SearchRequest> = asked
+                .iter()
+                .map(|&q| {
+                    let mut request = SearchRequest::new(queries.row(q).to_vec(), 10);
+                    request.params.nprobe = Some(nprobe);
+                    request
+                })
+                .collect();
+            let sent = Instant::now();
+            let found = if args.batch.is_some() {
+                collection.search_batch(&requests)?
+            } else {
+                vec![collection.search(&requests[0])?]
+            };
+            latencies.push(sent.elapsed());
             if let Some(truth) = &truth {
-                hits += found
-                    .iter()
-                    .filter(|h| matches!(h.id, PointId::Num(id) if truth[q].contains(&id)))
-                    .count();
+                for (&q, found) in asked.iter().zip(&found) {
+                    hits += found
+                        .iter()
+                        .filter(|h| matches!(h.id, PointId::Num(id) if truth[q].contains(&id)))
+                        .count();
+                }
             }
         }
+        let total = started.elapsed();
         latencies.sort_unstable();
         let point = json!({
             "nprobe": nprobe,
+            "batch": args.batch,
+            "qps": queries.rows as f64 / total.as_secs_f64().max(1e-9),
             "recall_at_10": truth.as_ref().map(|_| hits as f64 / (queries.rows * 10) as f64),
             "p50_us": micros(percentile(&latencies, 0.50)),
             "p95_us": micros(percentile(&latencies, 0.95)),
