@@ -292,10 +292,11 @@ fn paged_lists_search_the_same_within_the_cache_budget() {
             "{codec:?}"
         );
         let after = cache.stats();
-        assert!(
-            after.hits + after.misses - before.hits - before.misses <= 30,
-            "{after:?}"
-        );
+        let fetched = after.hits + after.misses - before.hits - before.misses;
+        // At most every list once per group, and fewer than one fetch per probe.
+        let groups = 20usize.div_ceil(super::batch::DISK_GROUP) as u64;
+        assert!(fetched <= groups * 30, "{after:?}");
+        assert!(fetched < 20 * 6, "{after:?}");
         let stats = cache.stats();
         assert!(stats.misses > 0 && stats.hits > 0, "{codec:?}: {stats:?}");
         assert!(stats.evictions > 0, "{codec:?}: {stats:?}");
