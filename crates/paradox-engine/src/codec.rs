@@ -4,7 +4,7 @@
 //! Decoding never panics: every read is bounds-checked and a short or malformed buffer
 //! becomes [`DecodeError`].
 
-use crate::point::{Payload, PointId, Provenance, RowMeta};
+use crate::point::{Payload, PointId, Provenance, RowMeta, RowPayload, Versions};
 
 /// A buffer that did not decode; `what` says which field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-type DResult<T> = Result<T, DecodeError>;
+pub(crate) type DResult<T> = Result<T, DecodeError>;
 
 fn err<T>(what: impl Into<String>) -> DResult<T> {
     Err(DecodeError { what: what.into() })
@@ -96,6 +96,10 @@ impl<'a> Reader<'a> {
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
     fn take(&mut self, n: usize, what: &str) -> DResult<&'a [u8]> {
         match self.pos.checked_add(n) {
             Some(end) if end <= self.buf.len() => {
@@ -127,6 +131,14 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self, what: &str) -> DResult<&'a [u8]> {
         let len = self.u32(what)? as usize;
         self.take(len, what)
+    }
+    /// Steps over what [`Writer::opt_str`] wrote.
+    pub fn skip_opt_str(&mut self, what: &str) -> DResult<()> {
+        let len = self.u32(what)?;
+        if len != u32::MAX {
+            self.take(len as usize, what)?;
+        }
+        Ok(())
     }
     pub fn opt_str(&mut self, what: &str) -> DResult<Option<String>> {
         let len = self.u32(what)?;
@@ -179,33 +191,58 @@ pub(crate) fn write_meta(w: &mut Writer<'_>, meta: &RowMeta) {
     if meta.payload.is_empty() {
         w.bytes(b"");
     } else {
-        let json = serde_json::to_vec(&meta.payload).expect("payload serialises");
+        let json = serde_json::to_vec(&*meta.payload).expect("payload serialises");
         w.bytes(&json);
     }
 }
 
-/// Reads what [`write_meta`] wrote.
-pub(crate) fn read_meta(r: &mut Reader<'_>) -> DResult<RowMeta> {
+/// Reads the `(created_at, updated_at)` of what [`write_meta`] wrote, skipping the id.
+pub(crate) fn read_meta_times(r: &mut Reader<'_>) -> DResult<(i64, i64)> {
+    match r.u8("id tag")? {
+        0 => {
+            r.u64("numeric id")?;
+        }
+        1 => {
+            r.bytes("string id")?;
+        }
+        t => return err(format!("unknown id tag {t}")),
+    }
+    Ok((r.i64("created_at")?, r.i64("updated_at")?))
+}
+
+/// Reads the payload of what [`write_meta`] wrote, skipping (not decoding) the rest.
+pub(crate) fn read_meta_payload(r: &mut Reader<'_>) -> DResult<RowPayload> {
+    read_meta_times(r)?;
+    r.skip_opt_str("encoder_version")?;
+    r.skip_opt_str("provenance")?;
+    read_payload(r.bytes("payload")?)
+}
+
+fn read_payload(bytes: &[u8]) -> DResult<RowPayload> {
+    if bytes.is_empty() {
+        return Ok(RowPayload::default());
+    }
+    match serde_json::from_slice::<Payload>(bytes) {
+        Ok(p) => Ok(p.into()),
+        Err(e) => err(format!("payload: {e}")),
+    }
+}
+
+/// Reads what [`write_meta`] wrote; equal encoder versions of consecutive rows share
+/// one allocation through `versions`.
+pub(crate) fn read_meta(r: &mut Reader<'_>, versions: &mut Versions) -> DResult<RowMeta> {
     let id = r.id()?;
     let created_at = r.i64("created_at")?;
     let updated_at = r.i64("updated_at")?;
-    let encoder_version = r.opt_str("encoder_version")?;
+    let encoder_version = r.opt_str("encoder_version")?.map(|v| versions.intern(&v));
     let provenance = match r.opt_str("provenance")? {
         None => None,
         Some(text) => match serde_json::from_str::<Provenance>(&text) {
-            Ok(p) => Some(p),
+            Ok(p) => Some(Box::new(p)),
             Err(e) => return err(format!("provenance: {e}")),
         },
     };
-    let payload_bytes = r.bytes("payload")?;
-    let payload = if payload_bytes.is_empty() {
-        Payload::new()
-    } else {
-        match serde_json::from_slice::<Payload>(payload_bytes) {
-            Ok(p) => p,
-            Err(e) => return err(format!("payload: {e}")),
-        }
-    };
+    let payload = read_payload(r.bytes("payload")?)?;
     Ok(RowMeta {
         id,
         payload,
@@ -286,8 +323,9 @@ impl WalOp {
                 let mut vectors = Vec::with_capacity(total);
                 r.f32s_into(total, &mut vectors, "vectors")?;
                 let mut metas = Vec::with_capacity(count.min(buf.len()));
+                let mut versions = Versions::default();
                 for _ in 0..count {
-                    metas.push(read_meta(&mut r)?);
+                    metas.push(read_meta(&mut r, &mut versions)?);
                 }
                 WalOp::Upsert {
                     dim,
@@ -342,11 +380,13 @@ mod tests {
                 }
                 RowMeta {
                     id,
-                    payload,
-                    encoder_version: ev,
-                    provenance: src.map(|s| Provenance {
-                        source: Some(s),
-                        ..Default::default()
+                    payload: payload.into(),
+                    encoder_version: ev.map(Into::into),
+                    provenance: src.map(|s| {
+                        Box::new(Provenance {
+                            source: Some(s),
+                            ..Default::default()
+                        })
                     }),
                     created_at: c,
                     updated_at: u,

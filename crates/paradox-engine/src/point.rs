@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// A point's payload: a JSON object.
 pub type Payload = serde_json::Map<String, serde_json::Value>;
@@ -181,12 +182,16 @@ pub struct ScoredPoint {
 }
 
 /// Per-row facts kept next to a vector in every segment.
+///
+/// One per stored row, so kept small (72 bytes on 64-bit targets, checked by a test):
+/// the rare parts are boxed and the encoder version, the same string for most rows, is
+/// shared between rows decoded together (see [`Versions`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RowMeta {
     pub id: PointId,
-    pub payload: Payload,
-    pub encoder_version: Option<String>,
-    pub provenance: Option<Provenance>,
+    pub payload: RowPayload,
+    pub encoder_version: Option<Arc<str>>,
+    pub provenance: Option<Box<Provenance>>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -196,11 +201,59 @@ impl RowMeta {
         Point {
             id: self.id.clone(),
             vector: vector.to_vec(),
-            payload: self.payload.clone(),
-            encoder_version: self.encoder_version.clone(),
-            provenance: self.provenance.clone(),
+            payload: self.payload.to_payload(),
+            encoder_version: self.encoder_version.as_deref().map(str::to_owned),
+            provenance: self.provenance.as_deref().cloned(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A row's payload: no allocation when empty (most rows of many collections), one box
+/// otherwise. Reads as a [`Payload`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RowPayload(Option<Box<Payload>>);
+
+impl RowPayload {
+    /// An owned copy.
+    pub fn to_payload(&self) -> Payload {
+        self.0.as_deref().cloned().unwrap_or_default()
+    }
+}
+
+impl From<Payload> for RowPayload {
+    fn from(payload: Payload) -> Self {
+        RowPayload((!payload.is_empty()).then(|| Box::new(payload)))
+    }
+}
+
+impl std::ops::Deref for RowPayload {
+    type Target = Payload;
+
+    fn deref(&self) -> &Payload {
+        static EMPTY: std::sync::LazyLock<Payload> = std::sync::LazyLock::new(Payload::new);
+        self.0.as_deref().unwrap_or(&EMPTY)
+    }
+}
+
+/// Shares one allocation among equal encoder versions of rows decoded or written
+/// together (a segment, a log record, a batch): consecutive rows almost always carry the
+/// same version. Remembers the last version seen only, so its memory is bounded.
+#[derive(Debug, Default)]
+pub(crate) struct Versions {
+    last: Option<Arc<str>>,
+}
+
+impl Versions {
+    pub fn intern(&mut self, version: &str) -> Arc<str> {
+        match &self.last {
+            Some(last) if **last == *version => last.clone(),
+            _ => {
+                let fresh: Arc<str> = Arc::from(version);
+                self.last = Some(fresh.clone());
+                fresh
+            }
         }
     }
 }
@@ -211,4 +264,37 @@ pub(crate) fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn row_meta_stays_small() {
+        // Held once per stored row: growth here is RAM per point at every scale.
+        assert_eq!(std::mem::size_of::<RowMeta>(), 72);
+    }
+
+    #[test]
+    fn row_payload_reads_as_a_payload() {
+        let empty = RowPayload::from(Payload::new());
+        assert!(empty.is_empty());
+        assert_eq!(empty, RowPayload::default());
+        let full = RowPayload::from(serde_json::json!({"a": 1}).as_object().cloned().unwrap());
+        assert_eq!(full.get("a"), Some(&serde_json::json!(1)));
+        assert_eq!(full.to_payload().len(), 1);
+    }
+
+    #[test]
+    fn versions_share_consecutive_equal_strings() {
+        let mut versions = Versions::default();
+        let a = versions.intern("minilm@1");
+        let b = versions.intern("minilm@1");
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = versions.intern("minilm@2");
+        assert_eq!(&*c, "minilm@2");
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
 }

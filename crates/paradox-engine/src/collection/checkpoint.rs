@@ -33,10 +33,9 @@
 use super::{Collection, WriterState};
 use crate::error::{EngineError, Result};
 use crate::manifest::SegmentEntry;
-use crate::point::RowMeta;
 use crate::segment::{
     history_file_name, segment_file_name_for, write_deletes_file, DeletedRows, PendingHistory,
-    SealedSegment,
+    SealedSegment, StoredMeta,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -83,8 +82,8 @@ impl Collection {
         let mut opened = Vec::new();
         for segment in &frozen.segments {
             let file = segment_file_name_for(segment.id());
-            let rows: Vec<(&RowMeta, &[f32])> = (0..segment.len() as u32)
-                .map(|row| (segment.meta(row), segment.vector(row)))
+            let rows: Vec<(StoredMeta<'_>, &[f32])> = (0..segment.len() as u32)
+                .map(|row| (segment.stored_meta(row), segment.vector(row)))
                 .collect();
             SealedSegment::write(
                 &dir.join(&file),

@@ -34,8 +34,7 @@ use super::state::{Location, SealedEntry};
 use super::Collection;
 use crate::error::{EngineError, Result};
 use crate::manifest::SegmentEntry;
-use crate::point::RowMeta;
-use crate::segment::{segment_file_name_for, DeletedRows, SealedSegment};
+use crate::segment::{segment_file_name_for, DeletedRows, SealedSegment, StoredMeta};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -149,12 +148,12 @@ impl Collection {
             .collect();
 
         // Phase 2: write, open and index the outputs.
-        let mut rows: Vec<(&RowMeta, &[f32])> = Vec::new();
+        let mut rows: Vec<(StoredMeta<'_>, &[f32])> = Vec::new();
         let mut places: Vec<(usize, u32)> = Vec::new();
         for (s, source) in sources.iter().enumerate() {
             for row in 0..source.segment.len() as u32 {
                 if !source.base.contains(row) {
-                    rows.push((source.segment.meta(row), source.segment.vector(row)));
+                    rows.push((source.segment.stored_meta(row), source.segment.vector(row)));
                     places.push((s, row));
                 }
             }
@@ -284,19 +283,23 @@ impl Collection {
                 });
             }
             state.sealed = kept;
-            for location in state.ids.values_mut() {
-                if let Location::Sealed { segment, row } = location {
-                    match source_of_index.get(segment) {
-                        Some(&s) => {
-                            let to = moved_to[s][*row as usize];
-                            debug_assert_ne!(to, NOWHERE, "a live point's row was dropped");
-                            *segment = first_output + (to >> 32) as u32;
-                            *row = (to & 0xFFFF_FFFF) as u32;
+            state.ids.relocate_all(|location| match location {
+                Location::Sealed { segment, row } => match source_of_index.get(&segment) {
+                    Some(&s) => {
+                        let to = moved_to[s][row as usize];
+                        debug_assert_ne!(to, NOWHERE, "a live point's row was dropped");
+                        Location::Sealed {
+                            segment: first_output + (to >> 32) as u32,
+                            row: (to & 0xFFFF_FFFF) as u32,
                         }
-                        None => *segment = new_index[*segment as usize],
                     }
-                }
-            }
+                    None => Location::Sealed {
+                        segment: new_index[segment as usize],
+                        row,
+                    },
+                },
+                other => other,
+            });
         }
         drop(writer);
         drop(_seal);

@@ -30,6 +30,7 @@
 //!   pages, so nothing later could be promised durable.
 
 mod checkpoint;
+mod ids;
 mod indexing;
 mod maintenance;
 mod merge;
@@ -50,6 +51,7 @@ use crate::config::{CollectionConfig, EngineOptions, IndexConfig};
 use crate::error::{EngineError, Result};
 use crate::manifest::Manifest;
 use crate::segment::{read_deletes_file, SealedSegment};
+use ids::IdMap;
 use paradox_storage::Wal;
 use parking_lot::{Mutex, RwLock};
 use state::SealedEntry;
@@ -156,23 +158,22 @@ impl Collection {
                 });
             }
             let deleted = deletes.remove(&entry.id).unwrap_or_default();
-            let index = state.sealed.len() as u32;
-            for (row, meta) in segment.metas().iter().enumerate() {
-                if !deleted.contains(row as u32) {
-                    state.ids.insert(
-                        meta.id.clone(),
-                        Location::Sealed {
-                            segment: index,
-                            row: row as u32,
-                        },
-                    );
-                }
-            }
             state.sealed.push(SealedEntry {
                 segment: Arc::new(segment),
                 deleted,
             });
         }
+        // The live ids of all segments, made into the map in one pass (compact: an array
+        // for numeric ids). A later segment's row wins over an earlier one's, as
+        // inserting in order would.
+        let rows = state.sealed.iter().map(|e| e.segment.len()).sum();
+        let live = state.sealed.iter().enumerate().flat_map(|(index, e)| {
+            e.segment.ids().enumerate().filter_map(move |(row, id)| {
+                let (segment, row) = (index as u32, row as u32);
+                (!e.deleted.contains(row)).then_some((id, Location::Sealed { segment, row }))
+            })
+        });
+        state.ids = IdMap::build(rows, live);
         state.applied_seq = manifest.applied_seq;
 
         let (wal, _recovery) = Wal::open(&dir.join(WAL_DIR), options.fsync)?;

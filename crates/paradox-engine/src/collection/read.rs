@@ -7,7 +7,6 @@ use crate::filter::Filter;
 use crate::point::{Point, PointId, PointVersion};
 use crate::segment::SegmentIndex;
 use serde::Serialize;
-use std::ops::Bound;
 
 /// Most points one scroll page returns.
 pub const MAX_SCROLL_LIMIT: usize = 10_000;
@@ -126,7 +125,7 @@ impl Collection {
                 state
                     .ids
                     .get(id)
-                    .map(|&loc| state.meta(loc).to_point(state.vector(loc)))
+                    .map(|loc| state.meta(loc).to_point(state.vector(loc)))
             })
             .collect())
     }
@@ -153,7 +152,7 @@ impl Collection {
                 valid_to: Some(history.valid_to(row)),
             })
             .collect();
-        if let Some(&loc) = state.ids.get(id) {
+        if let Some(loc) = state.ids.get(id) {
             versions.push(PointVersion {
                 point: state.meta(loc).to_point(state.vector(loc)),
                 valid_to: None,
@@ -174,18 +173,13 @@ impl Collection {
             ));
         }
         let state = self.state.read();
-        let start = match &request.after {
-            Some(id) => Bound::Excluded(id),
-            None => Bound::Unbounded,
-        };
         let mut points = Vec::with_capacity(request.limit.min(1024));
         let mut next = None;
-        for (id, &loc) in state.ids.range::<PointId, _>((start, Bound::Unbounded)) {
-            let meta = state.meta(loc);
+        for loc in state.ids.locations_after(request.after.as_ref()) {
             if request
                 .filter
                 .as_ref()
-                .is_some_and(|f| !f.matches(&meta.payload))
+                .is_some_and(|f| !f.matches(&state.payload(loc)))
             {
                 continue;
             }
@@ -193,7 +187,7 @@ impl Collection {
                 next = points.last().map(|p: &Point| p.id.clone());
                 break;
             }
-            let mut point = meta.to_point(if request.with_vector {
+            let mut point = state.meta(loc).to_point(if request.with_vector {
                 state.vector(loc)
             } else {
                 &[]
@@ -201,7 +195,6 @@ impl Collection {
             if !request.with_vector {
                 point.vector = Vec::new();
             }
-            debug_assert_eq!(&point.id, id);
             points.push(point);
         }
         Ok(ScrollPage { points, next })
@@ -214,8 +207,8 @@ impl Collection {
             None => state.ids.len(),
             Some(f) => state
                 .ids
-                .values()
-                .filter(|&&loc| f.matches(&state.meta(loc).payload))
+                .locations()
+                .filter(|&loc| f.matches(&state.payload(loc)))
                 .count(),
         })
     }

@@ -328,22 +328,37 @@ impl Collection {
     /// passing the filter; for an as-of search, the version current at that time (a row
     /// deleted or replaced since still counts) and passing the filter.
     fn row_allowed(state: &State, segment: usize, row: u32, rule: RowRule<'_>) -> bool {
-        let (deleted, meta) = if segment == state.sealed.len() + 1 {
-            let Some(history) = &state.history else {
-                return false;
-            };
-            let visible = rule.as_of.is_some_and(|t| history.visible_at(row, t));
-            (!visible, history.meta(row))
-        } else if segment == state.sealed.len() {
-            (state.growing.is_deleted(row), state.growing.meta(row))
-        } else {
-            let e = &state.sealed[segment];
-            (e.deleted.contains(row), e.segment.meta(row))
+        let history = (segment == state.sealed.len() + 1).then_some(&state.history);
+        let deleted = match history {
+            Some(None) => return false,
+            Some(Some(history)) => !rule.as_of.is_some_and(|t| history.visible_at(row, t)),
+            None if segment == state.sealed.len() => state.growing.is_deleted(row),
+            None => state.sealed[segment].deleted.contains(row),
+        };
+        if deleted {
+            return false;
+        }
+        // Sealed rows' metadata is decoded from the file: only the parts a rule reads.
+        let sealed = state.sealed.get(segment).map(|e| &e.segment);
+        let meta = match (sealed, history) {
+            (Some(_), _) => None,
+            (None, Some(Some(history))) => Some(history.meta(row)),
+            (None, _) => Some(state.growing.meta(row)),
         };
         // A row replaced or deleted after `t` is in the history too, with its end time:
         // judged there, so here only rows current now and already current at `t` pass.
-        let current_at = rule.as_of.is_none_or(|t| meta.updated_at <= t);
-        !deleted && current_at && rule.filter.is_none_or(|f| f.matches(&meta.payload))
+        let current_at = rule.as_of.is_none_or(|t| {
+            let updated_at = match (sealed, meta) {
+                (Some(segment), _) => segment.times(row).1,
+                (None, meta) => meta.map_or(i64::MAX, |m| m.updated_at),
+            };
+            updated_at <= t
+        });
+        current_at
+            && rule.filter.is_none_or(|f| match (sealed, meta) {
+                (Some(segment), _) => f.matches(&segment.payload(row)),
+                (None, meta) => meta.is_some_and(|m| f.matches(&m.payload)),
+            })
     }
 
     /// Which rows of each segment a request may return: computed once per request and
@@ -836,15 +851,22 @@ impl Collection {
     }
 
     fn materialise(&self, state: &State, top: TopK, request: &SearchRequest) -> Vec<ScoredPoint> {
-        top.into_sorted_vec()
-            .into_iter()
-            .map(|n| {
-                let loc = unpack(n.key, state);
-                let meta = state.meta(loc);
+        let hits = top.into_sorted_vec();
+        let locations: Vec<Location> = hits.iter().map(|n| unpack(n.key, state)).collect();
+        state.prefetch_metas(&locations);
+        hits.into_iter()
+            .zip(locations)
+            .map(|(n, loc)| {
+                let (id, payload) = if request.with_payload {
+                    let meta = state.meta(loc);
+                    (meta.id.clone(), Some(meta.payload.to_payload()))
+                } else {
+                    (state.id(loc), None)
+                };
                 ScoredPoint {
-                    id: meta.id.clone(),
+                    id,
                     score: self.config.metric.score_from_distance(n.distance),
-                    payload: request.with_payload.then(|| meta.payload.clone()),
+                    payload,
                     vector: request.with_vector.then(|| state.vector(loc).to_vec()),
                 }
             })

@@ -2,10 +2,11 @@
 //! operations to it. Both the live write path and recovery call [`State::apply`], so a
 //! replayed log rebuilds exactly what was acknowledged.
 
+use super::ids::IdMap;
 use crate::codec::WalOp;
-use crate::point::{PointId, RowMeta};
+use crate::point::{PointId, RowMeta, RowPayload};
 use crate::segment::{DeletedRows, GrowingSegment, History, SealedSegment};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Where a live point's current row is.
@@ -32,7 +33,7 @@ pub(crate) struct State {
     pub sealed: Vec<SealedEntry>,
     pub growing: GrowingSegment,
     /// Live points only, ordered (scroll order).
-    pub ids: BTreeMap<PointId, Location>,
+    pub ids: IdMap,
     /// Highest log sequence number applied.
     pub applied_seq: u64,
     /// Past versions, when the collection keeps history.
@@ -44,7 +45,7 @@ impl State {
         State {
             sealed: Vec::new(),
             growing: GrowingSegment::new(dim),
-            ids: BTreeMap::new(),
+            ids: IdMap::default(),
             applied_seq: 0,
             history: keep_history.then(|| History::new(dim)),
         }
@@ -56,12 +57,49 @@ impl State {
             .expect("history locations exist only in collections keeping history")
     }
 
-    /// The metadata of a live point.
-    pub fn meta(&self, location: Location) -> &RowMeta {
+    /// The metadata of a live point (decoded from the file for a sealed row).
+    pub fn meta(&self, location: Location) -> Cow<'_, RowMeta> {
         match location {
             Location::Sealed { segment, row } => self.sealed[segment as usize].segment.meta(row),
-            Location::Growing { row } => self.growing.meta(row),
-            Location::History { row } => self.history().meta(row),
+            Location::Growing { row } => Cow::Borrowed(self.growing.meta(row)),
+            Location::History { row } => Cow::Borrowed(self.history().meta(row)),
+        }
+    }
+
+    /// The id of the point at `location` (no other metadata decoded).
+    pub fn id(&self, location: Location) -> PointId {
+        match location {
+            Location::Sealed { segment, row } => self.sealed[segment as usize].segment.id_of(row),
+            other => self.meta(other).id.clone(),
+        }
+    }
+
+    /// The payload of the point at `location` (no other metadata decoded).
+    pub fn payload(&self, location: Location) -> Cow<'_, RowPayload> {
+        match location {
+            Location::Sealed { segment, row } => self.sealed[segment as usize].segment.payload(row),
+            Location::Growing { row } => Cow::Borrowed(&self.growing.meta(row).payload),
+            Location::History { row } => Cow::Borrowed(&self.history().meta(row).payload),
+        }
+    }
+
+    /// Asks for the metadata of sealed rows at `locations` at once, where their reads are
+    /// advised random (a search's results, before they are decoded one by one).
+    pub fn prefetch_metas(&self, locations: &[Location]) {
+        for &location in locations {
+            if let Location::Sealed { segment, row } = location {
+                self.sealed[segment as usize]
+                    .segment
+                    .prefetch_metas(std::iter::once(row));
+            }
+        }
+    }
+
+    /// When the point at `location` was first written (no other metadata decoded).
+    pub fn created_at(&self, location: Location) -> i64 {
+        match location {
+            Location::Sealed { segment, row } => self.sealed[segment as usize].segment.times(row).0,
+            other => self.meta(other).created_at,
         }
     }
 
@@ -77,7 +115,7 @@ impl State {
     /// (when the collection keeps history), then marks its row deleted.
     fn remove_row(&mut self, location: Location, at: i64) {
         if self.history.is_some() {
-            let meta = self.meta(location).clone();
+            let meta = self.meta(location).into_owned();
             let vector = self.vector(location).to_vec();
             if let Some(history) = &mut self.history {
                 history.push(meta, &vector, at);
@@ -106,7 +144,7 @@ impl State {
                 self.growing.reserve(metas.len());
                 self.growing.add_bytes(record_bytes);
                 for (meta, vector) in metas.into_iter().zip(vectors.chunks_exact(dim as usize)) {
-                    if let Some(old) = self.ids.get(&meta.id).copied() {
+                    if let Some(old) = self.ids.get(&meta.id) {
                         self.remove_row(old, meta.updated_at);
                     }
                     let id = meta.id.clone();
@@ -140,11 +178,15 @@ impl State {
         for (row, meta) in metas.iter().enumerate() {
             if deleted_flags[row] {
                 deleted.insert(row as u32);
-            } else if let Some(location) = self.ids.get_mut(&meta.id) {
-                *location = Location::Sealed {
-                    segment: index,
-                    row: row as u32,
-                };
+            } else {
+                let row = row as u32;
+                self.ids.relocate(
+                    &meta.id,
+                    Location::Sealed {
+                        segment: index,
+                        row,
+                    },
+                );
             }
         }
         self.sealed.push(SealedEntry {

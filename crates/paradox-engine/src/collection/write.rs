@@ -5,7 +5,7 @@ use crate::codec::WalOp;
 use crate::config::MAX_BATCH;
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
-use crate::point::{now_millis, NewPoint, PointId, RowMeta};
+use crate::point::{now_millis, NewPoint, PointId, RowMeta, Versions};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -108,6 +108,7 @@ impl Collection {
         let mut seen = HashSet::with_capacity(points.len());
         let mut vectors = Vec::with_capacity(points.len() * dim);
         let mut metas = Vec::with_capacity(points.len());
+        let mut versions = Versions::default();
         for mut point in points {
             if let PointId::Str(s) = &point.id {
                 if s.len() > PointId::MAX_STR_LEN {
@@ -129,9 +130,9 @@ impl Collection {
             vectors.extend_from_slice(&point.vector);
             metas.push(RowMeta {
                 id: point.id,
-                payload: point.payload,
-                encoder_version: point.encoder_version,
-                provenance: point.provenance,
+                payload: point.payload.into(),
+                encoder_version: point.encoder_version.map(|v| versions.intern(&v)),
+                provenance: point.provenance.map(Box::new),
                 created_at: 0,
                 updated_at: 0,
             });
@@ -146,7 +147,7 @@ impl Collection {
                 meta.created_at = state
                     .ids
                     .get(&meta.id)
-                    .map_or(now, |&loc| state.meta(loc).created_at);
+                    .map_or(now, |loc| state.created_at(loc));
                 meta.updated_at = now;
             }
         }
@@ -171,7 +172,7 @@ impl Collection {
             let state = self.state.read();
             let mut seen = HashSet::new();
             ids.iter()
-                .filter(|id| state.ids.contains_key(*id) && seen.insert((*id).clone()))
+                .filter(|id| state.ids.contains(id) && seen.insert((*id).clone()))
                 .cloned()
                 .collect()
         };
@@ -189,9 +190,9 @@ impl Collection {
             let state = self.state.read();
             state
                 .ids
-                .iter()
-                .filter(|(_, &loc)| filter.matches(&state.meta(loc).payload))
-                .map(|(id, _)| id.clone())
+                .locations()
+                .filter(|&loc| filter.matches(&state.payload(loc)))
+                .map(|loc| state.id(loc))
                 .collect()
         };
         let result = self.delete_locked(&mut writer, matching)?;

@@ -13,7 +13,7 @@
 
 use crate::codec::{read_meta, write_meta, Reader, Writer};
 use crate::error::{EngineError, Result};
-use crate::point::{PointId, RowMeta};
+use crate::point::{PointId, RowMeta, Versions};
 use paradox_storage::{Container, ContainerWriter};
 use std::collections::HashMap;
 use std::path::Path;
@@ -185,8 +185,9 @@ impl History {
         }
         let mut r = Reader::new(container.section(TAG_METAS)?);
         let mut metas = Vec::with_capacity(rows);
+        let mut versions = Versions::default();
         for _ in 0..rows {
-            let meta = read_meta(&mut r).map_err(|e| corrupt(e.to_string()))?;
+            let meta = read_meta(&mut r, &mut versions).map_err(|e| corrupt(e.to_string()))?;
             let valid_to = r.i64("valid_to").map_err(|e| corrupt(e.to_string()))?;
             metas.push((meta, valid_to));
         }

@@ -26,4 +26,5 @@ pub(crate) use payload_graphs::{PayloadGraph, PayloadGraphs};
 pub(crate) use payload_index::{PayloadIndex, RowSet};
 pub(crate) use sealed::{
     segment_file_name as segment_file_name_for, SealedSegment, SegmentGraph, SegmentIndex,
+    StoredMeta,
 };

@@ -341,14 +341,15 @@ mod tests {
                     "group": i % 3,
                     "kind": if i % 11 == 1 { "x" } else { "y" },
                     "n": if i % 11 == 2 { 7.0 } else { 1.5 },
-                })),
+                }))
+                .into(),
                 encoder_version: None,
                 provenance: None,
                 created_at: 0,
                 updated_at: 0,
             })
             .collect();
-        (data, PayloadIndex::build(&metas))
+        (data, PayloadIndex::build(metas.iter().map(|m| &m.payload)))
     }
 
     fn view(data: &[f32]) -> VectorView<'_> {
@@ -456,14 +457,14 @@ mod tests {
         let metas: Vec<RowMeta> = (0..rows)
             .map(|i| RowMeta {
                 id: PointId::Num(i as u64),
-                payload: payload(json!({"v": i % 20, "w": i % 10})),
+                payload: payload(json!({"v": i % 20, "w": i % 10})).into(),
                 encoder_version: None,
                 provenance: None,
                 created_at: 0,
                 updated_at: 0,
             })
             .collect();
-        let index = PayloadIndex::build(&metas);
+        let index = PayloadIndex::build(metas.iter().map(|m| &m.payload));
         let graphs = PayloadGraphs::build(&index, view(&data), params());
         // `v` values (1,100 rows) fill the budget first; `w` values (2,200) no longer fit.
         assert_eq!(graphs.len(), 20);

@@ -9,7 +9,7 @@
 //! filter is evaluated row by row instead.
 
 use crate::filter::{Filter, Range};
-use crate::point::RowMeta;
+use crate::point::RowPayload;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -168,10 +168,15 @@ pub(crate) struct PayloadIndex {
 const MAX_INDEXED_DEPTH: usize = 8;
 
 impl PayloadIndex {
-    pub fn build(metas: &[RowMeta]) -> PayloadIndex {
+    /// Indexes `payloads`, row 0 first.
+    pub fn build<P: std::ops::Deref<Target = RowPayload>>(
+        payloads: impl IntoIterator<Item = P>,
+    ) -> PayloadIndex {
         let mut keys: HashMap<String, KeyIndex> = HashMap::new();
-        for (row, meta) in metas.iter().enumerate() {
-            for (key, value) in &meta.payload {
+        let mut rows = 0;
+        for (row, payload) in payloads.into_iter().enumerate() {
+            rows = row + 1;
+            for (key, value) in payload.iter() {
                 index_value(&mut keys, key.clone(), value, row as u32, 1);
             }
         }
@@ -182,10 +187,7 @@ impl PayloadIndex {
             }
             index.present.dedup();
         }
-        PayloadIndex {
-            rows: metas.len(),
-            keys,
-        }
+        PayloadIndex { rows, keys }
     }
 
     /// The rows matching `filter`, or `None` when some part of it cannot be answered from
@@ -350,14 +352,14 @@ fn index_value(
 mod tests {
     use super::*;
     use crate::filter::payload;
-    use crate::point::PointId;
+    use crate::point::{PointId, RowMeta};
     use proptest::prelude::*;
     use serde_json::json;
 
     fn meta(p: Value) -> RowMeta {
         RowMeta {
             id: PointId::Num(0),
-            payload: payload(p),
+            payload: payload(p).into(),
             encoder_version: None,
             provenance: None,
             created_at: 0,
@@ -421,7 +423,7 @@ mod tests {
                     meta(Value::Object(p))
                 })
                 .collect();
-            let index = PayloadIndex::build(&metas);
+            let index = PayloadIndex::build(metas.iter().map(|m| &m.payload));
             if let Some(set) = index.eval(&filter) {
                 for (row, m) in metas.iter().enumerate() {
                     prop_assert_eq!(set.contains(row as u32), filter.matches(&m.payload), "row {} filter {:?}", row, filter);

@@ -1,18 +1,20 @@
 //! Sealed segments: immutable container files (`seg-<id>.pdx`) whose vectors are
-//! memory-mapped. Layout in `docs/formats.md` ("Segment file").
+//! memory-mapped and whose row metadata is decoded from the mapping when read (RAM keeps
+//! where each row's metadata starts). Layout in `docs/formats.md` ("Segment file").
 //!
 //! A segment can also be *frozen*: a former growing segment, immutable and held in RAM
 //! while the maintenance worker writes its file. It behaves like any sealed segment
 //! (deletes mark its rows, searches scan it exactly) but has no file, no index and is not
 //! named by the manifest; the write path's log replay rebuilds it after a crash.
 
-use crate::codec::{read_meta, write_meta, Reader, Writer};
+use crate::codec::{read_meta, read_meta_payload, read_meta_times, write_meta, Reader, Writer};
 use crate::error::{EngineError, Result};
-use crate::point::RowMeta;
+use crate::point::{PointId, RowMeta, RowPayload, Versions};
 use paradox_index::{EncodedVectors, HnswIndex};
 use paradox_storage::{Container, ContainerWriter};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -76,10 +78,66 @@ pub(crate) enum SegmentIndex {
 /// Where a sealed segment's rows live.
 #[derive(Debug)]
 enum Rows {
-    /// The segment file, vectors memory-mapped.
-    File(Container),
+    /// The segment file: vectors memory-mapped, each row's metadata decoded from the
+    /// mapped metadata section when asked for. RAM holds only where each row's metadata
+    /// starts (4 bytes a row, 8 past 4 GiB of metadata; decoded it would take 72 or more).
+    File {
+        container: Container,
+        starts: RowStarts,
+    },
     /// A frozen growing segment, not written yet.
-    Memory(Vec<f32>),
+    Memory {
+        vectors: Vec<f32>,
+        metas: Vec<RowMeta>,
+    },
+}
+
+/// Offsets of rows in a metadata section.
+#[derive(Debug)]
+enum RowStarts {
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl RowStarts {
+    /// Room for `rows` starts in a section of `section_len` bytes.
+    fn with_capacity(rows: usize, section_len: usize) -> RowStarts {
+        if u32::try_from(section_len).is_ok() {
+            RowStarts::Narrow(Vec::with_capacity(rows))
+        } else {
+            RowStarts::Wide(Vec::with_capacity(rows))
+        }
+    }
+
+    fn push(&mut self, start: usize) {
+        match self {
+            // The section is shorter than 4 GiB: every start fits.
+            RowStarts::Narrow(starts) => starts.push(start as u32),
+            RowStarts::Wide(starts) => starts.push(start as u64),
+        }
+    }
+
+    fn get(&self, row: usize) -> usize {
+        match self {
+            RowStarts::Narrow(starts) => starts[row] as usize,
+            RowStarts::Wide(starts) => starts[row] as usize,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            RowStarts::Narrow(starts) => starts.len(),
+            RowStarts::Wide(starts) => starts.len(),
+        }
+    }
+}
+
+/// A row's metadata on its way to a new segment file: decoded, or still encoded as in the
+/// file it comes from (copied byte for byte, never decoded).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoredMeta<'a> {
+    Decoded(&'a RowMeta),
+    Encoded(&'a [u8]),
 }
 
 /// An immutable segment backed by a memory-mapped file (or, while frozen, by RAM).
@@ -89,7 +147,8 @@ pub(crate) struct SealedSegment {
     dim: usize,
     nonce: u64,
     rows: Rows,
-    metas: Vec<RowMeta>,
+    /// Whether reads are advised random (see [`SealedSegment::advise_random_reads`]).
+    random_reads: AtomicBool,
     /// The segment's index, set when loaded or built (in the background) and replaced
     /// when the collection's index config changes; while `None` searches scan the segment
     /// exactly. Searches hold their own `Arc`, so a swap never waits for them.
@@ -113,7 +172,7 @@ impl SealedSegment {
         segment_id: u64,
         dim: usize,
         metric: &str,
-        rows: &[(&RowMeta, &[f32])],
+        rows: &[(StoredMeta<'_>, &[f32])],
     ) -> Result<()> {
         let count = rows.len();
         let header = SegmentHeader {
@@ -142,7 +201,10 @@ impl SealedSegment {
         writer.begin_section(TAG_META)?;
         chunk.clear();
         for (meta, _) in rows {
-            write_meta(&mut Writer(&mut chunk), meta);
+            match meta {
+                StoredMeta::Decoded(meta) => write_meta(&mut Writer(&mut chunk), meta),
+                StoredMeta::Encoded(bytes) => chunk.extend_from_slice(bytes),
+            }
             if chunk.len() >= 1 << 20 {
                 writer.write_section_bytes(&chunk)?;
                 chunk.clear();
@@ -154,7 +216,8 @@ impl SealedSegment {
         Ok(())
     }
 
-    /// Opens and fully verifies a segment file (every section's checksum is checked).
+    /// Opens and fully verifies a segment file (every section's checksum is checked and
+    /// every row's metadata decoded once; only where each row starts is kept).
     pub fn open(path: &Path, expected_id: u64, dim: usize) -> Result<SealedSegment> {
         let container = Container::open(path, SEGMENT_MAGIC, SEGMENT_VERSION)?;
         let corrupt = |reason: String| EngineError::Corrupt {
@@ -182,10 +245,14 @@ impl SealedSegment {
                 "vector section is not 4-byte aligned little-endian f32".into(),
             ));
         }
-        let mut reader = Reader::new(container.section(TAG_META)?);
-        let mut metas = Vec::with_capacity(header.rows);
+        let section = container.section(TAG_META)?;
+        let mut reader = Reader::new(section);
+        let mut starts = RowStarts::with_capacity(header.rows, section.len());
+        let mut versions = Versions::default();
         for row in 0..header.rows {
-            metas.push(read_meta(&mut reader).map_err(|e| corrupt(format!("row {row}: {e}")))?);
+            starts.push(reader.position());
+            read_meta(&mut reader, &mut versions)
+                .map_err(|e| corrupt(format!("row {row}: {e}")))?;
         }
         if !reader.is_empty() {
             return Err(corrupt(
@@ -196,8 +263,8 @@ impl SealedSegment {
             id: expected_id,
             dim,
             nonce: header.nonce,
-            rows: Rows::File(container),
-            metas,
+            rows: Rows::File { starts, container },
+            random_reads: AtomicBool::new(false),
             index: RwLock::new(None),
             payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
@@ -212,8 +279,8 @@ impl SealedSegment {
             id,
             dim,
             nonce: 0,
-            rows: Rows::Memory(vectors),
-            metas,
+            rows: Rows::Memory { vectors, metas },
+            random_reads: AtomicBool::new(false),
             index: RwLock::new(None),
             payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
@@ -222,7 +289,7 @@ impl SealedSegment {
 
     /// Whether the segment is frozen (in RAM, no file yet).
     pub fn is_frozen(&self) -> bool {
-        matches!(self.rows, Rows::Memory(_))
+        matches!(self.rows, Rows::Memory { .. })
     }
 
     pub fn id(&self) -> u64 {
@@ -237,8 +304,8 @@ impl SealedSegment {
     /// Bytes of the segment file (0 while frozen).
     pub fn file_len(&self) -> u64 {
         match &self.rows {
-            Rows::File(container) => container.file_len(),
-            Rows::Memory(_) => 0,
+            Rows::File { container, .. } => container.file_len(),
+            Rows::Memory { .. } => 0,
         }
     }
 
@@ -246,29 +313,35 @@ impl SealedSegment {
     /// the metadata. The merge policy sizes segments by this.
     pub fn bytes(&self) -> u64 {
         match &self.rows {
-            Rows::File(container) => container.file_len(),
-            Rows::Memory(vectors) => (vectors.len() * 4 + self.metas.len() * 64) as u64,
+            Rows::File { container, .. } => container.file_len(),
+            Rows::Memory { vectors, metas } => (vectors.len() * 4 + metas.len() * 64) as u64,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.metas.len()
+        match &self.rows {
+            Rows::File { starts, .. } => starts.len(),
+            Rows::Memory { metas, .. } => metas.len(),
+        }
     }
 
     /// Whether the vectors will be read a row here and there (an index whose data stays on
     /// disk: each page fault then reads one page, not the disk's read-ahead around it) or
-    /// scanned (the default).
+    /// scanned (the default). The metadata section follows: with random reads, a search's
+    /// results ask for their rows' metadata pages all at once ([`Self::prefetch_metas`]).
     pub fn advise_random_reads(&self, random: bool) {
-        if let Rows::File(container) = &self.rows {
+        if let Rows::File { container, .. } = &self.rows {
             container.advise_random_reads(TAG_VECTORS, random);
+            container.advise_random_reads(TAG_META, random);
+            self.random_reads.store(random, Ordering::Relaxed);
         }
     }
 
     /// All vectors, row-major, straight from the mapping.
     pub fn vectors(&self) -> &[f32] {
         let container = match &self.rows {
-            Rows::File(container) => container,
-            Rows::Memory(vectors) => return vectors,
+            Rows::File { container, .. } => container,
+            Rows::Memory { vectors, .. } => return vectors,
         };
         let bytes = container
             .section(TAG_VECTORS)
@@ -284,12 +357,93 @@ impl SealedSegment {
         &self.vectors()[start..start + self.dim]
     }
 
-    pub fn meta(&self, row: u32) -> &RowMeta {
-        &self.metas[row as usize]
+    /// Row `row`'s metadata as encoded in the file, or `None` while frozen.
+    fn encoded_meta(&self, row: u32) -> Option<&[u8]> {
+        let Rows::File { container, starts } = &self.rows else {
+            return None;
+        };
+        let section = container
+            .section(TAG_META)
+            .expect("metadata section verified at open");
+        let row = row as usize;
+        let end = if row + 1 < starts.len() {
+            starts.get(row + 1)
+        } else {
+            section.len()
+        };
+        Some(&section[starts.get(row)..end])
     }
 
-    pub fn metas(&self) -> &[RowMeta] {
-        &self.metas
+    /// Decodes part of row `row`'s metadata from the file with `read`, or takes it from
+    /// RAM with `take` while frozen. Every row was decoded at open and the mapping is
+    /// read-only (segment files are replaced by rename, never rewritten), so a decode
+    /// cannot fail unless the file was modified in place behind the engine.
+    fn read_row<'a, T>(
+        &'a self,
+        row: u32,
+        read: impl FnOnce(&mut Reader<'a>) -> crate::codec::DResult<T>,
+        take: impl FnOnce(&'a RowMeta) -> T,
+    ) -> T {
+        match (&self.rows, self.encoded_meta(row)) {
+            (Rows::Memory { metas, .. }, _) => take(&metas[row as usize]),
+            (Rows::File { .. }, bytes) => read(&mut Reader::new(bytes.unwrap_or_default()))
+                .expect("row metadata verified at open"),
+        }
+    }
+
+    /// Row `row`'s metadata: borrowed while frozen, decoded from the file otherwise.
+    pub fn meta(&self, row: u32) -> Cow<'_, RowMeta> {
+        self.read_row(
+            row,
+            |r| read_meta(r, &mut Versions::default()).map(Cow::Owned),
+            Cow::Borrowed,
+        )
+    }
+
+    /// Row `row`'s metadata for a new segment file, not decoded.
+    pub fn stored_meta(&self, row: u32) -> StoredMeta<'_> {
+        match (&self.rows, self.encoded_meta(row)) {
+            (Rows::Memory { metas, .. }, _) => StoredMeta::Decoded(&metas[row as usize]),
+            (Rows::File { .. }, bytes) => StoredMeta::Encoded(bytes.unwrap_or_default()),
+        }
+    }
+
+    /// Row `row`'s payload, without decoding the rest.
+    pub fn payload(&self, row: u32) -> Cow<'_, RowPayload> {
+        self.read_row(
+            row,
+            |r| read_meta_payload(r).map(Cow::Owned),
+            |meta| Cow::Borrowed(&meta.payload),
+        )
+    }
+
+    /// Row `row`'s `(created_at, updated_at)`, without decoding the rest.
+    pub fn times(&self, row: u32) -> (i64, i64) {
+        self.read_row(row, read_meta_times, |meta| {
+            (meta.created_at, meta.updated_at)
+        })
+    }
+
+    /// Row `row`'s id, without decoding the rest.
+    pub fn id_of(&self, row: u32) -> PointId {
+        self.read_row(row, |r| r.id(), |meta| meta.id.clone())
+    }
+
+    /// Asks for the metadata pages of `rows` at once when reads are advised random, so
+    /// that decoding them after waits for overlapping reads instead of one fault each.
+    pub fn prefetch_metas(&self, rows: impl Iterator<Item = u32>) {
+        if self.random_reads.load(Ordering::Relaxed) {
+            for row in rows {
+                if let Some(bytes) = self.encoded_meta(row) {
+                    paradox_index::advise_will_need(bytes);
+                }
+            }
+        }
+    }
+
+    /// Every row's id, in row order.
+    pub fn ids(&self) -> impl Iterator<Item = PointId> + '_ {
+        (0..self.len() as u32).map(|row| self.id_of(row))
     }
 
     /// The index, once loaded or built.
@@ -300,8 +454,9 @@ impl SealedSegment {
     /// The payload index, built on first use (segments are immutable, so it never
     /// goes stale).
     pub fn payload_index(&self) -> &super::PayloadIndex {
-        self.payload_index
-            .get_or_init(|| super::PayloadIndex::build(&self.metas))
+        self.payload_index.get_or_init(|| {
+            super::PayloadIndex::build((0..self.len() as u32).map(|row| self.payload(row)))
+        })
     }
 
     /// Marks the segment as replaced by compaction.
@@ -338,22 +493,29 @@ mod tests {
             let metas: Vec<RowMeta> = (0..rows)
                 .map(|i| RowMeta {
                     id: if i % 3 == 0 { PointId::Str(format!("s{i}")) } else { PointId::Num(i as u64 * 7) },
-                    payload: serde_json::json!({"i": i, "tag": format!("t{}", i % 5)}).as_object().cloned().unwrap_or_else(Payload::new),
-                    encoder_version: (i % 2 == 0).then(|| "minilm@1".to_string()),
-                    provenance: (i % 4 == 0).then(|| Provenance { source: Some(format!("doc{i}")), ..Default::default() }),
+                    payload: serde_json::json!({"i": i, "tag": format!("t{}", i % 5)}).as_object().cloned().unwrap_or_else(Payload::new).into(),
+                    encoder_version: (i % 2 == 0).then(|| "minilm@1".into()),
+                    provenance: (i % 4 == 0).then(|| Box::new(Provenance { source: Some(format!("doc{i}")), ..Default::default() })),
                     created_at: i as i64,
                     updated_at: i as i64 + seed as i64,
                 })
                 .collect();
             let vectors: Vec<f32> = (0..rows * dim).map(|j| ((j as u32 ^ seed) % 1000) as f32 / 7.0).collect();
-            let rows_ref: Vec<(&RowMeta, &[f32])> = metas.iter().zip(vectors.chunks_exact(dim)).collect();
+            let rows_ref: Vec<(StoredMeta<'_>, &[f32])> = metas.iter().map(StoredMeta::Decoded).zip(vectors.chunks_exact(dim)).collect();
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join(segment_file_name(3));
             SealedSegment::write(&path, 3, dim, "l2", &rows_ref).unwrap();
             let seg = SealedSegment::open(&path, 3, dim).unwrap();
             prop_assert_eq!(seg.len(), rows);
             prop_assert_eq!(seg.vectors(), &vectors[..]);
-            prop_assert_eq!(seg.metas(), &metas[..]);
+            let read: Vec<RowMeta> = (0..rows as u32).map(|row| seg.meta(row).into_owned()).collect();
+            prop_assert_eq!(&read, &metas);
+            let ids: Vec<PointId> = seg.ids().collect();
+            prop_assert_eq!(ids, metas.iter().map(|m| m.id.clone()).collect::<Vec<_>>());
+            for (row, meta) in metas.iter().enumerate() {
+                prop_assert_eq!(seg.times(row as u32), (meta.created_at, meta.updated_at));
+                prop_assert_eq!(&*seg.payload(row as u32), &meta.payload);
+            }
             prop_assert!(SealedSegment::open(&path, 4, dim).is_err());
             prop_assert!(SealedSegment::open(&path, 3, dim + 1).is_err());
         }

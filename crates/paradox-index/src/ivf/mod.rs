@@ -252,8 +252,9 @@ fn as_bytes(row: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), std::mem::size_of_val(row)) }
 }
 
-/// `madvise(MADV_WILLNEED)` over the pages of `bytes` (best effort).
-fn advise_will_need(bytes: &[u8]) {
+/// `madvise(MADV_WILLNEED)` over the pages of `bytes`, which must lie in a memory map
+/// (best effort: a hint, errors ignored; a no-op off Unix).
+pub fn advise_will_need(bytes: &[u8]) {
     #[cfg(unix)]
     {
         if bytes.is_empty() {
