@@ -6,7 +6,9 @@
 # Environment: PARADOX_BIN (default target/release/paradox, built if missing);
 # CACHE_BYTES=N queries with the lists read into a list cache of N bytes instead of
 # through the mapped index file (`cache_bytes` of the IVF config); BATCH=N sends the
-# queries N at a time (`search_batch`, grouped by list).
+# queries N at a time (`search_batch`, grouped by list); WHOLE_PROCESS=1 puts the whole
+# query process in the cgroup from its start, so the budget also bounds the state that
+# opening the store builds (the default limits the searches only).
 #
 # DATA_PREFIX names bench/data files PREFIX.base.npy, PREFIX.queries.npy, PREFIX.gt100.npy
 # (made by bench/hnsw.py or bench/ivf.py). The store is built once (no limit) under
@@ -44,9 +46,15 @@ group=/sys/fs/cgroup/memory/paradox-bench-$$
 if mkdir "$group" 2>/dev/null; then
   trap 'rmdir "$group" 2>/dev/null || true' EXIT
   echo "$budget" > "$group/memory.limit_in_bytes"
-  echo "bench disk: searches limited to $budget bytes ($percent% of $rows_dim vector bytes;" \
-    "the state opening the store builds is not counted, see open_anon_bytes)" >&2
-  "${query[@]}" --cgroup "$group"
+  if [ -n "${WHOLE_PROCESS:-}" ]; then
+    echo "bench disk: the whole query process limited to $budget bytes ($percent% of" \
+      "$rows_dim vector bytes), opening the store included" >&2
+    (echo "$BASHPID" > "$group/tasks" && exec "${query[@]}")
+  else
+    echo "bench disk: searches limited to $budget bytes ($percent% of $rows_dim vector bytes;" \
+      "the state opening the store builds is not counted, see open_anon_bytes)" >&2
+    "${query[@]}" --cgroup "$group"
+  fi
 else
   echo "bench disk: cannot create a memory cgroup; running unconfined" >&2
   "${query[@]}"
