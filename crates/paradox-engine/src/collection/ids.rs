@@ -251,11 +251,6 @@ impl IdMap {
         .map(Location::from)
     }
 
-    /// Every live point's location, in id order.
-    pub fn locations(&self) -> impl Iterator<Item = Location> + '_ {
-        self.locations_after(None)
-    }
-
     /// The locations of the ids after `after` (all of them for `None`), in id order.
     pub fn locations_after(
         &self,
@@ -390,7 +385,7 @@ mod tests {
                 prop_assert_eq!(map.get(id), model.get(id).copied());
             }
             let all: Vec<Location> = model.values().copied().collect();
-            prop_assert_eq!(map.locations().collect::<Vec<_>>(), all);
+            prop_assert_eq!(map.locations_after(None).collect::<Vec<_>>(), all);
             let tail: Vec<Location> = match &after {
                 None => model.values().copied().collect(),
                 Some(a) => model

@@ -205,11 +205,7 @@ impl Collection {
         let state = self.state.read();
         Ok(match filter {
             None => state.ids.len(),
-            Some(f) => state
-                .ids
-                .locations()
-                .filter(|&loc| f.matches(&state.payload(loc)))
-                .count(),
+            Some(f) => state.matching(f).len(),
         })
     }
 

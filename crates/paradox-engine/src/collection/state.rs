@@ -4,6 +4,7 @@
 
 use super::ids::IdMap;
 use crate::codec::WalOp;
+use crate::filter::Filter;
 use crate::point::{PointId, RowMeta, RowPayload};
 use crate::segment::{DeletedRows, GrowingSegment, History, SealedSegment};
 use std::borrow::Cow;
@@ -81,6 +82,39 @@ impl State {
             Location::Growing { row } => Cow::Borrowed(&self.growing.meta(row).payload),
             Location::History { row } => Cow::Borrowed(&self.history().meta(row).payload),
         }
+    }
+
+    /// The live points whose payload matches `filter`, segment by segment: a sealed
+    /// segment's through its payload index where the index can answer the filter (the
+    /// index is built on first use), other rows one by one.
+    pub fn matching(&self, filter: &Filter) -> Vec<Location> {
+        let mut found = Vec::new();
+        for (index, entry) in self.sealed.iter().enumerate() {
+            let segment = index as u32;
+            match entry.segment.payload_index().eval(filter) {
+                Some(set) => found.extend(
+                    set.iter()
+                        .filter(|&row| !entry.deleted.contains(row))
+                        .map(|row| Location::Sealed { segment, row }),
+                ),
+                None => found.extend(
+                    (0..entry.segment.len() as u32)
+                        .filter(|&row| {
+                            !entry.deleted.contains(row)
+                                && filter.matches(&entry.segment.payload(row))
+                        })
+                        .map(|row| Location::Sealed { segment, row }),
+                ),
+            }
+        }
+        found.extend(
+            (0..self.growing.len() as u32)
+                .filter(|&row| {
+                    !self.growing.is_deleted(row) && filter.matches(&self.growing.meta(row).payload)
+                })
+                .map(|row| Location::Growing { row }),
+        );
+        found
     }
 
     /// Asks for the metadata of sealed rows at `locations` at once, where their reads are

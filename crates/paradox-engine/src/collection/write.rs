@@ -189,9 +189,8 @@ impl Collection {
         let matching: Vec<PointId> = {
             let state = self.state.read();
             state
-                .ids
-                .locations()
-                .filter(|&loc| filter.matches(&state.payload(loc)))
+                .matching(filter)
+                .into_iter()
                 .map(|loc| state.id(loc))
                 .collect()
         };
