@@ -337,29 +337,8 @@ impl IvfIndex {
             .map_err(|e| e.to_string())?
         };
         let assigned = kmeans::assign(vectors.data, dim, &centroids);
-
-        // Counting sort of rows by list.
-        let mut offsets = vec![0u32; nlist + 1];
-        for &(list, _) in &assigned {
-            offsets[list as usize + 1] += 1;
-        }
-        for l in 0..nlist {
-            offsets[l + 1] += offsets[l];
-        }
-        let mut cursor = offsets.clone();
-        let mut rows = vec![0u32; n];
-        for (row, &(list, _)) in assigned.iter().enumerate() {
-            let slot = &mut cursor[list as usize];
-            rows[*slot as usize] = row as u32;
-            *slot += 1;
-        }
-
         let residual_of = |row: u32, out: &mut [f32]| {
-            let list = assigned[row as usize].0 as usize;
-            let c = &centroids[list * dim..(list + 1) * dim];
-            for ((o, &x), &m) in out.iter_mut().zip(vectors.row(row as usize)).zip(c) {
-                *o = x - m;
-            }
+            residual(vectors, &centroids, assigned[row as usize].0, row, out);
         };
         let residuals = match params.codec {
             IvfCodec::Flat => Residuals::Flat,
@@ -420,6 +399,65 @@ impl IvfIndex {
                 )?)
             }
         };
+        Ok(IvfIndex::file(
+            vectors,
+            IvfParams { nlist, ..params },
+            centroids,
+            residuals,
+            &assigned,
+        ))
+    }
+
+    /// An index of `vectors` with this index's trained quantisers (centroids and residual
+    /// codebooks): rows are only assigned and encoded, no training, so it costs a small
+    /// part of [`Self::build`]. Meant for rows from the distribution the quantisers were
+    /// trained on (the next segments of a steady stream). Errors on another dimension or
+    /// metric.
+    pub fn build_like(&self, vectors: VectorView<'_>) -> Result<IvfIndex, String> {
+        if vectors.dim != self.dim || vectors.metric != self.metric {
+            return Err(format!(
+                "vectors of dimension {} ({:?}) for quantisers trained on dimension {} ({:?})",
+                vectors.dim, vectors.metric, self.dim, self.metric
+            ));
+        }
+        let assigned = kmeans::assign(vectors.data, self.dim, &self.centroids);
+        Ok(IvfIndex::file(
+            vectors,
+            self.params,
+            self.centroids.clone(),
+            self.residuals.clone(),
+            &assigned,
+        ))
+    }
+
+    /// Files every row of `vectors` in its assigned list and encodes its residual.
+    fn file(
+        vectors: VectorView<'_>,
+        params: IvfParams,
+        centroids: Vec<f32>,
+        residuals: Residuals,
+        assigned: &[(u32, f32)],
+    ) -> IvfIndex {
+        let (dim, n, nlist) = (vectors.dim, vectors.len(), params.nlist);
+        // Counting sort of rows by list.
+        let mut offsets = vec![0u32; nlist + 1];
+        for &(list, _) in assigned {
+            offsets[list as usize + 1] += 1;
+        }
+        for l in 0..nlist {
+            offsets[l + 1] += offsets[l];
+        }
+        let mut cursor = offsets.clone();
+        let mut rows = vec![0u32; n];
+        for (row, &(list, _)) in assigned.iter().enumerate() {
+            let slot = &mut cursor[list as usize];
+            rows[*slot as usize] = row as u32;
+            *slot += 1;
+        }
+
+        let residual_of = |row: u32, out: &mut [f32]| {
+            residual(vectors, &centroids, assigned[row as usize].0, row, out);
+        };
 
         let code_bytes = params.codec.code_bytes(dim);
         let blocks = match &residuals {
@@ -451,8 +489,8 @@ impl IvfIndex {
                 });
         }
         let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| coarse_graph(&centroids, dim));
-        Ok(IvfIndex {
-            params: IvfParams { nlist, ..params },
+        IvfIndex {
+            params,
             dim,
             metric: vectors.metric,
             centroids,
@@ -462,7 +500,7 @@ impl IvfIndex {
             codes: Codes::Owned(codes),
             residuals,
             coarse,
-        })
+        }
     }
 
     /// The byte range of list `l`'s codes.
@@ -482,6 +520,22 @@ impl IvfIndex {
     /// The parameters it was built with (`nlist` as actually used).
     pub fn params(&self) -> &IvfParams {
         &self.params
+    }
+
+    /// Whether `other` files and encodes rows with the same quantisers (centroids and
+    /// residual codebooks) as this index.
+    pub fn same_quantisers(&self, other: &IvfIndex) -> bool {
+        self.centroids == other.centroids && self.residuals == other.residuals
+    }
+
+    /// Dimension of the rows.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric the index was built for.
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 
     /// Rows filed.
@@ -693,6 +747,15 @@ fn residual_sample(
         residual_of(((start + i * stride) % n.max(1)) as u32, chunk);
     }
     out
+}
+
+/// Row `row`'s residual from centroid `list`, into `out`.
+fn residual(vectors: VectorView<'_>, centroids: &[f32], list: u32, row: u32, out: &mut [f32]) {
+    let dim = vectors.dim;
+    let c = &centroids[list as usize * dim..(list as usize + 1) * dim];
+    for ((o, &x), &m) in out.iter_mut().zip(vectors.row(row as usize)).zip(c) {
+        *o = x - m;
+    }
 }
 
 fn coarse_graph(centroids: &[f32], dim: usize) -> HnswIndex {

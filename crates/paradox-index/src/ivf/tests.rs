@@ -433,3 +433,50 @@ fn many_lists_use_a_coarse_graph() {
     }
     assert!(found >= 95, "{found}/100 duplicates found");
 }
+
+#[test]
+fn build_like_reuses_the_quantisers_and_keeps_recall() {
+    let dim = 32;
+    for metric in [Metric::L2, Metric::Cosine] {
+        let data = prepared(clustered(8000, dim, 40, 1), dim, metric);
+        let queries = prepared(clustered(40, dim, 40, 2), dim, metric);
+        let (first, second) = data.split_at(4000 * dim);
+        for codec in [
+            IvfCodec::Flat,
+            IvfCodec::Pq { m: 8 },
+            IvfCodec::Sq8,
+            IvfCodec::OpqPq { m: 8 },
+            IvfCodec::Pq4 { m: 16 },
+        ] {
+            let params = IvfParams {
+                nlist: 64,
+                codec,
+                rerank: 8,
+                ..Default::default()
+            };
+            let donor = IvfIndex::build(view(first, dim, metric), params).unwrap();
+            // On the donor's own rows it files and encodes exactly as the build did.
+            let again = donor.build_like(view(first, dim, metric)).unwrap();
+            assert_eq!(again.to_bytes(), donor.to_bytes(), "{metric} {codec:?}");
+            // On new rows of the same distribution it searches as well as a fresh build.
+            let v = view(second, dim, metric);
+            let like = donor.build_like(v).unwrap();
+            assert_eq!(like.len(), 4000);
+            assert_eq!(like.params(), donor.params());
+            let fresh = IvfIndex::build(v, params).unwrap();
+            let (r_like, r_fresh) = (
+                recall(&like, v, &queries, 10, 16, None),
+                recall(&fresh, v, &queries, 10, 16, None),
+            );
+            assert!(
+                r_like >= 0.9 && r_like >= r_fresh - 0.05,
+                "{metric} {codec:?}: recall {r_like} reusing, {r_fresh} fresh"
+            );
+        }
+        let donor = IvfIndex::build(view(first, dim, metric), IvfParams::default()).unwrap();
+        let err = donor
+            .build_like(view(&first[..dim * 10 / 2 * 2], dim / 2, metric))
+            .unwrap_err();
+        assert!(err.contains("dimension 16"), "{err}");
+    }
+}
