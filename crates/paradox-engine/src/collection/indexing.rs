@@ -63,6 +63,7 @@ fn on_build_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     let pool = POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("paradox-build-{i}"))
+            .start_handler(|_| lower_priority())
             .build()
             .ok()
     });
@@ -70,6 +71,59 @@ fn on_build_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
         Some(pool) => pool.install(work),
         // No threads to be had: build on the current pool, as before.
         None => work(),
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (nice +10, Linux, best effort): a build
+/// thread then yields its core to searches and writes wanting it, and takes what they
+/// leave.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `gettid` has no preconditions; `setpriority` on this thread's id changes only
+    // its own nice value, and an error (e.g. not permitted) leaves it as it was.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
+/// Rows a donor's quantisers must have been trained on to be reused: codebooks trained on
+/// fewer (256 codewords per sub-quantiser, sampled up to 64 rows each) fit the rows they
+/// were trained on noticeably better than new ones; from here on the difference is noise.
+const REUSE_MIN_TRAINED_ROWS: usize = 64 * 256;
+
+/// The quantisers (centroids and residual codebooks, no rows) of a collection's last
+/// trained IVF build and how many rows they were trained on. Training dominates a build
+/// (k-means and codebooks: tens of passes over the rows); reusing it, a newly sealed
+/// segment's build only assigns and encodes its rows, several times faster, which keeps
+/// builds up with a sustained insert stream. Merges train afresh and replace the donor,
+/// so the quantisers follow the data as it drifts.
+#[derive(Debug, Default)]
+pub(crate) struct IvfDonor(Mutex<Option<(Arc<IvfIndex>, usize)>>);
+
+impl IvfDonor {
+    /// The quantisers, if they were built with `params` on at least
+    /// [`REUSE_MIN_TRAINED_ROWS`] rows and half as many as `rows` (a segment much larger
+    /// than the donor's is better served by its own).
+    fn get(&self, params: &IvfParams, rows: usize) -> Option<Arc<IvfIndex>> {
+        let donor = self.0.lock();
+        let (quantisers, trained_rows) = donor.as_ref()?;
+        (*trained_rows >= REUSE_MIN_TRAINED_ROWS
+            && trained_rows.saturating_mul(2) >= rows
+            && same_ivf_build(quantisers.params(), params, *trained_rows))
+        .then(|| Arc::clone(quantisers))
+    }
+
+    /// Keeps `index`'s quantisers (trained on `rows` rows) for later builds.
+    fn offer(&self, index: &IvfIndex, rows: usize) {
+        let empty = VectorView {
+            data: &[],
+            dim: index.dim(),
+            metric: index.metric(),
+        };
+        if let Ok(quantisers) = index.build_like(empty) {
+            *self.0.lock() = Some((Arc::new(quantisers), rows));
+        }
     }
 }
 
@@ -269,17 +323,23 @@ impl Collection {
                 }
             }
         }
-        self.build_in_background(segment, path, self.ivf_build(params, codes_at));
+        self.build_in_background(segment, path, self.ivf_build(params, codes_at, true));
     }
 
     /// The build of an inverted file for a segment: builds, writes the index file at the
     /// given path, returns the index (served from that file unless `codes_at` is RAM).
+    /// With `reuse`, the build takes the quantisers of the collection's last trained
+    /// build when they fit (same parameters, trained on at least half as many rows) and only
+    /// files and encodes the rows; otherwise it trains, and its quantisers become the
+    /// ones later builds reuse.
     fn ivf_build(
         &self,
         params: IvfParams,
         codes_at: CodesAt,
+        reuse: bool,
     ) -> impl FnOnce(&SealedSegment, &Path) -> Option<SegmentIndex> + Send + 'static {
         let (dim, metric) = (self.config.dimension, self.config.metric);
+        let donor = Arc::clone(&self.ivf_donor);
         move |segment, path| {
             let view = VectorView {
                 data: segment.vectors(),
@@ -288,7 +348,14 @@ impl Collection {
             };
             // Parameters are validated against the dimension when the collection is
             // created; a build that still fails leaves the segment to exact scans.
-            let index = on_build_pool(|| IvfIndex::build(view, params)).ok()?;
+            let reused = reuse.then(|| donor.get(&params, segment.len())).flatten();
+            let index = on_build_pool(|| match reused {
+                Some(quantisers) => quantisers.build_like(view),
+                None => IvfIndex::build(view, params).inspect(|index| {
+                    donor.offer(index, segment.len());
+                }),
+            })
+            .ok()?;
             let written = write_ivf_file(path, &index, segment.nonce());
             // On disk: serve from the file just written, so the codes leave RAM.
             if !matches!(codes_at, CodesAt::Ram) && written.is_ok() {
@@ -314,7 +381,9 @@ impl Collection {
                 let path = self.dir.join(ivf_file_name(segment.id()));
                 let codes_at = self.codes_at();
                 segment.advise_random_reads(!matches!(codes_at, CodesAt::Ram));
-                self.ivf_build(params, codes_at)(segment, &path)
+                // A merge's output is trained afresh (its rows may have drifted from what
+                // the reused quantisers were trained on) and becomes the donor.
+                self.ivf_build(params, codes_at, false)(segment, &path)
             }
         };
         if let Some(index) = index {
@@ -468,5 +537,102 @@ fn remove_index_files(dir: &Path, id: u64, keep: Option<&Path>) {
         if Some(path.as_path()) != keep {
             let _ = std::fs::remove_file(&path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{CollectionConfig, EngineOptions, IndexConfig, IvfConfig};
+    use crate::point::NewPoint;
+    use crate::segment::SegmentIndex;
+    use crate::FsyncPolicy;
+    use crate::{Metric, SearchRequest};
+    use paradox_index::IvfIndex;
+    use std::sync::Arc;
+
+    fn ivf_of(index: Option<Arc<SegmentIndex>>) -> Arc<SegmentIndex> {
+        let index = index.expect("segment indexed");
+        assert!(matches!(*index, SegmentIndex::Ivf(_)));
+        index
+    }
+
+    fn quantisers(index: &SegmentIndex) -> &IvfIndex {
+        match index {
+            SegmentIndex::Ivf(ivf) => ivf,
+            SegmentIndex::Graph(_) => unreachable!("checked by ivf_of"),
+        }
+    }
+
+    /// Segments sealed after the first reuse its trained quantisers; a merge trains afresh
+    /// and its quantisers are the ones reused next.
+    #[test]
+    fn sealed_segments_reuse_the_last_trained_quantisers() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EngineOptions {
+            fsync: FsyncPolicy::Never,
+            seal_threshold: super::REUSE_MIN_TRAINED_ROWS + 100,
+            maintenance_worker: false,
+            ..Default::default()
+        };
+        let config = CollectionConfig {
+            index: IndexConfig::IvfPq(IvfConfig {
+                nlist: 16,
+                nprobe: 16,
+                m: 4,
+                rerank: 8,
+                ..IvfConfig::default()
+            }),
+            ..CollectionConfig::new("v", 8, Metric::L2)
+        };
+        let col = super::Collection::create(&dir.path().join("v"), config, options).unwrap();
+        let point = |i: u64| {
+            let v: Vec<f32> = (0..8)
+                .map(|d| ((i * 31 + d * 7) % 97) as f32 + (i % 5) as f32 * 10.0)
+                .collect();
+            NewPoint::new(i, v)
+        };
+        let rows = super::REUSE_MIN_TRAINED_ROWS as u64 + 100;
+        for batch in 0..3u64 {
+            col.upsert((batch * rows..(batch + 1) * rows).map(point).collect())
+                .unwrap();
+            col.wait_for_indexes();
+        }
+        let sealed: Vec<_> = col
+            .state
+            .read()
+            .sealed
+            .iter()
+            .map(|e| ivf_of(e.segment.index()))
+            .collect();
+        assert_eq!(sealed.len(), 3);
+        assert!(quantisers(&sealed[0]).same_quantisers(quantisers(&sealed[1])));
+        assert!(quantisers(&sealed[0]).same_quantisers(quantisers(&sealed[2])));
+        // Every point is found by its own vector through the reused quantisers.
+        for i in [0u64, rows + 7, 3 * rows - 1] {
+            let mut request = SearchRequest::new(point(i).vector, 1);
+            request.with_payload = false;
+            let hits = col.search(&request).unwrap();
+            assert_eq!(hits[0].score, 0.0, "point {i}");
+        }
+        // Compaction rewrites a segment with deleted rows: its new index is trained
+        // afresh, and those quantisers are the ones the next seal reuses.
+        col.delete(&[0u64.into(), 1u64.into()]).unwrap();
+        col.compact().unwrap();
+        col.wait_for_indexes();
+        let rewritten = col
+            .state
+            .read()
+            .sealed
+            .iter()
+            .map(|e| ivf_of(e.segment.index()))
+            .find(|index| !quantisers(index).same_quantisers(quantisers(&sealed[0])));
+        let merged = rewritten.expect("the rewritten segment trained its own quantisers");
+        assert!(!quantisers(&merged).same_quantisers(quantisers(&sealed[0])));
+        col.upsert((3 * rows..4 * rows).map(point).collect())
+            .unwrap();
+        col.wait_for_indexes();
+        let state = col.state.read();
+        let last = ivf_of(state.sealed.last().unwrap().segment.index());
+        assert!(quantisers(&last).same_quantisers(quantisers(&merged)));
     }
 }

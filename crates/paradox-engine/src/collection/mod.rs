@@ -86,6 +86,9 @@ pub struct Collection {
     /// The cache paged IVF indexes (`on_disk` with `cache_bytes`) read their lists into,
     /// shared by the collection's segments; replaced when the budget changes.
     list_cache: Mutex<Option<Arc<paradox_index::ListCache>>>,
+    /// The quantisers of the collection's last trained IVF build, which the builds of
+    /// newly sealed segments reuse (see [`indexing::IvfDonor`]).
+    ivf_donor: Arc<indexing::IvfDonor>,
     /// The background maintenance worker's handle.
     maintenance: Arc<maintenance::Maintenance>,
     /// Held by a seal from its freeze to its swap, and by a merge's swap.
@@ -219,6 +222,7 @@ impl Collection {
             index_config: RwLock::new(config.index),
             index_generation: Arc::default(),
             list_cache: Mutex::new(None),
+            ivf_donor: Arc::default(),
             maintenance: Arc::default(),
             seal_lock: Mutex::new(()),
             merge_lock: Mutex::new(()),
