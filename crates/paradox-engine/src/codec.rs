@@ -140,14 +140,15 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
-    pub fn opt_str(&mut self, what: &str) -> DResult<Option<String>> {
+    /// What [`Writer::opt_str`] wrote, borrowed from the buffer.
+    pub fn opt_str(&mut self, what: &str) -> DResult<Option<&'a str>> {
         let len = self.u32(what)?;
         if len == u32::MAX {
             return Ok(None);
         }
         let b = self.take(len as usize, what)?;
         match std::str::from_utf8(b) {
-            Ok(s) => Ok(Some(s.to_string())),
+            Ok(s) => Ok(Some(s)),
             Err(_) => err(format!("{what}: not UTF-8")),
         }
     }
@@ -234,10 +235,10 @@ pub(crate) fn read_meta(r: &mut Reader<'_>, versions: &mut Versions) -> DResult<
     let id = r.id()?;
     let created_at = r.i64("created_at")?;
     let updated_at = r.i64("updated_at")?;
-    let encoder_version = r.opt_str("encoder_version")?.map(|v| versions.intern(&v));
+    let encoder_version = r.opt_str("encoder_version")?.map(|v| versions.intern(v));
     let provenance = match r.opt_str("provenance")? {
         None => None,
-        Some(text) => match serde_json::from_str::<Provenance>(&text) {
+        Some(text) => match serde_json::from_str::<Provenance>(text) {
             Ok(p) => Some(Box::new(p)),
             Err(e) => return err(format!("provenance: {e}")),
         },

@@ -2,6 +2,15 @@ use super::*;
 use crate::testdata::clustered;
 use crate::FlatIndex;
 
+/// One of each codec, sized for the 32-dimensional test data.
+const EVERY_CODEC: [IvfCodec; 5] = [
+    IvfCodec::Flat,
+    IvfCodec::Pq { m: 8 },
+    IvfCodec::Sq8,
+    IvfCodec::OpqPq { m: 8 },
+    IvfCodec::Pq4 { m: 16 },
+];
+
 fn view(data: &[f32], dim: usize, metric: Metric) -> VectorView<'_> {
     VectorView { data, dim, metric }
 }
@@ -53,13 +62,7 @@ fn every_codec_and_metric_reaches_high_recall() {
         let data = prepared(clustered(6000, dim, 40, 1), dim, metric);
         let queries = prepared(clustered(40, dim, 40, 2), dim, metric);
         let v = view(&data, dim, metric);
-        for codec in [
-            IvfCodec::Flat,
-            IvfCodec::Pq { m: 8 },
-            IvfCodec::Sq8,
-            IvfCodec::OpqPq { m: 8 },
-            IvfCodec::Pq4 { m: 16 },
-        ] {
+        for codec in EVERY_CODEC {
             let index = IvfIndex::build(
                 v,
                 IvfParams {
@@ -441,13 +444,7 @@ fn build_like_reuses_the_quantisers_and_keeps_recall() {
         let data = prepared(clustered(8000, dim, 40, 1), dim, metric);
         let queries = prepared(clustered(40, dim, 40, 2), dim, metric);
         let (first, second) = data.split_at(4000 * dim);
-        for codec in [
-            IvfCodec::Flat,
-            IvfCodec::Pq { m: 8 },
-            IvfCodec::Sq8,
-            IvfCodec::OpqPq { m: 8 },
-            IvfCodec::Pq4 { m: 16 },
-        ] {
+        for codec in EVERY_CODEC {
             let params = IvfParams {
                 nlist: 64,
                 codec,
