@@ -74,16 +74,22 @@ fn on_build_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (nice +10, Linux, best effort): a build
-/// thread then yields its core to searches and writes wanting it, and takes what they
-/// leave.
+/// Lowers the calling thread's scheduling priority by 10 nice steps (at most to 19;
+/// Linux, best effort): a build thread then yields its core to searches and writes
+/// wanting it, and takes what they leave.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: `gettid` has no preconditions; `setpriority` on this thread's id changes only
-    // its own nice value, and an error (e.g. not permitted) leaves it as it was.
+    // SAFETY: `gettid` has no preconditions; `errno` is this thread's own; `getpriority`
+    // and `setpriority` on this thread's id read and change only its nice value, and an
+    // error (e.g. not permitted) leaves it as it was.
     unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+        let tid = libc::gettid() as libc::id_t;
+        // -1 is also a valid nice value: only errno tells an error apart.
+        *libc::__errno_location() = 0;
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if current != -1 || *libc::__errno_location() == 0 {
+            libc::setpriority(libc::PRIO_PROCESS, tid, (current + 10).min(19));
+        }
     }
 }
 
@@ -93,29 +99,35 @@ fn lower_priority() {
 const REUSE_MIN_TRAINED_ROWS: usize = 64 * 256;
 
 /// The quantisers (centroids and residual codebooks, no rows) of a collection's last
-/// trained IVF build and how many rows they were trained on. Training dominates a build
-/// (k-means and codebooks: tens of passes over the rows); reusing it, a newly sealed
-/// segment's build only assigns and encodes its rows, several times faster, which keeps
-/// builds up with a sustained insert stream. Merges train afresh and replace the donor,
-/// so the quantisers follow the data as it drifts.
+/// trained IVF build on at least [`REUSE_MIN_TRAINED_ROWS`] rows, and how many rows they
+/// were trained on. Training dominates a build (k-means and codebooks: tens of passes
+/// over the rows); reusing it, a segment's background build only assigns and encodes its
+/// rows, several times faster, which keeps builds up with a sustained insert stream.
+/// Merges train afresh and replace the donor, so the quantisers follow the data as it
+/// drifts. Held in memory only (the first build after an open trains), and cleared when
+/// the index config changes.
 #[derive(Debug, Default)]
 pub(crate) struct IvfDonor(Mutex<Option<(Arc<IvfIndex>, usize)>>);
 
 impl IvfDonor {
-    /// The quantisers, if they were built with `params` on at least
-    /// [`REUSE_MIN_TRAINED_ROWS`] rows and half as many as `rows` (a segment much larger
-    /// than the donor's is better served by its own).
+    /// The quantisers for a segment of `rows` rows built with `params`: if they were
+    /// trained on at least half as many rows (a segment much larger than the donor's is
+    /// better served by its own) and make the index a fresh build would (same codec,
+    /// the same number of lists for that many rows, ...).
     fn get(&self, params: &IvfParams, rows: usize) -> Option<Arc<IvfIndex>> {
         let donor = self.0.lock();
         let (quantisers, trained_rows) = donor.as_ref()?;
-        (*trained_rows >= REUSE_MIN_TRAINED_ROWS
-            && trained_rows.saturating_mul(2) >= rows
-            && same_ivf_build(quantisers.params(), params, *trained_rows))
+        (trained_rows.saturating_mul(2) >= rows
+            && same_ivf_build(quantisers.params(), params, rows))
         .then(|| Arc::clone(quantisers))
     }
 
-    /// Keeps `index`'s quantisers (trained on `rows` rows) for later builds.
+    /// Keeps `index`'s quantisers (trained on `rows` rows) for later builds, if they were
+    /// trained on enough rows; quantisers of a smaller build leave the donor as it was.
     fn offer(&self, index: &IvfIndex, rows: usize) {
+        if rows < REUSE_MIN_TRAINED_ROWS {
+            return;
+        }
         let empty = VectorView {
             data: &[],
             dim: index.dim(),
@@ -124,6 +136,11 @@ impl IvfDonor {
         if let Ok(quantisers) = index.build_like(empty) {
             *self.0.lock() = Some((Arc::new(quantisers), rows));
         }
+    }
+
+    /// Forgets the quantisers (the index config changed).
+    fn clear(&self) {
+        *self.0.lock() = None;
     }
 }
 
@@ -217,6 +234,7 @@ impl Collection {
             writer.manifest = manifest;
             *self.index_config.write() = index;
             self.index_generation.fetch_add(1, Ordering::SeqCst);
+            self.ivf_donor.clear();
         }
         let segments: Vec<Arc<SealedSegment>> = self
             .state
@@ -329,9 +347,8 @@ impl Collection {
     /// The build of an inverted file for a segment: builds, writes the index file at the
     /// given path, returns the index (served from that file unless `codes_at` is RAM).
     /// With `reuse`, the build takes the quantisers of the collection's last trained
-    /// build when they fit (same parameters, trained on at least half as many rows) and only
-    /// files and encodes the rows; otherwise it trains, and its quantisers become the
-    /// ones later builds reuse.
+    /// build when they fit ([`IvfDonor::get`]) and only files and encodes the rows;
+    /// otherwise it trains, and its quantisers become the ones later builds reuse.
     fn ivf_build(
         &self,
         params: IvfParams,
@@ -350,17 +367,22 @@ impl Collection {
             // created; a build that still fails leaves the segment to exact scans.
             let reused = reuse.then(|| donor.get(&params, segment.len())).flatten();
             let index = on_build_pool(|| match reused {
-                Some(quantisers) => quantisers.build_like(view),
+                // Cannot fail (same dimension and metric); trained afresh if it did.
+                Some(quantisers) => quantisers
+                    .build_like(view)
+                    .or_else(|_| IvfIndex::build(view, params)),
                 None => IvfIndex::build(view, params).inspect(|index| {
                     donor.offer(index, segment.len());
                 }),
             })
             .ok()?;
+            debug_assert!(same_ivf_build(index.params(), &params, segment.len()));
             let written = write_ivf_file(path, &index, segment.nonce());
             // On disk: serve from the file just written, so the codes leave RAM.
             if !matches!(codes_at, CodesAt::Ram) && written.is_ok() {
-                if let Ok(on_disk) = read_ivf_file(path, segment.len(), segment.nonce(), &codes_at)
-                {
+                // On the build pool: with many lists the read rebuilds the coarse graph.
+                let read = || read_ivf_file(path, segment.len(), segment.nonce(), &codes_at);
+                if let Ok(on_disk) = on_build_pool(read) {
                     return Some(SegmentIndex::Ivf(on_disk));
                 }
             }
@@ -577,7 +599,7 @@ mod tests {
         let config = CollectionConfig {
             index: IndexConfig::IvfPq(IvfConfig {
                 nlist: 16,
-                nprobe: 16,
+                nprobe: 4,
                 m: 4,
                 rerank: 8,
                 ..IvfConfig::default()
@@ -585,9 +607,13 @@ mod tests {
             ..CollectionConfig::new("v", 8, Metric::L2)
         };
         let col = super::Collection::create(&dir.path().join("v"), config, options).unwrap();
+        // Distinct vectors around 5 centres.
         let point = |i: u64| {
-            let v: Vec<f32> = (0..8)
-                .map(|d| ((i * 31 + d * 7) % 97) as f32 + (i % 5) as f32 * 10.0)
+            let v: Vec<f32> = (0..8u64)
+                .map(|d| {
+                    let h = (i * 8 + d).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                    (i % 5) as f32 * 10.0 + h as f32 / (1u64 << 24) as f32
+                })
                 .collect();
             NewPoint::new(i, v)
         };
@@ -612,7 +638,7 @@ mod tests {
             let mut request = SearchRequest::new(point(i).vector, 1);
             request.with_payload = false;
             let hits = col.search(&request).unwrap();
-            assert_eq!(hits[0].score, 0.0, "point {i}");
+            assert_eq!(hits[0].id, i.into(), "point {i}");
         }
         // Compaction rewrites a segment with deleted rows: its new index is trained
         // afresh, and those quantisers are the ones the next seal reuses.
@@ -631,8 +657,21 @@ mod tests {
         col.upsert((3 * rows..4 * rows).map(point).collect())
             .unwrap();
         col.wait_for_indexes();
-        let state = col.state.read();
-        let last = ivf_of(state.sealed.last().unwrap().segment.index());
+        let last = ivf_of(col.state.read().sealed.last().unwrap().segment.index());
         assert!(quantisers(&last).same_quantisers(quantisers(&merged)));
+        // A segment with fewer rows than lists gets the lists a fresh build would give it
+        // (one per row), not the donor's, and does not become the donor.
+        col.upsert((4 * rows..4 * rows + 10).map(point).collect())
+            .unwrap();
+        col.flush().unwrap();
+        col.wait_for_indexes();
+        let small = ivf_of(col.state.read().sealed.last().unwrap().segment.index());
+        assert_eq!(quantisers(&small).nlist(), 10);
+        assert!(!quantisers(&small).same_quantisers(quantisers(&merged)));
+        col.upsert((5 * rows..6 * rows).map(point).collect())
+            .unwrap();
+        col.wait_for_indexes();
+        let next = ivf_of(col.state.read().sealed.last().unwrap().segment.index());
+        assert!(quantisers(&next).same_quantisers(quantisers(&merged)));
     }
 }

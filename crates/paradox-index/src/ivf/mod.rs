@@ -308,7 +308,7 @@ pub struct IvfIndex {
     codes: Codes,
     residuals: Residuals,
     /// Graph over the centroids when there are many.
-    coarse: Option<HnswIndex>,
+    coarse: Option<Arc<HnswIndex>>,
 }
 
 impl IvfIndex {
@@ -405,6 +405,7 @@ impl IvfIndex {
             centroids,
             residuals,
             &assigned,
+            None,
         ))
     }
 
@@ -427,16 +428,19 @@ impl IvfIndex {
             self.centroids.clone(),
             self.residuals.clone(),
             &assigned,
+            self.coarse.clone(),
         ))
     }
 
-    /// Files every row of `vectors` in its assigned list and encodes its residual.
+    /// Files every row of `vectors` in its assigned list and encodes its residual; the
+    /// graph over the centroids is `coarse`, or built here when there are many lists.
     fn file(
         vectors: VectorView<'_>,
         params: IvfParams,
         centroids: Vec<f32>,
         residuals: Residuals,
         assigned: &[(u32, f32)],
+        coarse: Option<Arc<HnswIndex>>,
     ) -> IvfIndex {
         let (dim, n, nlist) = (vectors.dim, vectors.len(), params.nlist);
         // Counting sort of rows by list.
@@ -488,7 +492,9 @@ impl IvfIndex {
                     }
                 });
         }
-        let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| coarse_graph(&centroids, dim));
+        let coarse = coarse.or_else(|| {
+            (nlist >= COARSE_HNSW_MIN_LISTS).then(|| Arc::new(coarse_graph(&centroids, dim)))
+        });
         IvfIndex {
             params,
             dim,

@@ -288,7 +288,7 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
             Residuals::Pq4(Pq4Quantizer::from_parts(dim, m, codebooks)?.with_gain(gain)?)
         }
     };
-    let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| coarse_graph(&centroids, dim));
+    let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| Arc::new(coarse_graph(&centroids, dim)));
     Ok(IvfIndex {
         params,
         dim,
