@@ -96,6 +96,8 @@ impl Collection {
             // force and the log intact.
             let reopened =
                 SealedSegment::open(&dir.join(&file), segment.id(), self.config.dimension)?;
+            // Searched through the growing segment's lists until its index is built.
+            reopened.set_interim(segment.interim());
             opened.push((file, Arc::new(reopened)));
         }
         let history_file = match &frozen.history {

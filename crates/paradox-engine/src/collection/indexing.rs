@@ -77,7 +77,7 @@ fn on_build_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 /// Lowers the calling thread's scheduling priority by 10 nice steps (at most to 19;
 /// Linux, best effort): a build thread then yields its core to searches and writes
 /// wanting it, and takes what they leave.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: `gettid` has no preconditions; `errno` is this thread's own; `getpriority`
     // and `setpriority` on this thread's id read and change only its nice value, and an
@@ -120,6 +120,14 @@ impl IvfDonor {
         (trained_rows.saturating_mul(2) >= rows
             && same_ivf_build(quantisers.params(), params, rows))
         .then(|| Arc::clone(quantisers))
+    }
+
+    /// The quantisers, whatever they fit (they file new rows of the growing segment).
+    pub(crate) fn current(&self) -> Option<Arc<IvfIndex>> {
+        self.0
+            .lock()
+            .as_ref()
+            .map(|(quantisers, _)| Arc::clone(quantisers))
     }
 
     /// Keeps `index`'s quantisers (trained on `rows` rows) for later builds, if they were
@@ -585,11 +593,20 @@ mod tests {
         }
     }
 
-    /// Segments sealed after the first reuse its trained quantisers; a merge trains afresh
-    /// and its quantisers are the ones reused next.
-    #[test]
-    fn sealed_segments_reuse_the_last_trained_quantisers() {
-        let dir = tempfile::tempdir().unwrap();
+    /// Distinct 8-d vectors around 5 centres.
+    fn point(i: u64) -> NewPoint {
+        let v: Vec<f32> = (0..8u64)
+            .map(|d| {
+                let h = (i * 8 + d).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                (i % 5) as f32 * 10.0 + h as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        NewPoint::new(i, v)
+    }
+
+    /// An `ivf_pq` collection (16 lists, nprobe 4) sealing just past the rows a donor
+    /// needs, with no maintenance worker.
+    fn ivf_collection(dir: &std::path::Path) -> Arc<super::Collection> {
         let options = EngineOptions {
             fsync: FsyncPolicy::Never,
             seal_threshold: super::REUSE_MIN_TRAINED_ROWS + 100,
@@ -606,17 +623,15 @@ mod tests {
             }),
             ..CollectionConfig::new("v", 8, Metric::L2)
         };
-        let col = super::Collection::create(&dir.path().join("v"), config, options).unwrap();
-        // Distinct vectors around 5 centres.
-        let point = |i: u64| {
-            let v: Vec<f32> = (0..8u64)
-                .map(|d| {
-                    let h = (i * 8 + d).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
-                    (i % 5) as f32 * 10.0 + h as f32 / (1u64 << 24) as f32
-                })
-                .collect();
-            NewPoint::new(i, v)
-        };
+        super::Collection::create(&dir.join("v"), config, options).unwrap()
+    }
+
+    /// Segments sealed after the first reuse its trained quantisers; a merge trains afresh
+    /// and its quantisers are the ones reused next.
+    #[test]
+    fn sealed_segments_reuse_the_last_trained_quantisers() {
+        let dir = tempfile::tempdir().unwrap();
+        let col = ivf_collection(dir.path());
         let rows = super::REUSE_MIN_TRAINED_ROWS as u64 + 100;
         for batch in 0..3u64 {
             col.upsert((batch * rows..(batch + 1) * rows).map(point).collect())
@@ -673,5 +688,58 @@ mod tests {
         col.wait_for_indexes();
         let next = ivf_of(col.state.read().sealed.last().unwrap().segment.index());
         assert!(quantisers(&next).same_quantisers(quantisers(&merged)));
+    }
+
+    /// Once trained quantisers exist, new rows are filed in their lists as they are
+    /// written: the growing segment, then the frozen one, are searched through those lists
+    /// (not scanned whole), every new point is found by its own vector, and the lists are
+    /// dropped once the segment's index is installed.
+    #[test]
+    fn new_rows_are_searched_through_the_trained_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let col = ivf_collection(dir.path());
+        let rows = super::REUSE_MIN_TRAINED_ROWS as u64 + 100;
+        // No quantisers yet: nothing is filed.
+        col.upsert((0..rows).map(point).collect()).unwrap();
+        col.wait_for_indexes();
+        assert!(col.state.read().growing.partition().is_none());
+        col.upsert((rows..rows + 2_000).map(point).collect())
+            .unwrap();
+        {
+            let state = col.state.read();
+            let partition = state.growing.partition().expect("rows filed");
+            assert_eq!((partition.nlist(), partition.unassigned()), (16, 0));
+        }
+        let found = |col: &super::Collection, i: u64| {
+            let hits = col.search(&SearchRequest::new(point(i).vector, 1)).unwrap();
+            hits[0].id == i.into()
+        };
+        for i in (rows..rows + 2_000).step_by(97) {
+            assert!(found(&col, i), "point {i} in the growing segment");
+        }
+        // Frozen: the same lists serve it.
+        // (What a seal's first phase does.)
+        let id = {
+            let mut writer = col.writer.lock();
+            writer.next_segment_id += 1;
+            writer.next_segment_id - 1
+        };
+        col.state.write().freeze_growing(id);
+        {
+            let state = col.state.read();
+            assert!(state.growing.partition().is_none());
+            assert!(state.sealed.last().unwrap().segment.interim().is_some());
+        }
+        for i in (rows..rows + 2_000).step_by(89) {
+            assert!(found(&col, i), "point {i} in the frozen segment");
+        }
+        // Written and indexed: the lists are dropped.
+        col.flush().unwrap();
+        col.wait_for_indexes();
+        let state = col.state.read();
+        for entry in &state.sealed {
+            assert!(entry.segment.interim().is_none());
+            ivf_of(entry.segment.index());
+        }
     }
 }

@@ -143,6 +143,7 @@ impl Maintenance {
 
 /// The worker thread's loop.
 fn worker(collection: Weak<Collection>, shared: Arc<Maintenance>) {
+    super::indexing::lower_priority();
     loop {
         {
             let mut signal = shared.signal.lock();

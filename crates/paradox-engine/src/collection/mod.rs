@@ -200,7 +200,7 @@ impl Collection {
                     });
                 }
             }
-            state.apply(seq, op, bytes.len());
+            state.apply(seq, op, bytes.len(), None);
             Ok::<(), EngineError>(())
         });
         replay.map_err(|e| match e {

@@ -12,7 +12,7 @@ use crate::config::{IndexConfig, MAX_K};
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::point::ScoredPoint;
-use crate::segment::{PayloadGraph, RowSet, SegmentGraph, SegmentIndex};
+use crate::segment::{Partition, PayloadGraph, RowSet, SegmentGraph, SegmentIndex};
 use paradox_index::{FlatIndex, IvfIndex, TopK, VectorIndex, VectorView};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -274,10 +274,13 @@ impl Collection {
             let (len, indexed) = if segment == state.sealed.len() + 1 {
                 (history, false)
             } else if segment == state.sealed.len() {
-                (state.growing.len(), false)
+                (state.growing.len(), self.interim(state, segment).is_some())
             } else {
                 let s = &state.sealed[segment].segment;
-                (s.len(), s.index().is_some())
+                (
+                    s.len(),
+                    s.index().is_some() || self.interim(state, segment).is_some(),
+                )
             };
             if indexed && !exact {
                 units.push(WorkUnit {
@@ -299,6 +302,17 @@ impl Collection {
             }
         }
         units
+    }
+
+    /// The partition searching `segment` until it is indexed (the growing segment, or a
+    /// sealed one whose index is being built), under an IVF index config only.
+    fn interim(&self, state: &State, segment: usize) -> Option<Arc<Partition>> {
+        self.index_config().ivf()?;
+        if segment == state.sealed.len() {
+            state.growing.partition().cloned()
+        } else {
+            state.sealed.get(segment)?.segment.interim()
+        }
     }
 
     fn view<'a>(&self, state: &'a State, segment: usize) -> VectorView<'a> {
@@ -490,18 +504,21 @@ impl Collection {
         };
         // A graph unit whose index was dropped meanwhile (the collection switched to
         // `flat`) is scanned exactly like any other: its rows are the whole segment.
-        let index = if unit.graph {
-            state.sealed[unit.segment].segment.index()
-        } else {
-            None
+        let index = match state.sealed.get(unit.segment) {
+            Some(entry) if unit.graph => entry.segment.index(),
+            _ => None,
         };
-        if let Some(index) = index {
+        let interim = match index {
+            None if unit.graph => self.interim(state, unit.segment),
+            _ => None,
+        };
+        if index.is_some() || interim.is_some() {
             // `None`: every row may be returned. A sampled estimate can read 1.0 while a
             // few rows are still excluded (a deletion the sample missed), so whether the
             // search is restricted never depends on the estimate.
             let selectivity = restricted.then(|| Self::selectivity(state, unit, mask, rule));
-            let used_index = match &*index {
-                SegmentIndex::Graph(graph) => self.search_graph(
+            let used_index = match (index.as_deref(), &interim) {
+                (Some(SegmentIndex::Graph(graph)), _) => self.search_graph(
                     graph,
                     view,
                     query,
@@ -511,7 +528,7 @@ impl Collection {
                     top,
                     key_base,
                 ),
-                SegmentIndex::Ivf(ivf) => self.search_ivf(
+                (Some(SegmentIndex::Ivf(ivf)), _) => self.search_ivf(
                     ivf,
                     view,
                     query,
@@ -521,6 +538,17 @@ impl Collection {
                     top,
                     key_base,
                 ),
+                (None, Some(partition)) => self.search_partition(
+                    partition,
+                    view,
+                    query,
+                    request,
+                    selectivity,
+                    &allow,
+                    top,
+                    key_base,
+                ),
+                (None, None) => false,
             };
             if used_index {
                 return;
@@ -678,30 +706,54 @@ impl Collection {
         key_base: u64,
     ) -> bool {
         let restricted = selectivity.is_some();
-        let selectivity = selectivity.unwrap_or(1.0);
-        let nlist = index.nlist();
         let mut params = self.ivf_params(index, request);
+        // A visited row costs about a quarter of an exact distance when coded.
+        let per_row = if index.code_bytes() == 0 { 1.0 } else { 0.25 };
         let nprobe = params.nprobe.unwrap_or(1);
-        params.nprobe = Some(if restricted {
-            let widened = (nprobe as f64 / selectivity.max(1e-9))
-                .min(nprobe as f64 * MAX_NPROBE_WIDENING)
-                .min(nlist as f64) as usize;
-            // Cost model: a visited row costs about a quarter of an exact distance when
-            // coded (an exact one for ivf_flat); scanning the matches ~2 per match.
-            let per_row = if index.code_bytes() == 0 { 1.0 } else { 0.25 };
-            let ivf_cost = view.len() as f64 * widened as f64 / nlist as f64 * per_row;
-            let matches = selectivity * view.len() as f64;
-            if selectivity < EXACT_SELECTIVITY || ivf_cost >= 2.0 * matches {
-                return false;
-            }
-            widened
-        } else {
-            nprobe
-        });
+        let Some(nprobe) = filtered_nprobe(nprobe, index.nlist(), view.len(), selectivity, per_row)
+        else {
+            return false;
+        };
+        params.nprobe = Some(nprobe);
         let hits = index.search(view, query, request.k, restricted.then_some(allow), &params);
         for hit in hits {
             top.push(key_base + hit.key, hit.distance);
         }
+        true
+    }
+
+    /// Searches a segment not indexed yet through its partition: scores exactly the rows
+    /// of the lists an IVF search would visit (widened for a filter like
+    /// [`Self::search_ivf`]) and the unassigned rows. Returns `false`, doing nothing, when
+    /// the filter is so selective that scanning its matches is cheaper.
+    #[allow(clippy::too_many_arguments)]
+    fn search_partition(
+        &self,
+        partition: &Partition,
+        view: VectorView<'_>,
+        query: &[f32],
+        request: &SearchRequest,
+        selectivity: Option<f64>,
+        allow: &(dyn Fn(u32) -> bool + Sync),
+        top: &mut TopK,
+        key_base: u64,
+    ) -> bool {
+        let nprobe = self.ivf_params(partition.quantisers(), request).nprobe;
+        let listed = view.len().saturating_sub(partition.unassigned());
+        let Some(nprobe) = filtered_nprobe(
+            nprobe.unwrap_or(1),
+            partition.nlist(),
+            listed,
+            selectivity,
+            1.0,
+        ) else {
+            return false;
+        };
+        let mut rows = partition.candidates(query, nprobe);
+        if selectivity.is_some() {
+            rows.retain(|&row| allow(row));
+        }
+        FlatIndex::scan_rows(view, query, &rows, key_base, top);
         true
     }
 
@@ -772,8 +824,10 @@ impl Collection {
         let dim = self.config.dimension;
         let run = |unit: &WorkUnit| {
             let mask = &masks[unit.segment];
-            if let (true, RowMask::All) = (unit.graph, mask) {
-                let index = state.sealed[unit.segment].segment.index();
+            if let (Some(entry), true, RowMask::All) =
+                (state.sealed.get(unit.segment), unit.graph, mask)
+            {
+                let index = entry.segment.index();
                 if let Some(SegmentIndex::Ivf(ivf)) = index.as_deref() {
                     return self.ivf_batch(ivf, state, unit.segment, queries, requests);
                 }
@@ -872,6 +926,29 @@ impl Collection {
             })
             .collect()
     }
+}
+
+/// The lists an IVF search of `rows` rows in `nlist` lists visits: `nprobe` unfiltered;
+/// with a filter passing `selectivity` of the rows, `nprobe` widened by 1/selectivity (at
+/// most [`MAX_NPROBE_WIDENING`]×) so the lists still hold about as many matching rows as
+/// an unfiltered search sees. `None` when scanning the matches exactly is cheaper (cost
+/// model: `per_row` exact distances per visited row, ~2 per scattered match).
+fn filtered_nprobe(
+    nprobe: usize,
+    nlist: usize,
+    rows: usize,
+    selectivity: Option<f64>,
+    per_row: f64,
+) -> Option<usize> {
+    let Some(selectivity) = selectivity else {
+        return Some(nprobe);
+    };
+    let widened = (nprobe as f64 / selectivity.max(1e-9))
+        .min(nprobe as f64 * MAX_NPROBE_WIDENING)
+        .min(nlist as f64) as usize;
+    let cost = rows as f64 * widened as f64 / nlist.max(1) as f64 * per_row;
+    let matches = selectivity * rows as f64;
+    (selectivity >= EXACT_SELECTIVITY && cost < 2.0 * matches).then_some(widened)
 }
 
 /// The payload graph of `index` whose rows are exactly those `filter` matches, if any.

@@ -6,7 +6,7 @@ use super::ids::IdMap;
 use crate::codec::WalOp;
 use crate::filter::Filter;
 use crate::point::{PointId, RowMeta, RowPayload};
-use crate::segment::{DeletedRows, GrowingSegment, History, SealedSegment};
+use crate::segment::{Assigned, DeletedRows, GrowingSegment, History, SealedSegment};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -168,7 +168,9 @@ impl State {
     /// Applies one logged operation (`record_bytes` long in the log). Infallible:
     /// operations are validated before they are logged, so replay cannot meet an operation
     /// the live path would have refused.
-    pub fn apply(&mut self, seq: u64, op: WalOp, record_bytes: usize) {
+    /// `assigned`: the upserted rows' IVF lists, when the write path computed them (never
+    /// on replay: replayed rows are unassigned, see `Partition`).
+    pub fn apply(&mut self, seq: u64, op: WalOp, record_bytes: usize, assigned: Option<&Assigned>) {
         match op {
             WalOp::Upsert {
                 dim,
@@ -177,12 +179,18 @@ impl State {
             } => {
                 self.growing.reserve(metas.len());
                 self.growing.add_bytes(record_bytes);
-                for (meta, vector) in metas.into_iter().zip(vectors.chunks_exact(dim as usize)) {
+                let lists = assigned.filter(|a| a.lists.len() == metas.len());
+                for (i, (meta, vector)) in metas
+                    .into_iter()
+                    .zip(vectors.chunks_exact(dim as usize))
+                    .enumerate()
+                {
                     if let Some(old) = self.ids.get(&meta.id) {
                         self.remove_row(old, meta.updated_at);
                     }
                     let id = meta.id.clone();
-                    let row = self.growing.push(meta, vector);
+                    let list = lists.map(|a| (&a.quantisers, a.lists[i]));
+                    let row = self.growing.push(meta, vector, list);
                     self.ids.insert(id, Location::Growing { row });
                 }
             }
@@ -206,7 +214,7 @@ impl State {
         if growing.live() == 0 {
             return;
         }
-        let (vectors, metas, deleted_flags) = growing.into_parts();
+        let (vectors, metas, deleted_flags, partition) = growing.into_parts();
         let index = self.sealed.len() as u32;
         let mut deleted = DeletedRows::default();
         for (row, meta) in metas.iter().enumerate() {
@@ -224,7 +232,7 @@ impl State {
             }
         }
         self.sealed.push(SealedEntry {
-            segment: Arc::new(SealedSegment::frozen(id, dim, vectors, metas)),
+            segment: Arc::new(SealedSegment::frozen(id, dim, vectors, metas, partition)),
             deleted,
         });
     }

@@ -6,6 +6,7 @@ use crate::config::MAX_BATCH;
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
 use crate::point::{now_millis, NewPoint, PointId, RowMeta, Versions};
+use crate::segment::Assigned;
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -138,6 +139,8 @@ impl Collection {
             });
         }
         let count = metas.len();
+        // Outside every lock: the IVF lists the rows are filed in as they are applied.
+        let assigned = self.assign_lists(&vectors);
         let mut writer = self.writer.lock();
         self.check_writable()?;
         let now = now_millis();
@@ -156,7 +159,7 @@ impl Collection {
             metas,
             vectors,
         };
-        let seq = self.log_and_apply(&mut writer, op)?;
+        let seq = self.log_and_apply(&mut writer, op, assigned.as_ref())?;
         drop(writer);
         self.after_write()?;
         self.wait_durable(seq)?;
@@ -223,14 +226,39 @@ impl Collection {
                 ids: chunk.to_vec(),
                 at: now_millis(),
             };
-            result.seq = self.log_and_apply(writer, op)?;
+            result.seq = self.log_and_apply(writer, op, None)?;
             result.count += chunk.len();
         }
         Ok(result)
     }
 
-    /// Appends `op` to the log and applies it; the caller holds the writer mutex (`_writer`).
-    fn log_and_apply(&self, _writer: &mut super::WriterState, op: WalOp) -> Result<u64> {
+    /// The IVF lists of new rows (`vectors`, row-major) under an IVF index config: with
+    /// the quantisers of the growing segment's partition, else the collection's last
+    /// trained ones; `None` when there are none (the rows are then scanned exactly until
+    /// their segment is indexed).
+    fn assign_lists(&self, vectors: &[f32]) -> Option<Assigned> {
+        self.index_config().ivf()?;
+        let current = self
+            .state
+            .read()
+            .growing
+            .partition()
+            .map(|p| p.quantisers().clone());
+        let quantisers = current.or_else(|| self.ivf_donor.current())?;
+        Some(Assigned {
+            lists: quantisers.assign_lists(vectors),
+            quantisers,
+        })
+    }
+
+    /// Appends `op` to the log and applies it (with the rows' IVF lists, if computed);
+    /// the caller holds the writer mutex (`_writer`).
+    fn log_and_apply(
+        &self,
+        _writer: &mut super::WriterState,
+        op: WalOp,
+        assigned: Option<&Assigned>,
+    ) -> Result<u64> {
         let bytes = op.encode();
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(EngineError::invalid(
@@ -246,7 +274,9 @@ impl Collection {
             Ok(t) => t,
             Err(e) => return self.mark_failed(e),
         };
-        self.state.write().apply(ticket.seq, op, bytes.len());
+        self.state
+            .write()
+            .apply(ticket.seq, op, bytes.len(), assigned);
         Ok(ticket.seq)
     }
 

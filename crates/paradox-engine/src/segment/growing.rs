@@ -1,6 +1,9 @@
 //! The growing segment: recent writes held in RAM, searchable as soon as they are applied.
 
+use super::Partition;
 use crate::point::RowMeta;
+use paradox_index::IvfIndex;
+use std::sync::Arc;
 
 /// Newest rows of a collection. Rows are append-only; a replaced or deleted row is only
 /// marked, and dropped when the segment is sealed.
@@ -14,6 +17,8 @@ pub(crate) struct GrowingSegment {
     /// Bytes of the log records that brought the rows (vectors + metadata); what
     /// `EngineOptions::seal_bytes` is compared with.
     bytes: usize,
+    /// The rows by IVF list, once a write came with lists (see [`Partition`]).
+    partition: Option<Arc<Partition>>,
 }
 
 impl GrowingSegment {
@@ -25,13 +30,28 @@ impl GrowingSegment {
             deleted: Vec::new(),
             live: 0,
             bytes: 0,
+            partition: None,
         }
     }
 
-    /// Appends a row and returns its row number.
-    pub fn push(&mut self, meta: RowMeta, vector: &[f32]) -> u32 {
+    /// Appends a row and returns its row number. `list`: the row's IVF list and the
+    /// quantisers it was computed with; the first row that has one starts the partition
+    /// (the rows before it stay unassigned).
+    pub fn push(
+        &mut self,
+        meta: RowMeta,
+        vector: &[f32],
+        list: Option<(&Arc<IvfIndex>, u32)>,
+    ) -> u32 {
         debug_assert_eq!(vector.len(), self.dim);
         let row = self.metas.len() as u32;
+        if let (None, Some((quantisers, _))) = (&self.partition, list) {
+            self.partition = Some(Arc::new(Partition::new(quantisers.clone(), row)));
+        }
+        if let Some(partition) = &mut self.partition {
+            // Searches hold the state's read lock while they use it: never shared here.
+            Arc::make_mut(partition).push(row, list);
+        }
         self.vectors.extend_from_slice(vector);
         self.metas.push(meta);
         self.deleted.push(false);
@@ -49,9 +69,15 @@ impl GrowingSegment {
         self.bytes
     }
 
-    /// The rows, row-major vectors and metadata, and which rows are deleted.
-    pub fn into_parts(self) -> (Vec<f32>, Vec<RowMeta>, Vec<bool>) {
-        (self.vectors, self.metas, self.deleted)
+    /// The rows, row-major vectors and metadata, which rows are deleted, and the
+    /// partition.
+    pub fn into_parts(self) -> (Vec<f32>, Vec<RowMeta>, Vec<bool>, Option<Arc<Partition>>) {
+        (self.vectors, self.metas, self.deleted, self.partition)
+    }
+
+    /// The rows by IVF list, if writes came with lists.
+    pub fn partition(&self) -> Option<&Arc<Partition>> {
+        self.partition.as_ref()
     }
 
     pub fn reserve(&mut self, rows: usize) {

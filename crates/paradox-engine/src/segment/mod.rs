@@ -5,12 +5,15 @@
 //! * [`SealedSegment`]: immutable, in a checksummed container file whose vector section is
 //!   memory-mapped. Deleting a row of a sealed segment marks it in a [`DeletedRows`] set
 //!   (persisted at the next checkpoint); compaction rewrites segments without those rows.
+//! * [`Partition`]: rows of a segment not indexed yet, filed in the lists of the
+//!   collection's last trained IVF quantisers as they arrive.
 //! * [`History`]: past versions of points, in collections created with `history: true`.
 
 mod deleted;
 mod growing;
 mod history;
 mod index_file;
+mod partition;
 mod payload_graphs;
 mod payload_index;
 mod sealed;
@@ -22,6 +25,7 @@ pub(crate) use index_file::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
     write_index_file, write_ivf_file, CodesAt, INDEX_FILE_SUFFIXES,
 };
+pub(crate) use partition::{Assigned, Partition};
 pub(crate) use payload_graphs::{PayloadGraph, PayloadGraphs};
 pub(crate) use payload_index::{PayloadIndex, RowSet};
 pub(crate) use sealed::{

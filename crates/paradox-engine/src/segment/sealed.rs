@@ -7,6 +7,7 @@
 //! (deletes mark its rows, searches scan it exactly) but has no file, no index and is not
 //! named by the manifest; the write path's log replay rebuilds it after a crash.
 
+use super::Partition;
 use crate::codec::{read_meta, read_meta_payload, read_meta_times, write_meta, Reader, Writer};
 use crate::error::{EngineError, Result};
 use crate::point::{PointId, RowMeta, RowPayload, Versions};
@@ -153,6 +154,9 @@ pub(crate) struct SealedSegment {
     /// when the collection's index config changes; while `None` searches scan the segment
     /// exactly. Searches hold their own `Arc`, so a swap never waits for them.
     index: RwLock<Option<Arc<SegmentIndex>>>,
+    /// The rows by IVF list as the growing segment filed them (see [`Partition`]): serves
+    /// searches from the seal until the index is installed, then dropped.
+    interim: RwLock<Option<Arc<Partition>>>,
     /// Postings of the payloads, built on the first filtered search.
     payload_index: OnceLock<super::PayloadIndex>,
     /// Set when compaction replaced this segment: a background build that finishes
@@ -266,14 +270,22 @@ impl SealedSegment {
             rows: Rows::File { starts, container },
             random_reads: AtomicBool::new(false),
             index: RwLock::new(None),
+            interim: RwLock::new(None),
             payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
         })
     }
 
     /// A frozen segment: the rows of a former growing segment, held in RAM until its
-    /// file is written (`vectors` row-major, one `dim`-long row per meta).
-    pub fn frozen(id: u64, dim: usize, vectors: Vec<f32>, metas: Vec<RowMeta>) -> SealedSegment {
+    /// file is written (`vectors` row-major, one `dim`-long row per meta), searched
+    /// through the growing segment's `partition` if it had one.
+    pub fn frozen(
+        id: u64,
+        dim: usize,
+        vectors: Vec<f32>,
+        metas: Vec<RowMeta>,
+        partition: Option<Arc<Partition>>,
+    ) -> SealedSegment {
         debug_assert_eq!(vectors.len(), metas.len() * dim);
         SealedSegment {
             id,
@@ -282,6 +294,7 @@ impl SealedSegment {
             rows: Rows::Memory { vectors, metas },
             random_reads: AtomicBool::new(false),
             index: RwLock::new(None),
+            interim: RwLock::new(partition),
             payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
         }
@@ -469,14 +482,30 @@ impl SealedSegment {
         self.retired.load(Ordering::SeqCst)
     }
 
-    /// Installs (or replaces) the index.
+    /// Installs (or replaces) the index; the interim partition is no longer needed.
     pub fn set_index(&self, index: SegmentIndex) {
         *self.index.write() = Some(Arc::new(index));
+        *self.interim.write() = None;
     }
 
-    /// Drops the index: the segment is scanned exactly from now on.
+    /// Drops the index (and the interim partition): the segment is scanned exactly from
+    /// now on.
     pub fn clear_index(&self) {
         *self.index.write() = None;
+        *self.interim.write() = None;
+    }
+
+    /// The partition serving searches until the index is installed (see the field).
+    pub fn interim(&self) -> Option<Arc<Partition>> {
+        self.interim.read().clone()
+    }
+
+    /// Gives the segment the partition of the frozen segment it was written from (same
+    /// rows, same order), unless its index is already installed.
+    pub fn set_interim(&self, partition: Option<Arc<Partition>>) {
+        if self.index.read().is_none() {
+            *self.interim.write() = partition;
+        }
     }
 }
 

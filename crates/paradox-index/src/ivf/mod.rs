@@ -523,6 +523,31 @@ impl IvfIndex {
         }
     }
 
+    /// The list each row of `data` (row-major, this index's dimension) would be filed in:
+    /// its nearest centroid, found through the graph over the centroids when there is one
+    /// (approximate: the cost of a row stays ~`ef` distances however many lists). Lets a
+    /// caller partition rows with these quantisers without building an index.
+    pub fn assign_lists(&self, data: &[f32]) -> Vec<u32> {
+        if self.coarse.is_some() {
+            return data
+                .par_chunks_exact(self.dim.max(1))
+                .map(|row| self.probe(row, 1).first().map_or(0, |n| n.key as u32))
+                .collect();
+        }
+        kmeans::assign(data, self.dim, &self.centroids)
+            .into_iter()
+            .map(|(list, _)| list)
+            .collect()
+    }
+
+    /// The `nprobe` lists nearest to `query` (at most `nlist`), nearest first.
+    pub fn nearest_lists(&self, query: &[f32], nprobe: usize) -> Vec<u32> {
+        self.probe(query, nprobe)
+            .into_iter()
+            .map(|n| n.key as u32)
+            .collect()
+    }
+
     /// The parameters it was built with (`nlist` as actually used).
     pub fn params(&self) -> &IvfParams {
         &self.params
