@@ -77,7 +77,7 @@ fn on_build_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 /// Lowers the calling thread's scheduling priority by 10 nice steps (at most to 19;
 /// Linux, best effort): a build thread then yields its core to searches and writes
 /// wanting it, and takes what they leave.
-pub(crate) fn lower_priority() {
+fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: `gettid` has no preconditions; `errno` is this thread's own; `getpriority`
     // and `setpriority` on this thread's id read and change only its nice value, and an
@@ -243,6 +243,13 @@ impl Collection {
             *self.index_config.write() = index;
             self.index_generation.fetch_add(1, Ordering::SeqCst);
             self.ivf_donor.clear();
+            // Lists filed with the old quantisers would be searched with the new
+            // `nprobe`: segments not indexed yet are scanned exactly until they are.
+            let mut state = self.state.write();
+            state.growing.drop_partition();
+            for entry in &state.sealed {
+                entry.segment.set_interim(None);
+            }
         }
         let segments: Vec<Arc<SealedSegment>> = self
             .state
@@ -732,6 +739,15 @@ mod tests {
         }
         for i in (rows..rows + 2_000).step_by(89) {
             assert!(found(&col, i), "point {i} in the frozen segment");
+        }
+        // An index config change drops the lists filed with the old quantisers.
+        col.set_index_config(col.index_config()).unwrap();
+        {
+            let state = col.state.read();
+            assert!(state.sealed.last().unwrap().segment.interim().is_none());
+        }
+        for i in (rows..rows + 2_000).step_by(89) {
+            assert!(found(&col, i), "point {i} scanned exactly");
         }
         // Written and indexed: the lists are dropped.
         col.flush().unwrap();

@@ -143,7 +143,6 @@ impl Maintenance {
 
 /// The worker thread's loop.
 fn worker(collection: Weak<Collection>, shared: Arc<Maintenance>) {
-    super::indexing::lower_priority();
     loop {
         {
             let mut signal = shared.signal.lock();

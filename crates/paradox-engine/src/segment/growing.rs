@@ -75,6 +75,11 @@ impl GrowingSegment {
         (self.vectors, self.metas, self.deleted, self.partition)
     }
 
+    /// Forgets the rows' lists (the index config changed): they are scanned exactly.
+    pub fn drop_partition(&mut self) {
+        self.partition = None;
+    }
+
     /// The rows by IVF list, if writes came with lists.
     pub fn partition(&self) -> Option<&Arc<Partition>> {
         self.partition.as_ref()

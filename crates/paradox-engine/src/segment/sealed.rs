@@ -501,7 +501,8 @@ impl SealedSegment {
     }
 
     /// Gives the segment the partition of the frozen segment it was written from (same
-    /// rows, same order), unless its index is already installed.
+    /// rows, same order), before the segment is published (unless its index is already
+    /// installed); `None` drops the partition.
     pub fn set_interim(&self, partition: Option<Arc<Partition>>) {
         if self.index.read().is_none() {
             *self.interim.write() = partition;
