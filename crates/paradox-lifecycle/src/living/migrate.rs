@@ -104,7 +104,14 @@ impl JobHandle {
         }
     }
 
-    fn finished(&self) -> bool {
+    /// Whether the job has ended. A job whose status already left `Running` is only
+    /// saving that status: it is waited for, so a caller that sees "done" over the
+    /// status endpoint is never refused as if the migration still ran. (The job takes
+    /// only `state_write` from here on; callers must not hold it.)
+    fn finished(&mut self) -> bool {
+        if self.status.lock().phase != MigrationPhase::Running {
+            self.join();
+        }
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
@@ -114,7 +121,7 @@ impl JobHandle {
     }
 
     /// The spaces (from, to) the job reads and writes, while it runs.
-    pub(crate) fn running_spaces(&self) -> Option<(String, String)> {
+    pub(crate) fn running_spaces(&mut self) -> Option<(String, String)> {
         if self.finished() {
             return None;
         }
@@ -148,7 +155,7 @@ impl LivingCollection {
             )));
         }
         let mut job = self.job.lock();
-        if job.as_ref().is_some_and(|j| !j.finished()) {
+        if job.as_mut().is_some_and(|j| !j.finished()) {
             return Err(invalid("a migration is already running"));
         }
         let (from, to) = {
@@ -236,7 +243,7 @@ impl LivingCollection {
     }
 
     pub(crate) fn job_running(&self) -> bool {
-        self.job.lock().as_ref().is_some_and(|j| !j.finished())
+        self.job.lock().as_mut().is_some_and(|j| !j.finished())
     }
 
     fn save_status(&self, status: &MigrationStatus) -> Result<()> {

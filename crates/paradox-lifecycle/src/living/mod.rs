@@ -316,7 +316,7 @@ impl LivingCollection {
     /// `state_write`, so the checks and the change see the same state.
     pub fn remove_space(&self, name: &str) -> Result<SpaceState> {
         let mut job = self.job.lock();
-        let running = job.as_ref().and_then(|j| j.running_spaces());
+        let running = job.as_mut().and_then(|j| j.running_spaces());
         let _guard = self.state_write.lock();
         let (space, files) = {
             let state = self.state.read();
