@@ -145,13 +145,30 @@ pub fn train(data: &[f32], dim: usize, params: &KMeansParams) -> Result<Vec<f32>
 
 /// The nearest centroid of every row and its squared distance, in parallel.
 pub fn assign(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<(u32, f32)> {
+    assign_on(data, dim, centroids, true)
+}
+
+/// [`assign`] on the calling thread alone: for small batches on a latency-sensitive
+/// path (a write), where splitting the work onto rayon's global pool would queue it
+/// among the searches that pool serves.
+pub fn assign_serial(data: &[f32], dim: usize, centroids: &[f32]) -> Vec<(u32, f32)> {
+    assign_on(data, dim, centroids, false)
+}
+
+fn assign_on(data: &[f32], dim: usize, centroids: &[f32], parallel: bool) -> Vec<(u32, f32)> {
     let mut out = vec![(0u32, f32::INFINITY); data.len() / dim.max(1)];
     if dim == 0 || centroids.is_empty() {
         return out;
     }
-    out.par_chunks_mut(BLOCK)
-        .zip(data.par_chunks(BLOCK * dim))
-        .for_each(|(best, rows)| nearest_block(rows, dim, centroids, best));
+    if parallel {
+        out.par_chunks_mut(BLOCK)
+            .zip(data.par_chunks(BLOCK * dim))
+            .for_each(|(best, rows)| nearest_block(rows, dim, centroids, best));
+    } else {
+        for (best, rows) in out.chunks_mut(BLOCK).zip(data.chunks(BLOCK * dim)) {
+            nearest_block(rows, dim, centroids, best);
+        }
+    }
     out
 }
 

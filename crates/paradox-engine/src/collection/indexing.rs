@@ -724,6 +724,51 @@ mod tests {
         for i in (rows..rows + 2_000).step_by(97) {
             assert!(found(&col, i), "point {i} in the growing segment");
         }
+        // The lists are what is searched: with nprobe 1 and a k above every candidate,
+        // the new rows returned are exactly those filed in the query's nearest list (a
+        // whole scan would return every new row among its best k).
+        let query = point(rows + 7).vector;
+        let filed = {
+            let state = col.state.read();
+            state
+                .growing
+                .partition()
+                .unwrap()
+                .candidates(&query, 1)
+                .len()
+        };
+        assert!(
+            filed > 0 && filed < 2_000,
+            "{filed} rows in the nearest list"
+        );
+        let mut request = SearchRequest::new(query, crate::MAX_K);
+        request.params.nprobe = Some(1);
+        let new_hits = col
+            .search(&request)
+            .unwrap()
+            .iter()
+            .filter(|hit| (rows..rows + 2_000).any(|i| hit.id == i.into()))
+            .count();
+        assert_eq!(new_hits, filed);
+        request.params.exact = true;
+        let scanned = col.search(&request).unwrap();
+        let new_exact = scanned
+            .iter()
+            .filter(|hit| (rows..rows + 2_000).any(|i| hit.id == i.into()))
+            .count();
+        assert!(
+            new_exact > filed,
+            "an exact scan reaches {new_exact} new rows"
+        );
+        // A deleted row is not returned through its list; its replacement is.
+        col.delete(&[(rows + 7).into()]).unwrap();
+        assert!(
+            !found(&col, rows + 7),
+            "deleted point {} came back",
+            rows + 7
+        );
+        col.upsert(vec![point(rows + 7)]).unwrap();
+        assert!(found(&col, rows + 7), "re-inserted point {}", rows + 7);
         // Frozen: the same lists serve it.
         // (What a seal's first phase does.)
         let id = {

@@ -50,6 +50,9 @@ use crate::pq4::{self, Pq4Quantizer, PQ4_CODEWORDS};
 use crate::{HnswIndex, HnswParams, RowFilter, SearchParams, VectorIndex, VectorView};
 use paradox_kernels::{Metric, Neighbor, Sq8Quantizer, TopK};
 use rayon::prelude::*;
+
+/// Rows [`IvfIndex::assign_lists`] assigns on the calling thread; more go to the pool.
+pub const SERIAL_ASSIGN_ROWS: usize = 4096;
 use std::sync::Arc;
 
 /// Lists from which the coarse quantiser is an HNSW graph rather than a scan.
@@ -527,17 +530,28 @@ impl IvfIndex {
     /// its nearest centroid, found through the graph over the centroids when there is one
     /// (approximate: the cost of a row stays ~`ef` distances however many lists). Lets a
     /// caller partition rows with these quantisers without building an index.
+    ///
+    /// Batches of up to [`SERIAL_ASSIGN_ROWS`] rows run on the calling thread: a writer's
+    /// batch then never queues on rayon's global pool among the searches it serves (at
+    /// 20k inserts/s that queueing was a search's most frequent wait). Larger ones are
+    /// split across the pool.
     pub fn assign_lists(&self, data: &[f32]) -> Vec<u32> {
+        let dim = self.dim.max(1);
+        let serial = data.len() / dim <= SERIAL_ASSIGN_ROWS;
         if self.coarse.is_some() {
-            return data
-                .par_chunks_exact(self.dim.max(1))
-                .map(|row| self.probe(row, 1).first().map_or(0, |n| n.key as u32))
-                .collect();
+            let nearest = |row: &[f32]| self.probe(row, 1).first().map_or(0, |n| n.key as u32);
+            return if serial {
+                data.chunks_exact(dim).map(nearest).collect()
+            } else {
+                data.par_chunks_exact(dim).map(nearest).collect()
+            };
         }
-        kmeans::assign(data, self.dim, &self.centroids)
-            .into_iter()
-            .map(|(list, _)| list)
-            .collect()
+        let assigned = if serial {
+            kmeans::assign_serial(data, self.dim, &self.centroids)
+        } else {
+            kmeans::assign(data, self.dim, &self.centroids)
+        };
+        assigned.into_iter().map(|(list, _)| list).collect()
     }
 
     /// The `nprobe` lists nearest to `query` (at most `nlist`), nearest first.
