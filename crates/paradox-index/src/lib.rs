@@ -32,8 +32,8 @@ pub use encoded::{
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use ivf::{
-    advise_will_need, IvfCodec, IvfDecodeError, IvfIndex, IvfParams, ListCache, ListCacheStats,
-    SharedBytes,
+    advise_will_need, IvfCodec, IvfDecodeError, IvfFit, IvfIndex, IvfParams, ListCache,
+    ListCacheStats, SharedBytes,
 };
 pub use opq::Rotation;
 pub use paradox_kernels::{Metric, Neighbor, TopK};

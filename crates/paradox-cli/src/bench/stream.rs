@@ -177,6 +177,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
             "max_visibility_lag_us": micros(worst_lag),
             "sealed_segments": collection.info().sealed_segments,
             "index_builds_pending_at_end": collection.pending_index_builds(),
+            "maintenance": collection.maintenance_info(),
         },
         "p99_ratio": p99(&busy) / p99(&idle).max(1e-9),
     }))

@@ -49,6 +49,9 @@ pub struct MaintenanceInfo {
     /// that kept their graph minus the rows dropped instead of building a new one, since
     /// open.
     pub graphs_kept: u64,
+    /// Segments written by a merge or compaction that kept their sources' IVF codes
+    /// (copied list by list) instead of training and encoding anew, since open.
+    pub ivf_codes_kept: u64,
     /// The last job's error, if it failed (it is retried).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -73,6 +76,7 @@ pub(crate) struct Maintenance {
     merges: AtomicU64,
     compactions: AtomicU64,
     pub(crate) graphs_kept: AtomicU64,
+    pub(crate) ivf_codes_kept: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -282,6 +286,7 @@ impl Collection {
             merges: self.maintenance.merges.load(Ordering::Relaxed),
             compactions: self.maintenance.compactions.load(Ordering::Relaxed),
             graphs_kept: self.maintenance.graphs_kept.load(Ordering::Relaxed),
+            ivf_codes_kept: self.maintenance.ivf_codes_kept.load(Ordering::Relaxed),
             last_error: self.maintenance.last_error.lock().clone(),
         }
     }

@@ -159,6 +159,7 @@ impl Collection {
             }
         }
         let one_output = sources.len() == 1 && rows.len() <= chunk_rows.max(1);
+        let segments: Vec<Arc<SealedSegment>> = sources.iter().map(|s| s.segment.clone()).collect();
         let mut outputs: Vec<(SegmentEntry, Arc<SealedSegment>)> = Vec::new();
         let abandon = |outputs: &[(SegmentEntry, Arc<SealedSegment>)]| {
             for (entry, segment) in outputs {
@@ -196,10 +197,13 @@ impl Collection {
             // A segment rewritten alone keeps its graph, minus the rows dropped.
             let derived =
                 one_output && self.derive_graph(&sources[0].segment, &sources[0].base, &segment);
-            if !derived {
+            let first = chunk_index * chunk_rows.max(1);
+            // Segments indexed with the same quantisers keep their codes.
+            let carried = !derived
+                && self.carry_ivf(&segments, &places[first..first + chunk.len()], &segment);
+            if !derived && !carried {
                 self.build_index_now(&segment);
             }
-            let first = chunk_index * chunk_rows.max(1);
             for (row, &(s, source_row)) in places[first..first + chunk.len()].iter().enumerate() {
                 moved_to[s][source_row as usize] = ((outputs.len() as u64) << 32) | row as u64;
             }

@@ -312,6 +312,31 @@ pub struct IvfIndex {
     residuals: Residuals,
     /// Graph over the centroids when there are many.
     coarse: Option<Arc<HnswIndex>>,
+    /// How well the centroids fit: see [`IvfFit`]. Not persisted (unknown after a read).
+    fit: IvfFit,
+}
+
+/// How well an index's centroids fit its rows, and the rows they were trained on: mean
+/// squared distance of a row to its list's centroid. Known for indexes built, filed or
+/// merged in this process; `None` for one read from a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct IvfFit {
+    /// Over this index's rows.
+    pub rows_error: Option<f32>,
+    /// Over the rows of the build that trained these centroids.
+    pub trained_error: Option<f32>,
+}
+
+impl IvfFit {
+    /// `rows_error / trained_error`: above 1 the rows sit farther from the centroids than
+    /// the training rows did (the data drifted from the quantisers).
+    pub fn drift(&self) -> Option<f32> {
+        match (self.rows_error, self.trained_error) {
+            (Some(rows), Some(trained)) if trained > 0.0 => Some(rows / trained),
+            (Some(rows), Some(_)) => Some(if rows > 0.0 { f32::INFINITY } else { 1.0 }),
+            _ => None,
+        }
+    }
 }
 
 impl IvfIndex {
@@ -409,6 +434,7 @@ impl IvfIndex {
             residuals,
             &assigned,
             None,
+            None,
         ))
     }
 
@@ -432,11 +458,15 @@ impl IvfIndex {
             self.residuals.clone(),
             &assigned,
             self.coarse.clone(),
+            Some(self.fit.trained_error),
         ))
     }
 
     /// Files every row of `vectors` in its assigned list and encodes its residual; the
     /// graph over the centroids is `coarse`, or built here when there are many lists.
+    /// `trained` is the training error of reused centroids (`None`: trained on these
+    /// rows, whose error it then is).
+    #[allow(clippy::too_many_arguments)]
     fn file(
         vectors: VectorView<'_>,
         params: IvfParams,
@@ -444,7 +474,15 @@ impl IvfIndex {
         residuals: Residuals,
         assigned: &[(u32, f32)],
         coarse: Option<Arc<HnswIndex>>,
+        trained: Option<Option<f32>>,
     ) -> IvfIndex {
+        let rows_error = (!assigned.is_empty()).then(|| {
+            (assigned.iter().map(|&(_, d)| d as f64).sum::<f64>() / assigned.len() as f64) as f32
+        });
+        let fit = IvfFit {
+            rows_error,
+            trained_error: trained.unwrap_or(rows_error),
+        };
         let (dim, n, nlist) = (vectors.dim, vectors.len(), params.nlist);
         // Counting sort of rows by list.
         let mut offsets = vec![0u32; nlist + 1];
@@ -509,6 +547,7 @@ impl IvfIndex {
             codes: Codes::Owned(codes),
             residuals,
             coarse,
+            fit,
         }
     }
 
@@ -571,6 +610,95 @@ impl IvfIndex {
     /// residual codebooks) as this index.
     pub fn same_quantisers(&self, other: &IvfIndex) -> bool {
         self.centroids == other.centroids && self.residuals == other.residuals
+    }
+
+    /// How well the centroids fit the rows (see [`IvfFit`]).
+    pub fn fit(&self) -> IvfFit {
+        self.fit
+    }
+
+    /// An index over rows gathered from `parts`, made by copying their codes list by list
+    /// (no assignment, no encoding): what a merge of segments indexed with the same
+    /// quantisers needs. Each part is an index and, per row of it, that row's row in the
+    /// result or `u32::MAX` for a row left out; the result has `rows` rows, each given
+    /// exactly once. The parts' quantisers must be the same; pq4 codes, packed in blocks
+    /// of 32 rows, are not merged (an error: build instead).
+    pub fn merged(parts: &[(&IvfIndex, &[u32])], rows: usize) -> Result<IvfIndex, String> {
+        let Some(&(first, _)) = parts.first() else {
+            return Err("nothing to merge".into());
+        };
+        if matches!(first.residuals, Residuals::Pq4(_)) {
+            return Err("pq4 codes are packed in blocks of 32 rows: build instead".into());
+        }
+        if rows > u32::MAX as usize - 1 {
+            return Err(format!("{rows} rows: too many for one index"));
+        }
+        for (index, map) in parts {
+            if index.params.codec != first.params.codec || !index.same_quantisers(first) {
+                return Err("the parts do not share their quantisers".into());
+            }
+            if map.len() != index.len() {
+                return Err(format!(
+                    "a part has {} rows but a map of {}",
+                    index.len(),
+                    map.len()
+                ));
+            }
+        }
+        let nlist = first.nlist();
+        let code_bytes = first.params.codec.code_bytes(first.dim);
+        let mut offsets = vec![0u32; nlist + 1];
+        let mut out_rows = Vec::with_capacity(rows);
+        let mut codes = Vec::with_capacity(rows * code_bytes);
+        let mut given = vec![false; rows];
+        let mut weighted_error = Some(0f64);
+        for l in 0..nlist {
+            for (index, map) in parts {
+                let (from, to) = (index.offsets[l] as usize, index.offsets[l + 1] as usize);
+                let list_codes = &index.codes.get()[index.list_code_range(l)];
+                for (i, &row) in index.rows[from..to].iter().enumerate() {
+                    let new = map[row as usize];
+                    if new == u32::MAX {
+                        continue;
+                    }
+                    match given.get_mut(new as usize) {
+                        Some(seen @ false) => *seen = true,
+                        _ => return Err(format!("row {new} given twice or out of 0..{rows}")),
+                    }
+                    out_rows.push(new);
+                    codes.extend_from_slice(&list_codes[i * code_bytes..(i + 1) * code_bytes]);
+                }
+            }
+            offsets[l + 1] = out_rows.len() as u32;
+        }
+        if out_rows.len() != rows {
+            return Err(format!("{} of {rows} rows given", out_rows.len()));
+        }
+        for (index, map) in parts {
+            let kept = map.iter().filter(|&&r| r != u32::MAX).count() as f64;
+            weighted_error = match (weighted_error, index.fit.rows_error) {
+                (Some(sum), Some(e)) => Some(sum + e as f64 * kept),
+                _ => None,
+            };
+        }
+        Ok(IvfIndex {
+            params: first.params,
+            dim: first.dim,
+            metric: first.metric,
+            centroids: first.centroids.clone(),
+            offsets,
+            rows: out_rows,
+            blocks: Vec::new(),
+            codes: Codes::Owned(codes),
+            residuals: first.residuals.clone(),
+            coarse: first.coarse.clone(),
+            fit: IvfFit {
+                rows_error: weighted_error
+                    .filter(|_| rows > 0)
+                    .map(|sum| (sum / rows as f64) as f32),
+                trained_error: first.fit.trained_error,
+            },
+        })
     }
 
     /// Dimension of the rows.

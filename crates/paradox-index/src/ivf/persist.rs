@@ -300,6 +300,7 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         codes,
         residuals,
         coarse,
+        fit: super::IvfFit::default(),
     })
 }
 

@@ -477,3 +477,85 @@ fn build_like_reuses_the_quantisers_and_keeps_recall() {
         assert!(err.contains("dimension 16"), "{err}");
     }
 }
+
+#[test]
+fn merged_copies_codes_as_filing_the_kept_rows_would() {
+    let dim = 32;
+    let metric = Metric::L2;
+    let data = clustered(9000, dim, 40, 3);
+    let (train, rest) = data.split_at(3000 * dim);
+    let (a, b) = rest.split_at(3000 * dim);
+    for codec in EVERY_CODEC {
+        let params = IvfParams {
+            nlist: 64,
+            codec,
+            rerank: 8,
+            ..Default::default()
+        };
+        let donor = IvfIndex::build(view(train, dim, metric), params).unwrap();
+        let (ia, ib) = (
+            donor.build_like(view(a, dim, metric)).unwrap(),
+            donor.build_like(view(b, dim, metric)).unwrap(),
+        );
+        // Every third row of `a` and every fifth of `b` dropped; the rest in order.
+        let keep_a = |r: usize| !r.is_multiple_of(3);
+        let keep_b = |r: usize| !r.is_multiple_of(5);
+        let mut kept = Vec::new();
+        let mut next = 0u32;
+        let mut map = |keep: &dyn Fn(usize) -> bool, rows: &[f32]| -> Vec<u32> {
+            (0..rows.len() / dim)
+                .map(|r| {
+                    if !keep(r) {
+                        return u32::MAX;
+                    }
+                    kept.extend_from_slice(&rows[r * dim..(r + 1) * dim]);
+                    next += 1;
+                    next - 1
+                })
+                .collect()
+        };
+        let (map_a, map_b) = (map(&keep_a, a), map(&keep_b, b));
+        let total = next as usize;
+        let merged = IvfIndex::merged(&[(&ia, &map_a), (&ib, &map_b)], total);
+        if matches!(codec, IvfCodec::Pq4 { .. }) {
+            let err = merged.unwrap_err();
+            assert!(err.contains("pq4"), "{err}");
+            continue;
+        }
+        let merged = merged.unwrap();
+        let filed = donor.build_like(view(&kept, dim, metric)).unwrap();
+        assert_eq!(merged.to_bytes(), filed.to_bytes(), "{codec:?}");
+        // The fit is carried: rows' error from the parts, training error from the donor.
+        let fit = merged.fit();
+        assert_eq!(fit.trained_error, donor.fit().trained_error);
+        let (merged_error, filed_error) =
+            (fit.rows_error.unwrap(), filed.fit().rows_error.unwrap());
+        assert!(
+            (merged_error / filed_error - 1.0).abs() < 0.05,
+            "{merged_error} vs {filed_error}"
+        );
+        assert!(fit.drift().unwrap() < 1.5);
+    }
+    // Refusals: other quantisers, a map of the wrong length, a row given twice or missing.
+    let params = IvfParams {
+        nlist: 16,
+        codec: IvfCodec::Pq { m: 8 },
+        ..Default::default()
+    };
+    let x = IvfIndex::build(view(a, dim, metric), params).unwrap();
+    let y = IvfIndex::build(view(b, dim, metric), params).unwrap();
+    let all: Vec<u32> = (0..3000).collect();
+    let err = IvfIndex::merged(&[(&x, &all), (&y, &all)], 6000).unwrap_err();
+    assert!(err.contains("quantisers"), "{err}");
+    let err = IvfIndex::merged(&[(&x, &all[..10])], 10).unwrap_err();
+    assert!(err.contains("map of 10"), "{err}");
+    let err = IvfIndex::merged(&[(&x, &all), (&x, &all)], 6000).unwrap_err();
+    assert!(err.contains("twice"), "{err}");
+    let err = IvfIndex::merged(&[(&x, &all)], 3001).unwrap_err();
+    assert!(err.contains("3000 of 3001"), "{err}");
+    assert!(IvfIndex::merged(&[], 0).is_err());
+    // Read back from a file, the fit is unknown.
+    let read = IvfIndex::from_bytes(&x.to_bytes()).unwrap();
+    assert_eq!(read.fit(), IvfFit::default());
+    assert_eq!(read.fit().drift(), None);
+}
