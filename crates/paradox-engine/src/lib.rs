@@ -24,6 +24,7 @@ mod config;
 mod engine;
 mod error;
 mod filter;
+mod helped;
 mod lock;
 mod manifest;
 mod point;

@@ -3,7 +3,8 @@
 //!
 //! A search holds the state's read lock for its duration: writers apply between searches,
 //! never during one, so a search sees a consistent snapshot. Large collections are split
-//! into work units of `parallel_threshold` rows, scanned on the rayon pool, and the
+//! into work units of `parallel_threshold` rows (an indexed segment is one unit), run by
+//! the calling thread with free rayon workers joining in ([`crate::helped`]), and the
 //! per-unit selections are merged.
 
 use super::state::{Location, State};
@@ -11,12 +12,13 @@ use super::Collection;
 use crate::config::{IndexConfig, MAX_K};
 use crate::error::{EngineError, Result};
 use crate::filter::Filter;
+use crate::helped;
 use crate::point::ScoredPoint;
 use crate::segment::{Partition, PayloadGraph, RowSet, SegmentGraph, SegmentIndex};
 use paradox_index::{FlatIndex, IvfIndex, TopK, VectorIndex, VectorView};
 use rayon::prelude::*;
 use serde::Deserialize;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One search.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -786,20 +788,29 @@ impl Collection {
             }
             return top;
         }
-        units
-            .par_iter()
-            .map(|unit| {
+        // The caller works through the units itself and free pool workers join in
+        // (`helped`): under load a hand-off to the pool waited on wake-ups. Largest
+        // first, so that whoever finishes last finishes a small unit.
+        let mut order: Vec<usize> = (0..units.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(units[i].rows.len()));
+        let tops: Vec<OnceLock<TopK>> = units.iter().map(|_| OnceLock::new()).collect();
+        helped::run(
+            units.len(),
+            rayon::current_num_threads().saturating_sub(1),
+            &|i| {
+                let unit = &units[order[i]];
                 let mut top = TopK::new(k);
                 self.search_unit(state, unit, query, request, &masks[unit.segment], &mut top);
-                top
+                // Each index runs once, so its cell is empty.
+                let _ = tops[i].set(top);
+            },
+        );
+        tops.into_iter()
+            .filter_map(OnceLock::into_inner)
+            .fold(TopK::new(k), |mut a, b| {
+                a.merge(b);
+                a
             })
-            .reduce(
-                || TopK::new(k),
-                |mut a, b| {
-                    a.merge(b);
-                    a
-                },
-            )
     }
 
     /// Top-k for many unfiltered queries sharing the same params: exact row ranges go
