@@ -74,15 +74,25 @@ fn on_build_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     }
 }
 
-/// Lowers the calling thread's scheduling priority by 10 nice steps (at most to 19;
-/// Linux, best effort): a build thread then yields its core to searches and writes
-/// wanting it, and takes what they leave.
+/// Moves the calling thread to the `SCHED_IDLE` policy (Linux, best effort; if that is
+/// refused, 10 nice steps down, at most to 19): a build thread then runs on what searches
+/// and writes leave. Nice alone was not enough: the scheduler lets a running task finish
+/// its slice (a few ms) before a woken search worker gets the core, and at 20k
+/// inserts/s, 1M rows, the builds' slices were most of a search's p99. A `SCHED_IDLE`
+/// task is preempted at once by any other waking; it still gets a small share of a
+/// saturated machine, so builds slow down there but never stop. Build threads hold no
+/// engine lock.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: `gettid` has no preconditions; `errno` is this thread's own; `getpriority`
-    // and `setpriority` on this thread's id read and change only its nice value, and an
-    // error (e.g. not permitted) leaves it as it was.
+    // SAFETY: `sched_setscheduler(0, ..)` changes only this thread's policy, from a
+    // valid `sched_param`; `gettid` has no preconditions; `errno` is this thread's own;
+    // `getpriority` and `setpriority` on this thread's id read and change only its nice
+    // value, and an error (e.g. not permitted) leaves it as it was.
     unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 {
+            return;
+        }
         let tid = libc::gettid() as libc::id_t;
         // -1 is also a valid nice value: only errno tells an error apart.
         *libc::__errno_location() = 0;
@@ -103,21 +113,25 @@ const REUSE_MIN_TRAINED_ROWS: usize = 64 * 256;
 /// were trained on. Training dominates a build (k-means and codebooks: tens of passes
 /// over the rows); reusing it, a segment's background build only assigns and encodes its
 /// rows, several times faster, which keeps builds up with a sustained insert stream.
-/// Merges train afresh and replace the donor, so the quantisers follow the data as it
-/// drifts. Held in memory only (the first build after an open trains), and cleared when
-/// the index config changes.
+/// Merges reuse them too (or copy their sources' codes, [`Collection::carry_ivf`]). A
+/// build whose rows drifted from them (mean distance to their centroids above
+/// [`REUSE_MAX_DRIFT`] times the training rows') trains afresh and becomes the donor, so
+/// the quantisers follow the data. Held in memory only (the first build after an open
+/// trains), and cleared when the index config changes.
 #[derive(Debug, Default)]
 pub(crate) struct IvfDonor(Mutex<Option<(Arc<IvfIndex>, usize)>>);
 
 impl IvfDonor {
-    /// The quantisers for a segment of `rows` rows built with `params`: if they were
-    /// trained on at least half as many rows (a segment much larger than the donor's is
-    /// better served by its own) and make the index a fresh build would (same codec,
-    /// the same number of lists for that many rows, ...).
-    fn get(&self, params: &IvfParams, rows: usize) -> Option<Arc<IvfIndex>> {
+    /// The quantisers for a segment of `rows` rows built with `params`: if they make the
+    /// index a fresh build would (same codec, the same number of lists for that many
+    /// rows, ...) and, for a seal (`merge` false), were trained on at least half as many
+    /// rows (a sealed segment much larger than the donor's is better served by its own).
+    /// A merge's output, however large, takes them: its rows were filed with them
+    /// already, and a drift check follows the build.
+    fn get(&self, params: &IvfParams, rows: usize, merge: bool) -> Option<Arc<IvfIndex>> {
         let donor = self.0.lock();
         let (quantisers, trained_rows) = donor.as_ref()?;
-        (trained_rows.saturating_mul(2) >= rows
+        ((merge || trained_rows.saturating_mul(2) >= rows)
             && same_ivf_build(quantisers.params(), params, rows))
         .then(|| Arc::clone(quantisers))
     }
@@ -356,19 +370,21 @@ impl Collection {
                 }
             }
         }
-        self.build_in_background(segment, path, self.ivf_build(params, codes_at, true));
+        self.build_in_background(segment, path, self.ivf_build(params, codes_at, false));
     }
 
-    /// The build of an inverted file for a segment: builds, writes the index file at the
-    /// given path, returns the index (served from that file unless `codes_at` is RAM).
-    /// With `reuse`, the build takes the quantisers of the collection's last trained
-    /// build when they fit ([`IvfDonor::get`]) and only files and encodes the rows;
-    /// otherwise it trains, and its quantisers become the ones later builds reuse.
+    /// The build of an inverted file for a segment (a sealed one, or a `merge`'s
+    /// output): builds, writes the index file at the given path, returns the index
+    /// (served from that file unless `codes_at` is RAM). The build takes the quantisers
+    /// of the collection's last trained build when they fit ([`IvfDonor::get`]) and only
+    /// files and encodes the rows; it trains instead when there are none, or when the rows
+    /// drifted from them ([`REUSE_MAX_DRIFT`]), and its quantisers become the ones later
+    /// builds reuse.
     fn ivf_build(
         &self,
         params: IvfParams,
         codes_at: CodesAt,
-        reuse: bool,
+        merge: bool,
     ) -> impl FnOnce(&SealedSegment, &Path) -> Option<SegmentIndex> + Send + 'static {
         let (dim, metric) = (self.config.dimension, self.config.metric);
         let donor = Arc::clone(&self.ivf_donor);
@@ -380,15 +396,19 @@ impl Collection {
             };
             // Parameters are validated against the dimension when the collection is
             // created; a build that still fails leaves the segment to exact scans.
-            let reused = reuse.then(|| donor.get(&params, segment.len())).flatten();
-            let index = on_build_pool(|| match reused {
-                // Cannot fail (same dimension and metric); trained afresh if it did.
-                Some(quantisers) => quantisers
-                    .build_like(view)
-                    .or_else(|_| IvfIndex::build(view, params)),
-                None => IvfIndex::build(view, params).inspect(|index| {
-                    donor.offer(index, segment.len());
-                }),
+            let reused = donor.get(&params, segment.len(), merge);
+            let index = on_build_pool(|| {
+                // `build_like` cannot fail (same dimension and metric); trained afresh
+                // if it did.
+                let filed = reused
+                    .and_then(|quantisers| quantisers.build_like(view).ok())
+                    .filter(|index| index.fit().drift().is_some_and(|d| d <= REUSE_MAX_DRIFT));
+                match filed {
+                    Some(index) => Ok(index),
+                    None => IvfIndex::build(view, params).inspect(|index| {
+                        donor.offer(index, segment.len());
+                    }),
+                }
             })
             .ok()?;
             debug_assert!(same_ivf_build(index.params(), &params, segment.len()));
@@ -402,7 +422,7 @@ impl Collection {
     /// and encoded anew, and writes its index file. Only when the config asks for an
     /// inverted file of the build every source has (same quantisers, not pq4) and the
     /// output's rows still fit them: their mean distance to their centroids at most
-    /// [`MERGE_MAX_DRIFT`] times the training rows' (unknown after a restart: then it
+    /// [`REUSE_MAX_DRIFT`] times the training rows' (unknown after a restart: then it
     /// trains, as it does when the data drifted). Returns whether it did (else the
     /// caller builds).
     ///
@@ -443,7 +463,7 @@ impl Collection {
         let Ok(merged) = IvfIndex::merged(&parts, output.len()) else {
             return false;
         };
-        if !merged.fit().drift().is_some_and(|d| d <= MERGE_MAX_DRIFT) {
+        if !merged.fit().drift().is_some_and(|d| d <= REUSE_MAX_DRIFT) {
             return false;
         }
         let path = self.dir.join(ivf_file_name(output.id()));
@@ -469,9 +489,7 @@ impl Collection {
                 let path = self.dir.join(ivf_file_name(segment.id()));
                 let codes_at = self.codes_at();
                 segment.advise_random_reads(!matches!(codes_at, CodesAt::Ram));
-                // A merge's output is trained afresh (its rows may have drifted from what
-                // the reused quantisers were trained on) and becomes the donor.
-                self.ivf_build(params, codes_at, false)(segment, &path)
+                self.ivf_build(params, codes_at, true)(segment, &path)
             }
         };
         if let Some(index) = index {
@@ -608,10 +626,11 @@ fn same_ivf_build(built: &IvfParams, wanted: &IvfParams, rows: usize) -> bool {
         && built.balanced == wanted.balanced
 }
 
-/// How far a merge's rows may have drifted from the quantisers of its sources and still
-/// keep their codes: the rows' mean squared distance to their centroids over the
-/// training rows' ([`paradox_index::IvfFit::drift`]). Beyond it the merge trains afresh.
-pub(crate) const MERGE_MAX_DRIFT: f32 = 1.25;
+/// How far a segment's rows may have drifted from reused quantisers (the donor's, or a
+/// merge's sources') and still be filed with them: the rows' mean squared distance to
+/// their centroids over the training rows' ([`paradox_index::IvfFit::drift`]). Beyond
+/// it the build trains afresh.
+pub(crate) const REUSE_MAX_DRIFT: f32 = 1.25;
 
 /// Writes `index`'s file at `path` and returns it as `segment`'s index: served from that
 /// file unless `codes_at` keeps codes in RAM (the codes then leave RAM).
@@ -769,6 +788,43 @@ mod tests {
         assert!(quantisers(&next).same_quantisers(quantisers(&merged)));
     }
 
+    /// The donor serves a seal only up to twice the rows it was trained on, a merge's
+    /// output at any size (its rows were filed with the donor already; the build's drift
+    /// check decides), and never a build of another codec or list count.
+    #[test]
+    fn the_donor_serves_merges_of_any_size() {
+        let trained = super::REUSE_MIN_TRAINED_ROWS;
+        let data: Vec<f32> = (0..trained as u64).flat_map(|i| point(i).vector).collect();
+        let params = paradox_index::IvfParams {
+            nlist: 16,
+            codec: paradox_index::IvfCodec::Pq { m: 4 },
+            ..Default::default()
+        };
+        let view = paradox_index::VectorView {
+            data: &data,
+            dim: 8,
+            metric: Metric::L2,
+        };
+        let index = IvfIndex::build(view, params).unwrap();
+        let donor = super::IvfDonor::default();
+        assert!(
+            donor.get(&params, trained, false).is_none(),
+            "nothing offered yet"
+        );
+        donor.offer(&index, trained);
+        assert!(donor.get(&params, 2 * trained, false).is_some());
+        assert!(donor.get(&params, 2 * trained + 1, false).is_none());
+        let big = donor
+            .get(&params, 10 * trained, true)
+            .expect("a merge takes the donor");
+        assert!(big.same_quantisers(&index));
+        let other = paradox_index::IvfParams {
+            nlist: 32,
+            ..params
+        };
+        assert!(donor.get(&other, 10 * trained, true).is_none());
+    }
+
     /// A merge of segments filed with the same quantisers copies their codes (no
     /// training, no encoding); one whose rows drifted from them trains afresh.
     #[test]
@@ -812,8 +868,9 @@ mod tests {
         request.params.exact = true;
         assert_ne!(col.search(&request).unwrap()[0].id, (rows + 1).into());
         drop(merged);
-        // Rows far from every centroid, filed with the same quantisers: a merge with
-        // them trains anew.
+        // Rows far from every centroid: the build of their segment tries the shared
+        // quantisers, finds the rows drifted and trains its own; a merge with them
+        // trains anew as well.
         let far = |i: u64| {
             let mut p = point(i);
             p.vector.iter_mut().for_each(|x| *x = *x * 3.0 + 500.0);
@@ -822,7 +879,7 @@ mod tests {
         col.upsert((3 * rows..4 * rows).map(far).collect()).unwrap();
         col.wait_for_indexes();
         let last = ivf_of(col.state.read().sealed.last().unwrap().segment.index());
-        assert!(quantisers(&last).same_quantisers(quantisers(&donor)));
+        assert!(!quantisers(&last).same_quantisers(quantisers(&donor)));
         let now = ids(&col);
         col.merge(&now[now.len() - 2..], usize::MAX)
             .unwrap()
@@ -830,6 +887,7 @@ mod tests {
         assert_eq!(col.maintenance_info().ivf_codes_kept, 1);
         let retrained = ivf_of(col.state.read().sealed.last().unwrap().segment.index());
         assert!(!quantisers(&retrained).same_quantisers(quantisers(&donor)));
+        assert!(!quantisers(&retrained).same_quantisers(quantisers(&last)));
         for i in [rows + 7, 3 * rows + 5] {
             let v = if i >= 3 * rows {
                 far(i).vector
