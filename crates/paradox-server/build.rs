@@ -2,10 +2,12 @@
 //! (a pure-Rust protobuf compiler), so building needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto");
+    // Read when the script runs, not baked in when it is compiled: a build script's
+    // binary is reused by every checkout sharing the target directory.
+    let proto_root = format!("{}/../../proto", std::env::var("CARGO_MANIFEST_DIR")?);
     let file = format!("{proto_root}/paradox/v1/paradox.proto");
     println!("cargo:rerun-if-changed={file}");
-    let descriptors = protox::compile([file.as_str()], [proto_root])?;
+    let descriptors = protox::compile([file.as_str()], [proto_root.as_str()])?;
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(true)
