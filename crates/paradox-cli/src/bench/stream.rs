@@ -4,7 +4,8 @@
 //! Phases (one fresh temporary store, fsync `interval` unless the global `--fsync` says
 //! otherwise):
 //! 1. **preload** `--initial` clustered vectors and wait for their indexes;
-//! 2. **idle**: one thread runs queries back to back for `--seconds`; per-call latencies;
+//! 2. **idle**: one thread runs queries back to back for `--seconds` (or `--query-rate`
+//!    per second on a fixed schedule, each timed from its due time); per-call latencies;
 //! 3. **stream**: a writer upserts batches of `--batch` at `--rate` vectors/s (paced by
 //!    the clock) while the query thread runs as in 2. Segments seal at `--seal-threshold`
 //!    and are indexed in the background during the phase. After every 20th acknowledged
@@ -69,6 +70,11 @@ pub struct StreamArgs {
     /// Seed of the synthetic vectors.
     #[arg(long, default_value_t = 3)]
     pub seed: u64,
+    /// Queries per second, on a fixed schedule (latency counted from each query's due
+    /// time, so a stall also counts against the queries it delayed); 0: back to back,
+    /// each query sent when the previous one returns.
+    #[arg(long, default_value_t = 0)]
+    pub query_rate: u32,
 }
 
 /// Runs the benchmark and returns its report.
@@ -105,13 +111,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
     let phase = Duration::from_secs(args.seconds);
 
     eprintln!("bench stream: idle queries for {} s", args.seconds);
-    let idle = query_loop(
-        &collection,
-        &query_at,
-        args.k,
-        phase,
-        &AtomicBool::new(false),
-    )?;
+    let idle = query_loop(&collection, &query_at, args.k, phase, args.query_rate)?;
 
     eprintln!(
         "bench stream: {} vectors/s in batches of {} for {} s, queries alongside",
@@ -148,13 +148,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
             Ok((inserted, started.elapsed(), worst_lag))
         })
     };
-    let busy = query_loop(
-        &collection,
-        &query_at,
-        args.k,
-        phase,
-        &AtomicBool::new(false),
-    )?;
+    let busy = query_loop(&collection, &query_at, args.k, phase, args.query_rate)?;
     stop.store(true, Ordering::SeqCst);
     let (inserted, write_time, worst_lag) = writer
         .join()
@@ -169,6 +163,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
         "seal_threshold": args.seal_threshold,
         "index": args.index,
         "fsync": fsync.name(),
+        "query_rate": args.query_rate,
         "idle": summary(&idle),
         "stream": {
             "latency": summary(&busy),
@@ -219,14 +214,30 @@ fn query_loop(
     query_at: &dyn Fn(usize) -> Vec<f32>,
     k: usize,
     phase: Duration,
-    stop: &AtomicBool,
+    query_rate: u32,
 ) -> Result<Vec<Duration>> {
     let started = Instant::now();
+    let interval = (query_rate > 0).then(|| Duration::from_secs_f64(1.0 / query_rate as f64));
     let mut latencies = Vec::new();
     let mut i = 0;
-    while started.elapsed() < phase && !stop.load(Ordering::Relaxed) {
+    while started.elapsed() < phase {
         let request = SearchRequest::new(query_at(i), k);
-        let asked = Instant::now();
+        // On a schedule: a query sent late (the previous one overran its slot) is timed
+        // from when it was due; one sent on time from when it was sent (a sleep's
+        // overshoot is not the engine's).
+        let asked = match interval {
+            Some(interval) => {
+                let due = started + interval * i as u32;
+                match due.checked_duration_since(Instant::now()) {
+                    Some(wait) => {
+                        std::thread::sleep(wait);
+                        Instant::now()
+                    }
+                    None => due,
+                }
+            }
+            None => Instant::now(),
+        };
         std::hint::black_box(collection.search(&request)?);
         latencies.push(asked.elapsed());
         i += 1;
