@@ -36,7 +36,6 @@ use crate::error::{EngineError, Result};
 use crate::manifest::SegmentEntry;
 use crate::segment::{segment_file_name_for, DeletedRows, SealedSegment, StoredMeta};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -262,18 +261,21 @@ impl Collection {
         {
             let mut state = self.state.write();
             let mut live = vec![DeletedRows::default(); outputs.len()];
-            let mut source_of_index: HashMap<u32, usize> = HashMap::new();
+            // By segment index (a `Vec`, not a map: `relocate_all` below looks every live
+            // id up under the write lock, which every search and write waits for).
+            let mut source_of_index: Vec<Option<usize>> = Vec::with_capacity(state.sealed.len());
             let mut new_index: Vec<u32> = Vec::with_capacity(state.sealed.len());
             let mut kept: Vec<SealedEntry> = Vec::with_capacity(state.sealed.len());
-            for (index, entry) in std::mem::take(&mut state.sealed).into_iter().enumerate() {
+            for entry in std::mem::take(&mut state.sealed) {
                 match source_ids.iter().position(|&id| id == entry.segment.id()) {
                     Some(s) => {
                         carry(&moved_to[s], &entry.deleted, &mut live);
-                        source_of_index.insert(index as u32, s);
+                        source_of_index.push(Some(s));
                         new_index.push(u32::MAX);
                         entry.segment.retire();
                     }
                     None => {
+                        source_of_index.push(None);
                         new_index.push(kept.len() as u32);
                         kept.push(entry);
                     }
@@ -288,8 +290,8 @@ impl Collection {
             }
             state.sealed = kept;
             state.ids.relocate_all(|location| match location {
-                Location::Sealed { segment, row } => match source_of_index.get(&segment) {
-                    Some(&s) => {
+                Location::Sealed { segment, row } => match source_of_index[segment as usize] {
+                    Some(s) => {
                         let to = moved_to[s][row as usize];
                         debug_assert_ne!(to, NOWHERE, "a live point's row was dropped");
                         Location::Sealed {
