@@ -727,18 +727,25 @@ mod tests {
         super::Collection::create(&dir.join("v"), config, options).unwrap()
     }
 
-    /// Segments sealed after the first reuse its trained quantisers; a merge trains afresh
-    /// and its quantisers are the ones reused next.
-    #[test]
-    fn sealed_segments_reuse_the_last_trained_quantisers() {
-        let dir = tempfile::tempdir().unwrap();
-        let col = ivf_collection(dir.path());
+    /// An [`ivf_collection`] holding three sealed, indexed segments of `rows` points each
+    /// (ids `0..3 * rows`); returns it and `rows`.
+    fn three_indexed_segments(dir: &std::path::Path) -> (Arc<super::Collection>, u64) {
+        let col = ivf_collection(dir);
         let rows = super::REUSE_MIN_TRAINED_ROWS as u64 + 100;
         for batch in 0..3u64 {
             col.upsert((batch * rows..(batch + 1) * rows).map(point).collect())
                 .unwrap();
             col.wait_for_indexes();
         }
+        (col, rows)
+    }
+
+    /// Segments sealed after the first reuse its trained quantisers; a merge trains afresh
+    /// and its quantisers are the ones reused next.
+    #[test]
+    fn sealed_segments_reuse_the_last_trained_quantisers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (col, rows) = three_indexed_segments(dir.path());
         let sealed: Vec<_> = col
             .state
             .read()
@@ -830,13 +837,7 @@ mod tests {
     #[test]
     fn merges_keep_shared_codes_unless_the_rows_drifted() {
         let dir = tempfile::tempdir().unwrap();
-        let col = ivf_collection(dir.path());
-        let rows = super::REUSE_MIN_TRAINED_ROWS as u64 + 100;
-        for batch in 0..3u64 {
-            col.upsert((batch * rows..(batch + 1) * rows).map(point).collect())
-                .unwrap();
-            col.wait_for_indexes();
-        }
+        let (col, rows) = three_indexed_segments(dir.path());
         let ids = |col: &super::Collection| -> Vec<u64> {
             col.state
                 .read()
