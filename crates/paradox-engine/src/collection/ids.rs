@@ -8,6 +8,10 @@
 //!
 //! Order is the ids' order (numbers first, numerically, then strings bytewise), so a scan
 //! of the map is the scroll order.
+//!
+//! The map is changed under the collection's state write lock, which every search waits
+//! for, so its two O(n) operations are kept out of that lock (see [`IdMap::freeze_growing`],
+//! [`IdMap::folded_nums`] and [`IdMap::relocated_nums`]).
 
 use super::state::Location;
 use crate::point::PointId;
@@ -15,7 +19,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 /// A [`Location`] in 8 bytes: the kind in the top two bits, the sealed segment's index
-/// in the next 30, the row in the low 32.
+/// (for a growing row inside an [`IdMap`]: the growing segment's generation) in the next
+/// 30, the row in the low 32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Packed(u64);
 
@@ -63,9 +68,15 @@ impl From<Packed> for Location {
 /// A numeric id's slot in [`NumMap::base`] whose id was removed.
 const VACANT: Packed = Packed(u64::MAX);
 
-/// Ids added since the last fold beyond which the numeric ids are folded into one sorted
-/// array again (and at least as many as the array holds, so folding is amortised O(1)).
+/// Ids added since the last fold beyond which the numeric ids are due to be folded into
+/// one sorted array again ([`NumMap::fold_due`]): at least this many, and at least a
+/// quarter of the array, so folding is amortised O(1) per insert.
 const FOLD_MIN: usize = if cfg!(test) { 8 } else { 4096 };
+
+/// How far past due the added ids may grow before an insert folds them itself: the live
+/// write path folds when due, outside the exclusive lock; replay (and a caller that
+/// never folds) relies on this.
+const FOLD_BACKSTOP: usize = 4;
 
 /// Numeric ids: a sorted array (16 bytes an id, built in one pass, updated in place; a
 /// removed id leaves a vacant slot) and an ordered map of ids added since, folded into
@@ -113,8 +124,8 @@ impl NumMap {
     fn insert(&mut self, n: u64, packed: Packed) -> Option<Packed> {
         let Some(i) = self.slot(n) else {
             let old = self.added.insert(n, packed);
-            if self.added.len() > self.base.len().max(FOLD_MIN) {
-                self.fold();
+            if self.added.len() > FOLD_BACKSTOP * self.fold_threshold() {
+                *self = self.folded(|p| p);
             }
             return old;
         };
@@ -124,13 +135,6 @@ impl NumMap {
             None
         } else {
             Some(old)
-        }
-    }
-
-    fn slot_mut(&mut self, n: u64) -> Option<&mut Packed> {
-        match self.slot(n) {
-            Some(i) => Some(&mut self.base[i].1).filter(|p| **p != VACANT),
-            None => self.added.get_mut(&n),
         }
     }
 
@@ -147,17 +151,28 @@ impl NumMap {
         }
     }
 
-    /// One sorted array again: the live slots and the added ids, merged.
-    fn fold(&mut self) {
-        let base = std::mem::take(&mut self.base);
-        let added = std::mem::take(&mut self.added);
-        let mut merged = Vec::with_capacity(self.base_live + added.len());
-        merged.extend(merge_ascending(
-            base.into_iter().filter(|e| e.1 != VACANT),
-            added.into_iter(),
-        ));
-        self.base_live = merged.len();
-        self.base = merged;
+    fn fold_threshold(&self) -> usize {
+        (self.base.len() / 4).max(FOLD_MIN)
+    }
+
+    fn fold_due(&self) -> bool {
+        self.added.len() > self.fold_threshold()
+    }
+
+    /// The same ids in one sorted array, each location passed through `f`: a copy, so
+    /// it can be made while readers use this one.
+    fn folded(&self, f: impl FnMut(Packed) -> Packed) -> NumMap {
+        let mut merged = Vec::with_capacity(self.len());
+        merged.extend(self.after(None));
+        let mut f = f;
+        for entry in &mut merged {
+            entry.1 = f(entry.1);
+        }
+        NumMap {
+            base_live: merged.len(),
+            base: merged,
+            added: BTreeMap::new(),
+        }
     }
 
     /// The live entries after `after` (all for `None`), ascending.
@@ -170,14 +185,6 @@ impl NumMap {
                 .range((lower, Bound::Unbounded))
                 .map(|(&n, &p)| (n, p)),
         )
-    }
-
-    fn values_mut(&mut self) -> impl Iterator<Item = &mut Packed> {
-        self.base
-            .iter_mut()
-            .map(|e| &mut e.1)
-            .filter(|p| **p != VACANT)
-            .chain(self.added.values_mut())
     }
 }
 
@@ -194,11 +201,84 @@ fn merge_ascending(
     })
 }
 
+/// Which sealed segment each frozen growing segment became, by generation: growing rows'
+/// locations carry their segment's generation, so freezing the growing segment is O(1)
+/// (no location is rewritten); a location of a frozen generation reads as a row of the
+/// sealed segment it became. The next [`IdMap::relocated_nums`] (a merge) rewrites them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Generations {
+    /// The growing segment's generation.
+    current: u32,
+    /// Generation of `frozen[0]`; `frozen` covers `first..current`.
+    first: u32,
+    /// Sealed segment index of each frozen generation.
+    frozen: Vec<u32>,
+}
+
+impl Generations {
+    fn pack(&self, location: Location) -> Packed {
+        match location {
+            Location::Growing { row } => Packed(
+                (GROWING << KIND_SHIFT)
+                    | (u64::from(self.current) << SEGMENT_SHIFT)
+                    | u64::from(row),
+            ),
+            other => other.into(),
+        }
+    }
+
+    fn unpack(&self, packed: Packed) -> Location {
+        if packed.0 >> KIND_SHIFT != GROWING {
+            return packed.into();
+        }
+        let row = packed.0 as u32;
+        let generation = ((packed.0 >> SEGMENT_SHIFT) & SEGMENT_MASK) as u32;
+        if generation == self.current {
+            return Location::Growing { row };
+        }
+        let at = generation.wrapping_sub(self.first) & SEGMENT_MASK as u32;
+        let segment = *self
+            .frozen
+            .get(at as usize)
+            .expect("a growing location is of the current or a frozen generation");
+        Location::Sealed { segment, row }
+    }
+
+    fn freeze(&mut self, segment: u32) {
+        self.frozen.push(segment);
+        self.current = (self.current + 1) & SEGMENT_MASK as u32;
+    }
+
+    /// After every location was rewritten unpacked: no frozen generation is referenced.
+    fn forget_frozen(&mut self) {
+        self.frozen.clear();
+        self.first = self.current;
+    }
+}
+
 /// Live ids and their locations.
 #[derive(Debug, Default)]
 pub(crate) struct IdMap {
     nums: NumMap,
     strs: BTreeMap<Box<str>, Packed>,
+    generations: Generations,
+}
+
+/// The numeric ids of an [`IdMap`] rebuilt as one sorted array, made under a read lock
+/// and installed with [`IdMap::install_nums`] under the write lock. Valid only if the map
+/// did not change in between (the collection's writer mutex is held throughout).
+#[derive(Debug)]
+pub(crate) struct RebuiltNums {
+    nums: NumMap,
+    generations: Generations,
+}
+
+/// Numeric ids replaced by [`IdMap::install_nums`]: dropping them frees up to millions of
+/// entries, which should not happen under the lock that installed their replacement.
+#[must_use = "drop it once the lock is released"]
+#[derive(Debug)]
+pub(crate) struct ReplacedNums {
+    _nums: NumMap,
 }
 
 impl IdMap {
@@ -211,7 +291,7 @@ impl IdMap {
             PointId::Num(n) => self.nums.get(*n),
             PointId::Str(s) => self.strs.get(s.as_str()).copied(),
         }
-        .map(Location::from)
+        .map(|p| self.generations.unpack(p))
     }
 
     pub fn contains(&self, id: &PointId) -> bool {
@@ -220,27 +300,12 @@ impl IdMap {
 
     /// Sets `id`'s location; returns the one it replaces.
     pub fn insert(&mut self, id: PointId, location: Location) -> Option<Location> {
-        let packed = Packed::from(location);
+        let packed = self.generations.pack(location);
         match id {
             PointId::Num(n) => self.nums.insert(n, packed),
             PointId::Str(s) => self.strs.insert(s.into_boxed_str(), packed),
         }
-        .map(Location::from)
-    }
-
-    /// Moves `id` to `location` if it is live; returns whether it was.
-    pub fn relocate(&mut self, id: &PointId, location: Location) -> bool {
-        let slot = match id {
-            PointId::Num(n) => self.nums.slot_mut(*n),
-            PointId::Str(s) => self.strs.get_mut(s.as_str()),
-        };
-        match slot {
-            Some(slot) => {
-                *slot = location.into();
-                true
-            }
-            None => false,
-        }
+        .map(|p| self.generations.unpack(p))
     }
 
     pub fn remove(&mut self, id: &PointId) -> Option<Location> {
@@ -248,7 +313,7 @@ impl IdMap {
             PointId::Num(n) => self.nums.remove(*n),
             PointId::Str(s) => self.strs.remove(s.as_str()),
         }
-        .map(Location::from)
+        .map(|p| self.generations.unpack(p))
     }
 
     /// The locations of the ids after `after` (all of them for `None`), in id order.
@@ -256,32 +321,83 @@ impl IdMap {
         &self,
         after: Option<&PointId>,
     ) -> Box<dyn Iterator<Item = Location> + '_> {
-        let strs = |lower: Bound<&str>| {
+        let unpack = |(_, p)| self.generations.unpack(p);
+        let strs = move |lower: Bound<&str>| {
             self.strs
                 .range::<str, _>((lower, Bound::Unbounded))
-                .map(|(_, &p)| Location::from(p))
+                .map(move |(_, &p)| self.generations.unpack(p))
         };
         match after {
             None => Box::new(
                 self.nums
                     .after(None)
-                    .map(|(_, p)| Location::from(p))
+                    .map(unpack)
                     .chain(strs(Bound::Unbounded)),
             ),
             Some(PointId::Num(n)) => Box::new(
                 self.nums
                     .after(Some(*n))
-                    .map(|(_, p)| Location::from(p))
+                    .map(unpack)
                     .chain(strs(Bound::Unbounded)),
             ),
             Some(PointId::Str(s)) => Box::new(strs(Bound::Excluded(s.as_str()))),
         }
     }
 
-    /// Rewrites every location through `f` (after segments were renumbered).
-    pub fn relocate_all(&mut self, mut f: impl FnMut(Location) -> Location) {
-        for slot in self.nums.values_mut().chain(self.strs.values_mut()) {
-            *slot = f(Location::from(*slot)).into();
+    /// The growing segment's rows became sealed segment `segment` (same row numbers):
+    /// O(1), their locations now read as that segment's rows.
+    pub fn freeze_growing(&mut self, segment: u32) {
+        self.generations.freeze(segment);
+    }
+
+    /// Whether enough numeric ids were added since the last fold that
+    /// [`IdMap::folded_nums`] is due (else an insert will fold them itself, under the
+    /// caller's lock, once they are [`FOLD_BACKSTOP`] times as many).
+    pub fn fold_due(&self) -> bool {
+        self.nums.fold_due()
+    }
+
+    /// The numeric ids folded into one sorted array: O(n), a copy, made while readers use
+    /// this map.
+    pub fn folded_nums(&self) -> RebuiltNums {
+        RebuiltNums {
+            nums: self.nums.folded(|p| p),
+            generations: self.generations.clone(),
+        }
+    }
+
+    /// The numeric ids folded as [`IdMap::folded_nums`] does, each location rewritten
+    /// through `f` (after segments were renumbered): the O(n) part of a relocation, made
+    /// while readers use this map. String ids are left to [`IdMap::install_nums`].
+    pub fn relocated_nums(&self, mut f: impl FnMut(Location) -> Location) -> RebuiltNums {
+        let generations = &self.generations;
+        let nums = self
+            .nums
+            .folded(|p| generations.pack(f(generations.unpack(p))));
+        let mut generations = generations.clone();
+        generations.forget_frozen();
+        RebuiltNums { nums, generations }
+    }
+
+    /// Installs `rebuilt` (made from this map, unchanged since); `strs`: how each string
+    /// id's location is rewritten (the same `f` as given to [`IdMap::relocated_nums`]),
+    /// or `None` after [`IdMap::folded_nums`]. Returns the replaced numeric ids, for the
+    /// caller to drop after it releases its lock.
+    pub fn install_nums(
+        &mut self,
+        rebuilt: RebuiltNums,
+        strs: Option<&mut dyn FnMut(Location) -> Location>,
+    ) -> ReplacedNums {
+        debug_assert_eq!(rebuilt.nums.len(), self.nums.len(), "the map changed");
+        if let Some(f) = strs {
+            let generations = &self.generations;
+            for slot in self.strs.values_mut() {
+                *slot = rebuilt.generations.pack(f(generations.unpack(*slot)));
+            }
+        }
+        self.generations = rebuilt.generations;
+        ReplacedNums {
+            _nums: std::mem::replace(&mut self.nums, rebuilt.nums),
         }
     }
 }
@@ -301,6 +417,7 @@ impl IdMap {
         IdMap {
             nums: NumMap::from_entries(nums),
             strs: strs.into_iter().collect(),
+            generations: Generations::default(),
         }
     }
 }
@@ -338,15 +455,31 @@ mod tests {
     enum Op {
         Insert(PointId, Location),
         Remove(PointId),
-        Relocate(PointId, Location),
+        /// The growing rows become this sealed segment's.
+        Freeze(u32),
+        /// Every sealed segment index shifted by this much (a merge's renumbering).
+        Renumber(u32),
+        Fold,
     }
 
     fn arb_op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (arb_id(), arb_location()).prop_map(|(i, l)| Op::Insert(i, l)),
-            arb_id().prop_map(Op::Remove),
-            (arb_id(), arb_location()).prop_map(|(i, l)| Op::Relocate(i, l)),
+            4 => (arb_id(), arb_location()).prop_map(|(i, l)| Op::Insert(i, l)),
+            2 => arb_id().prop_map(Op::Remove),
+            1 => (0u32..1000).prop_map(Op::Freeze),
+            1 => (0u32..8).prop_map(Op::Renumber),
+            1 => Just(Op::Fold),
         ]
+    }
+
+    fn renumbered(location: Location, by: u32) -> Location {
+        match location {
+            Location::Sealed { segment, row } => Location::Sealed {
+                segment: (segment + by) % (1 << 30),
+                row,
+            },
+            other => other,
+        }
     }
 
     proptest! {
@@ -373,9 +506,24 @@ mod tests {
                         prop_assert_eq!(map.insert(id.clone(), l), model.insert(id, l));
                     }
                     Op::Remove(id) => prop_assert_eq!(map.remove(&id), model.remove(&id)),
-                    Op::Relocate(id, l) => {
-                        let live = model.get_mut(&id).map(|slot| *slot = l).is_some();
-                        prop_assert_eq!(map.relocate(&id, l), live);
+                    Op::Freeze(segment) => {
+                        for slot in model.values_mut() {
+                            if let Location::Growing { row } = *slot {
+                                *slot = Location::Sealed { segment, row };
+                            }
+                        }
+                        map.freeze_growing(segment);
+                    }
+                    Op::Renumber(by) => {
+                        for slot in model.values_mut() {
+                            *slot = renumbered(*slot, by);
+                        }
+                        let rebuilt = map.relocated_nums(|l| renumbered(l, by));
+                        let _old = map.install_nums(rebuilt, Some(&mut |l| renumbered(l, by)));
+                    }
+                    Op::Fold => {
+                        let folded = map.folded_nums();
+                        let _old = map.install_nums(folded, None);
                     }
                 }
             }
@@ -394,10 +542,12 @@ mod tests {
                     .collect(),
             };
             prop_assert_eq!(map.locations_after(after.as_ref()).collect::<Vec<_>>(), tail);
-            map.relocate_all(|l| match l {
+            let to_history = |l| match l {
                 Location::Growing { row } => Location::History { row },
                 other => other,
-            });
+            };
+            let rebuilt = map.relocated_nums(to_history);
+            let _old = map.install_nums(rebuilt, Some(&mut { to_history }));
             for (id, l) in &model {
                 let expected = match *l {
                     Location::Growing { row } => Location::History { row },

@@ -258,30 +258,55 @@ impl Collection {
         }
         writer.manifest = manifest;
         writer.persisted_deletes = persisted;
-        {
-            let mut state = self.state.write();
-            let mut live = vec![DeletedRows::default(); outputs.len()];
-            // By segment index (a `Vec`, not a map: `relocate_all` below looks every live
-            // id up under the write lock, which every search and write waits for).
+        // Where every sealed segment index goes: `Some(source)` for a merged one, else its
+        // new index. The writer mutex and seal lock keep the segment list as it is now.
+        let (source_of_index, new_index, first_output) = {
+            let state = self.state.read();
             let mut source_of_index: Vec<Option<usize>> = Vec::with_capacity(state.sealed.len());
             let mut new_index: Vec<u32> = Vec::with_capacity(state.sealed.len());
-            let mut kept: Vec<SealedEntry> = Vec::with_capacity(state.sealed.len());
-            for entry in std::mem::take(&mut state.sealed) {
-                match source_ids.iter().position(|&id| id == entry.segment.id()) {
-                    Some(s) => {
-                        carry(&moved_to[s], &entry.deleted, &mut live);
-                        source_of_index.push(Some(s));
-                        new_index.push(u32::MAX);
-                        entry.segment.retire();
-                    }
-                    None => {
-                        source_of_index.push(None);
-                        new_index.push(kept.len() as u32);
-                        kept.push(entry);
+            let mut kept = 0u32;
+            for entry in &state.sealed {
+                let source = source_ids.iter().position(|&id| id == entry.segment.id());
+                source_of_index.push(source);
+                new_index.push(if source.is_some() { u32::MAX } else { kept });
+                kept += u32::from(source.is_none());
+            }
+            (source_of_index, new_index, kept)
+        };
+        let relocate = |location| match location {
+            Location::Sealed { segment, row } => match source_of_index[segment as usize] {
+                Some(s) => {
+                    let to = moved_to[s][row as usize];
+                    debug_assert_ne!(to, NOWHERE, "a live point's row was dropped");
+                    Location::Sealed {
+                        segment: first_output + (to >> 32) as u32,
+                        row: (to & 0xFFFF_FFFF) as u32,
                     }
                 }
+                None => Location::Sealed {
+                    segment: new_index[segment as usize],
+                    row,
+                },
+            },
+            other => other,
+        };
+        // Every live id's new location, a copy made under the read lock (O(ids), while
+        // searches go on); the write lock below only swaps it in.
+        let relocated = self.state.read().ids.relocated_nums(relocate);
+        let replaced = {
+            let mut state = self.state.write();
+            let mut live = vec![DeletedRows::default(); outputs.len()];
+            let mut kept: Vec<SealedEntry> = Vec::with_capacity(state.sealed.len());
+            for (index, entry) in std::mem::take(&mut state.sealed).into_iter().enumerate() {
+                match source_of_index[index] {
+                    Some(s) => {
+                        carry(&moved_to[s], &entry.deleted, &mut live);
+                        entry.segment.retire();
+                    }
+                    None => kept.push(entry),
+                }
             }
-            let first_output = kept.len() as u32;
+            debug_assert_eq!(kept.len() as u32, first_output);
             for ((_, segment), deleted) in outputs.iter().zip(live) {
                 kept.push(SealedEntry {
                     segment: segment.clone(),
@@ -289,24 +314,10 @@ impl Collection {
                 });
             }
             state.sealed = kept;
-            state.ids.relocate_all(|location| match location {
-                Location::Sealed { segment, row } => match source_of_index[segment as usize] {
-                    Some(s) => {
-                        let to = moved_to[s][row as usize];
-                        debug_assert_ne!(to, NOWHERE, "a live point's row was dropped");
-                        Location::Sealed {
-                            segment: first_output + (to >> 32) as u32,
-                            row: (to & 0xFFFF_FFFF) as u32,
-                        }
-                    }
-                    None => Location::Sealed {
-                        segment: new_index[segment as usize],
-                        row,
-                    },
-                },
-                other => other,
-            });
-        }
+            state.ids.install_nums(relocated, Some(&mut { relocate }))
+        };
+        // The old map is freed after the lock is released.
+        drop(replaced);
         drop(writer);
         drop(_seal);
         for (_, segment) in &outputs {

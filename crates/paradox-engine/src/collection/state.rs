@@ -206,8 +206,9 @@ impl State {
     }
 
     /// Turns the growing segment into a frozen sealed segment with id `id` (see
-    /// `SealedSegment::frozen`) and starts an empty one. Live points move with their rows;
-    /// a growing segment without live rows is simply dropped.
+    /// `SealedSegment::frozen`) and starts an empty one. Live points move with their rows
+    /// (in O(1): see `IdMap::freeze_growing`); a growing segment without live rows is
+    /// simply dropped.
     pub fn freeze_growing(&mut self, id: u64) {
         let dim = self.growing.dim();
         let growing = std::mem::replace(&mut self.growing, GrowingSegment::new(dim));
@@ -217,20 +218,10 @@ impl State {
         let (vectors, metas, deleted_flags, partition) = growing.into_parts();
         let index = self.sealed.len() as u32;
         let mut deleted = DeletedRows::default();
-        for (row, meta) in metas.iter().enumerate() {
-            if deleted_flags[row] {
-                deleted.insert(row as u32);
-            } else {
-                let row = row as u32;
-                self.ids.relocate(
-                    &meta.id,
-                    Location::Sealed {
-                        segment: index,
-                        row,
-                    },
-                );
-            }
+        for (row, _) in deleted_flags.iter().enumerate().filter(|(_, &d)| d) {
+            deleted.insert(row as u32);
         }
+        self.ids.freeze_growing(index);
         self.sealed.push(SealedEntry {
             segment: Arc::new(SealedSegment::frozen(id, dim, vectors, metas, partition)),
             deleted,

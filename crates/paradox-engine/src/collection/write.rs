@@ -288,7 +288,23 @@ impl Collection {
         self.state
             .write()
             .apply(ticket.seq, op, bytes.len(), assigned);
+        self.fold_ids_if_due();
         Ok(ticket.seq)
+    }
+
+    /// Folds the id map's recent numeric ids into its sorted array when due: the O(n)
+    /// copy is made under the read lock (searches go on), only the swap under the write
+    /// lock. The caller holds the writer mutex, so the map cannot change in between.
+    fn fold_ids_if_due(&self) {
+        let folded = {
+            let state = self.state.read();
+            if !state.ids.fold_due() {
+                return;
+            }
+            state.ids.folded_nums()
+        };
+        let replaced = self.state.write().ids.install_nums(folded, None);
+        drop(replaced);
     }
 
     fn wait_durable(&self, seq: u64) -> Result<()> {
