@@ -292,7 +292,7 @@ impl Collection {
         };
         // Every live id's new location, a copy made under the read lock (O(ids), while
         // searches go on); the write lock below only swaps it in.
-        let relocated = self.state.read().ids.relocated_nums(relocate);
+        let relocated = self.state.read().ids.read().relocated_nums(relocate);
         let replaced = {
             let mut state = self.state.write();
             let mut live = vec![DeletedRows::default(); outputs.len()];
@@ -314,7 +314,10 @@ impl Collection {
                 });
             }
             state.sealed = kept;
-            state.ids.install_nums(relocated, Some(&mut { relocate }))
+            state
+                .ids
+                .get_mut()
+                .install_nums(relocated, Some(&mut { relocate }))
         };
         // The old map is freed after the lock is released.
         drop(replaced);

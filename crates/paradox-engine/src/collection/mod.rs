@@ -137,7 +137,9 @@ impl Collection {
         let lock = crate::lock::DirLock::acquire(dir)?;
         let manifest = Manifest::read(dir)?;
         let config = manifest.config.clone();
-        let mut state = State::new(config.dimension, config.history);
+        let growing_rows =
+            state::growing_capacity(config.dimension, options.seal_threshold, options.seal_bytes);
+        let mut state = State::new(config.dimension, config.history, growing_rows);
         if let Some(history) = &mut state.history {
             for file in &manifest.history_files {
                 history.load(&dir.join(file))?;
@@ -176,7 +178,7 @@ impl Collection {
                 (!e.deleted.contains(row)).then_some((id, Location::Sealed { segment, row }))
             })
         });
-        state.ids = IdMap::build(rows, live);
+        *state.ids.get_mut() = IdMap::build(rows, live);
         state.applied_seq = manifest.applied_seq;
 
         let (wal, _recovery) = Wal::open(&dir.join(WAL_DIR), options.fsync)?;
@@ -200,7 +202,7 @@ impl Collection {
                     });
                 }
             }
-            state.apply(seq, op, bytes.len(), None);
+            state.apply(seq, op, bytes.len());
             Ok::<(), EngineError>(())
         });
         replay.map_err(|e| match e {

@@ -119,12 +119,11 @@ impl Collection {
     /// Points by id, in the order asked; `None` for ids that do not exist.
     pub fn get(&self, ids: &[PointId]) -> Result<Vec<Option<Point>>> {
         let state = self.state.read();
+        let map = state.ids.read();
         Ok(ids
             .iter()
             .map(|id| {
-                state
-                    .ids
-                    .get(id)
+                map.get(id)
                     .map(|loc| state.meta(loc).to_point(state.vector(loc)))
             })
             .collect())
@@ -152,7 +151,8 @@ impl Collection {
                 valid_to: Some(history.valid_to(row)),
             })
             .collect();
-        if let Some(loc) = state.ids.get(id) {
+        let current = state.ids.read().get(id);
+        if let Some(loc) = current {
             versions.push(PointVersion {
                 point: state.meta(loc).to_point(state.vector(loc)),
                 valid_to: None,
@@ -175,7 +175,8 @@ impl Collection {
         let state = self.state.read();
         let mut points = Vec::with_capacity(request.limit.min(1024));
         let mut next = None;
-        for loc in state.ids.locations_after(request.after.as_ref()) {
+        let ids = state.ids.read();
+        for loc in ids.locations_after(request.after.as_ref()) {
             if request
                 .filter
                 .as_ref()
@@ -204,7 +205,7 @@ impl Collection {
     pub fn count(&self, filter: Option<&Filter>) -> Result<usize> {
         let state = self.state.read();
         Ok(match filter {
-            None => state.ids.len(),
+            None => state.ids.read().len(),
             Some(f) => state.matching(f).len(),
         })
     }
@@ -213,12 +214,13 @@ impl Collection {
     pub fn info(&self) -> CollectionInfo {
         let maintenance = self.maintenance_info();
         let state = self.state.read();
+        let points = state.ids.read().len();
         CollectionInfo {
             name: self.config.name.clone(),
             dimension: self.config.dimension,
             metric: self.config.metric.as_str().to_string(),
             index: self.index_config(),
-            points: state.ids.len(),
+            points,
             sealed_segments: state.sealed.len(),
             sealed_rows: state.sealed_rows(),
             growing_rows: state.growing.len(),

@@ -144,22 +144,25 @@ impl Collection {
         let mut writer = self.writer.lock();
         self.check_writable()?;
         let now = now_millis();
-        {
-            let state = self.state.read();
-            for meta in &mut metas {
-                meta.created_at = state
-                    .ids
-                    .get(&meta.id)
-                    .map_or(now, |loc| state.created_at(loc));
-                meta.updated_at = now;
-            }
-        }
-        let op = WalOp::Upsert {
+        let mut op = WalOp::Upsert {
             dim: dim as u32,
             metas,
             vectors,
         };
-        let seq = self.log_and_apply(&mut writer, op, assigned.as_ref())?;
+        let olds = {
+            let state = self.state.read();
+            let olds = state.plan(&op);
+            if let WalOp::Upsert { metas, .. } = &mut op {
+                // The batch names each id once (checked above): an old location is a
+                // stored row.
+                for (meta, old) in metas.iter_mut().zip(&olds) {
+                    meta.created_at = old.map_or(now, |loc| state.created_at(loc));
+                    meta.updated_at = now;
+                }
+            }
+            olds
+        };
+        let seq = self.log_and_apply(&mut writer, op, assigned.as_ref(), &olds)?;
         drop(writer);
         self.after_write()?;
         self.wait_durable(seq)?;
@@ -173,9 +176,10 @@ impl Collection {
         self.check_writable()?;
         let existing: Vec<PointId> = {
             let state = self.state.read();
+            let live = state.ids.read();
             let mut seen = HashSet::new();
             ids.iter()
-                .filter(|id| state.ids.contains(id) && seen.insert((*id).clone()))
+                .filter(|id| live.contains(id) && seen.insert((*id).clone()))
                 .cloned()
                 .collect()
         };
@@ -226,7 +230,8 @@ impl Collection {
                 ids: chunk.to_vec(),
                 at: now_millis(),
             };
-            result.seq = self.log_and_apply(writer, op, None)?;
+            let olds = self.state.read().plan(&op);
+            result.seq = self.log_and_apply(writer, op, None, &olds)?;
             result.count += chunk.len();
         }
         Ok(result)
@@ -262,13 +267,16 @@ impl Collection {
         Some(Assigned { lists, quantisers })
     }
 
-    /// Appends `op` to the log and applies it (with the rows' IVF lists, if computed);
-    /// the caller holds the writer mutex (`_writer`).
+    /// Appends `op` to the log and applies it (with the rows' IVF lists, if computed;
+    /// `olds`: `State::plan` of `op`); the caller holds the writer mutex (`_writer`). The
+    /// state's write lock is held for the rows only; the id map is updated under the read
+    /// lock (see `State::ids`), so searches wait only for the rows.
     fn log_and_apply(
         &self,
         _writer: &mut super::WriterState,
         op: WalOp,
         assigned: Option<&Assigned>,
+        olds: &[Option<super::Location>],
     ) -> Result<u64> {
         let bytes = op.encode();
         if bytes.len() > MAX_RECORD_BYTES {
@@ -285,25 +293,33 @@ impl Collection {
             Ok(t) => t,
             Err(e) => return self.mark_failed(e),
         };
-        self.state
+        let changes = self
+            .state
             .write()
-            .apply(ticket.seq, op, bytes.len(), assigned);
+            .apply_rows(ticket.seq, op, bytes.len(), assigned, olds);
+        {
+            let state = self.state.read();
+            changes.apply_to(&mut state.ids.write());
+        }
         self.fold_ids_if_due();
         Ok(ticket.seq)
     }
 
     /// Folds the id map's recent numeric ids into its sorted array when due: the O(n)
-    /// copy is made under the read lock (searches go on), only the swap under the write
-    /// lock. The caller holds the writer mutex, so the map cannot change in between.
+    /// copy is made under the map's read lock (its readers go on), only the swap under
+    /// its write lock; searches wait for neither. The caller holds the writer mutex, so
+    /// the map cannot change in between.
     fn fold_ids_if_due(&self) {
+        let state = self.state.read();
         let folded = {
-            let state = self.state.read();
-            if !state.ids.fold_due() {
+            let ids = state.ids.read();
+            if !ids.fold_due() {
                 return;
             }
-            state.ids.folded_nums()
+            ids.folded_nums()
         };
-        let replaced = self.state.write().ids.install_nums(folded, None);
+        let replaced = state.ids.write().install_nums(folded, None);
+        drop(state);
         drop(replaced);
     }
 

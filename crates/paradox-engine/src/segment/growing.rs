@@ -22,12 +22,13 @@ pub(crate) struct GrowingSegment {
 }
 
 impl GrowingSegment {
-    pub fn new(dim: usize) -> Self {
+    /// An empty segment allocated for `rows` rows (it grows past them if it must).
+    pub fn with_capacity(dim: usize, rows: usize) -> Self {
         GrowingSegment {
             dim,
-            vectors: Vec::new(),
-            metas: Vec::new(),
-            deleted: Vec::new(),
+            vectors: Vec::with_capacity(rows * dim),
+            metas: Vec::with_capacity(rows),
+            deleted: Vec::with_capacity(rows),
             live: 0,
             bytes: 0,
             partition: None,
