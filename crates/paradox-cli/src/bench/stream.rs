@@ -7,7 +7,8 @@
 //! 2. **idle**: one thread runs queries back to back for `--seconds` (or `--query-rate`
 //!    per second on a fixed schedule, each timed from its due time); per-call latencies;
 //! 3. **stream**: a writer upserts batches of `--batch` at `--rate` vectors/s (paced by
-//!    the clock) while the query thread runs as in 2. Segments seal at `--seal-threshold`
+//!    the clock; the vectors are made before phase 2, not while it is timed) while the
+//!    query thread runs as in 2. Segments seal at `--seal-threshold`
 //!    and are indexed in the background during the phase. After every acknowledged batch
 //!    the writer searches for the batch's last vector, with the collection's own index and
 //!    default parameters (the search a user makes), and records how long until it came
@@ -30,6 +31,9 @@ use std::time::{Duration, Instant};
 use super::hnsw::{micros, percentile};
 use crate::store::{FsyncArg, GlobalArgs};
 use crate::synth::GaussianMixture;
+
+/// Most stream vectors made before the measured phases (floats: 2 GiB).
+const MAX_PREPARED_FLOATS: usize = 1 << 29;
 
 /// `bench stream` flags.
 #[derive(Debug, Args)]
@@ -106,6 +110,17 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
         queries[q * dim..(q + 1) * dim].to_vec()
     };
     let phase = Duration::from_secs(args.seconds);
+    // The stream's vectors, made before anything is timed: a client would make them
+    // elsewhere, and making them here (in parallel, on the search pool) would take CPU
+    // from the queries being measured. 10 % and a batch more than the phase should use;
+    // the writer makes any beyond that as it goes.
+    let planned = (u64::from(args.rate) * args.seconds * 11 / 10) as usize + args.batch as usize;
+    ensure!(
+        planned.saturating_mul(dim) <= MAX_PREPARED_FLOATS,
+        "--rate x --seconds x --dim is {} floats of stream vectors, above {MAX_PREPARED_FLOATS} made up front; lower one of them",
+        planned.saturating_mul(dim)
+    );
+    let prepared = mixture.rows(args.initial as u64, planned).0;
 
     eprintln!("bench stream: idle queries for {} s", args.seconds);
     let idle = query_loop(&collection, &query_at, args.k, phase, args.query_rate)?;
@@ -127,7 +142,11 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
                     std::thread::sleep(wait);
                 }
-                let batch_points = points(&mixture, first_id + inserted, batch);
+                let start = inserted as usize;
+                let batch_points = match prepared.get(start * dim..(start + batch) * dim) {
+                    Some(rows) => rows_to_points(rows, dim, first_id + inserted),
+                    None => points(&mixture, first_id + inserted, batch),
+                };
                 let last = batch_points
                     .last()
                     .map(|p| (p.id.clone(), p.vector.clone()));
@@ -173,8 +192,12 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
 
 fn points(mixture: &GaussianMixture, first: u64, n: usize) -> Vec<NewPoint> {
     let (data, _) = mixture.rows(first, n);
-    let dim = data.len() / n.max(1);
-    data.chunks_exact(dim.max(1))
+    rows_to_points(&data, data.len() / n.max(1), first)
+}
+
+/// Points `first, first + 1, ...` with the vectors of `rows` (row-major, `dim` wide).
+fn rows_to_points(rows: &[f32], dim: usize, first: u64) -> Vec<NewPoint> {
+    rows.chunks_exact(dim.max(1))
         .enumerate()
         .map(|(i, row)| NewPoint::new(first + i as u64, row.to_vec()))
         .collect()
