@@ -124,7 +124,7 @@ fn main() {
         for encoded in &encodings {
             for rerank in [1, 3] {
                 let (got, qps) = timed(&queries, dim, |q| {
-                    search_encoded(&index, encoded, view, q, K, ef, rerank, &|_| true)
+                    search_encoded(&index, encoded, view, q, K, ef, rerank, None)
                 });
                 let bytes = encoded.memory_bytes();
                 println!(

@@ -25,7 +25,7 @@
 //! damaged buffer is an error, never a panic.
 
 use crate::hnsw::NodeDistance;
-use crate::{HnswIndex, Metric, Neighbor, TopK, VectorView};
+use crate::{HnswIndex, Metric, Neighbor, RowFilter, TopK, VectorView};
 use paradox_kernels::quant::{self, encode_bf16, encode_f16};
 use paradox_kernels::{kernel_table, Sq8Quantizer, Sq8Query};
 
@@ -410,6 +410,22 @@ impl NodeDistance for EncodedDistance<'_> {
         }
     }
 
+    fn distances(&self, nodes: &[u32], out: &mut [f32]) {
+        // The SQ8 case, the common one, with the encoding matched once for all nodes.
+        if let Folded::Sq8 { codes, query } = &self.folded {
+            let (bytes, dim) = (self.row_bytes, self.query.len());
+            for (o, &n) in out.iter_mut().zip(nodes) {
+                let row = &codes[n as usize * bytes..(n as usize + 1) * bytes];
+                let (code, norm) = row.split_at(dim);
+                *o = query.fast_distance(code, norm.try_into().map_or(0.0, f32::from_le_bytes));
+            }
+        } else {
+            for (o, &n) in out.iter_mut().zip(nodes) {
+                *o = self.distance(n);
+            }
+        }
+    }
+
     #[inline]
     fn prefetch(&self, node: u32) {
         #[cfg(target_arch = "x86_64")]
@@ -538,7 +554,7 @@ fn metric_tag(metric: Metric) -> u8 {
     }
 }
 
-/// The `k` nearest rows that `accept` admits: traverses `index` with distances to the
+/// The `k` nearest rows that `accept` admits (every row when `None`): traverses `index` with distances to the
 /// `encoded` codes, keeps the best `max(k · rerank, k)` candidates, recomputes their exact
 /// distances from the `full` rows and returns the best `k` of those, closest first.
 ///
@@ -558,7 +574,7 @@ pub fn search_encoded(
     k: usize,
     ef: usize,
     rerank: usize,
-    accept: &(impl Fn(u32) -> bool + Sync),
+    accept: Option<RowFilter<'_>>,
 ) -> Vec<Neighbor> {
     assert!(
         encoded.dim == full.dim && encoded.len >= index.len() && full.len() >= index.len(),
@@ -574,7 +590,10 @@ pub fn search_encoded(
     }
     let pool = k.saturating_mul(rerank.max(1));
     let dist = encoded.query_distance(query);
-    let mut candidates = index.search_with(&dist, ef.max(pool), accept);
+    let mut candidates = match accept {
+        None => index.search_all(&dist, ef.max(pool)),
+        Some(accept) => index.search_with(&dist, ef.max(pool), &accept),
+    };
     if encoded.encoding() == VectorEncoding::F32 {
         candidates.truncate(k);
         return candidates;

@@ -180,7 +180,7 @@ pub fn run(args: HnswFeaturesArgs) -> Result<Value> {
             let (r, qps) = one_thread.install(|| {
                 timed(&queries, &truth, |q| {
                     let hits = match &encoded {
-                        Some(e) => search_encoded(&index, e, view, q, K, ef, 3, &|_| true),
+                        Some(e) => search_encoded(&index, e, view, q, K, ef, 3, None),
                         None => index.search(
                             view,
                             q,

@@ -619,7 +619,6 @@ impl Collection {
                     IndexConfig::Hnsw(h) | IndexConfig::Auto(h) => h.rerank,
                     _ => 1,
                 };
-                let accept = |r: u32| !restricted || allow(r);
                 paradox_index::search_encoded(
                     &index.hnsw,
                     encoded,
@@ -628,7 +627,7 @@ impl Collection {
                     request.k,
                     ef,
                     rerank,
-                    &accept,
+                    restricted.then_some(allow),
                 )
             }
             None => {

@@ -2,7 +2,7 @@
 //! heuristic (algorithm 4), parallel construction, and link repair after deletions.
 
 use super::graph::{Graph, MAX_LINKS, NONE};
-use super::search::{greedy, search_layer, NodeDistance, Scored};
+use super::search::{greedy, search_layer, search_layer_all, NodeDistance, Scored, POOL_MAX_NODES};
 use super::visited::with_visited;
 use crate::VectorView;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -12,6 +12,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 pub(crate) struct Space<'a> {
     pub view: VectorView<'a>,
     pub kernel: fn(&[f32], &[f32]) -> f32,
+    /// The same distance from one query to a list of rows.
+    pub gather: paradox_kernels::GatherKernel,
     pub negate: bool,
 }
 
@@ -31,11 +33,13 @@ impl<'a> Space<'a> {
             paradox_kernels::Metric::L2 => Space {
                 view,
                 kernel: table.l2_squared,
+                gather: table.l2_squared_gather,
                 negate: false,
             },
             _ => Space {
                 view,
                 kernel: table.dot,
+                gather: table.dot_gather,
                 negate: true,
             },
         }
@@ -49,6 +53,23 @@ impl<'a> Space<'a> {
         } else {
             d
         }
+    }
+
+    /// `nodes` with their distances to row `base`, in the order given.
+    pub fn scored(&self, base: u32, nodes: &[u32]) -> Vec<Scored> {
+        let mut distances = [0f32; MAX_LINKS + 1];
+        let mut out = Vec::with_capacity(nodes.len());
+        for chunk in nodes.chunks(distances.len()) {
+            self.to(self.view.row(base as usize))
+                .distances(chunk, &mut distances);
+            out.extend(
+                chunk
+                    .iter()
+                    .zip(&distances)
+                    .map(|(&node, &distance)| Scored { distance, node }),
+            );
+        }
+        out
     }
 
     pub fn to<'q>(&'q self, query: &'q [f32]) -> QueryDistance<'q, 'a> {
@@ -67,6 +88,14 @@ impl NodeDistance for QueryDistance<'_, '_> {
     fn distance(&self, node: u32) -> f32 {
         self.space
             .between(self.query, self.space.view.row(node as usize))
+    }
+
+    fn distances(&self, nodes: &[u32], out: &mut [f32]) {
+        let view = self.space.view;
+        (self.space.gather)(self.query, &view.data[..view.len() * view.dim], nodes, out);
+        if self.space.negate {
+            out[..nodes.len()].iter_mut().for_each(|d| *d = -*d);
+        }
     }
 
     #[inline]
@@ -125,15 +154,10 @@ fn link_back(graph: &Graph, space: &Space<'_>, node: u32, new: u32, level: usize
         graph.write_links(node, level, &links[..count + 1]);
         return;
     }
-    let base = space.view.row(node as usize);
-    let mut candidates: Vec<Scored> = links[..count]
-        .iter()
-        .chain(std::iter::once(&new))
-        .map(|&n| Scored {
-            distance: space.between(base, space.view.row(n as usize)),
-            node: n,
-        })
-        .collect();
+    let mut all = [0u32; MAX_LINKS + 1];
+    all[..count].copy_from_slice(&links[..count]);
+    all[count] = new;
+    let mut candidates = space.scored(node, &all[..count + 1]);
     candidates.sort_unstable();
     let mut kept = Vec::with_capacity(cap);
     select_neighbors(space, &candidates, cap, &mut kept);
@@ -164,14 +188,7 @@ fn set_own_links(graph: &Graph, space: &Space<'_>, q: u32, level: usize, selecte
         graph.write_links(q, level, &merged);
         return;
     }
-    let base = space.view.row(q as usize);
-    let mut candidates: Vec<Scored> = merged
-        .iter()
-        .map(|&n| Scored {
-            distance: space.between(base, space.view.row(n as usize)),
-            node: n,
-        })
-        .collect();
+    let mut candidates = space.scored(q, &merged);
     candidates.sort_unstable();
     let mut kept = Vec::with_capacity(cap);
     select_neighbors(space, &candidates, cap, &mut kept);
@@ -210,12 +227,19 @@ pub(crate) fn insert(graph: &Graph, space: &Space<'_>, q: u32, ef_construction: 
     let mut entries = vec![current];
     let mut selected = Vec::with_capacity(graph.m0);
     for l in (0..=level.min(max_level)).rev() {
-        let found = with_visited(graph.len(), |visited| {
-            search_layer(graph, &dist, &entries, ef_construction, l, visited, &|n| {
-                n != q
-            })
+        let sorted = with_visited(graph.len(), |visited| {
+            if graph.len() < POOL_MAX_NODES {
+                // Concurrent insertions may already link to `q`: marking it visited keeps
+                // it out of its own candidates.
+                visited.insert(q);
+                search_layer_all(graph, &dist, &entries, ef_construction, l, visited)
+            } else {
+                search_layer(graph, &dist, &entries, ef_construction, l, visited, &|n| {
+                    n != q
+                })
+                .into_sorted_vec()
+            }
         });
-        let sorted = found.into_sorted_vec();
         select_neighbors(space, &sorted, graph.m, &mut selected);
         set_own_links(graph, space, q, l, &selected);
         for &n in &selected {

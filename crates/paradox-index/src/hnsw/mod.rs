@@ -25,7 +25,7 @@ mod visited;
 use crate::{Neighbor, RowFilter, SearchParams, VectorIndex, VectorView};
 use build::Space;
 use graph::{Graph, NONE};
-use search::{greedy, search_layer, Scored};
+use search::{greedy, search_layer, search_layer_all, Scored, POOL_MAX_NODES};
 use std::sync::atomic::Ordering::Acquire;
 
 pub use persist::HnswDecodeError;
@@ -250,9 +250,38 @@ impl HnswIndex {
         ef: usize,
         accept: &(impl Fn(u32) -> bool + Sync),
     ) -> Vec<Neighbor> {
+        let Some(current) = self.descend(dist, ef) else {
+            return Vec::new();
+        };
+        let has_deletions = self.deleted_count > 0;
+        let admit = |n: u32| (!has_deletions || !self.is_deleted(n)) && accept(n);
+        let found = visited::with_visited(self.graph.len(), |visited| {
+            search_layer(&self.graph, dist, &[current], ef, 0, visited, &admit)
+        });
+        neighbors(found.into_sorted_vec())
+    }
+
+    /// [`HnswIndex::search_with`] without a filter: the `ef` live nodes closest under
+    /// `dist`, closest first. Cheaper than passing an `accept` that admits every node: the
+    /// beam is one sorted array rather than two heaps.
+    pub fn search_all(&self, dist: &impl NodeDistance, ef: usize) -> Vec<Neighbor> {
+        if self.deleted_count > 0 || self.graph.len() >= POOL_MAX_NODES {
+            return self.search_with(dist, ef, &|_| true);
+        }
+        let Some(current) = self.descend(dist, ef) else {
+            return Vec::new();
+        };
+        neighbors(visited::with_visited(self.graph.len(), |visited| {
+            search_layer_all(&self.graph, dist, &[current], ef, 0, visited)
+        }))
+    }
+
+    /// The greedy descent from the entry point to level 1's closest node, where the
+    /// level-0 beam starts; `None` for an empty graph or `ef` 0.
+    fn descend(&self, dist: &impl NodeDistance, ef: usize) -> Option<Scored> {
         let entry = self.graph.entry.load(Acquire);
         if entry == NONE || ef == 0 {
-            return Vec::new();
+            return None;
         }
         let mut current = Scored {
             distance: dist.distance(entry),
@@ -261,20 +290,19 @@ impl HnswIndex {
         for level in (1..=self.graph.max_level.load(Acquire) as usize).rev() {
             current = greedy(&self.graph, dist, current, level);
         }
-        let has_deletions = self.deleted_count > 0;
-        let admit = |n: u32| (!has_deletions || !self.is_deleted(n)) && accept(n);
-        let found = visited::with_visited(self.graph.len(), |visited| {
-            search_layer(&self.graph, dist, &[current], ef, 0, visited, &admit)
-        });
-        found
-            .into_sorted_vec()
-            .into_iter()
-            .map(|s| Neighbor {
-                key: s.node as u64,
-                distance: s.distance,
-            })
-            .collect()
+        Some(current)
     }
+}
+
+/// Scored nodes, in order, as neighbours keyed by row.
+fn neighbors(sorted: Vec<Scored>) -> Vec<Neighbor> {
+    sorted
+        .into_iter()
+        .map(|s| Neighbor {
+            key: s.node as u64,
+            distance: s.distance,
+        })
+        .collect()
 }
 
 impl VectorIndex for HnswIndex {
@@ -296,7 +324,10 @@ impl VectorIndex for HnswIndex {
         let ef = params.ef.unwrap_or(self.params.ef_search).max(k);
         let space = Space::new(vectors);
         let dist = space.to(query);
-        let mut hits = self.search_with(&dist, ef, &|n| filter.is_none_or(|f| f(n)));
+        let mut hits = match filter {
+            None => self.search_all(&dist, ef),
+            Some(f) => self.search_with(&dist, ef, &f),
+        };
         hits.truncate(k);
         hits
     }

@@ -330,3 +330,41 @@ fn bytes_round_trip_and_damage_is_an_error() {
         .search(view, q, 5, None, &SearchParams::default())
         .is_empty());
 }
+
+#[test]
+fn the_unfiltered_beam_finds_what_the_filtered_one_does_when_it_admits_every_node() {
+    // `search_all` keeps one sorted array; `search_with` two heaps. With an `accept` that
+    // admits every node, they expand the same nodes in the same order and keep the same
+    // `ef` results.
+    for metric in [Metric::L2, Metric::Dot] {
+        let dim = 16;
+        let mut data = clustered(3000, dim, 12, 7);
+        let mut queries = clustered(60, dim, 12, 8);
+        if metric == Metric::Dot {
+            data.chunks_exact_mut(dim).for_each(|v| {
+                paradox_kernels::normalize(v);
+            });
+            queries.chunks_exact_mut(dim).for_each(|v| {
+                paradox_kernels::normalize(v);
+            });
+        }
+        let view = VectorView {
+            data: &data,
+            dim,
+            metric,
+        };
+        let index = HnswIndex::build(view, HnswParams::default());
+        let space = Space::new(view);
+        for ef in [1, 5, 24, 100] {
+            for q in queries.chunks_exact(dim) {
+                let dist = space.to(q);
+                let pooled = index.search_all(&dist, ef);
+                let heaped = index.search_with(&dist, ef, &|_| true);
+                assert_eq!(pooled.len(), ef.min(data.len() / dim));
+                let keys = |hits: &[Neighbor]| hits.iter().map(|h| h.key).collect::<Vec<_>>();
+                assert_eq!(keys(&pooled), keys(&heaped), "{metric:?} ef {ef}");
+                assert!(pooled.windows(2).all(|w| w[0].distance <= w[1].distance));
+            }
+        }
+    }
+}
