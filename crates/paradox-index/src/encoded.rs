@@ -599,20 +599,19 @@ pub fn search_encoded(
         return candidates;
     }
     candidates.truncate(pool);
-    // Issue every exact row's first lines before reading any: they are likely misses (or
-    // page faults, when memory-mapped), and independent.
-    #[cfg(target_arch = "x86_64")]
-    for c in &candidates {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let row = full.row(c.key as usize);
-        for offset in (0..row.len()).step_by(16).take(2) {
-            // SAFETY: prefetch is a hint that never faults; the address is inside `row`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(offset).cast::<i8>()) };
-        }
-    }
+    // The exact rows are likely misses (or page faults, when memory-mapped) and
+    // independent: the gather kernel reads four at a time and fetches the next ones ahead.
+    let rows: Vec<u32> = candidates.iter().map(|c| c.key as u32).collect();
+    let mut exact = vec![0f32; rows.len()];
+    full.metric.distances_gather(
+        query,
+        &full.data[..full.len() * full.dim],
+        &rows,
+        &mut exact,
+    );
     let mut top = TopK::new(k);
-    for c in &candidates {
-        top.push(c.key, full.metric.distance(query, full.row(c.key as usize)));
+    for (&row, &distance) in rows.iter().zip(&exact) {
+        top.push(row as u64, distance);
     }
     top.into_sorted_vec()
 }

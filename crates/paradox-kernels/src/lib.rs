@@ -107,6 +107,21 @@ impl Metric {
         }
     }
 
+    /// `out[i]` = the distance from `query` to row `rows[i]` of `data` (rows of
+    /// `query.len()` floats), for every slot of `out` up to `rows.len()`: scattered rows,
+    /// four at a time (see [`l2_squared_gather`]). Panics if a row lies past `data`.
+    pub fn distances_gather(self, query: &[f32], data: &[f32], rows: &[u32], out: &mut [f32]) {
+        match self {
+            Metric::L2 => l2_squared_gather(query, data, rows, out),
+            Metric::Dot | Metric::Cosine => {
+                dot_gather(query, data, rows, out);
+                for d in out.iter_mut().take(rows.len()) {
+                    *d = -*d;
+                }
+            }
+        }
+    }
+
     /// Distances from `query` to each row of `rows` (`rows.len() == out.len() * query.len()`).
     pub fn distances_one_to_many(self, query: &[f32], rows: &[f32], out: &mut [f32]) {
         match self {

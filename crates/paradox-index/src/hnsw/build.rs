@@ -12,8 +12,6 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 pub(crate) struct Space<'a> {
     pub view: VectorView<'a>,
     pub kernel: fn(&[f32], &[f32]) -> f32,
-    /// The same distance from one query to a list of rows.
-    pub gather: paradox_kernels::GatherKernel,
     pub negate: bool,
 }
 
@@ -33,13 +31,11 @@ impl<'a> Space<'a> {
             paradox_kernels::Metric::L2 => Space {
                 view,
                 kernel: table.l2_squared,
-                gather: table.l2_squared_gather,
                 negate: false,
             },
             _ => Space {
                 view,
                 kernel: table.dot,
-                gather: table.dot_gather,
                 negate: true,
             },
         }
@@ -92,10 +88,7 @@ impl NodeDistance for QueryDistance<'_, '_> {
 
     fn distances(&self, nodes: &[u32], out: &mut [f32]) {
         let view = self.space.view;
-        (self.space.gather)(self.query, &view.data[..view.len() * view.dim], nodes, out);
-        if self.space.negate {
-            out[..nodes.len()].iter_mut().for_each(|d| *d = -*d);
-        }
+        (view.metric).distances_gather(self.query, &view.data[..view.len() * view.dim], nodes, out);
     }
 
     #[inline]
