@@ -33,7 +33,9 @@ from harness.report import print_table, summary_as_dicts, write_json
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 DATA_DIR = BENCH_DIR / "data"
-ENGINES = ("paradox", "hnswlib", "faiss", "usearch", "qdrant-edge")
+ENGINES = ("paradox", "paradox-sq8", "hnswlib", "faiss", "usearch", "qdrant-edge")
+# Engines that run the paradox binary.
+OWN_ENGINES = ("paradox", "paradox-sq8")
 EF_GRID = (10, 16, 24, 32, 48, 64, 96, 128, 256)
 FULL_N = {"gmm128": 1_000_000, "minilm": 110_000}
 QUICK_N = {"gmm128": 20_000, "minilm": 10_000}
@@ -66,6 +68,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--engines", default=",".join(ENGINES), help=f"subset of {','.join(ENGINES)}")
     add("--threads", type=int, default=usable_cores(), help="build and all-threads search")
     add("--reps", type=int, help="repetitions of each timed pass, fastest kept (default 3)")
+    add(
+        "--sq8-rerank",
+        type=int,
+        default=2,
+        help="paradox-sq8: exact re-rank of the best rerank x k candidates (default 2)",
+    )
     add("--m", type=int, default=16)
     add("--ef-construction", type=int, default=200)
     add("--ef", default=",".join(map(str, EF_GRID)), help="comma-separated search ef grid")
@@ -129,11 +137,14 @@ def run_engine(engine: str, args, data, binary: Path | None, work: Path) -> dict
         "threads": args.threads,
         "reps": args.reps,
     }
-    if engine == "paradox":
+    if engine in OWN_ENGINES:
         argv = [binary, "bench", "hnsw", *_flags(common), "--build-threads", args.threads]
-        argv += ["--save-index", work / "paradox.hnsw"]
+        if engine == "paradox":
+            argv += ["--save-index", work / "paradox.hnsw"]
+        else:
+            argv += ["--encoding", "sq8", "--rerank", args.sq8_rerank]
         result = run_json(argv, args.timeout, REPO_ROOT)
-        result["engine"] = "paradox"
+        result["engine"] = engine
         return result
     argv = [sys.executable, "-m", "harness.hnsw_engines", "--engine", engine, *_flags(common)]
     argv += ["--work-dir", work / engine]
@@ -162,7 +173,7 @@ def main(argv: list[str]) -> int:
     if args.report:
         return report_only(args.report)
     binary = None
-    if "paradox" in args.engines:
+    if any(engine in OWN_ENGINES for engine in args.engines):
         try:
             if args.paradox:
                 binary = args.paradox.resolve()

@@ -19,6 +19,10 @@ RECALL_TARGETS = (0.95, 0.99)
 QPS_TARGETS = {"hnswlib": 1.2, "qdrant-edge": 1.5}
 BUILD_TARGET_VS_HNSWLIB = 1.0  # paradox build seconds / hnswlib's, same threads: <= 1.0
 MEMORY_TARGET_VS_HNSWLIB = 1.1  # paradox bytes per vector / hnswlib's: <= 1.1
+# paradox-sq8 (int8 traversal + exact re-rank): QPS / hnswlib's f32 QPS at recall@10 0.95
+# (single thread) >= 2.0, with traversal bytes per vector <= 0.35x hnswlib's f32 rows.
+SQ8_QPS_TARGET_VS_HNSWLIB = 2.0
+SQ8_TRAVERSAL_TARGET_VS_F32 = 0.35
 
 
 def qps_at_recall(curve: list[dict], target: float, qps_key: str, recall_key="recall_at_10"):
@@ -77,7 +81,7 @@ def summary_rows(results: dict[str, dict]) -> list[SummaryRow]:
     paradox = results.get("paradox")
     if paradox is None:
         return rows
-    peers = [name for name in results if name != "paradox"]
+    peers = [name for name in results if not name.startswith("paradox")]
     for threads_key, label in (("qps_1thread", "1 thread"), ("qps_all_threads", "all threads")):
         for target_recall in RECALL_TARGETS:
             ours, our_how = qps_at_recall(paradox["curve"], target_recall, threads_key)
@@ -118,6 +122,9 @@ def summary_rows(results: dict[str, dict]) -> list[SummaryRow]:
             )
         )
     hnswlib = results.get("hnswlib")
+    sq8 = results.get("paradox-sq8")
+    if hnswlib is not None and sq8 is not None:
+        rows.extend(_sq8_rows(sq8, hnswlib))
     if hnswlib is not None:
         rows.append(
             _ratio_row(
@@ -155,10 +162,42 @@ def summary_rows(results: dict[str, dict]) -> list[SummaryRow]:
     return rows
 
 
+def _sq8_rows(sq8: dict, hnswlib: dict) -> list[SummaryRow]:
+    """paradox-sq8 against hnswlib's f32 graph: QPS at equal recall, traversal bytes."""
+    rows = []
+    for target_recall in RECALL_TARGETS:
+        ours, our_how = qps_at_recall(sq8["curve"], target_recall, "qps_1thread")
+        theirs, their_how = qps_at_recall(hnswlib["curve"], target_recall, "qps_1thread")
+        rows.append(
+            _ratio_row(
+                f"QPS @ recall@10={target_recall} 1 thread, sq8 traversal "
+                f"(re-rank {sq8.get('rerank')}) vs hnswlib f32",
+                ours,
+                theirs,
+                SQ8_QPS_TARGET_VS_HNSWLIB if target_recall == 0.95 else None,
+                higher_is_better=True,
+                fmt=lambda v: f"{v:,.0f} q/s",
+                check=_how(our_how, their_how),
+            )
+        )
+    rows.append(
+        _ratio_row(
+            "traversal bytes/vector, sq8 codes vs hnswlib f32 rows",
+            sq8["traversal_bytes_per_vector"],
+            4.0 * sq8["dim"],
+            SQ8_TRAVERSAL_TARGET_VS_F32,
+            higher_is_better=False,
+            fmt=lambda v: f"{v:,.0f} B",
+            check="codes (+4 B under l2) that the graph walk reads; f32 rows read to re-rank",
+        )
+    )
+    return rows
+
+
 def memory_per_vector(result: dict) -> dict:
     """Bytes per vector, index and its f32 rows together: measured (RSS) and structural."""
     n = result["n"]
-    if result.get("engine", "paradox") == "paradox":
+    if result.get("engine", "paradox").startswith("paradox"):
         rss = result.get("rss_delta_build_bytes")
         return {
             "rss": None if rss is None else (rss + result["vector_bytes"]) / n,
@@ -291,6 +330,7 @@ def draw_curves(path, results: dict[str, dict], title: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=False)
     styles = {
         "paradox": ("tab:red", "o", 2.4),
+        "paradox-sq8": ("tab:brown", "P", 2.0),
         "hnswlib": ("tab:blue", "s", 1.4),
         "faiss": ("tab:green", "^", 1.4),
         "usearch": ("tab:purple", "D", 1.4),

@@ -23,7 +23,8 @@
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use paradox_index::{
-    HnswIndex, HnswParams, Metric, Neighbor, SearchParams, TopK, VectorIndex, VectorView,
+    search_encoded, EncodedVectors, HnswIndex, HnswParams, Metric, Neighbor, SearchParams, TopK,
+    VectorEncoding, VectorIndex, VectorView,
 };
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -90,9 +91,22 @@ pub struct HnswArgs {
     /// Seed of the level assignment.
     #[arg(long, default_value_t = HnswParams::default().seed)]
     pub seed: u64,
+    /// Traversal encoding: `f32` walks the rows themselves; `sq8`, `f16` or `bf16` walk a
+    /// compressed copy and re-rank the best `--rerank × k` candidates exactly.
+    #[arg(long, default_value = "f32", value_parser = parse_encoding)]
+    pub encoding: VectorEncoding,
+    /// Re-rank factor of a compressed `--encoding` (the beam is widened to at least
+    /// `rerank × k`).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rerank: u32,
     /// Write the built index here (`HnswIndex::to_bytes`) and time reopening it.
     #[arg(long, value_name = "FILE")]
     pub save_index: Option<PathBuf>,
+}
+
+fn parse_encoding(name: &str) -> Result<VectorEncoding, String> {
+    VectorEncoding::parse(name)
+        .ok_or_else(|| format!("unknown encoding '{name}' (expected f32, f16, bf16 or sq8)"))
 }
 
 /// Runs the benchmark and returns its report.
@@ -173,7 +187,16 @@ pub fn run(args: HnswArgs) -> Result<Value> {
     let rss_after = rss_bytes();
     eprintln!("bench hnsw: built in {:.2} s", build_time.as_secs_f64());
 
-    let index_bytes = index.memory_bytes();
+    let encoded = (args.encoding != VectorEncoding::F32).then(|| {
+        eprintln!(
+            "bench hnsw: encoding the traversal copy ({})",
+            args.encoding
+        );
+        EncodedVectors::encode(view, args.encoding)
+    });
+    let rerank = args.rerank as usize;
+    // The compressed copy is part of what a search needs in memory.
+    let index_bytes = index.memory_bytes() + encoded.as_ref().map_or(0, |c| c.memory_bytes());
     let vector_bytes = n * dim * 4;
     let in_links = level0_in_links(&index);
 
@@ -184,7 +207,10 @@ pub fn run(args: HnswArgs) -> Result<Value> {
             nprobe: None,
             ..Default::default()
         };
-        let search = |q: usize, k: usize| index.search(view, queries.row(q), k, None, &params);
+        let search = |q: usize, k: usize| match &encoded {
+            Some(codes) => search_encoded(&index, codes, view, queries.row(q), k, ef, rerank, None),
+            None => index.search(view, queries.row(q), k, None, &params),
+        };
 
         let (mut latencies, found) = one_thread.install(|| {
             for q in 0..nq.min(WARMUP_QUERIES) {
@@ -260,6 +286,13 @@ pub fn run(args: HnswArgs) -> Result<Value> {
         "rss_delta_build_bytes": rss_after.zip(rss_before).map(|(a, b)| a.saturating_sub(b)),
         "peak_rss_bytes": status_kib("VmHWM:").map(|k| k * 1024),
         "level0_nodes_without_in_links": in_links.iter().filter(|&&c| c == 0).count(),
+        "encoding": args.encoding.as_str(),
+        "rerank": if encoded.is_some() { rerank } else { 1 },
+        // What a search walks: the f32 rows, or the compressed copy (the f32 rows are then
+        // read only to re-rank, and may stay on disk).
+        "traversal_bytes_per_vector": encoded
+            .as_ref()
+            .map_or(dim as f64 * 4.0, |codes| codes.memory_bytes() as f64 / n.max(1) as f64),
         "curve": curve,
     });
     if let Some(path) = &args.save_index {
@@ -572,6 +605,17 @@ mod tests {
             reps: 2,
             seed: 1,
             save_index: Some(dir.path().join("g.hnsw")),
+            encoding: VectorEncoding::F32,
+            rerank: 3,
+        };
+        let sq8_args = HnswArgs {
+            base: args.base.clone(),
+            queries: args.queries.clone(),
+            gt: None,
+            ef: args.ef.clone(),
+            save_index: None,
+            encoding: VectorEncoding::Sq8,
+            ..args
         };
         let report = run(args).unwrap();
         assert_eq!(report["op"], "hnsw");
@@ -586,5 +630,20 @@ mod tests {
         assert!(report["level0_nodes_without_in_links"].as_u64().unwrap() < 2000);
         assert!(high["missed_at_10"].as_u64().is_some());
         assert!(report["index_file_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(report["encoding"], "f32");
+        assert_eq!(report["traversal_bytes_per_vector"], 32.0);
+
+        // The same graph walked over SQ8 codes (8 bytes a row under cosine, plus the
+        // quantiser's ranges), re-ranked.
+        let report = run(sq8_args).unwrap();
+        assert_eq!(report["encoding"], "sq8");
+        assert_eq!(report["rerank"], 3);
+        let traversal = report["traversal_bytes_per_vector"].as_f64().unwrap();
+        assert!(
+            (8.0..8.5).contains(&traversal),
+            "{traversal} (quantiser included)"
+        );
+        let high = &report["curve"][1];
+        assert!(high["recall_at_10"].as_f64().unwrap() > 0.9, "{high}");
     }
 }
