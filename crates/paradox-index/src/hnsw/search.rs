@@ -124,15 +124,7 @@ pub(crate) fn search_layer(
         if let Some(next) = candidates.peek() {
             graph.prefetch_links(next.0 .0.node, level);
         }
-        let mut unvisited = 0;
-        for &n in &links[..count] {
-            if visited.insert(n) {
-                fresh[unvisited] = n;
-                unvisited += 1;
-                dist.prefetch(n);
-            }
-        }
-        dist.distances(&fresh[..unvisited], &mut distances[..unvisited]);
+        let unvisited = score_fresh(dist, &links[..count], visited, &mut fresh, &mut distances);
         for (&n, &d) in fresh[..unvisited].iter().zip(&distances[..unvisited]) {
             if d < bound {
                 let scored = Scored {
@@ -203,15 +195,7 @@ pub(crate) fn search_layer_all(
                 graph.prefetch_links(next.node, level);
             }
         }
-        let mut unvisited = 0;
-        for &n in &links[..count] {
-            if visited.insert(n) {
-                fresh[unvisited] = n;
-                unvisited += 1;
-                dist.prefetch(n);
-            }
-        }
-        dist.distances(&fresh[..unvisited], &mut distances[..unvisited]);
+        let unvisited = score_fresh(dist, &links[..count], visited, &mut fresh, &mut distances);
         let mut lowest = usize::MAX;
         for (&n, &d) in fresh[..unvisited].iter().zip(&distances[..unvisited]) {
             if pool.len() < ef || d < pool[pool.len() - 1].distance {
@@ -252,4 +236,27 @@ fn pool_insert(pool: &mut Vec<Scored>, ef: usize, s: Scored) -> usize {
     }
     pool.insert(at, s);
     at
+}
+
+/// Marks the unvisited nodes of `links` visited, copies them to the front of `fresh` with
+/// their distances at the front of `distances` (one [`NodeDistance::distances`] call, their
+/// rows prefetched first), and returns how many there are.
+#[inline]
+fn score_fresh(
+    dist: &impl NodeDistance,
+    links: &[u32],
+    visited: &mut Visited,
+    fresh: &mut [u32; MAX_LINKS],
+    distances: &mut [f32; MAX_LINKS],
+) -> usize {
+    let mut unvisited = 0;
+    for &n in links {
+        if visited.insert(n) {
+            fresh[unvisited] = n;
+            unvisited += 1;
+            dist.prefetch(n);
+        }
+    }
+    dist.distances(&fresh[..unvisited], &mut distances[..unvisited]);
+    unvisited
 }

@@ -38,22 +38,34 @@ fn recall(
     hit as f64 / total as f64
 }
 
+/// Clustered rows and queries (`(count, seed)` each) over `clusters` centres, unit length
+/// unless the metric is L2: inner product is searched on unit vectors, as real embeddings
+/// are; maximum inner product search over unnormalised data is a different (harder) problem.
+fn prepared(
+    metric: Metric,
+    dim: usize,
+    rows: (usize, u64),
+    queries: (usize, u64),
+    clusters: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut data = clustered(rows.0, dim, clusters, rows.1);
+    let mut queries = clustered(queries.0, dim, clusters, queries.1);
+    if metric != Metric::L2 {
+        for v in data
+            .chunks_exact_mut(dim)
+            .chain(queries.chunks_exact_mut(dim))
+        {
+            paradox_kernels::normalize(v);
+        }
+    }
+    (data, queries)
+}
+
 #[test]
 fn recall_is_high_on_clustered_data_for_every_metric() {
     for metric in [Metric::L2, Metric::Dot, Metric::Cosine] {
         let dim = 24;
-        let mut data = clustered(4000, dim, 20, 1);
-        let mut queries = clustered(100, dim, 20, 2);
-        // Inner product is searched on unit vectors, as real embeddings are; maximum inner
-        // product search over unnormalised data is a different (harder) problem.
-        if metric != Metric::L2 {
-            data.chunks_exact_mut(dim).for_each(|v| {
-                paradox_kernels::normalize(v);
-            });
-            queries.chunks_exact_mut(dim).for_each(|v| {
-                paradox_kernels::normalize(v);
-            });
-        }
+        let (data, queries) = prepared(metric, dim, (4000, 1), (100, 2), 20);
         let view = VectorView {
             data: &data,
             dim,
@@ -338,16 +350,7 @@ fn the_unfiltered_beam_finds_what_the_filtered_one_does_when_it_admits_every_nod
     // `ef` results.
     for metric in [Metric::L2, Metric::Dot] {
         let dim = 16;
-        let mut data = clustered(3000, dim, 12, 7);
-        let mut queries = clustered(60, dim, 12, 8);
-        if metric == Metric::Dot {
-            data.chunks_exact_mut(dim).for_each(|v| {
-                paradox_kernels::normalize(v);
-            });
-            queries.chunks_exact_mut(dim).for_each(|v| {
-                paradox_kernels::normalize(v);
-            });
-        }
+        let (data, queries) = prepared(metric, dim, (3000, 7), (60, 8), 12);
         let view = VectorView {
             data: &data,
             dim,
