@@ -384,6 +384,16 @@ impl EncodedDistance<'_> {
     }
 }
 
+impl EncodedDistance<'_> {
+    /// The distance to SQ8 code row `node`: its codes, then (under L2) its code norm.
+    #[inline]
+    fn sq8_distance(&self, codes: &[u8], query: &Sq8Query, node: u32) -> f32 {
+        let (n, bytes) = (node as usize, self.row_bytes);
+        let (code, norm) = codes[n * bytes..(n + 1) * bytes].split_at(self.query.len());
+        query.fast_distance(code, norm.try_into().map_or(0.0, f32::from_le_bytes))
+    }
+}
+
 /// Cache lines prefetched per code row at most (512 bytes: a full SQ8 row up to 512
 /// dimensions, an f16 row up to 256).
 const PREFETCH_LINES: usize = 8;
@@ -401,23 +411,15 @@ impl NodeDistance for EncodedDistance<'_> {
                 self.signed(kernel(self.query, &codes[n * bytes..(n + 1) * bytes]))
             }
             // The folded query already returns the metric's distance.
-            Folded::Sq8 { codes, query } => {
-                let (row, dim) = (&codes[n * bytes..(n + 1) * bytes], self.query.len());
-                let (code, norm) = row.split_at(dim);
-                let norm = norm.try_into().map_or(0.0, f32::from_le_bytes);
-                query.fast_distance(code, norm)
-            }
+            Folded::Sq8 { codes, query } => self.sq8_distance(codes, query, node),
         }
     }
 
     fn distances(&self, nodes: &[u32], out: &mut [f32]) {
         // The SQ8 case, the common one, with the encoding matched once for all nodes.
         if let Folded::Sq8 { codes, query } = &self.folded {
-            let (bytes, dim) = (self.row_bytes, self.query.len());
             for (o, &n) in out.iter_mut().zip(nodes) {
-                let row = &codes[n as usize * bytes..(n as usize + 1) * bytes];
-                let (code, norm) = row.split_at(dim);
-                *o = query.fast_distance(code, norm.try_into().map_or(0.0, f32::from_le_bytes));
+                *o = self.sq8_distance(codes, query, n);
             }
         } else {
             for (o, &n) in out.iter_mut().zip(nodes) {

@@ -53,11 +53,11 @@ impl<'a> Space<'a> {
 
     /// `nodes` with their distances to row `base`, in the order given.
     pub fn scored(&self, base: u32, nodes: &[u32]) -> Vec<Scored> {
+        let dist = self.to(self.view.row(base as usize));
         let mut distances = [0f32; MAX_LINKS + 1];
         let mut out = Vec::with_capacity(nodes.len());
         for chunk in nodes.chunks(distances.len()) {
-            self.to(self.view.row(base as usize))
-                .distances(chunk, &mut distances);
+            dist.distances(chunk, &mut distances);
             out.extend(
                 chunk
                     .iter()
