@@ -418,9 +418,7 @@ impl NodeDistance for EncodedDistance<'_> {
     fn distances(&self, nodes: &[u32], out: &mut [f32]) {
         // The SQ8 case, the common one, with the encoding matched once for all nodes.
         if let Folded::Sq8 { codes, query } = &self.folded {
-            for (o, &n) in out.iter_mut().zip(nodes) {
-                *o = self.sq8_distance(codes, query, n);
-            }
+            query.fast_distances(codes, self.row_bytes, nodes, out);
         } else {
             for (o, &n) in out.iter_mut().zip(nodes) {
                 *o = self.distance(n);

@@ -463,10 +463,15 @@ impl Collection {
             {
                 let deleted = &state.sealed[unit.segment].deleted;
                 let live = |row: u32| !deleted.contains(row);
-                let matches = if deleted.is_empty() {
-                    value.len()
+                // Without deletions every row of the value passes: no per-row check.
+                let (matches, accept) = if deleted.is_empty() {
+                    (value.len(), None)
                 } else {
-                    value.rows().iter().filter(|&&r| live(r)).count()
+                    let live: &(dyn Fn(u32) -> bool + Sync) = &live;
+                    (
+                        value.rows().iter().filter(|&&r| live(r)).count(),
+                        Some(live),
+                    )
                 };
                 let served = self.search_payload_graph(
                     graph,
@@ -475,7 +480,7 @@ impl Collection {
                     query,
                     request,
                     matches as f64,
-                    &live,
+                    accept,
                     top,
                     key_base,
                 );
@@ -595,7 +600,15 @@ impl Collection {
             {
                 let matches = selectivity * view.len() as f64;
                 if self.search_payload_graph(
-                    index, value, view, query, request, matches, allow, top, key_base,
+                    index,
+                    value,
+                    view,
+                    query,
+                    request,
+                    matches,
+                    Some(allow),
+                    top,
+                    key_base,
                 ) {
                     return true;
                 }
@@ -661,7 +674,7 @@ impl Collection {
         query: &[f32],
         request: &SearchRequest,
         matches: f64,
-        accept: &(dyn Fn(u32) -> bool + Sync),
+        accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
         top: &mut TopK,
         key_base: u64,
     ) -> bool {

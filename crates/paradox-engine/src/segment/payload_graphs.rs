@@ -40,7 +40,9 @@ pub const MAX_FRACTION: f64 = 0.1;
 /// The graphs of a segment cover at most this many times its rows in all.
 pub const ROW_BUDGET: f64 = 1.0;
 /// A scan of a value's codes re-ranks this many candidates per hit wanted exactly.
-pub const SCAN_RERANK: usize = 4;
+pub const SCAN_RERANK: usize = 2;
+/// Code rows a scan scores per call of the batched distance.
+const SCAN_BLOCK: usize = 64;
 
 /// The payload graphs of one segment.
 #[derive(Debug, Default)]
@@ -72,21 +74,26 @@ impl PayloadGraph {
         &self.rows
     }
 
-    /// The `k` rows closest to `query` among those `accept` admits, found with beam `ef`:
-    /// `(segment row, distance)`, closest first. Walks the graph over the SQ8 codes, then
-    /// re-ranks the whole beam exactly.
+    /// The `k` rows closest to `query` among those `accept` admits (all of them with
+    /// `None`), found with beam `ef`: `(segment row, distance)`, closest first. Walks the
+    /// graph over the SQ8 codes, then re-ranks the whole beam exactly.
     pub fn search(
         &self,
         view: VectorView<'_>,
         query: &[f32],
         k: usize,
         ef: usize,
-        accept: &(dyn Fn(u32) -> bool + Sync),
+        accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<Neighbor> {
-        let admit = |node: u32| accept(self.rows[node as usize]);
-        let candidates =
-            self.hnsw
-                .search_with(&self.codes.query_distance(query), ef.max(k), &admit);
+        let dist = self.codes.query_distance(query);
+        let candidates = match accept {
+            // Every row of the value passes: the unfiltered beam, one sorted array.
+            None => self.hnsw.search_all(&dist, ef.max(k)),
+            Some(accept) => {
+                let admit = |node: u32| accept(self.rows[node as usize]);
+                self.hnsw.search_with(&dist, ef.max(k), &admit)
+            }
+        };
         self.rerank(view, query, k, candidates.iter().map(|c| c.key))
     }
 
@@ -98,18 +105,23 @@ impl PayloadGraph {
         view: VectorView<'_>,
         query: &[f32],
         k: usize,
-        accept: &(dyn Fn(u32) -> bool + Sync),
+        accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<Neighbor> {
         let dist = self.codes.query_distance(query);
         let mut pool = TopK::new(k.saturating_mul(SCAN_RERANK));
-        let mut threshold = pool.threshold();
-        for (node, &row) in self.rows.iter().enumerate() {
-            if accept(row) {
-                let d = dist.distance(node as u32);
-                if d <= threshold && pool.push(node as u64, d) {
-                    threshold = pool.threshold();
-                }
+        let mut nodes = Vec::with_capacity(SCAN_BLOCK);
+        let mut distances = [0f32; SCAN_BLOCK];
+        let all = 0..self.rows.len() as u32;
+        let mut admitted = all.filter(|&node| accept.is_none_or(|a| a(self.rows[node as usize])));
+        loop {
+            nodes.clear();
+            nodes.extend(admitted.by_ref().take(SCAN_BLOCK));
+            if nodes.is_empty() {
+                break;
             }
+            let distances = &mut distances[..nodes.len()];
+            dist.distances(&nodes, distances);
+            pool.push_block_rows(0, &nodes, distances);
         }
         let candidates = pool.into_sorted_vec();
         self.rerank(view, query, k, candidates.iter().map(|c| c.key))
@@ -398,7 +410,7 @@ mod tests {
         for q in 0..20usize {
             let query = v.row(q * 7).to_vec();
             let odd_only = |row: u32| row % 2 == 1;
-            let hits = kind.search(v, &query, 10, 64, &odd_only);
+            let hits = kind.search(v, &query, 10, 64, Some(&odd_only));
             assert_eq!(hits.len(), 10);
             for h in &hits {
                 assert!(odd_only(h.key as u32) && members.contains(&(h.key as u32)));

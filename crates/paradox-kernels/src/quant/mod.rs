@@ -61,6 +61,11 @@ pub fn pq4_block(lut: &[u8], block: &[u8], out: &mut [u16; PQ4_BLOCK]) {
 }
 pub use sq8::{Sq8Quantizer, Sq8Query, Sq8Range};
 
+/// The signature of [`QuantTable::sq8_dot_i8_gather`]:
+/// `(weights, codes, row_bytes, rows, out)`.
+pub type Sq8DotI8Gather =
+    fn(weights: &[i8], codes: &[u8], row_bytes: usize, rows: &[u32], out: &mut [i32]);
+
 /// The quantised-distance kernels of one [`SimdLevel`], as plain function pointers.
 ///
 /// Lengths: a kernel reads `n = min(query length, code dimensions)` dimensions, where an
@@ -85,6 +90,10 @@ pub struct QuantTable {
     /// `Σ weights[i] · codes[i]` in exact integer arithmetic (a query quantised to `i8`
     /// against SQ8 codes; no overflow below 2²⁴ dimensions).
     pub sq8_dot_i8: fn(weights: &[i8], codes: &[u8]) -> i32,
+    /// [`QuantTable::sq8_dot_i8`] of `weights` against many code rows: `out[j]` for the
+    /// row starting at byte `rows[j] × row_bytes` of `codes` (its first `weights.len()`
+    /// bytes; `weights.len() <= row_bytes`). Panics when a row is past `codes`.
+    pub sq8_dot_i8_gather: Sq8DotI8Gather,
     /// PQ table row: `out[c] = Σ_d (sub[d] − book[d·256 + c])²` for the 256 codewords of
     /// a dimension-major codebook (`sub.len() × 256` values; `out.len() >= 256`).
     pub pq_l2_rows: fn(sub: &[f32], book: &[f32], out: &mut [f32]),

@@ -15,6 +15,7 @@ pub(super) static TABLE: QuantTable = QuantTable {
     bf16_dot,
     bf16_l2_squared,
     sq8_dot_i8,
+    sq8_dot_i8_gather,
     pq_l2_rows: super::pq::l2_rows,
     pq_neg_dot_rows: super::pq::neg_dot_rows,
     pq4_block: super::pq::pq4_block,
@@ -49,6 +50,23 @@ pub(super) fn sq8_dot(weights: &[f32], codes: &[u8]) -> f32 {
         }
     }
     reduce(acc, tail)
+}
+
+pub(super) fn sq8_dot_i8_gather(
+    weights: &[i8],
+    codes: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    out: &mut [i32],
+) {
+    let dim = weights.len();
+    assert!(
+        dim <= row_bytes,
+        "{dim} weights for rows of {row_bytes} bytes"
+    );
+    for (o, &r) in out.iter_mut().zip(rows) {
+        *o = sq8_dot_i8(weights, &codes[r as usize * row_bytes..][..dim]);
+    }
 }
 
 pub(super) fn sq8_dot_i8(weights: &[i8], codes: &[u8]) -> i32 {

@@ -233,7 +233,8 @@ impl Sq8Quantizer {
             let inv = if step > 0.0 { 1.0 / step } else { 0.0 };
             let rounded = fast_weights
                 .iter()
-                .map(|w| (w * inv).round().clamp(-127.0, 127.0) as i8)
+                // Ties to even: one instruction, where `round` is a library call.
+                .map(|w| (w * inv).round_ties_even().clamp(-127.0, 127.0) as i8)
                 .collect();
             (rounded, step)
         });
@@ -248,6 +249,7 @@ impl Sq8Quantizer {
             fast_offset,
             fast_i8,
             dot_i8: table.sq8_dot_i8,
+            dot_i8_gather: table.sq8_dot_i8_gather,
         }
     }
 
@@ -307,7 +309,11 @@ pub struct Sq8Query<'a> {
     /// `fast_weights` rounded to `i8` steps, and the step, when the table prefers it.
     fast_i8: Option<(Vec<i8>, f32)>,
     dot_i8: fn(&[i8], &[u8]) -> i32,
+    dot_i8_gather: super::Sq8DotI8Gather,
 }
+
+/// Rows per call of the batched integer kernel in [`Sq8Query::fast_distances`].
+const GATHER_BLOCK: usize = 64;
 
 impl Sq8Query<'_> {
     /// Distance to one code row of `dim` bytes, in `f32` arithmetic.
@@ -328,6 +334,49 @@ impl Sq8Query<'_> {
             Some((weights, step)) => step * (self.dot_i8)(weights, code) as f32,
             None => (self.dot)(&self.fast_weights, code),
         };
+        self.finish(product, code_norm)
+    }
+
+    /// [`Sq8Query::fast_distance`] of many code rows of one buffer, the same values:
+    /// `out[j]` for the row starting at byte `rows[j] × row_bytes` of `codes`, whose first
+    /// `dim` bytes are its codes and, under L2, whose next four its code norm (`f32`,
+    /// little-endian). With the integer kernel, rows go four at a time through one pass
+    /// over the weights. Panics when a row is past `codes` or too short.
+    pub fn fast_distances(&self, codes: &[u8], row_bytes: usize, rows: &[u32], out: &mut [f32]) {
+        let dim = self.fast_weights.len();
+        let norm_bytes = if self.l2 { 4 } else { 0 };
+        assert!(
+            dim + norm_bytes <= row_bytes,
+            "SQ8 rows of {row_bytes} bytes cannot hold {dim} codes and {norm_bytes} norm bytes"
+        );
+        let norm = |r: u32| {
+            if self.l2 {
+                let at = r as usize * row_bytes + dim;
+                f32::from_le_bytes(codes[at..at + 4].try_into().expect("4 bytes"))
+            } else {
+                0.0
+            }
+        };
+        let Some((weights, step)) = &self.fast_i8 else {
+            for (o, &r) in out.iter_mut().zip(rows) {
+                let code = &codes[r as usize * row_bytes..][..dim];
+                *o = self.fast_distance(code, norm(r));
+            }
+            return;
+        };
+        let mut dots = [0i32; GATHER_BLOCK];
+        for (rows, out) in rows.chunks(GATHER_BLOCK).zip(out.chunks_mut(GATHER_BLOCK)) {
+            let dots = &mut dots[..rows.len().min(out.len())];
+            (self.dot_i8_gather)(weights, codes, row_bytes, rows, dots);
+            for ((o, &dot), &r) in out.iter_mut().zip(dots.iter()).zip(rows) {
+                *o = self.finish(step * dot as f32, norm(r));
+            }
+        }
+    }
+
+    /// The distance from the row's folded inner product (and its code norm under L2).
+    #[inline]
+    fn finish(&self, product: f32, code_norm: f32) -> f32 {
         if self.l2 {
             // Rounding can take a near-zero distance slightly below zero.
             (self.fast_offset + product + code_norm).max(0.0)

@@ -67,6 +67,56 @@ proptest! {
     }
 
     #[test]
+    fn sq8_integer_gather_matches_the_row_kernel(
+        dim in 0usize..300, pad in 0usize..9, count in 0usize..23, seed: u64,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let row_bytes = dim + pad;
+        let stored = 40;
+        let weights: Vec<i8> = (0..dim).map(|_| rng.random()).collect();
+        let codes: Vec<u8> = (0..stored * row_bytes).map(|_| rng.random()).collect();
+        let rows: Vec<u32> = (0..count).map(|_| rng.random_range(0..stored as u32)).collect();
+        for t in tables() {
+            let mut out = vec![i32::MIN; count];
+            (t.sq8_dot_i8_gather)(&weights, &codes, row_bytes, &rows, &mut out);
+            for (j, &r) in rows.iter().enumerate() {
+                let row = &codes[r as usize * row_bytes..][..dim];
+                prop_assert_eq!(out[j], (t.sq8_dot_i8)(&weights, row), "{} dim {} row {}", t.level, dim, j);
+            }
+        }
+    }
+
+    #[test]
+    fn sq8_fast_distances_equal_fast_distance_row_by_row(
+        dim in 1usize..200, count in 0usize..150, l2: bool, seed: u64,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rows = values(&mut rng, 20 * dim, 1.0);
+        let query = values(&mut rng, dim, 1.5);
+        let sq8 = Sq8Quantizer::fit(&rows, dim);
+        let metric = if l2 { Metric::L2 } else { Metric::Dot };
+        // The layout `fast_distances` reads: codes, then under L2 the code norm.
+        let row_bytes = dim + if l2 { 4 } else { 0 };
+        let mut codes = vec![0u8; 20 * row_bytes];
+        for (row, out) in rows.chunks_exact(dim).zip(codes.chunks_exact_mut(row_bytes)) {
+            let (code, norm) = out.split_at_mut(dim);
+            sq8.encode(row, code);
+            if l2 {
+                norm.copy_from_slice(&sq8.code_norm(code).to_le_bytes());
+            }
+        }
+        let picked: Vec<u32> = (0..count).map(|_| rng.random_range(0..20u32)).collect();
+        let folded = sq8.query(&query, metric);
+        let mut got = vec![f32::NAN; count];
+        folded.fast_distances(&codes, row_bytes, &picked, &mut got);
+        for (j, &r) in picked.iter().enumerate() {
+            let row = &codes[r as usize * row_bytes..][..row_bytes];
+            let norm = if l2 { f32::from_le_bytes(row[dim..].try_into().unwrap()) } else { 0.0 };
+            prop_assert_eq!(got[j].to_bits(), folded.fast_distance(&row[..dim], norm).to_bits());
+        }
+    }
+
+    #[test]
     fn sq8_fast_distance_is_within_the_query_rounding_of_distance(
         dim in 1usize..300, seed: u64,
     ) {

@@ -27,6 +27,7 @@ static TABLE: QuantTable = QuantTable {
     bf16_dot,
     bf16_l2_squared,
     sq8_dot_i8: super::scalar::sq8_dot_i8,
+    sq8_dot_i8_gather: super::scalar::sq8_dot_i8_gather,
     pq_l2_rows,
     pq_neg_dot_rows,
     pq4_block,

@@ -33,6 +33,7 @@ static TABLE: QuantTable = QuantTable {
     bf16_dot,
     bf16_l2_squared,
     sq8_dot_i8: super::scalar::sq8_dot_i8,
+    sq8_dot_i8_gather: super::scalar::sq8_dot_i8_gather,
     pq_l2_rows,
     pq_neg_dot_rows,
     pq4_block: super::x86_avx2::pq4_block,
@@ -230,6 +231,7 @@ pub(super) fn vnni_table() -> Option<&'static QuantTable> {
 /// Only reachable through [`vnni_table`], which checks the CPU first.
 static VNNI_TABLE: QuantTable = QuantTable {
     sq8_dot_i8: vnni_dot_i8,
+    sq8_dot_i8_gather: vnni_dot_i8_gather,
     prefer_i8: true,
     ..TABLE
 };
@@ -239,6 +241,93 @@ fn vnni_dot_i8(weights: &[i8], codes: &[u8]) -> i32 {
     // SAFETY: only reachable through `VNNI_TABLE`, handed out after detecting the
     // features; `n` is within both slices.
     unsafe { vnni_kernel(weights, codes, n) }
+}
+
+fn vnni_dot_i8_gather(
+    weights: &[i8],
+    codes: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    out: &mut [i32],
+) {
+    let dim = weights.len();
+    assert!(
+        dim <= row_bytes,
+        "{dim} weights for rows of {row_bytes} bytes"
+    );
+    let n = out.len().min(rows.len());
+    // Bounds-checked start of one row: a row past `codes` panics here, before any load.
+    let row = |i: usize| codes[rows[i] as usize * row_bytes..][..dim].as_ptr();
+    // Scattered rows (a graph walk) miss the caches: prefetch a group ahead.
+    let ahead = |i: usize| {
+        rows.get(i + 4).map_or(std::ptr::null(), |&r| {
+            codes.as_ptr().wrapping_add(r as usize * row_bytes)
+        })
+    };
+    let mut r = 0;
+    while r + 4 <= n {
+        let group = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+        let next = [ahead(r), ahead(r + 1), ahead(r + 2), ahead(r + 3)];
+        // SAFETY: only reachable through `VNNI_TABLE`, handed out after detecting the
+        // features; each pointer in `group` starts a bounds-checked `dim`-byte row.
+        let sums = unsafe { vnni_group4(weights.as_ptr(), group, next, dim) };
+        out[r..r + 4].copy_from_slice(&sums);
+        r += 4;
+    }
+    for (i, o) in out.iter_mut().enumerate().take(n).skip(r) {
+        let code = &codes[rows[i] as usize * row_bytes..][..dim];
+        // SAFETY: as above; `code` holds `dim` bytes.
+        *o = unsafe { vnni_kernel(weights, code, dim) };
+    }
+}
+
+/// Four rows' [`vnni_kernel`] sums in one pass over the weights (each weight load feeds
+/// four `vpdpbusd`), reduced together; `next` rows (or null) are prefetched meanwhile.
+///
+/// # Safety
+///
+/// `weights` and each `rows[j]` point to `dim` readable bytes; the CPU supports AVX-512F,
+/// BW and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn vnni_group4(
+    weights: *const i8,
+    rows: [*const u8; 4],
+    next: [*const u8; 4],
+    dim: usize,
+) -> [i32; 4] {
+    let mut acc = [_mm512_setzero_si512(); 4];
+    let mut i = 0;
+    // SAFETY: full loads read `i..i + 64 <= dim` bytes of each row and the weights; the
+    // last loads are masked to the bytes below `dim`. Prefetches never fault.
+    unsafe {
+        while i < dim {
+            let m: __mmask64 = if dim - i >= 64 {
+                !0
+            } else {
+                (1u64 << (dim - i)) - 1
+            };
+            let w = _mm512_maskz_loadu_epi8(m, weights.add(i).cast());
+            for j in 0..4 {
+                let c = _mm512_maskz_loadu_epi8(m, rows[j].add(i).cast());
+                acc[j] = _mm512_dpbusd_epi32(acc[j], c, w);
+                if !next[j].is_null() {
+                    _mm_prefetch::<_MM_HINT_T0>(next[j].wrapping_add(i).cast());
+                }
+            }
+            i += 64;
+        }
+        // 4 × 16 lanes → 4 sums: halve each to 8 lanes, then two rounds of pairwise adds.
+        let half = |a: __m512i| {
+            _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64::<1>(a))
+        };
+        let h01 = _mm256_hadd_epi32(half(acc[0]), half(acc[1]));
+        let h23 = _mm256_hadd_epi32(half(acc[2]), half(acc[3]));
+        let h = _mm256_hadd_epi32(h01, h23);
+        let sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+        let mut out = [0i32; 4];
+        _mm_storeu_si128(out.as_mut_ptr().cast(), sums);
+        out
+    }
 }
 
 /// `Σ weights[i] · codes[i]` over `n` dimensions, 64 per `vpdpbusd` (unsigned codes ×
