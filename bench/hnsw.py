@@ -141,6 +141,10 @@ def run_engine(engine: str, args, data, binary: Path | None, work: Path) -> dict
         argv = [binary, "bench", "hnsw", *_flags(common), "--build-threads", args.threads]
         if engine == "paradox":
             argv += ["--save-index", work / "paradox.hnsw"]
+            if "qdrant-edge" in args.engines:
+                # Its peer is timed from the first upsert to indexed: so are we, through
+                # the engine (`engine_ingest` in the report).
+                argv += ["--ingest", "--ingest-dir", work]
         else:
             argv += ["--encoding", "sq8", "--rerank", args.sq8_rerank]
         result = run_json(argv, args.timeout, REPO_ROOT)

@@ -22,6 +22,9 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
+use paradox_engine::{
+    CollectionConfig, Engine, EngineOptions, FsyncPolicy, HnswConfig, IndexConfig, NewPoint,
+};
 use paradox_index::{
     search_encoded, EncodedVectors, HnswIndex, HnswParams, Metric, Neighbor, SearchParams, TopK,
     VectorEncoding, VectorIndex, VectorView,
@@ -102,7 +105,18 @@ pub struct HnswArgs {
     /// Write the built index here (`HnswIndex::to_bytes`) and time reopening it.
     #[arg(long, value_name = "FILE")]
     pub save_index: Option<PathBuf>,
+    /// Also time the same rows through the engine, from the first upsert to a sealed,
+    /// indexed segment (reported as `engine_ingest`; see [`engine_ingest`]).
+    #[arg(long)]
+    pub ingest: bool,
+    /// Parent directory of the temporary store `--ingest` writes (default: the system
+    /// temp dir); deleted afterwards.
+    #[arg(long, value_name = "DIR", requires = "ingest")]
+    pub ingest_dir: Option<PathBuf>,
 }
+
+/// Points per upsert in `--ingest` (as the harness feeds qdrant-edge).
+const INGEST_BATCH: usize = 1000;
 
 fn parse_encoding(name: &str) -> Result<VectorEncoding, String> {
     VectorEncoding::parse(name)
@@ -310,7 +324,111 @@ pub fn run(args: HnswArgs) -> Result<Value> {
         report["open_seconds"] = super::seconds(open_time);
         report["reopened_matches"] = same_results(&index, &reopened, view, &queries).into();
     }
+    if args.ingest {
+        drop(index);
+        drop(encoded);
+        report["engine_ingest"] = engine_ingest(&args, &base, metric)?;
+    }
     Ok(report)
+}
+
+/// The time from the first vector handed to the engine to all of them searchable
+/// through a built HNSW index: upserts of [`INGEST_BATCH`] points (each acknowledged
+/// once in the write-ahead log, fsync every 50 ms), then `flush` (seals the growing
+/// segment into a segment file) and the background index build. One sealed segment
+/// holds every row (the seal threshold is the row count), as qdrant-edge is configured
+/// in `bench/hnsw.py`; the build runs on the engine's pool (all cores).
+fn engine_ingest(args: &HnswArgs, base: &Matrix, metric: Metric) -> Result<Value> {
+    let store = match &args.ingest_dir {
+        Some(parent) => tempfile::tempdir_in(parent),
+        None => tempfile::tempdir(),
+    }
+    .context("cannot create the temporary store for --ingest")?;
+    let options = EngineOptions {
+        fsync: FsyncPolicy::default(),
+        seal_threshold: base.rows.max(1),
+        seal_bytes: usize::MAX,
+        ..Default::default()
+    };
+    let engine = Engine::open_with(store.path(), options)?;
+    let collection = engine.create_collection(CollectionConfig {
+        index: IndexConfig::Hnsw(HnswConfig {
+            m: args.m,
+            ef_construction: args.ef_construction,
+            ..HnswConfig::default()
+        }),
+        ..CollectionConfig::new("ingest", base.dim, metric)
+    })?;
+    // The points are made before the clock starts: only the engine's work is timed.
+    let batches: Vec<Vec<NewPoint>> = (0..base.rows)
+        .step_by(INGEST_BATCH)
+        .map(|first| {
+            (first..(first + INGEST_BATCH).min(base.rows))
+                .map(|r| NewPoint::new(r as u64, base.row(r).to_vec()))
+                .collect()
+        })
+        .collect();
+    eprintln!(
+        "bench hnsw: ingest through the engine, {} points in {} upserts",
+        base.rows,
+        batches.len()
+    );
+    let started = Instant::now();
+    for batch in batches {
+        collection.upsert(batch)?;
+    }
+    let upserted = started.elapsed();
+    collection.flush()?;
+    let sealed = started.elapsed();
+    collection.wait_for_indexes();
+    let indexed = started.elapsed();
+    let info = collection.info();
+    ensure!(
+        info.sealed_rows == base.rows && info.growing_rows == 0,
+        "the engine holds {} sealed and {} growing rows after ingesting {}",
+        info.sealed_rows,
+        info.growing_rows,
+        base.rows
+    );
+    // The graph's file is written before its segment serves it.
+    let graph_files = walk_files(store.path())
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "hnsw"))
+        .count();
+    ensure!(
+        graph_files == info.sealed_segments,
+        "{graph_files} graph files for {} sealed segments after the index builds",
+        info.sealed_segments
+    );
+    let report = json!({
+        "points": base.rows,
+        "batch": INGEST_BATCH,
+        "upsert_seconds": super::seconds(upserted),
+        "seal_seconds": super::seconds(sealed - upserted),
+        "index_seconds": super::seconds(indexed - sealed),
+        "insert_to_indexed_seconds": super::seconds(indexed),
+        "sealed_segments": info.sealed_segments,
+        "graph_files": graph_files,
+    });
+    eprintln!("bench hnsw: engine ingest {report}");
+    Ok(report)
+}
+
+/// Every file under `dir`, at any depth.
+fn walk_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
 }
 
 /// One query per call, in order, `reps` times: the per-call latencies of the fastest
@@ -607,6 +725,8 @@ mod tests {
             save_index: Some(dir.path().join("g.hnsw")),
             encoding: VectorEncoding::F32,
             rerank: 3,
+            ingest: true,
+            ingest_dir: Some(dir.path().to_path_buf()),
         };
         let sq8_args = HnswArgs {
             base: args.base.clone(),
@@ -615,6 +735,8 @@ mod tests {
             ef: args.ef.clone(),
             save_index: None,
             encoding: VectorEncoding::Sq8,
+            ingest: false,
+            ingest_dir: None,
             ..args
         };
         let report = run(args).unwrap();
@@ -632,6 +754,16 @@ mod tests {
         assert!(report["index_file_bytes"].as_u64().unwrap() > 0);
         assert_eq!(report["encoding"], "f32");
         assert_eq!(report["traversal_bytes_per_vector"], 32.0);
+        // The same rows through the engine: one sealed segment with its graph file.
+        let ingest = &report["engine_ingest"];
+        assert_eq!(ingest["points"], 2000);
+        assert_eq!(ingest["sealed_segments"], 1);
+        assert_eq!(ingest["graph_files"], 1);
+        let total = ingest["insert_to_indexed_seconds"].as_f64().unwrap();
+        assert!(
+            total >= ingest["upsert_seconds"].as_f64().unwrap(),
+            "{ingest}"
+        );
 
         // The same graph walked over SQ8 codes (8 bytes a row under cosine, plus the
         // quantiser's ranges), re-ranked.

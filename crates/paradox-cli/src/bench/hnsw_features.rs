@@ -5,7 +5,8 @@
 //!   QPS and bytes of traversal vectors;
 //! * filtered search through the engine at 1%, 10% and 50% selectivity: recall@10 and QPS
 //!   against an exact scan of only the matching points (the baseline the issue names),
-//!   both over a copy of them gathered beforehand and reading them in place;
+//!   both over a copy of them gathered beforehand and reading them in place (at 1% and
+//!   10% the three take turns three times and each keeps its fastest round);
 //! * real deletes: delete 30% of an index, repair, insert as many new points, and compare
 //!   recall at a fixed `ef` with a fresh build over the same final set.
 
@@ -72,6 +73,11 @@ pub struct HnswFeaturesArgs {
 }
 
 const K: usize = 10;
+/// Rounds of the filtered comparison (each side keeps its fastest) for filters matching
+/// at most 1 in [`FILTER_ROUNDS_FROM_MODULO`] rows; broader ones (whose scans are slow
+/// and whose ratios are large) get one.
+const FILTER_ROUNDS: usize = 3;
+const FILTER_ROUNDS_FROM_MODULO: usize = 10;
 
 fn normalise(matrix: &mut Matrix) {
     for row in matrix.data.chunks_exact_mut(matrix.dim) {
@@ -319,24 +325,20 @@ fn filtered(
                     .collect()
             })
             .collect();
-        let (_, scan_qps) = one_thread.install(|| {
-            timed(queries, &truth, |q| {
-                exact_top(gathered_view, q, None)
-                    .iter()
-                    .map(|&j| matching[j as usize] as u64)
-                    .collect()
-            })
-        });
+        let gathered_scan = |q: &[f32]| -> Vec<u64> {
+            exact_top(gathered_view, q, None)
+                .iter()
+                .map(|&j| matching[j as usize] as u64)
+                .collect()
+        };
         // The same scan reading the matching rows where they are stored (the list of
         // rows given for free): what a search without an index over the matches costs.
         let rows: Vec<u32> = matching.iter().map(|&r| r as u32).collect();
-        let (_, in_place_qps) = one_thread.install(|| {
-            timed(queries, &truth, |q| {
-                let mut top = TopK::new(K);
-                FlatIndex::scan_rows(base_view, q, &rows, 0, &mut top);
-                top.into_sorted_vec().iter().map(|n| n.key).collect()
-            })
-        });
+        let in_place_scan = |q: &[f32]| -> Vec<u64> {
+            let mut top = TopK::new(K);
+            FlatIndex::scan_rows(base_view, q, &rows, 0, &mut top);
+            top.into_sorted_vec().iter().map(|n| n.key).collect()
+        };
         let search = |q: &[f32]| -> Vec<u64> {
             let mut request = SearchRequest::new(q.to_vec(), K);
             request.filter = Some(filter.clone());
@@ -356,13 +358,34 @@ fn filtered(
                 })
                 .unwrap_or_default()
         };
-        let (r, qps) = one_thread.install(|| timed(queries, &truth, search));
+        // The three take turns, `rounds` times, and each keeps its fastest round: the
+        // box's load comes and goes, and alternating gives each the same chances.
+        let rounds = if modulo >= FILTER_ROUNDS_FROM_MODULO {
+            FILTER_ROUNDS
+        } else {
+            1
+        };
+        let (mut scan_qps, mut in_place_qps, mut qps, mut r) = (0f64, 0f64, 0f64, 0f64);
+        for _ in 0..rounds {
+            scan_qps = scan_qps.max(
+                one_thread
+                    .install(|| timed(queries, &truth, gathered_scan))
+                    .1,
+            );
+            in_place_qps = in_place_qps.max(
+                one_thread
+                    .install(|| timed(queries, &truth, in_place_scan))
+                    .1,
+            );
+            let (recall, ours) = one_thread.install(|| timed(queries, &truth, search));
+            (r, qps) = (recall, qps.max(ours));
+        }
         eprintln!(
             "hnsw-features: filter {name}: recall {r:.4}, {qps:.0} q/s vs exact scan of the \
              matches {scan_qps:.0} q/s gathered, {in_place_qps:.0} q/s in place"
         );
         out.push(json!({
-            "selectivity": name, "matching": matching.len(), "ef": args.fixed_ef,
+            "selectivity": name, "matching": matching.len(), "ef": args.fixed_ef, "rounds": rounds,
             "recall_at_10": r, "qps_1thread": qps, "exact_scan_of_matching_qps_1thread": scan_qps,
             "ratio_vs_exact_scan": qps / scan_qps,
             "exact_scan_in_place_qps_1thread": in_place_qps,
