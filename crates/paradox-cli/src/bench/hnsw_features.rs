@@ -317,20 +317,15 @@ fn filtered(
             dim: base.dim,
             metric,
         };
-        let truth: Vec<Vec<u64>> = (0..queries.rows)
-            .map(|i| {
-                exact_top(gathered_view, queries.row(i), None)
-                    .iter()
-                    .map(|&j| matching[j as usize] as u64)
-                    .collect()
-            })
-            .collect();
         let gathered_scan = |q: &[f32]| -> Vec<u64> {
             exact_top(gathered_view, q, None)
                 .iter()
                 .map(|&j| matching[j as usize] as u64)
                 .collect()
         };
+        let truth: Vec<Vec<u64>> = (0..queries.rows)
+            .map(|i| gathered_scan(queries.row(i)))
+            .collect();
         // The same scan reading the matching rows where they are stored (the list of
         // rows given for free): what a search without an index over the matches costs.
         let rows: Vec<u32> = matching.iter().map(|&r| r as u32).collect();

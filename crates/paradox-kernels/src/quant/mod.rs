@@ -66,6 +66,30 @@ pub use sq8::{Sq8Quantizer, Sq8Query, Sq8Range};
 pub type Sq8DotI8Gather =
     fn(weights: &[i8], codes: &[u8], row_bytes: usize, rows: &[u32], out: &mut [i32]);
 
+/// Panics unless a code row of `row_bytes` bytes holds `dim` codes.
+fn check_row_bytes(dim: usize, row_bytes: usize) {
+    assert!(
+        dim <= row_bytes,
+        "{dim} weights for rows of {row_bytes} bytes"
+    );
+}
+
+/// [`QuantTable::sq8_dot_i8_gather`] one row at a time through a one-row `kernel`.
+fn dot_i8_rows(
+    weights: &[i8],
+    codes: &[u8],
+    row_bytes: usize,
+    rows: &[u32],
+    out: &mut [i32],
+    kernel: fn(&[i8], &[u8]) -> i32,
+) {
+    let dim = weights.len();
+    check_row_bytes(dim, row_bytes);
+    for (o, &r) in out.iter_mut().zip(rows) {
+        *o = kernel(weights, &codes[r as usize * row_bytes..][..dim]);
+    }
+}
+
 /// The quantised-distance kernels of one [`SimdLevel`], as plain function pointers.
 ///
 /// Lengths: a kernel reads `n = min(query length, code dimensions)` dimensions, where an

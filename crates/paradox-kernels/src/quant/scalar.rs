@@ -59,14 +59,7 @@ pub(super) fn sq8_dot_i8_gather(
     rows: &[u32],
     out: &mut [i32],
 ) {
-    let dim = weights.len();
-    assert!(
-        dim <= row_bytes,
-        "{dim} weights for rows of {row_bytes} bytes"
-    );
-    for (o, &r) in out.iter_mut().zip(rows) {
-        *o = sq8_dot_i8(weights, &codes[r as usize * row_bytes..][..dim]);
-    }
+    super::dot_i8_rows(weights, codes, row_bytes, rows, out, sq8_dot_i8);
 }
 
 pub(super) fn sq8_dot_i8(weights: &[i8], codes: &[u8]) -> i32 {

@@ -251,10 +251,7 @@ fn vnni_dot_i8_gather(
     out: &mut [i32],
 ) {
     let dim = weights.len();
-    assert!(
-        dim <= row_bytes,
-        "{dim} weights for rows of {row_bytes} bytes"
-    );
+    super::check_row_bytes(dim, row_bytes);
     let n = out.len().min(rows.len());
     // Bounds-checked start of one row: a row past `codes` panics here, before any load.
     let row = |i: usize| codes[rows[i] as usize * row_bytes..][..dim].as_ptr();
@@ -274,11 +271,14 @@ fn vnni_dot_i8_gather(
         out[r..r + 4].copy_from_slice(&sums);
         r += 4;
     }
-    for (i, o) in out.iter_mut().enumerate().take(n).skip(r) {
-        let code = &codes[rows[i] as usize * row_bytes..][..dim];
-        // SAFETY: as above; `code` holds `dim` bytes.
-        *o = unsafe { vnni_kernel(weights, code, dim) };
-    }
+    super::dot_i8_rows(
+        weights,
+        codes,
+        row_bytes,
+        &rows[r..n],
+        &mut out[r..n],
+        vnni_dot_i8,
+    );
 }
 
 /// Four rows' [`vnni_kernel`] sums in one pass over the weights (each weight load feeds
