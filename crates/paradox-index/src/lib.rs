@@ -33,12 +33,17 @@ pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use ivf::{
     advise_will_need, IvfCodec, IvfDecodeError, IvfFit, IvfIndex, IvfParams, ListCache,
-    ListCacheStats, SharedBytes,
+    ListCacheStats,
 };
 pub use opq::Rotation;
 pub use paradox_kernels::{Metric, Neighbor, TopK};
 pub use pq::{ProductQuantizer, PQ_CODEWORDS};
 pub use pq4::{Pq4Lut, Pq4Quantizer, PQ4_CODEWORDS};
+
+/// Bytes that can back an index's codes or graph links without copying (e.g. a
+/// memory-mapped file section); `as_ref` must return the same bytes, at the same address,
+/// every time.
+pub type SharedBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
 
 /// A predicate over row numbers: `true` means the row may be returned.
 pub type RowFilter<'a> = &'a (dyn Fn(u32) -> bool + Sync);

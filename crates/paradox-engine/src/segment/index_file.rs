@@ -8,7 +8,7 @@
 
 use super::{PayloadGraphs, SegmentGraph};
 use crate::error::{EngineError, Result};
-use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, ListCache};
+use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, ListCache, SharedBytes};
 use paradox_storage::{Container, ContainerWriter};
 use std::path::Path;
 use std::sync::Arc;
@@ -56,13 +56,26 @@ pub(crate) fn write_ivf_file(path: &Path, index: &IvfIndex, segment_nonce: u64) 
     Ok(())
 }
 
-/// An index file's IVF section, kept mapped so an index can search its codes in place.
-struct MappedSection(Container);
+/// One section of an index file, kept mapped so an index can read it in place (an IVF
+/// index its codes, an HNSW graph its links).
+struct MappedSection {
+    container: Arc<Container>,
+    tag: u32,
+}
+
+impl MappedSection {
+    fn shared(container: &Arc<Container>, tag: u32) -> SharedBytes {
+        Arc::new(MappedSection {
+            container: Arc::clone(container),
+            tag,
+        })
+    }
+}
 
 impl AsRef<[u8]> for MappedSection {
     fn as_ref(&self) -> &[u8] {
-        // Present: checked when the index was decoded from it.
-        self.0.section(TAG_IVF).unwrap_or_default()
+        // Present: checked before the index was decoded from it.
+        self.container.section(self.tag).unwrap_or_default()
     }
 }
 
@@ -105,9 +118,10 @@ pub(crate) fn read_ivf_file(
         return Err(corrupt("index was built for another segment".into()));
     }
     container.section(TAG_IVF)?;
+    let container = Arc::new(container);
     let index = match codes_at {
         CodesAt::Ram => IvfIndex::from_bytes(container.section(TAG_IVF)?),
-        CodesAt::Mapped => IvfIndex::from_shared(Arc::new(MappedSection(container))),
+        CodesAt::Mapped => IvfIndex::from_shared(MappedSection::shared(&container, TAG_IVF)),
         CodesAt::Paged(cache) => {
             let offset = container.section_offset(TAG_IVF)?;
             let file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
@@ -119,7 +133,7 @@ pub(crate) fn read_ivf_file(
                 ));
             }
             IvfIndex::from_file_paged(
-                Arc::new(MappedSection(container)),
+                MappedSection::shared(&container, TAG_IVF),
                 file,
                 offset,
                 Arc::clone(cache),
@@ -169,8 +183,11 @@ pub(crate) fn read_index_file(
     if container.section(TAG_SEGMENT_NONCE)? != segment_nonce.to_le_bytes() {
         return Err(corrupt("graph was built for another segment".into()));
     }
-    let index =
-        HnswIndex::from_bytes(container.section(TAG_GRAPH)?).map_err(|e| corrupt(e.to_string()))?;
+    // The graph's links are read in place from the mapping (copied only if it changes).
+    container.section(TAG_GRAPH)?;
+    let container = Arc::new(container);
+    let index = HnswIndex::from_shared(MappedSection::shared(&container, TAG_GRAPH))
+        .map_err(|e| corrupt(e.to_string()))?;
     if index.len() != rows {
         return Err(corrupt(format!(
             "graph has {} nodes, segment has {rows} rows",
@@ -201,4 +218,39 @@ pub(crate) fn read_index_file(
         encoded,
         payload,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paradox_index::{HnswParams, VectorView};
+    use paradox_kernels::Metric;
+
+    #[test]
+    fn a_graph_file_opens_with_its_links_in_place_and_rejects_another_segment() {
+        let dim = 4;
+        let data: Vec<f32> = (0..400).map(|i| ((i * 37) % 101) as f32).collect();
+        let view = VectorView {
+            data: &data,
+            dim,
+            metric: Metric::L2,
+        };
+        let graph = SegmentGraph {
+            hnsw: HnswIndex::build(view, HnswParams::default()),
+            encoded: None,
+            payload: PayloadGraphs::default(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(index_file_name(7));
+        write_index_file(&path, &graph, 42).unwrap();
+        let back = read_index_file(&path, 100, dim, 42).unwrap();
+        assert!(back.hnsw.links_in_place());
+        assert_eq!(back.hnsw.to_bytes(), graph.hnsw.to_bytes());
+        // The mapping outlives the file's name: a rebuild renames a new file over it.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(back.hnsw.links(0), graph.hnsw.links(0));
+        write_index_file(&path, &graph, 42).unwrap();
+        assert!(read_index_file(&path, 100, dim, 43).is_err());
+        assert!(read_index_file(&path, 99, dim, 42).is_err());
+    }
 }

@@ -12,7 +12,14 @@
 //! Links are `AtomicU32` so that a parallel build can update a node's list (under that
 //! node's lock) while other threads read other lists. Relaxed atomic loads compile to
 //! plain loads, so searches on a finished graph pay nothing for this.
+//!
+//! `level0` and `upper` are [`Links`]: held by the graph, or read in place from the bytes
+//! of a memory-mapped index file (opening then copies no link). Link loads are `Relaxed`
+//! everywhere, which Rust allows on read-only memory; every method that changes links of
+//! an existing node or adds one (`insert`, `repair`, both `&mut self` on the index) first
+//! calls [`Graph::make_owned`], so no store ever reaches a mapping.
 
+use crate::SharedBytes;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
@@ -20,14 +27,135 @@ pub(crate) const NONE: u32 = u32::MAX;
 /// Upper bound on neighbours per list (m0 = 2m, m <= 64).
 pub(crate) const MAX_LINKS: usize = 128;
 
+/// An array of links, held or read in place from shared bytes.
+pub(crate) struct Links {
+    /// `len` links at `ptr`, inside `owner`'s buffer; kept beside it so that reading a
+    /// block costs no branch on where the links live.
+    ptr: *const AtomicU32,
+    len: usize,
+    owner: LinksOwner,
+}
+
+enum LinksOwner {
+    Held(Vec<AtomicU32>),
+    /// Little-endian `u32`s in these bytes, at a 4-aligned address (held to keep them
+    /// alive; read through `Links::ptr`).
+    Shared(#[allow(dead_code)] SharedBytes),
+}
+
+// SAFETY: a `Links` is a `&[AtomicU32]` into a buffer it owns (a `Vec`, or bytes that are
+// `Send + Sync` and never change), and `AtomicU32` is `Send + Sync`.
+unsafe impl Send for Links {}
+// SAFETY: as above.
+unsafe impl Sync for Links {}
+
+impl Links {
+    /// `n` zero links, held.
+    pub fn zeroed(n: usize) -> Links {
+        Links::held((0..n).map(|_| AtomicU32::new(0)).collect())
+    }
+
+    /// These values, held.
+    pub fn from_values(values: &[u32]) -> Links {
+        Links::held(values.iter().map(|&v| AtomicU32::new(v)).collect())
+    }
+
+    fn held(links: Vec<AtomicU32>) -> Links {
+        Links {
+            ptr: links.as_ptr(),
+            len: links.len(),
+            owner: LinksOwner::Held(links),
+        }
+    }
+
+    /// The `len` `u32`s at byte `start` of `bytes`, read in place; `None` where they
+    /// cannot be (out of range, not 4-aligned in memory, or a big-endian target).
+    pub fn in_place(bytes: SharedBytes, start: usize, len: usize) -> Option<Links> {
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        let data = (*bytes).as_ref();
+        let end = len.checked_mul(4).and_then(|b| b.checked_add(start))?;
+        let region = data.get(start..end)?;
+        if region
+            .as_ptr()
+            .align_offset(std::mem::align_of::<AtomicU32>())
+            != 0
+        {
+            return None;
+        }
+        Some(Links {
+            ptr: region.as_ptr().cast::<AtomicU32>(),
+            len,
+            owner: LinksOwner::Shared(bytes),
+        })
+    }
+
+    /// Whether the links are read in place from shared bytes.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.owner, LinksOwner::Shared(_))
+    }
+
+    /// Copies shared links into a buffer of the graph's own (no-op when held).
+    pub fn make_owned(&mut self) {
+        if self.is_shared() {
+            *self = Links::held(
+                self.iter()
+                    .map(|a| AtomicU32::new(a.load(Relaxed)))
+                    .collect(),
+            );
+        }
+    }
+
+    /// Appends `n` zero links (copying shared ones first).
+    pub fn extend_zeroed(&mut self, n: usize) {
+        self.make_owned();
+        if let LinksOwner::Held(links) = &mut self.owner {
+            links.extend((0..n).map(|_| AtomicU32::new(0)));
+            self.ptr = links.as_ptr();
+            self.len = links.len();
+        }
+    }
+
+    /// Heap bytes held (none for links read in place: those are the file's pages).
+    pub fn held_bytes(&self) -> usize {
+        match &self.owner {
+            LinksOwner::Held(links) => links.capacity() * 4,
+            LinksOwner::Shared(_) => 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Links {
+    type Target = [AtomicU32];
+
+    #[inline(always)]
+    fn deref(&self) -> &[AtomicU32] {
+        // SAFETY: `ptr` and `len` describe a live, 4-aligned region of `owner`'s buffer,
+        // which does not move or change while `self` holds it (a `Vec` only changes
+        // through `extend_zeroed`, which resets both; shared bytes return the same
+        // address every time). Shared regions are only ever loaded from, `Relaxed`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links")
+            .field("len", &self.len)
+            .field("shared", &self.is_shared())
+            .finish()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Graph {
     pub m: usize,
     pub m0: usize,
     pub levels: Vec<u8>,
-    pub level0: Vec<AtomicU32>,
+    pub level0: Links,
     pub upper_offsets: Vec<u32>,
-    pub upper: Vec<AtomicU32>,
+    pub upper: Links,
     /// Entry point and the top level, changed together under `entry_lock`.
     pub entry: AtomicU32,
     pub max_level: AtomicU32,
@@ -55,9 +183,9 @@ impl Graph {
             m,
             m0,
             levels,
-            level0: (0..n * (1 + m0)).map(|_| AtomicU32::new(0)).collect(),
+            level0: Links::zeroed(n * (1 + m0)),
             upper_offsets,
-            upper: (0..total).map(|_| AtomicU32::new(0)).collect(),
+            upper: Links::zeroed(total),
             entry: AtomicU32::new(NONE),
             max_level: AtomicU32::new(0),
             entry_lock: Mutex::new(()),
@@ -69,18 +197,55 @@ impl Graph {
         self.levels.len()
     }
 
+    /// A graph over links decoded or read in place (`levels`, `upper_offsets` and the
+    /// links already checked against each other).
+    pub fn from_parts(
+        m: usize,
+        levels: Vec<u8>,
+        level0: Links,
+        upper_offsets: Vec<u32>,
+        upper: Links,
+        entry: u32,
+        max_level: u32,
+    ) -> Graph {
+        let n = levels.len();
+        Graph {
+            m,
+            m0: 2 * m,
+            levels,
+            level0,
+            upper_offsets,
+            upper,
+            entry: AtomicU32::new(entry),
+            max_level: AtomicU32::new(max_level),
+            entry_lock: Mutex::new(()),
+            locks: (0..n).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    /// Copies links read in place into buffers of the graph's own, so they can change.
+    /// Every `&mut self` method of the index that writes links calls this first.
+    pub fn make_owned(&mut self) {
+        self.level0.make_owned();
+        self.upper.make_owned();
+    }
+
+    /// Whether the links are read in place from a mapped file.
+    pub fn is_shared(&self) -> bool {
+        self.level0.is_shared() || self.upper.is_shared()
+    }
+
     /// Appends a node of `level` (incremental insert; needs exclusive access).
     pub fn push_node(&mut self, level: u8) -> u32 {
+        self.make_owned();
         let node = self.levels.len() as u32;
         self.levels.push(level);
-        self.level0
-            .extend((0..1 + self.m0).map(|_| AtomicU32::new(0)));
+        self.level0.extend_zeroed(1 + self.m0);
         if level == 0 {
             self.upper_offsets.push(NONE);
         } else {
             self.upper_offsets.push(self.upper.len() as u32);
-            self.upper
-                .extend((0..level as usize * (1 + self.m)).map(|_| AtomicU32::new(0)));
+            self.upper.extend_zeroed(level as usize * (1 + self.m));
         }
         self.locks.push(Mutex::new(()));
         node
@@ -147,9 +312,11 @@ impl Graph {
         block[0].store(count as u32, Relaxed);
     }
 
-    /// An independent copy (links as of now).
+    /// An independent copy (links as of now), held.
     pub fn deep_copy(&self) -> Graph {
-        let copy = |v: &[AtomicU32]| v.iter().map(|a| AtomicU32::new(a.load(Relaxed))).collect();
+        let copy = |v: &[AtomicU32]| {
+            Links::held(v.iter().map(|a| AtomicU32::new(a.load(Relaxed))).collect())
+        };
         Graph {
             m: self.m,
             m0: self.m0,
@@ -221,7 +388,9 @@ impl Graph {
     /// Bytes held by the graph.
     pub fn memory_bytes(&self) -> usize {
         self.levels.capacity()
-            + (self.level0.capacity() + self.upper.capacity() + self.upper_offsets.capacity()) * 4
+            + self.level0.held_bytes()
+            + self.upper.held_bytes()
+            + self.upper_offsets.capacity() * 4
             + self.locks.capacity() * std::mem::size_of::<Mutex<()>>()
     }
 }

@@ -26,7 +26,7 @@ use crate::{Neighbor, RowFilter, SearchParams, VectorIndex, VectorView};
 use build::Space;
 use graph::{Graph, NONE};
 use search::{greedy, search_layer, search_layer_all, Scored, POOL_MAX_NODES};
-use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 pub use persist::HnswDecodeError;
 pub use search::NodeDistance;
@@ -182,6 +182,7 @@ impl HnswIndex {
         if self.deleted_count == 0 {
             return;
         }
+        self.graph.make_owned();
         let deleted = &self.deleted;
         let is_deleted = |r: u32| {
             deleted
@@ -228,7 +229,7 @@ impl HnswIndex {
     /// Level-0 out-degree of every node (for diagnostics and tests).
     pub fn degrees(&self) -> Vec<usize> {
         (0..self.graph.len() as u32)
-            .map(|n| self.graph.block(n, 0)[0].load(Acquire) as usize)
+            .map(|n| self.graph.block(n, 0)[0].load(Relaxed) as usize)
             .collect()
     }
 

@@ -14,9 +14,11 @@
 //! Decoding checks every size, offset and link against `n`, so a damaged buffer is an
 //! error, never a panic or an out-of-bounds read later.
 
-use super::graph::{Graph, NONE};
+use super::graph::{Graph, Links, NONE};
 use super::{HnswIndex, HnswParams};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use crate::SharedBytes;
+use std::borrow::Cow;
+use std::sync::atomic::Ordering::Relaxed;
 
 const FORMAT: u32 = 1;
 
@@ -54,13 +56,13 @@ impl HnswIndex {
         out.extend_from_slice(&(self.deleted.len() as u64).to_le_bytes());
         out.extend_from_slice(&g.levels);
         out.resize(out.len() + (4 - n % 4) % 4, 0);
-        for a in &g.level0 {
+        for a in g.level0.iter() {
             out.extend_from_slice(&a.load(Relaxed).to_le_bytes());
         }
         for o in &g.upper_offsets {
             out.extend_from_slice(&o.to_le_bytes());
         }
-        for a in &g.upper {
+        for a in g.upper.iter() {
             out.extend_from_slice(&a.load(Relaxed).to_le_bytes());
         }
         for w in &self.deleted {
@@ -71,119 +73,166 @@ impl HnswIndex {
 
     /// Decodes bytes written by [`HnswIndex::to_bytes`], checking every field.
     pub fn from_bytes(bytes: &[u8]) -> Result<HnswIndex, HnswDecodeError> {
-        let mut r = Cursor { bytes, pos: 0 };
-        let format = r.u32("format")?;
-        if format != FORMAT {
-            return Err(HnswDecodeError(format!(
-                "format {format}, this build reads {FORMAT}"
-            )));
-        }
-        let m = r.u32("m")? as usize;
-        let params = HnswParams {
-            m,
-            ef_construction: r.u32("ef_construction")? as usize,
-            ef_search: r.u32("ef_search")? as usize,
-            seed: r.u64("seed")?,
-        };
-        params.validate().map_err(HnswDecodeError)?;
-        let n = usize::try_from(r.u64("n")?).map_err(|_| HnswDecodeError("n too large".into()))?;
-        let upper_len = usize::try_from(r.u64("upper_len")?)
-            .map_err(|_| HnswDecodeError("upper too large".into()))?;
-        let entry = r.u32("entry")?;
-        let max_level = r.u32("max_level")?;
-        let deleted_words = usize::try_from(r.u64("deleted_words")?)
-            .map_err(|_| HnswDecodeError("bitset too large".into()))?;
-        if n >= NONE as usize || upper_len >= NONE as usize {
-            return Err(HnswDecodeError(format!(
-                "{n} nodes / {upper_len} upper links exceed the u32 range"
-            )));
-        }
-        let m0 = 2 * m;
-        let need = n
-            .checked_add((4 - n % 4) % 4)
-            .and_then(|x| x.checked_add(n.checked_mul(4 * (2 + m0))?))
-            .and_then(|x| x.checked_add(upper_len.checked_mul(4)?))
-            .and_then(|x| x.checked_add(deleted_words.checked_mul(8)?));
-        if need != Some(bytes.len() - r.pos) {
-            return Err(HnswDecodeError(format!(
-                "body holds {} bytes, header implies {:?}",
-                bytes.len() - r.pos,
-                need
-            )));
-        }
-        let levels = r.take(n, "levels")?.to_vec();
-        r.take((4 - n % 4) % 4, "padding")?;
-        let level0 = r.u32s(n * (1 + m0), "level0")?;
-        let upper_offsets = r.u32s(n, "upper_offsets")?;
-        let upper = r.u32s(upper_len, "upper")?;
-        let deleted: Vec<u64> = (0..deleted_words)
-            .map(|_| r.u64("deleted"))
-            .collect::<Result<_, _>>()?;
-
-        // Structural checks: links point at nodes, counts fit, upper blocks are in range.
-        let check_block = |block: &[u32], cap: usize, what: &str| -> Result<(), HnswDecodeError> {
-            let count = block[0] as usize;
-            if count > cap || block[1..1 + count].iter().any(|&l| l as usize >= n) {
-                return Err(HnswDecodeError(format!(
-                    "{what}: count {count} (cap {cap}) or a link out of range"
-                )));
-            }
-            Ok(())
-        };
-        for (node, block) in level0.chunks_exact(1 + m0).enumerate() {
-            check_block(block, m0, &format!("level-0 links of node {node}"))?;
-        }
-        for (node, (&level, &offset)) in levels.iter().zip(&upper_offsets).enumerate() {
-            if level == 0 {
-                if offset != NONE {
-                    return Err(HnswDecodeError(format!(
-                        "node {node} is on level 0 only but has upper links"
-                    )));
-                }
-                continue;
-            }
-            let end = offset as usize + level as usize * (1 + m);
-            if offset == NONE || end > upper_len || level as u32 > max_level {
-                return Err(HnswDecodeError(format!(
-                    "upper links of node {node} out of range"
-                )));
-            }
-            for block in upper[offset as usize..end].chunks_exact(1 + m) {
-                check_block(block, m, &format!("upper links of node {node}"))?;
-            }
-        }
-        if (entry != NONE && entry as usize >= n)
-            || (entry == NONE
-                && n > 0
-                && deleted
-                    .iter()
-                    .map(|w| w.count_ones() as usize)
-                    .sum::<usize>()
-                    < n)
-        {
-            return Err(HnswDecodeError(format!(
-                "entry point {entry} invalid for {n} nodes"
-            )));
-        }
-        if entry != NONE && levels[entry as usize] as u32 != max_level {
-            return Err(HnswDecodeError(
-                "entry point is not on the top level".into(),
-            ));
-        }
-        let mut graph = Graph::with_levels(m, levels);
-        graph.level0 = level0.into_iter().map(AtomicU32::new).collect();
-        graph.upper = upper.into_iter().map(AtomicU32::new).collect();
-        graph.upper_offsets = upper_offsets;
-        graph.entry.store(entry, Relaxed);
-        graph.max_level.store(max_level, Relaxed);
-        let deleted_count = deleted.iter().map(|w| w.count_ones() as usize).sum();
-        Ok(HnswIndex {
-            params,
-            graph,
-            deleted,
-            deleted_count,
-        })
+        decode(bytes, None)
     }
+
+    /// Like [`HnswIndex::from_bytes`], but the link arrays are read in place from
+    /// `shared` (typically a memory-mapped index file section) instead of copied:
+    /// opening reads every link once to check it and allocates none. They are copied
+    /// only if the graph changes later ([`HnswIndex::insert`], [`HnswIndex::repair`]).
+    /// Where they cannot be read in place (a big-endian target, or bytes not 4-aligned
+    /// in memory) they are copied, as by `from_bytes`.
+    pub fn from_shared(shared: SharedBytes) -> Result<HnswIndex, HnswDecodeError> {
+        decode((*shared).as_ref(), Some(shared.clone()))
+    }
+
+    /// Whether the graph's links are read in place from shared bytes (see
+    /// [`HnswIndex::from_shared`]).
+    pub fn links_in_place(&self) -> bool {
+        self.graph.is_shared()
+    }
+}
+
+/// The little-endian `u32`s of `region`: borrowed where they can be read in place, else
+/// decoded into a vector.
+fn words(region: &[u8]) -> Cow<'_, [u32]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: every bit pattern is a valid `u32`; `align_to` only yields the aligned
+        // middle, and an empty prefix and suffix mean it is the whole region.
+        let (head, mid, tail) = unsafe { region.align_to::<u32>() };
+        if head.is_empty() && tail.is_empty() {
+            return Cow::Borrowed(mid);
+        }
+    }
+    Cow::Owned(
+        region
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+/// Link storage for the `len` words at byte `start`: in place in `shared` when possible
+/// and asked for, else a copy of `words`.
+fn links(shared: &Option<SharedBytes>, start: usize, len: usize, words: &[u32]) -> Links {
+    shared
+        .clone()
+        .and_then(|bytes| Links::in_place(bytes, start, len))
+        .unwrap_or_else(|| Links::from_values(words))
+}
+
+fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<HnswIndex, HnswDecodeError> {
+    let mut r = Cursor { bytes, pos: 0 };
+    let format = r.u32("format")?;
+    if format != FORMAT {
+        return Err(HnswDecodeError(format!(
+            "format {format}, this build reads {FORMAT}"
+        )));
+    }
+    let m = r.u32("m")? as usize;
+    let params = HnswParams {
+        m,
+        ef_construction: r.u32("ef_construction")? as usize,
+        ef_search: r.u32("ef_search")? as usize,
+        seed: r.u64("seed")?,
+    };
+    params.validate().map_err(HnswDecodeError)?;
+    let n = usize::try_from(r.u64("n")?).map_err(|_| HnswDecodeError("n too large".into()))?;
+    let upper_len = usize::try_from(r.u64("upper_len")?)
+        .map_err(|_| HnswDecodeError("upper too large".into()))?;
+    let entry = r.u32("entry")?;
+    let max_level = r.u32("max_level")?;
+    let deleted_words = usize::try_from(r.u64("deleted_words")?)
+        .map_err(|_| HnswDecodeError("bitset too large".into()))?;
+    if n >= NONE as usize || upper_len >= NONE as usize {
+        return Err(HnswDecodeError(format!(
+            "{n} nodes / {upper_len} upper links exceed the u32 range"
+        )));
+    }
+    let m0 = 2 * m;
+    let need = n
+        .checked_add((4 - n % 4) % 4)
+        .and_then(|x| x.checked_add(n.checked_mul(4 * (2 + m0))?))
+        .and_then(|x| x.checked_add(upper_len.checked_mul(4)?))
+        .and_then(|x| x.checked_add(deleted_words.checked_mul(8)?));
+    if need != Some(bytes.len() - r.pos) {
+        return Err(HnswDecodeError(format!(
+            "body holds {} bytes, header implies {:?}",
+            bytes.len() - r.pos,
+            need
+        )));
+    }
+    let levels = r.take(n, "levels")?.to_vec();
+    r.take((4 - n % 4) % 4, "padding")?;
+    let level0_at = r.pos;
+    let level0 = words(r.take(n * (1 + m0) * 4, "level0")?);
+    let upper_offsets = r.u32s(n, "upper_offsets")?;
+    let upper_at = r.pos;
+    let upper = words(r.take(upper_len * 4, "upper")?);
+    let deleted: Vec<u64> = (0..deleted_words)
+        .map(|_| r.u64("deleted"))
+        .collect::<Result<_, _>>()?;
+
+    // Structural checks: links point at nodes, counts fit, upper blocks are in range.
+    let check_block = |block: &[u32], cap: usize, what: &str| -> Result<(), HnswDecodeError> {
+        let count = block[0] as usize;
+        if count > cap || block[1..1 + count].iter().any(|&l| l as usize >= n) {
+            return Err(HnswDecodeError(format!(
+                "{what}: count {count} (cap {cap}) or a link out of range"
+            )));
+        }
+        Ok(())
+    };
+    for (node, block) in level0.chunks_exact(1 + m0).enumerate() {
+        check_block(block, m0, &format!("level-0 links of node {node}"))?;
+    }
+    for (node, (&level, &offset)) in levels.iter().zip(&upper_offsets).enumerate() {
+        if level == 0 {
+            if offset != NONE {
+                return Err(HnswDecodeError(format!(
+                    "node {node} is on level 0 only but has upper links"
+                )));
+            }
+            continue;
+        }
+        let end = offset as usize + level as usize * (1 + m);
+        if offset == NONE || end > upper_len || level as u32 > max_level {
+            return Err(HnswDecodeError(format!(
+                "upper links of node {node} out of range"
+            )));
+        }
+        for block in upper[offset as usize..end].chunks_exact(1 + m) {
+            check_block(block, m, &format!("upper links of node {node}"))?;
+        }
+    }
+    if (entry != NONE && entry as usize >= n)
+        || (entry == NONE
+            && n > 0
+            && deleted
+                .iter()
+                .map(|w| w.count_ones() as usize)
+                .sum::<usize>()
+                < n)
+    {
+        return Err(HnswDecodeError(format!(
+            "entry point {entry} invalid for {n} nodes"
+        )));
+    }
+    if entry != NONE && levels[entry as usize] as u32 != max_level {
+        return Err(HnswDecodeError(
+            "entry point is not on the top level".into(),
+        ));
+    }
+    let level0 = links(&shared, level0_at, n * (1 + m0), &level0);
+    let upper = links(&shared, upper_at, upper_len, &upper);
+    let graph = Graph::from_parts(m, levels, level0, upper_offsets, upper, entry, max_level);
+    let deleted_count = deleted.iter().map(|w| w.count_ones() as usize).sum();
+    Ok(HnswIndex {
+        params,
+        graph,
+        deleted,
+        deleted_count,
+    })
 }
 
 struct Cursor<'a> {

@@ -371,3 +371,86 @@ fn the_unfiltered_beam_finds_what_the_filtered_one_does_when_it_admits_every_nod
         }
     }
 }
+
+/// Bytes at `skip` bytes past an 8-aligned address, as shared bytes.
+struct Offset {
+    words: Vec<u64>,
+    skip: usize,
+    len: usize,
+}
+
+impl Offset {
+    fn shared(bytes: &[u8], skip: usize) -> crate::SharedBytes {
+        let mut words = vec![0u64; (bytes.len() + skip).div_ceil(8)];
+        // SAFETY: a `u64` buffer viewed as its bytes; any byte value is a valid `u8`.
+        let raw = unsafe {
+            std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8)
+        };
+        raw[skip..skip + bytes.len()].copy_from_slice(bytes);
+        std::sync::Arc::new(Offset {
+            words,
+            skip,
+            len: bytes.len(),
+        })
+    }
+}
+
+impl AsRef<[u8]> for Offset {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: as in `shared`; the range lies inside the buffer.
+        let raw = unsafe {
+            std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.words.len() * 8)
+        };
+        &raw[self.skip..self.skip + self.len]
+    }
+}
+
+#[test]
+fn a_graph_read_in_place_searches_like_a_copy_and_copies_itself_before_changing() {
+    let dim = 8;
+    let data = clustered(801, dim, 5, 9);
+    let all = VectorView {
+        data: &data,
+        dim,
+        metric: Metric::L2,
+    };
+    let view = VectorView {
+        data: &data[..800 * dim],
+        dim,
+        metric: Metric::L2,
+    };
+    let index = HnswIndex::build(view, HnswParams::default());
+    let bytes = index.to_bytes();
+    let shared = Offset::shared(&bytes, 0);
+    let mut mapped = HnswIndex::from_shared(shared.clone()).unwrap();
+    assert!(mapped.links_in_place());
+    assert_eq!(mapped.to_bytes(), bytes);
+    // Links in place are the file's pages, not the graph's own memory.
+    assert!(mapped.memory_bytes() < index.memory_bytes() / 2);
+    for q in data.chunks_exact(dim).step_by(97) {
+        let a = index.search(view, q, 10, None, &SearchParams::default());
+        let b = mapped.search(view, q, 10, None, &SearchParams::default());
+        assert_eq!(a, b);
+    }
+    // Bytes not 4-aligned in memory decode as a copy, with the same graph.
+    let copied = HnswIndex::from_shared(Offset::shared(&bytes, 1)).unwrap();
+    assert!(!copied.links_in_place());
+    assert_eq!(copied.to_bytes(), bytes);
+    // Damage is still an error in place: a link past the last node.
+    let mut bad = bytes.clone();
+    let level0_start = 56 + 800;
+    bad[level0_start + 4..level0_start + 8].copy_from_slice(&10_000u32.to_le_bytes());
+    assert!(HnswIndex::from_shared(Offset::shared(&bad, 0)).is_err());
+
+    // Changing the graph copies its links first; the shared bytes stay as they were.
+    mapped.delete(5);
+    mapped.repair(view);
+    assert!(!mapped.links_in_place());
+    assert!(mapped.links(0).iter().all(|&l| l != 5));
+    mapped.insert(all);
+    assert_eq!(mapped.len(), 801);
+    assert_eq!((*shared).as_ref(), &bytes[..]);
+    let last = &data[800 * dim..];
+    let hits = mapped.search(all, last, 1, None, &SearchParams::default());
+    assert_eq!(hits[0].key, 800);
+}

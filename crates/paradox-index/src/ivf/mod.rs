@@ -47,7 +47,7 @@ use crate::kmeans::{self, KMeansParams};
 use crate::opq::Rotation;
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
 use crate::pq4::{self, Pq4Quantizer, PQ4_CODEWORDS};
-use crate::{HnswIndex, HnswParams, RowFilter, SearchParams, VectorIndex, VectorView};
+use crate::{HnswIndex, HnswParams, RowFilter, SearchParams, SharedBytes, VectorIndex, VectorView};
 use paradox_kernels::{Metric, Neighbor, Sq8Quantizer, TopK};
 use rayon::prelude::*;
 
@@ -179,10 +179,6 @@ impl IvfParams {
         Ok(())
     }
 }
-
-/// Bytes that can back an index's codes without copying (e.g. a memory-mapped file
-/// section); `as_ref` must return the same bytes every time.
-pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
 /// Where the codes of the lists live.
 enum Codes {
