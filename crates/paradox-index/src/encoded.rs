@@ -25,7 +25,7 @@
 //! damaged buffer is an error, never a panic.
 
 use crate::hnsw::NodeDistance;
-use crate::{HnswIndex, Metric, Neighbor, RowFilter, TopK, VectorView};
+use crate::{HnswIndex, Metric, Neighbor, RowFilter, SharedBytes, TopK, VectorView};
 use paradox_kernels::quant::{self, encode_bf16, encode_f16};
 use paradox_kernels::{kernel_table, Sq8Quantizer, Sq8Query};
 
@@ -107,9 +107,74 @@ impl std::fmt::Display for VectorEncoding {
 #[derive(Debug, Clone, PartialEq)]
 enum Codes {
     F32(Vec<f32>),
-    F16(Vec<u8>),
-    Bf16(Vec<u8>),
-    Sq8(Vec<u8>, Sq8Quantizer),
+    F16(CodeBytes),
+    Bf16(CodeBytes),
+    Sq8(CodeBytes, Sq8Quantizer),
+}
+
+/// Code bytes: held, or read in place from shared bytes (a memory-mapped index file).
+#[derive(Clone)]
+enum CodeBytes {
+    Held(Vec<u8>),
+    /// `len` bytes at `start` of `bytes` (checked when decoded).
+    Shared {
+        bytes: SharedBytes,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl CodeBytes {
+    #[inline]
+    fn get(&self) -> &[u8] {
+        match self {
+            CodeBytes::Held(codes) => codes,
+            CodeBytes::Shared { bytes, start, len } => &(**bytes).as_ref()[*start..*start + *len],
+        }
+    }
+
+    /// The codes as a buffer of their own, copied out of shared bytes first.
+    fn held_mut(&mut self) -> &mut Vec<u8> {
+        if let CodeBytes::Shared { .. } = self {
+            *self = CodeBytes::Held(self.get().to_vec());
+        }
+        match self {
+            CodeBytes::Held(codes) => codes,
+            CodeBytes::Shared { .. } => unreachable!("made held above"),
+        }
+    }
+
+    /// Heap bytes held (none in place: those are the file's pages).
+    fn held_bytes(&self) -> usize {
+        match self {
+            CodeBytes::Held(codes) => codes.capacity(),
+            CodeBytes::Shared { .. } => 0,
+        }
+    }
+}
+
+impl std::ops::Deref for CodeBytes {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.get()
+    }
+}
+
+impl PartialEq for CodeBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Debug for CodeBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeBytes")
+            .field("len", &self.get().len())
+            .field("shared", &matches!(self, CodeBytes::Shared { .. }))
+            .finish()
+    }
 }
 
 /// The rows of one segment in a compact code, row `i` at code row `i`.
@@ -150,8 +215,8 @@ impl EncodedVectors {
         };
         let codes = match encoding {
             VectorEncoding::F32 => Codes::F32(data.to_vec()),
-            VectorEncoding::F16 => Codes::F16(bytes(&encode_f16, 2)),
-            VectorEncoding::Bf16 => Codes::Bf16(bytes(&encode_bf16, 2)),
+            VectorEncoding::F16 => Codes::F16(CodeBytes::Held(bytes(&encode_f16, 2))),
+            VectorEncoding::Bf16 => Codes::Bf16(CodeBytes::Held(bytes(&encode_bf16, 2))),
             VectorEncoding::Sq8 => {
                 let sq8 = Sq8Quantizer::fit(data, dim);
                 let stride = dim + sq8_norm_bytes(view.metric);
@@ -162,7 +227,7 @@ impl EncodedVectors {
                 {
                     encode_sq8_row(&sq8, view.metric, row, code);
                 }
-                Codes::Sq8(codes, sq8)
+                Codes::Sq8(CodeBytes::Held(codes), sq8)
             }
         };
         EncodedVectors {
@@ -191,9 +256,10 @@ impl EncodedVectors {
         };
         match &mut self.codes {
             Codes::F32(rows) => rows.extend_from_slice(row),
-            Codes::F16(codes) => grow(codes, 2, &encode_f16),
-            Codes::Bf16(codes) => grow(codes, 2, &encode_bf16),
+            Codes::F16(codes) => grow(codes.held_mut(), 2, &encode_f16),
+            Codes::Bf16(codes) => grow(codes.held_mut(), 2, &encode_bf16),
             Codes::Sq8(codes, sq8) => {
+                let codes = codes.held_mut();
                 let start = codes.len();
                 codes.resize(start + dim + sq8_norm_bytes(self.metric), 0);
                 encode_sq8_row(sq8, self.metric, row, &mut codes[start..]);
@@ -244,9 +310,9 @@ impl EncodedVectors {
     pub fn memory_bytes(&self) -> usize {
         let codes = match &self.codes {
             Codes::F32(rows) => rows.capacity() * 4,
-            Codes::F16(codes) | Codes::Bf16(codes) => codes.capacity(),
+            Codes::F16(codes) | Codes::Bf16(codes) => codes.held_bytes(),
             // Minimums, scales and their inverses.
-            Codes::Sq8(codes, sq8) => codes.capacity() + 3 * 4 * sq8.dim(),
+            Codes::Sq8(codes, sq8) => codes.held_bytes() + 3 * 4 * sq8.dim(),
         };
         std::mem::size_of::<Self>() + codes
     }
@@ -469,6 +535,30 @@ impl EncodedVectors {
 
     /// Decodes bytes written by [`EncodedVectors::to_bytes`], checking every field.
     pub fn from_bytes(bytes: &[u8]) -> Result<EncodedVectors, EncodedDecodeError> {
+        Self::decode(bytes, None)
+    }
+
+    /// Like [`EncodedVectors::from_bytes`], but f16, bf16 and SQ8 codes are read in place
+    /// from `shared` (typically a memory-mapped index file section) instead of copied;
+    /// only [`EncodedVectors::push`] copies them out. `f32` rows are copied.
+    pub fn from_shared(shared: SharedBytes) -> Result<EncodedVectors, EncodedDecodeError> {
+        Self::decode((*shared).as_ref(), Some(shared.clone()))
+    }
+
+    /// Whether the codes are read in place from shared bytes.
+    pub fn codes_in_place(&self) -> bool {
+        matches!(
+            &self.codes,
+            Codes::F16(CodeBytes::Shared { .. })
+                | Codes::Bf16(CodeBytes::Shared { .. })
+                | Codes::Sq8(CodeBytes::Shared { .. }, _)
+        )
+    }
+
+    fn decode(
+        bytes: &[u8],
+        shared: Option<SharedBytes>,
+    ) -> Result<EncodedVectors, EncodedDecodeError> {
         let fail = |m: String| Err(EncodedDecodeError(m));
         if bytes.len() < HEADER_BYTES {
             return fail(format!(
@@ -525,16 +615,25 @@ impl EncodedVectors {
                 .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
                 .collect()
         };
+        // The codes from byte `start` of `bytes` to the end: in place when shared.
+        let code_bytes = |start: usize| match &shared {
+            Some(shared) => CodeBytes::Shared {
+                bytes: shared.clone(),
+                start,
+                len: bytes.len() - start,
+            },
+            None => CodeBytes::Held(bytes[start..].to_vec()),
+        };
         let codes = match encoding {
             VectorEncoding::F32 => Codes::F32(floats(body)),
-            VectorEncoding::F16 => Codes::F16(body.to_vec()),
-            VectorEncoding::Bf16 => Codes::Bf16(body.to_vec()),
+            VectorEncoding::F16 => Codes::F16(code_bytes(HEADER_BYTES)),
+            VectorEncoding::Bf16 => Codes::Bf16(code_bytes(HEADER_BYTES)),
             VectorEncoding::Sq8 => {
-                let (ranges, codes) = body.split_at(8 * dim);
+                let ranges = &body[..8 * dim];
                 let (mins, scales) = ranges.split_at(4 * dim);
                 let sq8 = Sq8Quantizer::from_parts(floats(mins), floats(scales))
                     .map_err(EncodedDecodeError)?;
-                Codes::Sq8(codes.to_vec(), sq8)
+                Codes::Sq8(code_bytes(HEADER_BYTES + 8 * dim), sq8)
             }
         };
         Ok(EncodedVectors {

@@ -1,12 +1,14 @@
 //! Encoded traversal vectors: byte round trips, damaged bytes, distances against the
 //! decoded rows, and the recall of `search_encoded` against exact search.
 
+use paradox_index::hnsw::NodeDistance;
 use paradox_index::{
     search_encoded, EncodedVectors, FlatIndex, HnswIndex, HnswParams, Metric, SearchParams,
     VectorEncoding, VectorIndex, VectorView,
 };
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
 
 /// Gaussian-mixture data, as in the HNSW tests: `clusters` centres, points around them.
 fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
@@ -182,9 +184,55 @@ fn bytes_round_trip_for_every_encoding_and_metric() {
                 let back = EncodedVectors::from_bytes(&bytes).expect("round trip");
                 assert_eq!(back, encoded, "{encoding} {metric} {rows}x{dim}");
                 assert_eq!(back.to_bytes(), bytes);
+                let shared = EncodedVectors::from_shared(Arc::new(bytes.clone())).unwrap();
+                assert_eq!(
+                    shared, encoded,
+                    "in place: {encoding} {metric} {rows}x{dim}"
+                );
+                assert_eq!(shared.codes_in_place(), encoding != VectorEncoding::F32);
             }
         }
     }
+}
+
+#[test]
+fn codes_read_in_place_score_like_a_copy_and_are_copied_before_a_push() {
+    let (rows, dim) = (300, 48);
+    let data = clustered(rows + 1, dim, 4, 5);
+    let view = VectorView {
+        data: &data[..rows * dim],
+        dim,
+        metric: Metric::L2,
+    };
+    for encoding in [
+        VectorEncoding::Sq8,
+        VectorEncoding::F16,
+        VectorEncoding::Bf16,
+    ] {
+        let encoded = EncodedVectors::encode(view, encoding);
+        let bytes: Arc<Vec<u8>> = Arc::new(encoded.to_bytes());
+        let mut shared = EncodedVectors::from_shared(bytes.clone()).unwrap();
+        assert!(shared.codes_in_place());
+        assert!(shared.memory_bytes() < encoded.memory_bytes() / 4);
+        let query = &data[7 * dim..8 * dim];
+        let (a, b) = (encoded.query_distance(query), shared.query_distance(query));
+        let nodes: Vec<u32> = (0..rows as u32).collect();
+        let (mut da, mut db) = (vec![0f32; rows], vec![0f32; rows]);
+        a.distances(&nodes, &mut da);
+        b.distances(&nodes, &mut db);
+        assert_eq!(da, db, "{encoding}");
+        let mut grown = encoded.clone();
+        grown.push(&data[rows * dim..]);
+        shared.push(&data[rows * dim..]);
+        assert!(!shared.codes_in_place());
+        assert_eq!(shared, grown);
+        assert_eq!(
+            &bytes[..],
+            &encoded.to_bytes()[..],
+            "the shared bytes are untouched"
+        );
+    }
+    assert!(EncodedVectors::from_shared(Arc::new(vec![0u8; 10])).is_err());
 }
 
 #[test]

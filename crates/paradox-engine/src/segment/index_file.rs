@@ -183,7 +183,8 @@ pub(crate) fn read_index_file(
     if container.section(TAG_SEGMENT_NONCE)? != segment_nonce.to_le_bytes() {
         return Err(corrupt("graph was built for another segment".into()));
     }
-    // The graph's links are read in place from the mapping (copied only if it changes).
+    // The graph's links are read in place from the mapping (copied only if it changes),
+    // as are the traversal codes below.
     container.section(TAG_GRAPH)?;
     let container = Arc::new(container);
     let index = HnswIndex::from_shared(MappedSection::shared(&container, TAG_GRAPH))
@@ -195,7 +196,9 @@ pub(crate) fn read_index_file(
         )));
     }
     let encoded = if container.has_section(TAG_ENCODED) {
-        let encoded = EncodedVectors::from_bytes(container.section(TAG_ENCODED)?)
+        // Read in place like the links.
+        container.section(TAG_ENCODED)?;
+        let encoded = EncodedVectors::from_shared(MappedSection::shared(&container, TAG_ENCODED))
             .map_err(|e| corrupt(e.to_string()))?;
         if encoded.len() != rows {
             return Err(corrupt(format!(
