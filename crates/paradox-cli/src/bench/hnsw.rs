@@ -22,9 +22,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
-use paradox_engine::{
-    CollectionConfig, Engine, EngineOptions, FsyncPolicy, HnswConfig, IndexConfig, NewPoint,
-};
+use paradox_engine::{CollectionConfig, Engine, EngineOptions, HnswConfig, IndexConfig, NewPoint};
 use paradox_index::{
     search_encoded, EncodedVectors, HnswIndex, HnswParams, Metric, Neighbor, SearchParams, TopK,
     VectorEncoding, VectorIndex, VectorView,
@@ -370,29 +368,39 @@ pub fn run(args: HnswArgs) -> Result<Value> {
     if args.ingest {
         drop(index);
         drop(encoded);
-        report["engine_ingest"] = engine_ingest(&args, &base, metric)?;
+        // One segment holding every row, as qdrant-edge is configured in `bench/hnsw.py`.
+        let one_segment = EngineOptions {
+            seal_threshold: base.rows.max(1),
+            seal_bytes: usize::MAX,
+            ..Default::default()
+        };
+        report["engine_ingest"] = engine_ingest(&args, &base, metric, one_segment)?;
+        // The engine's defaults: segments sealed at 32 MiB and indexed while the upserts
+        // go on, small ones merged by the background worker.
+        report["engine_ingest_default_layout"] =
+            engine_ingest(&args, &base, metric, EngineOptions::default())?;
     }
     Ok(report)
 }
 
 /// The time from the first vector handed to the engine to all of them searchable
-/// through a built HNSW index: upserts of [`INGEST_BATCH`] points (each acknowledged
+/// through built HNSW indexes: upserts of [`INGEST_BATCH`] points (each acknowledged
 /// once in the write-ahead log, fsync every 50 ms), then `flush` (seals the growing
-/// segment into a segment file) and the background index build. One sealed segment
-/// holds every row (the seal threshold is the row count), as qdrant-edge is configured
-/// in `bench/hnsw.py`; the build runs on the engine's pool (all cores).
-fn engine_ingest(args: &HnswArgs, base: &Matrix, metric: Metric) -> Result<Value> {
+/// segment into a segment file) and the background work: index builds, and with the
+/// default options seals and merges too (`wait_for_indexes` waits for all of it). Builds
+/// run on the engine's pool (all cores).
+fn engine_ingest(
+    args: &HnswArgs,
+    base: &Matrix,
+    metric: Metric,
+    options: EngineOptions,
+) -> Result<Value> {
     let store = match &args.ingest_dir {
         Some(parent) => tempfile::tempdir_in(parent),
         None => tempfile::tempdir(),
     }
     .context("cannot create the temporary store for --ingest")?;
-    let options = EngineOptions {
-        fsync: FsyncPolicy::default(),
-        seal_threshold: base.rows.max(1),
-        seal_bytes: usize::MAX,
-        ..Default::default()
-    };
+    let (seal_threshold, seal_bytes) = (options.seal_threshold, options.seal_bytes);
     let engine = Engine::open_with(store.path(), options)?;
     let collection = engine.create_collection(CollectionConfig {
         index: IndexConfig::Hnsw(HnswConfig {
@@ -452,6 +460,8 @@ fn engine_ingest(args: &HnswArgs, base: &Matrix, metric: Metric) -> Result<Value
         "insert_to_indexed_seconds": super::seconds(indexed),
         "sealed_segments": info.sealed_segments,
         "graph_files": graph_files,
+        "seal_threshold_rows": seal_threshold,
+        "seal_bytes": (seal_bytes != usize::MAX).then_some(seal_bytes),
     });
     eprintln!("bench hnsw: engine ingest {report}");
     Ok(report)
