@@ -3,7 +3,7 @@
 //! and snapshots.
 
 use paradox_engine::{
-    CollectionConfig, Engine, EngineOptions, FsyncPolicy, HnswConfig, IndexConfig, Metric,
+    CollectionConfig, Engine, EngineOptions, Filter, FsyncPolicy, HnswConfig, IndexConfig, Metric,
     NewPoint, PointId, SearchParams, SearchRequest,
 };
 use rand::{Rng, SeedableRng};
@@ -117,8 +117,25 @@ fn collections_without_history_refuse_history_questions_by_name() {
 type Model = HashMap<u64, Vec<f32>>;
 
 fn exact_top(model: &Model, query: &[f32], k: usize) -> Vec<u64> {
+    exact_top_where(model, query, k, |_| true)
+}
+
+/// A point's payload: `{"pos": first coordinate > 0}`, so it changes with its vector.
+fn payload_of(vector: &[f32]) -> paradox_engine::Payload {
+    let mut payload = paradox_engine::Payload::new();
+    payload.insert("pos".into(), (vector[0] > 0.0).into());
+    payload
+}
+
+fn exact_top_where(
+    model: &Model,
+    query: &[f32],
+    k: usize,
+    keep: impl Fn(&[f32]) -> bool,
+) -> Vec<u64> {
     let mut all: Vec<(f32, u64)> = model
         .iter()
+        .filter(|(_, v)| keep(v))
         .map(|(id, v)| {
             let d = v.iter().zip(query).map(|(a, b)| (a - b) * (a - b)).sum();
             (d, *id)
@@ -160,6 +177,17 @@ fn as_of_searches_match_a_model_of_every_past_round() {
                     };
                     assert_eq!(hit.vector.as_deref(), Some(&state[&n][..]));
                 }
+                // With a filter on the payload of the version current at `t` (sealed
+                // segments answer it from their payload index, the rest row by row).
+                for pos in [true, false] {
+                    let filtered = SearchRequest {
+                        filter: Some(Filter::eq("pos", pos)),
+                        ..as_of(q, 10, *t, true)
+                    };
+                    let hits = col.search(&filtered).unwrap();
+                    let truth = exact_top_where(state, q, 10, |v| (v[0] > 0.0) == pos);
+                    assert_eq!(ids(&hits), truth, "as of {t}, pos = {pos}");
+                }
             }
         }
     };
@@ -180,7 +208,7 @@ fn as_of_searches_match_a_model_of_every_past_round() {
                 }
                 let v: Vec<f32> = (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect();
                 model.insert(id, v.clone());
-                points.push(NewPoint::new(id, v));
+                points.push(NewPoint::new(id, v.clone()).with_payload(payload_of(&v)));
             }
             col.upsert(points).unwrap();
             let dead: Vec<u64> = (0..10).map(|_| rng.random_range(0..120u64)).collect();

@@ -119,6 +119,10 @@ enum RowMask {
     Value(Arc<SegmentIndex>),
     /// Judge each row: not deleted and its payload passes the filter.
     PerRow,
+    /// The rows of this set (the filter answered by the payload index) that pass the
+    /// rest of the rule row by row: as-of searches of a sealed segment, whose version
+    /// times are judged per row but whose payloads need not be decoded.
+    SetThenRow(RowSet),
 }
 
 /// The unit of parallel work: a contiguous range of rows of one segment scanned
@@ -382,8 +386,15 @@ impl Collection {
     fn masks(&self, state: &State, rule: RowRule<'_>, exact: bool) -> Vec<RowMask> {
         (0..=state.sealed.len() + 1)
             .map(|segment| {
-                if rule.as_of.is_some() || segment == state.sealed.len() + 1 {
+                if segment == state.sealed.len() + 1 {
                     return RowMask::PerRow;
+                }
+                if rule.as_of.is_some() {
+                    let indexed = rule
+                        .filter
+                        .zip(state.sealed.get(segment))
+                        .and_then(|(f, entry)| entry.segment.payload_index().eval(f));
+                    return indexed.map_or(RowMask::PerRow, RowMask::SetThenRow);
                 }
                 let deletions = Self::has_deletions(state, segment);
                 match rule.filter {
@@ -421,6 +432,8 @@ impl Collection {
             _ if len == 0 => 0.0,
             RowMask::All => 1.0,
             RowMask::Set(set) => set.count() as f64 / len as f64,
+            // At most this: the version times are not sampled.
+            RowMask::SetThenRow(set) => set.count() as f64 / len as f64,
             RowMask::Value(index) => {
                 let rows = rule
                     .filter
@@ -508,6 +521,13 @@ impl Collection {
                     && !state.sealed[unit.segment].deleted.contains(row)
             }
             RowMask::PerRow => Self::row_allowed(state, unit.segment, row, rule),
+            RowMask::SetThenRow(set) => {
+                let unfiltered = RowRule {
+                    filter: None,
+                    ..rule
+                };
+                set.contains(row) && Self::row_allowed(state, unit.segment, row, unfiltered)
+            }
         };
         // A graph unit whose index was dropped meanwhile (the collection switched to
         // `flat`) is scanned exactly like any other: its rows are the whole segment.
@@ -563,6 +583,7 @@ impl Collection {
             // Few rows match: score exactly those.
             let rows: Vec<u32> = match mask {
                 RowMask::Set(set) => set.iter().collect(),
+                RowMask::SetThenRow(set) => set.iter().filter(|&r| allow(r)).collect(),
                 _ => (0..view.len() as u32).filter(|&r| allow(r)).collect(),
             };
             FlatIndex::scan_rows(view, query, &rows, key_base, top);
