@@ -392,6 +392,10 @@ fn filtered(
     Ok(out)
 }
 
+/// The beam of the second repair `deletes` times: the engine's compaction's
+/// (`COMPACTION_REPAIR_EF`).
+const LOCAL_REPAIR_EF: usize = 32;
+
 fn deletes(
     base: &Matrix,
     queries: &Matrix,
@@ -417,25 +421,9 @@ fn deletes(
         params,
     );
     let build_seconds = start.elapsed().as_secs_f64();
-    let start = Instant::now();
     for &v in &victims {
         index.delete(v);
     }
-    index.repair(VectorView {
-        data: &base.data[..n0 * dim],
-        dim,
-        metric,
-    });
-    let repair_seconds = start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    for i in n0..total {
-        index.insert(VectorView {
-            data: &base.data[..(i + 1) * dim],
-            dim,
-            metric,
-        });
-    }
-    let insert_seconds = start.elapsed().as_secs_f64();
     let view = VectorView {
         data: &base.data[..total * dim],
         dim,
@@ -450,13 +438,41 @@ fn deletes(
         nprobe: None,
         ..Default::default()
     };
-    let (after, _) = timed(queries, &truth, |q| {
-        index
-            .search(view, q, K, None, &p)
-            .iter()
-            .map(|n| n.key)
-            .collect()
-    });
+    // Repairs with a beam of `repair_ef`, inserts the new rows, measures recall.
+    let finish = |mut index: HnswIndex, repair_ef: usize| {
+        let start = Instant::now();
+        index.repair_with(
+            VectorView {
+                data: &base.data[..n0 * dim],
+                dim,
+                metric,
+            },
+            repair_ef,
+        );
+        let repair_seconds = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        for i in n0..total {
+            index.insert(VectorView {
+                data: &base.data[..(i + 1) * dim],
+                dim,
+                metric,
+            });
+        }
+        let insert_seconds = start.elapsed().as_secs_f64();
+        let (recall, _) = timed(queries, &truth, |q| {
+            index
+                .search(view, q, K, None, &p)
+                .iter()
+                .map(|n| n.key)
+                .collect()
+        });
+        (repair_seconds, insert_seconds, recall)
+    };
+    // The same deleted graph, copied, for the repair with the local beam the engine's
+    // compaction uses.
+    let copy = HnswIndex::from_bytes(&index.to_bytes()).expect("a graph's own bytes decode");
+    let (repair_seconds, insert_seconds, after) = finish(index, params.ef_construction);
+    let (local_repair_seconds, local_insert_seconds, local_after) = finish(copy, LOCAL_REPAIR_EF);
     // A fresh build over exactly the surviving + inserted rows.
     let rows: Vec<usize> = (0..total).filter(|&r| live(r as u32)).collect();
     let data: Vec<f32> = rows
@@ -476,10 +492,19 @@ fn deletes(
             .map(|n| rows[n.key as usize] as u64)
             .collect()
     });
-    eprintln!("hnsw-features: deletes: recall {after:.4} after delete+repair+insert vs {fresh_recall:.4} fresh (ef {ef})");
+    eprintln!(
+        "hnsw-features: deletes: recall {after:.4} after delete+repair+insert \
+         ({local_after:.4} with repair ef {LOCAL_REPAIR_EF}) vs {fresh_recall:.4} fresh (ef {ef})"
+    );
     json!({
         "built": n0, "deleted": victims.len(), "inserted": added, "ef": ef,
         "recall_after": after, "recall_fresh_build": fresh_recall, "difference": fresh_recall - after,
         "build_seconds": build_seconds, "repair_seconds": repair_seconds, "insert_seconds": insert_seconds,
+        "repair_ef": params.ef_construction,
+        "local_repair": {
+            "repair_ef": LOCAL_REPAIR_EF, "recall_after": local_after,
+            "difference": fresh_recall - local_after, "repair_seconds": local_repair_seconds,
+            "insert_seconds": local_insert_seconds,
+        },
     })
 }

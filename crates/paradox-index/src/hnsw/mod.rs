@@ -177,8 +177,17 @@ impl HnswIndex {
     }
 
     /// Reconnects the graph around every deleted row (in parallel): afterwards no live
-    /// node links to a deleted one and the entry point is live.
+    /// node links to a deleted one and the entry point is live. Each affected node's
+    /// local search uses a beam of `ef_construction`; [`HnswIndex::repair_with`] takes
+    /// a smaller one.
     pub fn repair(&mut self, vectors: VectorView<'_>) {
+        self.repair_with(vectors, self.params.ef_construction);
+    }
+
+    /// [`HnswIndex::repair`] with a beam of `ef` for each affected node's local search
+    /// (and for relinking nodes left with few incoming links): with 30 % of the rows
+    /// deleted nearly every node is affected, so the beam sets the cost.
+    pub fn repair_with(&mut self, vectors: VectorView<'_>, ef: usize) {
         if self.deleted_count == 0 {
             return;
         }
@@ -189,12 +198,7 @@ impl HnswIndex {
                 .get(r as usize / 64)
                 .is_some_and(|w| w & (1 << (r % 64)) != 0)
         };
-        build::repair(
-            &self.graph,
-            &Space::new(vectors),
-            &is_deleted,
-            self.params.ef_construction,
-        );
+        build::repair(&self.graph, &Space::new(vectors), &is_deleted, ef.max(1));
     }
 
     /// The graph over the rows `keep` selects, renumbered in order (a kept row's new number

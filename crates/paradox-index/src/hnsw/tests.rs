@@ -139,19 +139,25 @@ fn delete_then_repair_removes_every_link_to_deleted_nodes_and_keeps_recall() {
     }
     // Tombstoned rows are never returned, even before repair.
     let before = recall(&index, view, &queries, 10, 64, is_victim);
+    // The same deleted graph, repaired with a small local beam.
+    let mut local = HnswIndex::from_bytes(&index.to_bytes()).unwrap();
     index.repair(view);
-    for r in 0..n as u32 {
-        let links = index.links(r);
-        if is_victim(r) {
-            assert!(links.is_empty());
-        } else {
-            assert!(
-                links.iter().all(|&l| !is_victim(l)),
-                "node {r} still links to a deleted node"
-            );
+    local.repair_with(view, 16);
+    for graph in [&index, &local] {
+        for r in 0..n as u32 {
+            let links = graph.links(r);
+            if is_victim(r) {
+                assert!(links.is_empty());
+            } else {
+                assert!(
+                    links.iter().all(|&l| !is_victim(l)),
+                    "node {r} still links to a deleted node"
+                );
+            }
         }
     }
     let after = recall(&index, view, &queries, 10, 64, is_victim);
+    let local_after = recall(&local, view, &queries, 10, 64, is_victim);
     // Compare with a fresh build over the surviving rows.
     let live: Vec<f32> = (0..n)
         .filter(|&r| !is_victim(r as u32))
@@ -174,6 +180,10 @@ fn delete_then_repair_removes_every_link_to_deleted_nodes_and_keeps_recall() {
     assert!(
         after + 0.01 >= fresh_recall,
         "after repair {after}, tombstones only {before}, fresh build {fresh_recall}"
+    );
+    assert!(
+        local_after + 0.02 >= fresh_recall,
+        "after repair with beam 16 {local_after}, fresh build {fresh_recall}"
     );
 }
 
