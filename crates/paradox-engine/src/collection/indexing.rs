@@ -116,10 +116,22 @@ const REUSE_MIN_TRAINED_ROWS: usize = 64 * 256;
 /// Merges reuse them too (or copy their sources' codes, [`Collection::carry_ivf`]). A
 /// build whose rows drifted from them (mean distance to their centroids above
 /// [`REUSE_MAX_DRIFT`] times the training rows') trains afresh and becomes the donor, so
-/// the quantisers follow the data. Held in memory only (the first build after an open
-/// trains), and cleared when the index config changes.
+/// the quantisers follow the data. Cleared when the index config changes. After an open,
+/// the newest inverted file read whose quantisers qualify (their fit is kept in the file)
+/// serves until a build trains new ones.
 #[derive(Debug, Default)]
-pub(crate) struct IvfDonor(Mutex<Option<(Arc<IvfIndex>, usize)>>);
+pub(crate) struct IvfDonor(Mutex<Option<Donor>>);
+
+#[derive(Debug)]
+struct Donor {
+    /// Centroids and codebooks, no rows.
+    quantisers: Arc<IvfIndex>,
+    /// Rows they were trained on.
+    trained_rows: usize,
+    /// The segment whose inverted file they were read from at an open; `None` for a
+    /// build's.
+    read_from: Option<u64>,
+}
 
 impl IvfDonor {
     /// The quantisers for a segment of `rows` rows built with `params`: if they make the
@@ -130,18 +142,15 @@ impl IvfDonor {
     /// already, and a drift check follows the build.
     fn get(&self, params: &IvfParams, rows: usize, merge: bool) -> Option<Arc<IvfIndex>> {
         let donor = self.0.lock();
-        let (quantisers, trained_rows) = donor.as_ref()?;
-        ((merge || trained_rows.saturating_mul(2) >= rows)
-            && same_ivf_build(quantisers.params(), params, rows))
-        .then(|| Arc::clone(quantisers))
+        let donor = donor.as_ref()?;
+        ((merge || donor.trained_rows.saturating_mul(2) >= rows)
+            && same_ivf_build(donor.quantisers.params(), params, rows))
+        .then(|| Arc::clone(&donor.quantisers))
     }
 
     /// The quantisers, whatever they fit (they file new rows of the growing segment).
     pub(crate) fn current(&self) -> Option<Arc<IvfIndex>> {
-        self.0
-            .lock()
-            .as_ref()
-            .map(|(quantisers, _)| Arc::clone(quantisers))
+        self.0.lock().as_ref().map(|d| Arc::clone(&d.quantisers))
     }
 
     /// Keeps `index`'s quantisers (trained on `rows` rows) for later builds, if they were
@@ -150,14 +159,51 @@ impl IvfDonor {
         if rows < REUSE_MIN_TRAINED_ROWS {
             return;
         }
+        if let Some(quantisers) = Self::quantisers_of(index) {
+            *self.0.lock() = Some(Donor {
+                quantisers,
+                trained_rows: rows,
+                read_from: None,
+            });
+        }
+    }
+
+    /// Offers the quantisers of an inverted file read at an open for segment `segment`:
+    /// taken when their fit is known (files from format 3 on), they were trained on
+    /// enough rows, and the donor is empty or was read from an older segment (a build's
+    /// quantisers are newer than any file's).
+    fn restore(&self, index: &IvfIndex, segment: u64) {
+        let fit = index.fit();
+        let Some(rows) = fit.trained_rows.and_then(|r| usize::try_from(r).ok()) else {
+            return;
+        };
+        if rows < REUSE_MIN_TRAINED_ROWS || fit.trained_error.is_none() {
+            return;
+        }
+        let mut donor = self.0.lock();
+        if donor
+            .as_ref()
+            .is_some_and(|d| d.read_from.is_none_or(|from| from > segment))
+        {
+            return;
+        }
+        if let Some(quantisers) = Self::quantisers_of(index) {
+            *donor = Some(Donor {
+                quantisers,
+                trained_rows: rows,
+                read_from: Some(segment),
+            });
+        }
+    }
+
+    /// `index`'s quantisers without its rows.
+    fn quantisers_of(index: &IvfIndex) -> Option<Arc<IvfIndex>> {
         let empty = VectorView {
             data: &[],
             dim: index.dim(),
             metric: index.metric(),
         };
-        if let Ok(quantisers) = index.build_like(empty) {
-            *self.0.lock() = Some((Arc::new(quantisers), rows));
-        }
+        index.build_like(empty).ok().map(Arc::new)
     }
 
     /// Forgets the quantisers (the index config changed).
@@ -361,6 +407,7 @@ impl Collection {
             match read_ivf_file(&path, segment.len(), segment.nonce(), &codes_at) {
                 // nprobe and rerank are search-time settings; the rest shapes the file.
                 Ok(index) if same_ivf_build(index.params(), &params, segment.len()) => {
+                    self.ivf_donor.restore(&index, segment.id());
                     segment.set_index(SegmentIndex::Ivf(index));
                     remove_index_files(&self.dir, segment.id(), Some(&path));
                     return;
@@ -793,6 +840,42 @@ mod tests {
         col.wait_for_indexes();
         let next = ivf_of(col.state.read().sealed.last().unwrap().segment.index());
         assert!(quantisers(&next).same_quantisers(quantisers(&merged)));
+    }
+
+    /// After a reopen, the quantisers read from the newest inverted file are the donor:
+    /// new rows are filed in their lists at once and the next seal reuses them (no
+    /// training).
+    #[test]
+    fn a_reopened_collection_reuses_the_quantisers_of_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (col, rows) = three_indexed_segments(dir.path());
+        let first = ivf_of(col.state.read().sealed[0].segment.index());
+        let options = col.options.clone();
+        drop(col);
+        let col = super::Collection::open(&dir.path().join("v"), options).unwrap();
+        col.wait_for_indexes();
+        let donor = col.ivf_donor.current().expect("restored from the files");
+        assert!(donor.same_quantisers(quantisers(&first)));
+        col.upsert((3 * rows..3 * rows + 500).map(point).collect())
+            .unwrap();
+        assert!(col.state.read().growing.partition().is_some());
+        col.upsert((3 * rows + 500..4 * rows).map(point).collect())
+            .unwrap();
+        col.wait_for_indexes();
+        let last = ivf_of(col.state.read().sealed.last().unwrap().segment.index());
+        assert!(quantisers(&last).same_quantisers(quantisers(&first)));
+        // A donor read from an older segment gives way to a newer one, never to a build's.
+        let d = super::IvfDonor::default();
+        let read_from = || d.0.lock().as_ref().and_then(|donor| donor.read_from);
+        let a = quantisers(&first);
+        d.restore(a, 5);
+        d.restore(a, 3);
+        assert_eq!(read_from(), Some(5));
+        d.restore(a, 9);
+        assert_eq!(read_from(), Some(9));
+        d.offer(a, super::REUSE_MIN_TRAINED_ROWS);
+        d.restore(a, 12);
+        assert!(d.current().is_some() && read_from().is_none());
     }
 
     /// The donor serves a seal only up to twice the rows it was trained on, a merge's

@@ -308,19 +308,22 @@ pub struct IvfIndex {
     residuals: Residuals,
     /// Graph over the centroids when there are many.
     coarse: Option<Arc<HnswIndex>>,
-    /// How well the centroids fit: see [`IvfFit`]. Not persisted (unknown after a read).
+    /// How well the centroids fit: see [`IvfFit`]. Persisted from format 3 on (unknown
+    /// after reading an older file).
     fit: IvfFit,
 }
 
 /// How well an index's centroids fit its rows, and the rows they were trained on: mean
-/// squared distance of a row to its list's centroid. Known for indexes built, filed or
-/// merged in this process; `None` for one read from a file.
+/// squared distance of a row to its list's centroid. Kept in the index's bytes (from
+/// format 3); `None` where unknown (an index read from an older file).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct IvfFit {
     /// Over this index's rows.
     pub rows_error: Option<f32>,
     /// Over the rows of the build that trained these centroids.
     pub trained_error: Option<f32>,
+    /// Rows of the build that trained these centroids and codebooks.
+    pub trained_rows: Option<u64>,
 }
 
 impl IvfFit {
@@ -454,14 +457,14 @@ impl IvfIndex {
             self.residuals.clone(),
             &assigned,
             self.coarse.clone(),
-            Some(self.fit.trained_error),
+            Some(self.fit),
         ))
     }
 
     /// Files every row of `vectors` in its assigned list and encodes its residual; the
     /// graph over the centroids is `coarse`, or built here when there are many lists.
-    /// `trained` is the training error of reused centroids (`None`: trained on these
-    /// rows, whose error it then is).
+    /// `trained` is the fit of reused centroids, whose training error and rows carry
+    /// over (`None`: trained on these rows, whose error and count they then are).
     #[allow(clippy::too_many_arguments)]
     fn file(
         vectors: VectorView<'_>,
@@ -470,14 +473,15 @@ impl IvfIndex {
         residuals: Residuals,
         assigned: &[(u32, f32)],
         coarse: Option<Arc<HnswIndex>>,
-        trained: Option<Option<f32>>,
+        trained: Option<IvfFit>,
     ) -> IvfIndex {
         let rows_error = (!assigned.is_empty()).then(|| {
             (assigned.iter().map(|&(_, d)| d as f64).sum::<f64>() / assigned.len() as f64) as f32
         });
         let fit = IvfFit {
             rows_error,
-            trained_error: trained.unwrap_or(rows_error),
+            trained_error: trained.map_or(rows_error, |t| t.trained_error),
+            trained_rows: trained.map_or(Some(vectors.len() as u64), |t| t.trained_rows),
         };
         let (dim, n, nlist) = (vectors.dim, vectors.len(), params.nlist);
         // Counting sort of rows by list.
@@ -693,6 +697,7 @@ impl IvfIndex {
                     .filter(|_| rows > 0)
                     .map(|sum| (sum / rows as f64) as f32),
                 trained_error: first.fit.trained_error,
+                trained_rows: first.fit.trained_rows,
             },
         })
     }

@@ -2,7 +2,7 @@
 //! container). Layout:
 //!
 //! ```text
-//! u32 format (2) | u32 codec (0 flat, 1 pq, 2 sq8, 3 opq_pq, 4 pq4) | u32 metric (0 l2, 1 dot, 2 cosine)
+//! u32 format (3) | u32 codec (0 flat, 1 pq, 2 sq8, 3 opq_pq, 4 pq4) | u32 metric (0 l2, 1 dot, 2 cosine)
 //! u32 dim | u32 nlist | u32 nprobe | u32 rerank | u32 pq_m | u32 train_iterations
 //! u32 max_points_per_centroid | u32 balanced | u64 seed | u64 n
 //! nlist × dim f32 centroids
@@ -14,6 +14,8 @@
 //! scales; opq_pq → the pq codewords, then dim × dim f32 `Rᵀ` (row-major); pq4 → dim × 16
 //! f32 codewords (m × 16 × dsub), then the f32 search gain (`Pq4Quantizer::gain`; not in
 //! format 1, read as a gain of 1); flat → nothing
+//! fit (from format 3; `IvfFit`): f32 rows_error | f32 trained_error (NaN = unknown) |
+//! u64 trained_rows (u64::MAX = unknown)
 //! ```
 //!
 //! Decoding checks every size, offset and row number, so a damaged buffer is an error,
@@ -31,8 +33,10 @@ use crate::pq4::{self, Pq4Quantizer, PQ4_CODEWORDS};
 use paradox_kernels::{Metric, Sq8Quantizer};
 use std::sync::Arc;
 
-/// Written by this build; format 1 (no pq4 gain) is still read.
-const FORMAT: u32 = 2;
+/// Written by this build; formats 1 (no pq4 gain) and 2 (no fit) are still read.
+const FORMAT: u32 = 3;
+/// Bytes of the fit at the end of format 3.
+const FIT_BYTES: usize = 16;
 
 /// Why bytes did not decode as an IVF index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +111,15 @@ impl IvfIndex {
                 put_f32s(&mut out, &[pq.gain()]);
             }
         }
+        let fit = self.fit;
+        put_f32s(
+            &mut out,
+            &[
+                fit.rows_error.unwrap_or(f32::NAN),
+                fit.trained_error.unwrap_or(f32::NAN),
+            ],
+        );
+        out.extend_from_slice(&fit.trained_rows.unwrap_or(u64::MAX).to_le_bytes());
         out
     }
 
@@ -223,7 +236,8 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         .and_then(|x| x.checked_add(n))
         .and_then(|x| x.checked_add(quantiser_values))
         .and_then(|x| x.checked_mul(4))
-        .and_then(|x| x.checked_add(codes_len + (4 - codes_len % 4) % 4));
+        .and_then(|x| x.checked_add(codes_len + (4 - codes_len % 4) % 4))
+        .and_then(|x| x.checked_add(if format >= 3 { FIT_BYTES } else { 0 }));
     if need != Some(r.remaining()) {
         return Err(format!(
             "body holds {} bytes, header implies {need:?}",
@@ -288,6 +302,18 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
             Residuals::Pq4(Pq4Quantizer::from_parts(dim, m, codebooks)?.with_gain(gain)?)
         }
     };
+    let fit = if format >= 3 {
+        let errors = r.f32s(2, "fit")?;
+        let known = |e: f32| (e.is_finite() && e >= 0.0).then_some(e);
+        let trained_rows = r.u64("trained rows")?;
+        super::IvfFit {
+            rows_error: known(errors[0]),
+            trained_error: known(errors[1]),
+            trained_rows: (trained_rows != u64::MAX).then_some(trained_rows),
+        }
+    } else {
+        super::IvfFit::default()
+    };
     let coarse = (nlist >= COARSE_HNSW_MIN_LISTS).then(|| Arc::new(coarse_graph(&centroids, dim)));
     Ok(IvfIndex {
         params,
@@ -300,7 +326,7 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         codes,
         residuals,
         coarse,
-        fit: super::IvfFit::default(),
+        fit,
     })
 }
 

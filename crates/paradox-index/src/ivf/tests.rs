@@ -183,8 +183,9 @@ fn bytes_round_trip_and_search_the_same() {
                 trained.gain()
             );
             assert_eq!(read.gain(), trained.gain());
-            // Format 1 had no gain (the last 4 bytes): still read, with a gain of 1.
-            let mut old = bytes[..bytes.len() - 4].to_vec();
+            // Format 1 had no gain (4 bytes) and no fit (16 bytes, the last): still read,
+            // with a gain of 1.
+            let mut old = bytes[..bytes.len() - 20].to_vec();
             old[..4].copy_from_slice(&1u32.to_le_bytes());
             let Residuals::Pq4(old_pq) = IvfIndex::from_bytes(&old).unwrap().residuals else {
                 panic!("pq4 stays pq4");
@@ -193,12 +194,30 @@ fn bytes_round_trip_and_search_the_same() {
             assert_eq!(old_pq.codebooks(), trained.codebooks());
             // A format this build does not know is refused.
             let mut new = bytes.clone();
-            new[..4].copy_from_slice(&3u32.to_le_bytes());
+            new[..4].copy_from_slice(&4u32.to_le_bytes());
             assert!(IvfIndex::from_bytes(&new)
                 .unwrap_err()
                 .0
-                .contains("format 3"));
+                .contains("format 4"));
         }
+        // The fit is kept from format 3 on; format 2 (no fit, the last 16 bytes) reads
+        // with it unknown.
+        assert_eq!(back.fit(), index.fit());
+        assert_eq!(index.fit().trained_rows, Some(2000));
+        let mut older = bytes[..bytes.len() - 16].to_vec();
+        older[..4].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(
+            IvfIndex::from_bytes(&older).unwrap().fit(),
+            IvfFit::default()
+        );
+        // A fit that cannot be (a negative error) reads as unknown.
+        let mut odd = bytes.clone();
+        let at = odd.len() - 12;
+        odd[at..at + 4].copy_from_slice(&(-1f32).to_le_bytes());
+        assert_eq!(
+            IvfIndex::from_bytes(&odd).unwrap().fit().trained_error,
+            None
+        );
         for q in queries.chunks_exact(dim) {
             let p = SearchParams::default();
             assert_eq!(
@@ -460,6 +479,9 @@ fn build_like_reuses_the_quantisers_and_keeps_recall() {
             let like = donor.build_like(v).unwrap();
             assert_eq!(like.len(), 4000);
             assert_eq!(like.params(), donor.params());
+            // The training it reuses is the donor's.
+            assert_eq!(like.fit().trained_rows, Some(4000));
+            assert_eq!(like.fit().trained_error, donor.fit().trained_error);
             let fresh = IvfIndex::build(v, params).unwrap();
             let (r_like, r_fresh) = (
                 recall(&like, v, &queries, 10, 16, None),
@@ -524,7 +546,10 @@ fn merged_copies_codes_as_filing_the_kept_rows_would() {
         }
         let merged = merged.unwrap();
         let filed = donor.build_like(view(&kept, dim, metric)).unwrap();
-        assert_eq!(merged.to_bytes(), filed.to_bytes(), "{codec:?}");
+        // Byte for byte but the fit at the end (the rows' error is averaged over the
+        // parts, so it may differ in the last bits; checked below).
+        let (m, f) = (merged.to_bytes(), filed.to_bytes());
+        assert_eq!(m[..m.len() - 16], f[..f.len() - 16], "{codec:?}");
         // The fit is carried: rows' error from the parts, training error from the donor.
         let fit = merged.fit();
         assert_eq!(fit.trained_error, donor.fit().trained_error);
@@ -554,8 +579,8 @@ fn merged_copies_codes_as_filing_the_kept_rows_would() {
     let err = IvfIndex::merged(&[(&x, &all)], 3001).unwrap_err();
     assert!(err.contains("3000 of 3001"), "{err}");
     assert!(IvfIndex::merged(&[], 0).is_err());
-    // Read back from a file, the fit is unknown.
+    // Read back from a file, the fit is the same.
     let read = IvfIndex::from_bytes(&x.to_bytes()).unwrap();
-    assert_eq!(read.fit(), IvfFit::default());
-    assert_eq!(read.fit().drift(), None);
+    assert_eq!(read.fit(), x.fit());
+    assert_eq!(read.fit().drift(), x.fit().drift());
 }
