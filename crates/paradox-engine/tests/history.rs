@@ -237,6 +237,23 @@ fn as_of_searches_match_a_model_of_every_past_round() {
             found += ids(&hits).iter().filter(|id| truth.contains(id)).count();
         }
         assert!(found as f64 >= 0.9 * 10.0 * queries.len() as f64, "{found}");
+        // The same with a filter, at the latest round and at the first (where the
+        // version times exclude most rows the filter's set holds).
+        for (t, state) in [rounds.last().unwrap(), &rounds[0]] {
+            let (mut found, mut wanted) = (0, 0);
+            for q in &queries {
+                let filtered = SearchRequest {
+                    filter: Some(Filter::eq("pos", true)),
+                    ..as_of(q, 10, *t, false)
+                };
+                let hits = col.search(&filtered).unwrap();
+                let truth = exact_top_where(state, q, 10, |v| v[0] > 0.0);
+                assert!(ids(&hits).iter().all(|id| state[id][0] > 0.0));
+                found += ids(&hits).iter().filter(|id| truth.contains(id)).count();
+                wanted += truth.len();
+            }
+            assert!(found as f64 >= 0.9 * wanted as f64, "{found} of {wanted}");
+        }
         // Phase 1 ends without a flush: the last rounds come back by log replay.
     }
 

@@ -312,8 +312,9 @@ pub fn run(args: HnswArgs) -> Result<Value> {
         std::fs::write(path, &bytes)
             .with_context(|| format!("cannot write the index to {}", path.display()))?;
         drop(bytes);
-        // Opened as the engine opens a segment's graph: mapped, every link checked once,
-        // read in place.
+        // Opened as the engine reads a segment's graph: mapped, every link checked once,
+        // then read in place (the engine's container also checksums the file first, one
+        // more sequential pass, not timed here).
         let started = Instant::now();
         let file = std::fs::File::open(path)
             .with_context(|| format!("cannot open the index {}", path.display()))?;

@@ -381,6 +381,22 @@ impl Collection {
             })
     }
 
+    /// [`RowMask::SetThenRow`]'s test: `row` is in `set` (which answers the rule's filter)
+    /// and passes the rest of the rule.
+    fn set_row_allowed(
+        state: &State,
+        segment: usize,
+        row: u32,
+        set: &RowSet,
+        rule: RowRule<'_>,
+    ) -> bool {
+        let unfiltered = RowRule {
+            filter: None,
+            ..rule
+        };
+        set.contains(row) && Self::row_allowed(state, segment, row, unfiltered)
+    }
+
     /// Which rows of each segment a request may return: computed once per request and
     /// segment, before the work units run.
     fn masks(&self, state: &State, rule: RowRule<'_>, exact: bool) -> Vec<RowMask> {
@@ -432,8 +448,6 @@ impl Collection {
             _ if len == 0 => 0.0,
             RowMask::All => 1.0,
             RowMask::Set(set) => set.count() as f64 / len as f64,
-            // At most this: the version times are not sampled.
-            RowMask::SetThenRow(set) => set.count() as f64 / len as f64,
             RowMask::Value(index) => {
                 let rows = rule
                     .filter
@@ -441,7 +455,9 @@ impl Collection {
                     .map_or(0, |g| g.len());
                 rows as f64 / len as f64
             }
-            RowMask::PerRow => {
+            // Judged row by row: an evenly spaced sample (for an as-of search the version
+            // times matter as much as the filter, so the set's size alone would overstate).
+            RowMask::PerRow | RowMask::SetThenRow(_) => {
                 let step = (len / SELECTIVITY_SAMPLE).max(1);
                 let sampled: Vec<u32> = (unit.rows.start..unit.rows.end)
                     .step_by(step)
@@ -449,7 +465,12 @@ impl Collection {
                     .collect();
                 let passed = sampled
                     .iter()
-                    .filter(|&&r| Self::row_allowed(state, unit.segment, r, rule))
+                    .filter(|&&r| match mask {
+                        RowMask::SetThenRow(set) => {
+                            Self::set_row_allowed(state, unit.segment, r, set, rule)
+                        }
+                        _ => Self::row_allowed(state, unit.segment, r, rule),
+                    })
                     .count();
                 passed as f64 / sampled.len() as f64
             }
@@ -521,13 +542,7 @@ impl Collection {
                     && !state.sealed[unit.segment].deleted.contains(row)
             }
             RowMask::PerRow => Self::row_allowed(state, unit.segment, row, rule),
-            RowMask::SetThenRow(set) => {
-                let unfiltered = RowRule {
-                    filter: None,
-                    ..rule
-                };
-                set.contains(row) && Self::row_allowed(state, unit.segment, row, unfiltered)
-            }
+            RowMask::SetThenRow(set) => Self::set_row_allowed(state, unit.segment, row, set, rule),
         };
         // A graph unit whose index was dropped meanwhile (the collection switched to
         // `flat`) is scanned exactly like any other: its rows are the whole segment.

@@ -13,11 +13,11 @@
 //! node's lock) while other threads read other lists. Relaxed atomic loads compile to
 //! plain loads, so searches on a finished graph pay nothing for this.
 //!
-//! `level0` and `upper` are [`Links`]: held by the graph, or read in place from the bytes
-//! of a memory-mapped index file (opening then copies no link). Link loads are `Relaxed`
-//! everywhere, which Rust allows on read-only memory; every method that changes links of
-//! an existing node or adds one (`insert`, `repair`, both `&mut self` on the index) first
-//! calls [`Graph::make_owned`], so no store ever reaches a mapping.
+//! `level0` and `upper` are [`Links`]: held by the graph (`AtomicU32`s), or read in place
+//! from the bytes of a memory-mapped index file (opening then copies no link), where they
+//! are plain `u32` reads and never seen as atomics. Every method that changes links of an
+//! existing node or adds one (`insert`, `repair`, both `&mut self` on the index) first
+//! calls [`Graph::make_owned`]; a store to links read in place panics.
 
 use crate::SharedBytes;
 use parking_lot::Mutex;
@@ -30,23 +30,23 @@ pub(crate) const MAX_LINKS: usize = 128;
 /// An array of links, held or read in place from shared bytes.
 pub(crate) struct Links {
     /// `len` links at `ptr`, inside `owner`'s buffer; kept beside it so that reading a
-    /// block costs no branch on where the links live.
-    ptr: *const AtomicU32,
+    /// block costs no lookup of where the links live.
+    ptr: *const u32,
     len: usize,
     owner: LinksOwner,
 }
 
 enum LinksOwner {
     Held(Vec<AtomicU32>),
-    /// Little-endian `u32`s in these bytes, at a 4-aligned address (held to keep them
-    /// alive; read through `Links::ptr`).
+    /// Little-endian `u32`s in these bytes, at a 4-aligned address, only ever read
+    /// (held to keep them alive; read through `Links::ptr`).
     Shared(#[allow(dead_code)] SharedBytes),
 }
 
-// SAFETY: a `Links` is a `&[AtomicU32]` into a buffer it owns (a `Vec`, or bytes that are
-// `Send + Sync` and never change), and `AtomicU32` is `Send + Sync`.
+// SAFETY: a `Links` is a view of a buffer it owns: `AtomicU32`s (`Send + Sync`), or bytes
+// that are `Send + Sync`, never change and are only read.
 unsafe impl Send for Links {}
-// SAFETY: as above.
+// SAFETY: as above; held links are only accessed atomically.
 unsafe impl Sync for Links {}
 
 impl Links {
@@ -62,7 +62,7 @@ impl Links {
 
     fn held(links: Vec<AtomicU32>) -> Links {
         Links {
-            ptr: links.as_ptr(),
+            ptr: links.as_ptr().cast::<u32>(),
             len: links.len(),
             owner: LinksOwner::Held(links),
         }
@@ -77,18 +77,20 @@ impl Links {
         let data = (*bytes).as_ref();
         let end = len.checked_mul(4).and_then(|b| b.checked_add(start))?;
         let region = data.get(start..end)?;
-        if region
-            .as_ptr()
-            .align_offset(std::mem::align_of::<AtomicU32>())
-            != 0
-        {
+        let ptr = region.as_ptr().cast::<u32>();
+        if !ptr.is_aligned() {
             return None;
         }
         Some(Links {
-            ptr: region.as_ptr().cast::<AtomicU32>(),
+            ptr,
             len,
             owner: LinksOwner::Shared(bytes),
         })
+    }
+
+    /// Links in the array.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// Whether the links are read in place from shared bytes.
@@ -96,14 +98,96 @@ impl Links {
         matches!(self.owner, LinksOwner::Shared(_))
     }
 
+    /// Link `i` (panics past the end).
+    #[inline]
+    pub fn load(&self, i: usize) -> u32 {
+        assert!(i < self.len, "link {i} of {}", self.len);
+        // SAFETY: `i` is in range; see `read_block`.
+        unsafe { self.load_unchecked(i) }
+    }
+
+    /// # Safety
+    /// `i < self.len`.
+    #[inline(always)]
+    unsafe fn load_unchecked(&self, i: usize) -> u32 {
+        // SAFETY: `i < len` (the caller's promise), so `at` is inside the buffer; held
+        // links are `AtomicU32`s (the pointer came from their `Vec`), shared ones are
+        // aligned `u32`s that nothing writes.
+        unsafe {
+            let at = self.ptr.add(i);
+            match self.owner {
+                // Held: other threads may store to it during a build, so atomically.
+                LinksOwner::Held(_) => (*at.cast::<AtomicU32>()).load(Relaxed),
+                // Shared: immutable bytes, a plain read.
+                LinksOwner::Shared(_) => at.read(),
+            }
+        }
+    }
+
+    /// Copies the block at `start` (`[count, links...]`, room for `cap` links) into
+    /// `out`; returns how many (the stored count, at most `cap`).
+    #[inline(always)]
+    fn read_block(&self, start: usize, cap: usize, out: &mut [u32; MAX_LINKS]) -> usize {
+        assert!(cap <= MAX_LINKS && start < self.len && self.len - start > cap);
+        // SAFETY: `start..=start + cap` is in range (checked above), and every link read
+        // is within it; held links are `AtomicU32`s, shared ones immutable `u32`s (see
+        // `load_unchecked`). One branch per block, not per link.
+        unsafe {
+            let at = self.ptr.add(start);
+            match self.owner {
+                LinksOwner::Held(_) => {
+                    let at = at.cast::<AtomicU32>();
+                    let count = ((*at).load(Relaxed) as usize).min(cap);
+                    for (j, o) in out[..count].iter_mut().enumerate() {
+                        *o = (*at.add(1 + j)).load(Relaxed);
+                    }
+                    count
+                }
+                LinksOwner::Shared(_) => {
+                    let count = (at.read() as usize).min(cap);
+                    for (j, o) in out[..count].iter_mut().enumerate() {
+                        *o = at.add(1 + j).read();
+                    }
+                    count
+                }
+            }
+        }
+    }
+
+    /// Replaces the block at `start` with `links` (at most `cap` of them). Held links
+    /// only: shared ones are copied first ([`Graph::make_owned`]).
+    #[inline]
+    fn write_block(&self, start: usize, cap: usize, links: &[u32]) {
+        let LinksOwner::Held(held) = &self.owner else {
+            panic!("links read in place are never written: make_owned first");
+        };
+        let block = &held[start..start + 1 + cap];
+        let count = links.len().min(cap);
+        for (slot, &l) in block[1..].iter().zip(&links[..count]) {
+            slot.store(l, Relaxed);
+        }
+        block[0].store(count as u32, Relaxed);
+    }
+
+    /// The address of link `i`, for prefetching (never dereferenced here).
+    #[inline(always)]
+    fn address(&self, i: usize) -> *const u32 {
+        self.ptr.wrapping_add(i)
+    }
+
+    /// Every link, held (a copy).
+    fn to_held(&self) -> Links {
+        Links::held(
+            (0..self.len)
+                .map(|i| AtomicU32::new(self.load(i)))
+                .collect(),
+        )
+    }
+
     /// Copies shared links into a buffer of the graph's own (no-op when held).
     pub fn make_owned(&mut self) {
         if self.is_shared() {
-            *self = Links::held(
-                self.iter()
-                    .map(|a| AtomicU32::new(a.load(Relaxed)))
-                    .collect(),
-            );
+            *self = self.to_held();
         }
     }
 
@@ -112,7 +196,7 @@ impl Links {
         self.make_owned();
         if let LinksOwner::Held(links) = &mut self.owner {
             links.extend((0..n).map(|_| AtomicU32::new(0)));
-            self.ptr = links.as_ptr();
+            self.ptr = links.as_ptr().cast::<u32>();
             self.len = links.len();
         }
     }
@@ -123,19 +207,6 @@ impl Links {
             LinksOwner::Held(links) => links.capacity() * 4,
             LinksOwner::Shared(_) => 0,
         }
-    }
-}
-
-impl std::ops::Deref for Links {
-    type Target = [AtomicU32];
-
-    #[inline(always)]
-    fn deref(&self) -> &[AtomicU32] {
-        // SAFETY: `ptr` and `len` describe a live, 4-aligned region of `owner`'s buffer,
-        // which does not move or change while `self` holds it (a `Vec` only changes
-        // through `extend_zeroed`, which resets both; shared bytes return the same
-        // address every time). Shared regions are only ever loaded from, `Relaxed`.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
@@ -251,15 +322,15 @@ impl Graph {
         node
     }
 
-    /// The block `[count, links...]` of `node` at `level`.
+    /// The links holding the block `[count, links...]` of `node` at `level`, and where
+    /// it starts in them.
     #[inline(always)]
-    pub fn block(&self, node: u32, level: usize) -> &[AtomicU32] {
+    fn block(&self, node: u32, level: usize) -> (&Links, usize) {
         if level == 0 {
-            let start = node as usize * (1 + self.m0);
-            &self.level0[start..start + 1 + self.m0]
+            (&self.level0, node as usize * (1 + self.m0))
         } else {
             let base = self.upper_offsets[node as usize] as usize + (level - 1) * (1 + self.m);
-            &self.upper[base..base + 1 + self.m]
+            (&self.upper, base)
         }
     }
 
@@ -268,11 +339,11 @@ impl Graph {
     pub fn prefetch_links(&self, node: u32, level: usize) {
         #[cfg(target_arch = "x86_64")]
         {
-            let block = self.block(node, level);
-            // SAFETY: prefetch is only a hint; the pointer is inside a live slice.
+            let (links, start) = self.block(node, level);
+            // SAFETY: prefetch is only a hint and never faults, whatever the address.
             unsafe {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch(block.as_ptr().cast::<i8>(), _MM_HINT_T0);
+                _mm_prefetch(links.address(start).cast::<i8>(), _MM_HINT_T0);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -292,38 +363,27 @@ impl Graph {
     /// Copies the links of `node` at `level` into `out`; returns how many.
     #[inline(always)]
     pub fn read_links(&self, node: u32, level: usize, out: &mut [u32; MAX_LINKS]) -> usize {
-        let block = self.block(node, level);
-        let count = (block[0].load(Relaxed) as usize).min(block.len() - 1);
-        for (o, link) in out.iter_mut().zip(&block[1..1 + count]) {
-            *o = link.load(Relaxed);
-        }
-        count
+        let (links, start) = self.block(node, level);
+        links.read_block(start, self.capacity(level), out)
     }
 
     /// Replaces the links of `node` at `level` (caller holds the node's lock or has
-    /// exclusive access).
+    /// exclusive access; the links are held, see [`Graph::make_owned`]).
     #[inline]
     pub fn write_links(&self, node: u32, level: usize, links: &[u32]) {
-        let block = self.block(node, level);
-        let count = links.len().min(block.len() - 1);
-        for (slot, &l) in block[1..].iter().zip(&links[..count]) {
-            slot.store(l, Relaxed);
-        }
-        block[0].store(count as u32, Relaxed);
+        let (held, start) = self.block(node, level);
+        held.write_block(start, self.capacity(level), links);
     }
 
     /// An independent copy (links as of now), held.
     pub fn deep_copy(&self) -> Graph {
-        let copy = |v: &[AtomicU32]| {
-            Links::held(v.iter().map(|a| AtomicU32::new(a.load(Relaxed))).collect())
-        };
         Graph {
             m: self.m,
             m0: self.m0,
             levels: self.levels.clone(),
-            level0: copy(&self.level0),
+            level0: self.level0.to_held(),
             upper_offsets: self.upper_offsets.clone(),
-            upper: copy(&self.upper),
+            upper: self.upper.to_held(),
             entry: AtomicU32::new(self.entry.load(Relaxed)),
             max_level: AtomicU32::new(self.max_level.load(Relaxed)),
             entry_lock: Mutex::new(()),

@@ -26,7 +26,7 @@ use crate::{Neighbor, RowFilter, SearchParams, VectorIndex, VectorView};
 use build::Space;
 use graph::{Graph, NONE};
 use search::{greedy, search_layer, search_layer_all, Scored, POOL_MAX_NODES};
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::Acquire;
 
 pub use persist::HnswDecodeError;
 pub use search::NodeDistance;
@@ -233,7 +233,10 @@ impl HnswIndex {
     /// Level-0 out-degree of every node (for diagnostics and tests).
     pub fn degrees(&self) -> Vec<usize> {
         (0..self.graph.len() as u32)
-            .map(|n| self.graph.block(n, 0)[0].load(Relaxed) as usize)
+            .map(|n| {
+                let mut links = [0u32; graph::MAX_LINKS];
+                self.graph.read_links(n, 0, &mut links)
+            })
             .collect()
     }
 

@@ -56,14 +56,14 @@ impl HnswIndex {
         out.extend_from_slice(&(self.deleted.len() as u64).to_le_bytes());
         out.extend_from_slice(&g.levels);
         out.resize(out.len() + (4 - n % 4) % 4, 0);
-        for a in g.level0.iter() {
-            out.extend_from_slice(&a.load(Relaxed).to_le_bytes());
+        for i in 0..g.level0.len() {
+            out.extend_from_slice(&g.level0.load(i).to_le_bytes());
         }
         for o in &g.upper_offsets {
             out.extend_from_slice(&o.to_le_bytes());
         }
-        for a in g.upper.iter() {
-            out.extend_from_slice(&a.load(Relaxed).to_le_bytes());
+        for i in 0..g.upper.len() {
+            out.extend_from_slice(&g.upper.load(i).to_le_bytes());
         }
         for w in &self.deleted {
             out.extend_from_slice(&w.to_le_bytes());
@@ -173,20 +173,29 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<HnswIndex, HnswDe
         .map(|_| r.u64("deleted"))
         .collect::<Result<_, _>>()?;
 
-    // Structural checks: links point at nodes, counts fit, upper blocks are in range.
-    let check_block = |block: &[u32], cap: usize, what: &str| -> Result<(), HnswDecodeError> {
+    // Structural checks: links point at nodes present on the block's level, counts fit,
+    // upper blocks are in range. (Messages are made only for an error.)
+    let block_fits = |block: &[u32], cap: usize, level: usize| {
         let count = block[0] as usize;
-        if count > cap || block[1..1 + count].iter().any(|&l| l as usize >= n) {
-            return Err(HnswDecodeError(format!(
-                "{what}: count {count} (cap {cap}) or a link out of range"
-            )));
-        }
-        Ok(())
+        count <= cap
+            && block[1..1 + count].iter().all(|&l| {
+                levels
+                    .get(l as usize)
+                    .is_some_and(|&at| at as usize >= level)
+            })
+    };
+    let bad_block = |node: usize, level: usize, cap: usize| {
+        HnswDecodeError(format!(
+            "level-{level} links of node {node}: a count above {cap}, or a link to a node \
+             absent from that level"
+        ))
     };
     for (node, block) in level0.chunks_exact(1 + m0).enumerate() {
-        check_block(block, m0, &format!("level-0 links of node {node}"))?;
+        if !block_fits(block, m0, 0) {
+            return Err(bad_block(node, 0, m0));
+        }
     }
-    for (node, (&level, &offset)) in levels.iter().zip(&upper_offsets).enumerate() {
+    for (node, (&level, &offset)) in levels.iter().zip(upper_offsets.iter()).enumerate() {
         if level == 0 {
             if offset != NONE {
                 return Err(HnswDecodeError(format!(
@@ -201,8 +210,10 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<HnswIndex, HnswDe
                 "upper links of node {node} out of range"
             )));
         }
-        for block in upper[offset as usize..end].chunks_exact(1 + m) {
-            check_block(block, m, &format!("upper links of node {node}"))?;
+        for (i, block) in upper[offset as usize..end].chunks_exact(1 + m).enumerate() {
+            if !block_fits(block, m, i + 1) {
+                return Err(bad_block(node, i + 1, m));
+            }
         }
     }
     if (entry != NONE && entry as usize >= n)

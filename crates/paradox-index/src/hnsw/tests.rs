@@ -382,36 +382,23 @@ fn the_unfiltered_beam_finds_what_the_filtered_one_does_when_it_admits_every_nod
     }
 }
 
-/// Bytes at `skip` bytes past an 8-aligned address, as shared bytes.
-struct Offset {
-    words: Vec<u64>,
-    skip: usize,
-    len: usize,
+/// `bytes` at `skip` bytes into a read-only anonymous mapping (page-aligned), as shared
+/// bytes: a store to them would fault.
+fn read_only(bytes: &[u8], skip: usize) -> crate::SharedBytes {
+    let mut map = memmap2::MmapMut::map_anon(bytes.len() + skip).unwrap();
+    map[skip..].copy_from_slice(bytes);
+    let map = map.make_read_only().unwrap();
+    std::sync::Arc::new(Offset { map, skip })
 }
 
-impl Offset {
-    fn shared(bytes: &[u8], skip: usize) -> crate::SharedBytes {
-        let mut words = vec![0u64; (bytes.len() + skip).div_ceil(8)];
-        // SAFETY: a `u64` buffer viewed as its bytes; any byte value is a valid `u8`.
-        let raw = unsafe {
-            std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8)
-        };
-        raw[skip..skip + bytes.len()].copy_from_slice(bytes);
-        std::sync::Arc::new(Offset {
-            words,
-            skip,
-            len: bytes.len(),
-        })
-    }
+struct Offset {
+    map: memmap2::Mmap,
+    skip: usize,
 }
 
 impl AsRef<[u8]> for Offset {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: as in `shared`; the range lies inside the buffer.
-        let raw = unsafe {
-            std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.words.len() * 8)
-        };
-        &raw[self.skip..self.skip + self.len]
+        &self.map[self.skip..]
     }
 }
 
@@ -431,7 +418,7 @@ fn a_graph_read_in_place_searches_like_a_copy_and_copies_itself_before_changing(
     };
     let index = HnswIndex::build(view, HnswParams::default());
     let bytes = index.to_bytes();
-    let shared = Offset::shared(&bytes, 0);
+    let shared = read_only(&bytes, 0);
     let mut mapped = HnswIndex::from_shared(shared.clone()).unwrap();
     assert!(mapped.links_in_place());
     assert_eq!(mapped.to_bytes(), bytes);
@@ -443,15 +430,37 @@ fn a_graph_read_in_place_searches_like_a_copy_and_copies_itself_before_changing(
         assert_eq!(a, b);
     }
     // Bytes not 4-aligned in memory decode as a copy, with the same graph.
-    let copied = HnswIndex::from_shared(Offset::shared(&bytes, 1)).unwrap();
+    let copied = HnswIndex::from_shared(read_only(&bytes, 1)).unwrap();
     assert!(!copied.links_in_place());
     assert_eq!(copied.to_bytes(), bytes);
     // Damage is still an error in place: a link past the last node.
     let mut bad = bytes.clone();
     let level0_start = 56 + 800;
     bad[level0_start + 4..level0_start + 8].copy_from_slice(&10_000u32.to_le_bytes());
-    assert!(HnswIndex::from_shared(Offset::shared(&bad, 0)).is_err());
+    assert!(HnswIndex::from_shared(read_only(&bad, 0)).is_err());
+    // And an upper-level link to a node absent from that level.
+    let crafted = HnswIndex::from_bytes(&bytes).unwrap();
+    let upper = (0..800u32)
+        .find(|&r| crafted.graph.levels[r as usize] >= 1)
+        .unwrap();
+    let ground = (0..800u32)
+        .find(|&r| crafted.graph.levels[r as usize] == 0)
+        .unwrap();
+    crafted.graph.write_links(upper, 1, &[ground]);
+    let crafted = crafted.to_bytes();
+    for decoded in [
+        HnswIndex::from_bytes(&crafted),
+        HnswIndex::from_shared(read_only(&crafted, 0)),
+    ] {
+        let err = decoded.unwrap_err().to_string();
+        assert!(err.contains("absent from that level"), "{err}");
+    }
 
+    // A store to links read in place is refused (the `&mut self` methods copy first).
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        mapped.graph.write_links(0, 0, &[1]);
+    }));
+    assert!(refused.is_err());
     // Changing the graph copies its links first; the shared bytes stay as they were.
     mapped.delete(5);
     mapped.repair(view);
