@@ -225,7 +225,8 @@ impl Sq8Quantizer {
             (centred, 0.0, fast, norm)
         } else {
             let offset = query.iter().zip(&self.mins).map(|(x, lo)| x * lo).sum();
-            (scaled(query, 1.0), offset, scaled(query, 1.0), offset)
+            let weights = scaled(query, 1.0);
+            (weights.clone(), offset, weights, offset)
         };
         let fast_i8 = table.prefer_i8.then(|| {
             let largest = fast_weights.iter().fold(0f32, |m, w| m.max(w.abs()));
