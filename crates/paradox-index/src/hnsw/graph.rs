@@ -39,8 +39,10 @@ pub(crate) struct Links {
 enum LinksOwner {
     Held(Vec<AtomicU32>),
     /// Little-endian `u32`s in these bytes, at a 4-aligned address, only ever read
-    /// (held to keep them alive; read through `Links::ptr`).
-    Shared(#[allow(dead_code)] SharedBytes),
+    /// through `Links::ptr`; `_bytes` is held so they stay alive as long as it.
+    Shared {
+        _bytes: SharedBytes,
+    },
 }
 
 // SAFETY: a `Links` is a view of a buffer it owns: `AtomicU32`s (`Send + Sync`), or bytes
@@ -84,7 +86,7 @@ impl Links {
         Some(Links {
             ptr,
             len,
-            owner: LinksOwner::Shared(bytes),
+            owner: LinksOwner::Shared { _bytes: bytes },
         })
     }
 
@@ -95,7 +97,7 @@ impl Links {
 
     /// Whether the links are read in place from shared bytes.
     pub fn is_shared(&self) -> bool {
-        matches!(self.owner, LinksOwner::Shared(_))
+        matches!(self.owner, LinksOwner::Shared { .. })
     }
 
     /// Link `i` (panics past the end).
@@ -119,7 +121,7 @@ impl Links {
                 // Held: other threads may store to it during a build, so atomically.
                 LinksOwner::Held(_) => (*at.cast::<AtomicU32>()).load(Relaxed),
                 // Shared: immutable bytes, a plain read.
-                LinksOwner::Shared(_) => at.read(),
+                LinksOwner::Shared { .. } => at.read(),
             }
         }
     }
@@ -143,7 +145,7 @@ impl Links {
                     }
                     count
                 }
-                LinksOwner::Shared(_) => {
+                LinksOwner::Shared { .. } => {
                     let count = (at.read() as usize).min(cap);
                     for (j, o) in out[..count].iter_mut().enumerate() {
                         *o = at.add(1 + j).read();
@@ -205,7 +207,7 @@ impl Links {
     pub fn held_bytes(&self) -> usize {
         match &self.owner {
             LinksOwner::Held(links) => links.capacity() * 4,
-            LinksOwner::Shared(_) => 0,
+            LinksOwner::Shared { .. } => 0,
         }
     }
 }
