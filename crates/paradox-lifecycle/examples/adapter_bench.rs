@@ -368,8 +368,8 @@ fn main() {
         },
     ];
     println!(
-        "data: {n_docs} documents, {n_queries} queries; v1 = MiniLM layers 1-3 ({d1}-d); \
-         simd {}; threads {}",
+        "data: {n_docs} documents, {n_queries} queries; v1 = {} ({d1}-d); simd {}; threads {}",
+        meta["v1"].as_str().unwrap_or("MiniLM layers 1-3"),
         paradox_kernels::simd_level(),
         rayon::current_num_threads()
     );

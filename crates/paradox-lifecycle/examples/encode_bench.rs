@@ -9,6 +9,8 @@
 //!   --reps R          timed repetitions (default 3)
 //!   --layers L        keep only the first L layers (default all)
 //!   --batch-size B    texts per forward pass (default MiniLmOptions::default())
+//!   --save FILE       write the embeddings (float32 .npy, texts x 384) of the last timed
+//!                     repetition to FILE (bench/lifecycle/make_pairs.py --encoder rust)
 //!   --check [FILE]    compare with the sentence-transformers fixture instead of timing
 //!                     (default crates/paradox-lifecycle/tests/data/minilm_ref.json)
 //! ```
@@ -38,6 +40,7 @@ struct Args {
     reps: usize,
     layers: Option<usize>,
     batch_size: Option<usize>,
+    save: Option<PathBuf>,
     check: Option<PathBuf>,
 }
 
@@ -50,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         reps: 3,
         layers: None,
         batch_size: None,
+        save: None,
         check: None,
     };
     let mut it = std::env::args().skip(1).peekable();
@@ -67,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
             "--batch-size" => {
                 args.batch_size = Some(number("--batch-size", value("--batch-size")?)?)
             }
+            "--save" => args.save = Some(value("--save")?.into()),
             "--check" => {
                 let path = match it.peek() {
                     Some(next) if !next.starts_with("--") => it.next().map(PathBuf::from),
@@ -199,6 +204,9 @@ fn run() -> Result<bool, String> {
     if args.check.is_some() {
         return check(&args, &model);
     }
+    if args.save.is_some() && args.reps == 0 {
+        return Err("--save needs at least one timed repetition (--reps 1 or more)".into());
+    }
     let texts = match (&args.texts, &args.wordnet) {
         (Some(file), _) => {
             let text =
@@ -236,6 +244,7 @@ fn run() -> Result<bool, String> {
     enc.encode_texts(&refs[..refs.len().min(64)])
         .map_err(|e| e.to_string())?; // warm-up
     let mut rates = Vec::new();
+    let mut last = Vec::new();
     for rep in 0..args.reps {
         let cpu0 = cpu_seconds();
         let start = Instant::now();
@@ -254,12 +263,41 @@ fn run() -> Result<bool, String> {
             rates[rep],
             rep + 1
         );
+        last = out;
+    }
+    if let Some(path) = &args.save {
+        save_npy(path, &last, refs.len(), enc.info().dim)?;
+        println!(
+            "saved {} x {} to {}",
+            refs.len(),
+            enc.info().dim,
+            path.display()
+        );
     }
     rates.sort_by(f64::total_cmp);
     if let Some(median) = rates.get(rates.len() / 2) {
         println!("rust median: {median:.1} sentences/s");
     }
     Ok(true)
+}
+
+/// Writes `rows x cols` little-endian `f32` values as a version-1 `.npy` file.
+fn save_npy(path: &Path, values: &[f32], rows: usize, cols: usize) -> Result<(), String> {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + length (2) + header + newline: a multiple of 64 bytes.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + values.len() * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {
