@@ -86,7 +86,7 @@ impl IvfIndex {
             .collect();
         let mut scans: Vec<QueryScan> = queries
             .chunks_exact(dim)
-            .map(|query| QueryScan::new(self, query))
+            .map(|query| QueryScan::new(self, query, !plain))
             .collect();
         for run in pairs.chunk_by(|a, b| a.0.key == b.0.key) {
             let l = run[0].0.key as usize;

@@ -53,7 +53,7 @@ use rayon::prelude::*;
 
 /// Rows [`IvfIndex::assign_lists`] assigns on the calling thread; more go to the pool.
 pub const SERIAL_ASSIGN_ROWS: usize = 4096;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Lists from which the coarse quantiser is an HNSW graph rather than a scan.
 pub const COARSE_HNSW_MIN_LISTS: usize = 16_384;
@@ -311,6 +311,10 @@ pub struct IvfIndex {
     /// How well the centroids fit: see [`IvfFit`]. Persisted from format 3 on (unknown
     /// after reading an older file).
     fit: IvfFit,
+    /// SQ8 under L2 with the codes held in RAM: each row's code norm
+    /// ([`Sq8Quantizer::code_norm`]), in code order, made on first use (see
+    /// [`IvfIndex::sq8_norms`]).
+    sq8_norms: OnceLock<Vec<f32>>,
 }
 
 /// How well an index's centroids fit its rows, and the rows they were trained on: mean
@@ -548,6 +552,7 @@ impl IvfIndex {
             residuals,
             coarse,
             fit,
+            sq8_norms: OnceLock::new(),
         }
     }
 
@@ -699,6 +704,7 @@ impl IvfIndex {
                 trained_error: first.fit.trained_error,
                 trained_rows: first.fit.trained_rows,
             },
+            sq8_norms: OnceLock::new(),
         })
     }
 
@@ -813,23 +819,45 @@ impl IvfIndex {
         top.into_sorted_vec()
     }
 
-    /// Scores the probed lists with codes (or exactly for `Flat`) into `top`.
+    /// Scores the probed lists with codes (or exactly for `Flat`) into `top`
+    /// (`reranked`: see `QueryScan::new`).
     fn scan_lists(
         &self,
         vectors: VectorView<'_>,
         query: &[f32],
         lists: &[Neighbor],
         filter: Option<RowFilter<'_>>,
+        reranked: bool,
         top: &mut TopK,
     ) {
         let allowed = |row: u32| filter.is_none_or(|f| f(row));
-        let mut scan = QueryScan::new(self, query);
+        let mut scan = QueryScan::new(self, query, reranked);
         for list in lists {
             let l = list.key as usize;
             if let Some(codes) = self.list_codes(l) {
                 scan.list(vectors, l, &codes, &allowed, top);
             }
         }
+    }
+
+    /// SQ8 under L2 with the codes held in RAM: the code norms (made on first use, one
+    /// pass over the codes), so a list is scored through the batched kernel. `None`
+    /// otherwise: inner products need no norms, and for codes on disk the pass would read
+    /// every list.
+    fn sq8_norms(&self) -> Option<&[f32]> {
+        let (Residuals::Sq8(sq), Codes::Owned(codes), Metric::L2) =
+            (&self.residuals, &self.codes, self.metric)
+        else {
+            return None;
+        };
+        let dim = self.dim.max(1);
+        let norms = self.sq8_norms.get_or_init(|| {
+            codes
+                .par_chunks_exact(dim)
+                .map(|c| sq.code_norm(c))
+                .collect()
+        });
+        Some(norms)
     }
 
     fn list_rows(&self, list: usize) -> &[u32] {
@@ -969,11 +997,11 @@ impl VectorIndex for IvfIndex {
         let rerank = params.rerank.unwrap_or(self.params.rerank);
         if exact || rerank == 0 {
             let mut top = TopK::new(k);
-            self.scan_lists(vectors, query, &lists, filter, &mut top);
+            self.scan_lists(vectors, query, &lists, filter, false, &mut top);
             return top.into_sorted_vec();
         }
         let mut pool = TopK::new(k.saturating_mul(rerank));
-        self.scan_lists(vectors, query, &lists, filter, &mut pool);
+        self.scan_lists(vectors, query, &lists, filter, true, &mut pool);
         let candidates = pool.into_sorted_vec();
         if self.codes_on_disk() {
             // The vectors are likely on disk too: ask for every candidate's page at once,
@@ -1015,6 +1043,7 @@ impl VectorIndex for IvfIndex {
                 self.code_bytes()
             }
             + quantiser
+            + self.sq8_norms.get().map_or(0, |n| n.len() * 4)
             + self.coarse.as_ref().map_or(0, |g| g.memory_bytes())
     }
 }

@@ -327,6 +327,7 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         residuals,
         coarse,
         fit,
+        sq8_norms: std::sync::OnceLock::new(),
     })
 }
 

@@ -42,10 +42,16 @@ pub(super) struct QueryScan<'a> {
     lut: Pq4Lut,
     /// SQ8 with inner products: the query's scorer, shared by every list.
     sq8: Option<Sq8Query<'a>>,
+    /// SQ8 under L2, codes in RAM and the candidates re-ranked: every row's code norm,
+    /// in code order, for the batched kernel.
+    sq8_norms: Option<&'a [f32]>,
 }
 
 impl<'a> QueryScan<'a> {
-    pub(super) fn new(index: &'a IvfIndex, query: &'a [f32]) -> QueryScan<'a> {
+    /// `reranked`: the candidates are re-ranked exactly afterwards, so their scores may
+    /// be coarser (SQ8 under L2 then goes through the integer kernel, whose distances can
+    /// be off by several per cent: the expansion it needs subtracts large terms).
+    pub(super) fn new(index: &'a IvfIndex, query: &'a [f32], reranked: bool) -> QueryScan<'a> {
         let dim = index.dim;
         let l2 = index.metric == Metric::L2;
         let mut scan = QueryScan {
@@ -56,6 +62,7 @@ impl<'a> QueryScan<'a> {
             table: Vec::new(),
             lut: Pq4Lut::default(),
             sq8: None,
+            sq8_norms: None,
         };
         match &index.residuals {
             Residuals::Flat => {}
@@ -83,6 +90,8 @@ impl<'a> QueryScan<'a> {
             Residuals::Sq8(sq) => {
                 if !l2 {
                     scan.sq8 = Some(sq.query(query, Metric::Dot));
+                } else if reranked {
+                    scan.sq8_norms = index.sq8_norms();
                 }
             }
         }
@@ -107,6 +116,7 @@ impl<'a> QueryScan<'a> {
             table,
             lut,
             sq8,
+            sq8_norms,
         } = self;
         let dim = index.dim;
         let l2 = index.metric == Metric::L2;
@@ -171,15 +181,35 @@ impl<'a> QueryScan<'a> {
                         }
                     }
                 }
-                // L2: the codes hold no norms, so each row is decoded in `f32` registers
-                // against the list's residual query.
+                // L2: the list's own residual query; with the code norms (codes in RAM,
+                // candidates re-ranked), blocks of rows through the batched kernel, else
+                // each row decoded in `f32` registers.
                 None => {
                     residual_of(residual, query, &index.centroids);
                     let scorer = sq.query(residual, Metric::L2);
-                    for (code, &row) in codes.chunks_exact(dim).zip(rows) {
-                        let d = scorer.distance(code);
-                        if d < top.threshold() && allowed(row) {
-                            top.push(row as u64, d);
+                    let Some(norms) = sq8_norms else {
+                        for (code, &row) in codes.chunks_exact(dim).zip(rows) {
+                            let d = scorer.distance(code);
+                            if d < top.threshold() && allowed(row) {
+                                top.push(row as u64, d);
+                            }
+                        }
+                        return;
+                    };
+                    let norms = &norms[index.offsets[l] as usize..index.offsets[l + 1] as usize];
+                    let mut out = [0f32; SQ8_BLOCK];
+                    for ((block, rows), norms) in codes
+                        .chunks(SQ8_BLOCK * dim)
+                        .zip(rows.chunks(SQ8_BLOCK))
+                        .zip(norms.chunks(SQ8_BLOCK))
+                    {
+                        let out = &mut out[..rows.len()];
+                        let positions = &BLOCK_POSITIONS[..rows.len()];
+                        scorer.fast_distances_with_norms(block, positions, norms, out);
+                        for (&d, &row) in out.iter().zip(rows) {
+                            if d < top.threshold() && allowed(row) {
+                                top.push(row as u64, d);
+                            }
                         }
                     }
                 }

@@ -588,25 +588,16 @@ fn merged_copies_codes_as_filing_the_kept_rows_would() {
 /// SQ8 lists under inner products are scored in blocks by the batched kernel (integer
 /// products where the CPU has them): without re-rank, the order they give is still close
 /// to the exact one, lists longer than a block and ragged last blocks included, and each
-/// returned distance is the exact negated inner product of a candidate to within the
-/// quantisation error.
+/// returned distance is the candidate's exact distance to within the quantisation error
+/// (L2 without re-rank: each row decoded in `f32`).
 #[test]
-fn sq8_inner_product_lists_rank_like_exact_scores_without_rerank() {
+fn sq8_lists_rank_like_exact_scores_without_rerank() {
     let dim = 48;
-    for metric in [Metric::Cosine, Metric::Dot] {
+    for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
         let data = prepared(clustered(5000, dim, 12, 21), dim, metric);
         let queries = prepared(clustered(40, dim, 12, 22), dim, metric);
         let v = view(&data, dim, metric);
-        let index = IvfIndex::build(
-            v,
-            IvfParams {
-                nlist: 12,
-                codec: IvfCodec::Sq8,
-                rerank: 0,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let index = sq8_index(v, 0);
         assert!(
             index.list_sizes().iter().any(|&n| n > 64 && n % 64 != 0),
             "the lists must span blocks"
@@ -629,4 +620,34 @@ fn sq8_inner_product_lists_rank_like_exact_scores_without_rerank() {
             }
         }
     }
+}
+
+/// SQ8 under L2 with re-rank scores candidates through the batched kernel with code norms
+/// made on first use: with a pool of only `k` (re-rank 1) the candidates it picks are
+/// still the true neighbours, in memory and after a round trip through bytes.
+#[test]
+fn sq8_l2_candidates_from_the_batched_kernel_are_the_true_neighbours() {
+    let dim = 48;
+    let data = clustered(5000, dim, 12, 23);
+    let queries = clustered(40, dim, 12, 24);
+    let v = view(&data, dim, Metric::L2);
+    let index = sq8_index(v, 1);
+    let r = recall(&index, v, &queries, 10, 12, None);
+    assert!(r >= 0.9, "recall with re-rank 1: {r}");
+    assert!(index.memory_bytes() >= 5000 * 4, "the norms are counted");
+    let back = IvfIndex::from_bytes(&index.to_bytes()).unwrap();
+    assert_eq!(recall(&back, v, &queries, 10, 12, None), r);
+}
+
+fn sq8_index(v: VectorView<'_>, rerank: usize) -> IvfIndex {
+    IvfIndex::build(
+        v,
+        IvfParams {
+            nlist: 12,
+            codec: IvfCodec::Sq8,
+            rerank,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }

@@ -350,14 +350,46 @@ impl Sq8Query<'_> {
             dim + norm_bytes <= row_bytes,
             "SQ8 rows of {row_bytes} bytes cannot hold {dim} codes and {norm_bytes} norm bytes"
         );
-        let norm = |r: u32| {
+        self.distances_by(codes, row_bytes, rows, out, |r| {
             if self.l2 {
                 let at = r as usize * row_bytes + dim;
                 f32::from_le_bytes(codes[at..at + 4].try_into().expect("4 bytes"))
             } else {
                 0.0
             }
-        };
+        });
+    }
+
+    /// [`Sq8Query::fast_distances`] of rows holding only their `dim` codes, with the code
+    /// norms (under L2; ignored otherwise) kept apart: `norms[r]` is row `r`'s. Panics
+    /// when a row is past `codes` or, under L2, past `norms`.
+    pub fn fast_distances_with_norms(
+        &self,
+        codes: &[u8],
+        rows: &[u32],
+        norms: &[f32],
+        out: &mut [f32],
+    ) {
+        let dim = self.fast_weights.len();
+        self.distances_by(codes, dim, rows, out, |r| {
+            if self.l2 {
+                norms[r as usize]
+            } else {
+                0.0
+            }
+        });
+    }
+
+    /// The loop of the two above: `norm(r)` gives row `r`'s code norm.
+    fn distances_by(
+        &self,
+        codes: &[u8],
+        row_bytes: usize,
+        rows: &[u32],
+        out: &mut [f32],
+        norm: impl Fn(u32) -> f32,
+    ) {
+        let dim = self.fast_weights.len();
         let Some((weights, step)) = &self.fast_i8 else {
             for (o, &r) in out.iter_mut().zip(rows) {
                 let code = &codes[r as usize * row_bytes..][..dim];

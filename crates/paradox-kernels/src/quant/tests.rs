@@ -114,6 +114,18 @@ proptest! {
             let norm = if l2 { f32::from_le_bytes(row[dim..].try_into().unwrap()) } else { 0.0 };
             prop_assert_eq!(got[j].to_bits(), folded.fast_distance(&row[..dim], norm).to_bits());
         }
+        // The same rows with the codes packed and the norms kept apart.
+        let packed: Vec<u8> = codes
+            .chunks_exact(row_bytes)
+            .flat_map(|row| row[..dim].to_vec())
+            .collect();
+        let norms: Vec<f32> = packed.chunks_exact(dim).map(|c| sq8.code_norm(c)).collect();
+        let mut apart = vec![f32::NAN; count];
+        folded.fast_distances_with_norms(&packed, &picked, &norms, &mut apart);
+        prop_assert_eq!(
+            apart.iter().map(|d| d.to_bits()).collect::<Vec<_>>(),
+            got.iter().map(|d| d.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     #[test]
