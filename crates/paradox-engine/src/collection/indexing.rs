@@ -688,6 +688,10 @@ fn serve_ivf(
     codes_at: &CodesAt,
 ) -> SegmentIndex {
     let written = write_ivf_file(path, &index, segment.nonce());
+    // Held in RAM: what its first search would make (on the build pool, not the search's).
+    if matches!(codes_at, CodesAt::Ram) {
+        on_build_pool(|| index.prepare_search());
+    }
     if !matches!(codes_at, CodesAt::Ram) && written.is_ok() {
         // On the build pool: with many lists the read rebuilds the coarse graph.
         let read = || read_ivf_file(path, segment.len(), segment.nonce(), codes_at);

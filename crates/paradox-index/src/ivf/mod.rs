@@ -840,6 +840,13 @@ impl IvfIndex {
         }
     }
 
+    /// Makes now what the first search would otherwise make on its own time: the code
+    /// norms of SQ8 under L2 with the codes in RAM (one pass over the codes, on the
+    /// current rayon pool). A no-op for every other index.
+    pub fn prepare_search(&self) {
+        let _ = self.sq8_norms();
+    }
+
     /// SQ8 under L2 with the codes held in RAM: the code norms (made on first use, one
     /// pass over the codes), so a list is scored through the batched kernel. `None`
     /// otherwise: inner products need no norms, and for codes on disk the pass would read
