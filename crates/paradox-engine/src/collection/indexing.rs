@@ -407,6 +407,7 @@ impl Collection {
             match read_ivf_file(&path, segment.len(), segment.nonce(), &codes_at) {
                 // nprobe and rerank are search-time settings; the rest shapes the file.
                 Ok(index) if same_ivf_build(index.params(), &params, segment.len()) => {
+                    index.prepare_search();
                     self.ivf_donor.restore(&index, segment.id());
                     segment.set_index(SegmentIndex::Ivf(index));
                     remove_index_files(&self.dir, segment.id(), Some(&path));
@@ -688,10 +689,8 @@ fn serve_ivf(
     codes_at: &CodesAt,
 ) -> SegmentIndex {
     let written = write_ivf_file(path, &index, segment.nonce());
-    // Held in RAM: what its first search would make (on the build pool, not the search's).
-    if matches!(codes_at, CodesAt::Ram) {
-        on_build_pool(|| index.prepare_search());
-    }
+    // What its first search would otherwise make (codes in RAM only; a no-op for the rest).
+    on_build_pool(|| index.prepare_search());
     if !matches!(codes_at, CodesAt::Ram) && written.is_ok() {
         // On the build pool: with many lists the read rebuilds the coarse graph.
         let read = || read_ivf_file(path, segment.len(), segment.nonce(), codes_at);

@@ -842,7 +842,7 @@ impl IvfIndex {
 
     /// Makes now what the first search would otherwise make on its own time: the code
     /// norms of SQ8 under L2 with the codes in RAM (one pass over the codes, on the
-    /// current rayon pool). A no-op for every other index.
+    /// calling thread). A no-op for every other index.
     pub fn prepare_search(&self) {
         let _ = self.sq8_norms();
     }
@@ -857,13 +857,13 @@ impl IvfIndex {
         else {
             return None;
         };
+        // Serial: a parallel pass inside `get_or_init` could, while it waits for a stolen
+        // chunk, run another search of this index on the same thread, which would then wait
+        // on the cell it is filling.
         let dim = self.dim.max(1);
-        let norms = self.sq8_norms.get_or_init(|| {
-            codes
-                .par_chunks_exact(dim)
-                .map(|c| sq.code_norm(c))
-                .collect()
-        });
+        let norms = self
+            .sq8_norms
+            .get_or_init(|| codes.chunks_exact(dim).map(|c| sq.code_norm(c)).collect());
         Some(norms)
     }
 

@@ -50,7 +50,8 @@ pub(super) struct QueryScan<'a> {
 impl<'a> QueryScan<'a> {
     /// `reranked`: the candidates are re-ranked exactly afterwards, so their scores may
     /// be coarser (SQ8 under L2 then goes through the integer kernel, whose distances can
-    /// be off by several per cent: the expansion it needs subtracts large terms).
+    /// be off by 10 % or more: the expansion it needs subtracts large terms). SQ8 under
+    /// inner products always does: its integer scores stay within a few per cent.
     pub(super) fn new(index: &'a IvfIndex, query: &'a [f32], reranked: bool) -> QueryScan<'a> {
         let dim = index.dim;
         let l2 = index.metric == Metric::L2;
