@@ -134,32 +134,13 @@ def encode_two_layers(model, texts: list[str], batch: int = 128):
     return v1, v2, time.perf_counter() - began
 
 
-def encode_rust(texts: list[str], layers: int, work: Path) -> tuple[np.ndarray, float]:
+def encode_rust(texts: list[str], layers: int) -> tuple[np.ndarray, float]:
     """Embeddings of `texts` by the first `layers` layers of Paradox's MiniLM encoder, and
-    its sentences per second (one timed pass of the `encode_bench` example)."""
-    import subprocess
+    its sentences per second (`harness/rust_minilm.py`)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from harness import rust_minilm
 
-    binary = ROOT / "target" / "release" / "examples" / "encode_bench"
-    if not binary.exists():
-        raise SystemExit(
-            f"{binary} is missing: cargo build --release -p paradox-lifecycle --example encode_bench"
-        )
-    if any("\n" in t for t in texts):
-        raise SystemExit("a text holds a line break: the encoder reads one text per line")
-    source = work / "texts.txt"
-    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    target = work / f"layers{layers}.npy"
-    run = subprocess.run(
-        [str(binary), "--texts", str(source), "--n", str(len(texts)), "--reps", "1",
-         "--layers", str(layers), "--save", str(target)],
-        check=True, capture_output=True, text=True,
-    )
-    rate = float(re.search(r"rust median: ([0-9.]+)", run.stdout).group(1))
-    out = np.load(target)
-    if out.shape != (len(texts), 384):
-        raise SystemExit(f"encode_bench wrote {out.shape}, expected ({len(texts)}, 384)")
-    print(f"rust encoder, {layers} layers: {len(texts):,} texts at {rate:,.0f}/s", file=sys.stderr)
-    return out, rate
+    return rust_minilm.encode(texts, layers)
 
 
 def project(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -215,14 +196,10 @@ def main() -> None:
             "torch_threads": torch.get_num_threads(),
         }
     else:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as work:
-            work = Path(work)
-            docs_v1, _ = encode_rust(doc_texts, args.v1_layers, work)
-            docs_v2, encode_rate = encode_rust(doc_texts, V2_LAYER, work)
-            queries_v1, _ = encode_rust(query_texts, args.v1_layers, work)
-            queries_v2, _ = encode_rust(query_texts, V2_LAYER, work)
+        docs_v1, _ = encode_rust(doc_texts, args.v1_layers)
+        docs_v2, encode_rate = encode_rust(doc_texts, V2_LAYER)
+        queries_v1, _ = encode_rust(query_texts, args.v1_layers)
+        queries_v2, _ = encode_rust(query_texts, V2_LAYER)
         extra = {"encoder": "paradox MiniLM (Rust), examples/encode_bench"}
 
     matrix = np.random.default_rng(args.seed + 1).standard_normal((384, PROJ_DIM)).astype(np.float32)
