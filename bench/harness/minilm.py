@@ -111,6 +111,11 @@ def minilm_dataset(
 
 def sanity_cosine() -> float:
     """Cosine of SANITY_PAIR under the bundled model (should be ~0.755)."""
+    if _use_rust():
+        from harness import rust_minilm
+
+        (a, b), _ = rust_minilm.encode(list(SANITY_PAIR))
+        return float(np.dot(a, b))
     a, b = _model().encode(list(SANITY_PAIR), normalize_embeddings=True)
     return float(np.dot(a, b))
 
