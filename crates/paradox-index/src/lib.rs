@@ -32,7 +32,7 @@ pub use encoded::{
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use ivf::{
-    advise_will_need, IvfCodec, IvfDecodeError, IvfFit, IvfIndex, IvfParams, ListCache,
+    advise_will_need, GroupPart, IvfCodec, IvfDecodeError, IvfFit, IvfIndex, IvfParams, ListCache,
     ListCacheStats,
 };
 pub use opq::Rotation;

@@ -32,6 +32,7 @@
 mod checkpoint;
 mod ids;
 mod indexing;
+mod ivf_group;
 mod maintenance;
 mod merge;
 mod merge_policy;

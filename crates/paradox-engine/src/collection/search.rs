@@ -3,9 +3,10 @@
 //!
 //! A search holds the state's read lock for its duration: writers apply between searches,
 //! never during one, so a search sees a consistent snapshot. Large collections are split
-//! into work units of `parallel_threshold` rows (an indexed segment is one unit), run by
-//! the calling thread with free rayon workers joining in ([`crate::helped`]), and the
-//! per-unit selections are merged.
+//! into work units of `parallel_threshold` rows (an indexed segment is one unit; sealed
+//! IVF segments with the same quantisers are searched as a group, cut into slices of the
+//! lists they visit: see `ivf_group`), run by the calling thread with free rayon workers
+//! joining in ([`crate::helped`]), and the per-unit selections are merged.
 
 use super::state::{Location, State};
 use super::Collection;
@@ -128,16 +129,23 @@ enum RowMask {
 /// The unit of parallel work: a contiguous range of rows of one segment scanned
 /// exactly, or a whole indexed segment searched through its graph.
 #[derive(Debug, Clone)]
-struct WorkUnit {
+pub(super) struct WorkUnit {
     /// Index into `State::sealed`, `sealed.len()` for the growing segment, `sealed.len()
     /// + 1` for the history (as-of searches only).
-    segment: usize,
-    rows: std::ops::Range<usize>,
-    graph: bool,
+    pub segment: usize,
+    pub rows: std::ops::Range<usize>,
+    pub graph: bool,
+}
+
+/// What one thread runs of a search: a work unit, or a slice of a group's lists (see
+/// `ivf_group`).
+enum Job {
+    Unit(usize),
+    Slice(usize, std::ops::Range<usize>),
 }
 
 /// Segment index and row packed into a top-k key.
-fn pack(segment: usize, row: usize) -> u64 {
+pub(super) fn pack(segment: usize, row: usize) -> u64 {
     ((segment as u64) << 32) | row as u64
 }
 
@@ -321,7 +329,7 @@ impl Collection {
         }
     }
 
-    fn view<'a>(&self, state: &'a State, segment: usize) -> VectorView<'a> {
+    pub(super) fn view<'a>(&self, state: &'a State, segment: usize) -> VectorView<'a> {
         let data = if segment == state.sealed.len() + 1 {
             state.history.as_ref().map_or(&[][..], |h| h.vectors())
         } else if segment == state.sealed.len() {
@@ -809,7 +817,11 @@ impl Collection {
 
     /// An unfiltered request's IVF settings: its `nprobe`, else the collection's, and
     /// the collection's re-rank factor.
-    fn ivf_params(&self, index: &IvfIndex, request: &SearchRequest) -> paradox_index::SearchParams {
+    pub(super) fn ivf_params(
+        &self,
+        index: &IvfIndex,
+        request: &SearchRequest,
+    ) -> paradox_index::SearchParams {
         let config = self.index_config().ivf();
         let nprobe = request
             .params
@@ -829,36 +841,77 @@ impl Collection {
         let units = self.work_units(state, request.params.exact, request.as_of.is_some());
         let masks = self.masks(state, RowRule::of(request), request.params.exact);
         let total: usize = units.iter().map(|u| u.rows.len()).sum();
-        if total <= self.options.parallel_threshold || units.len() == 1 {
-            let mut top = TopK::new(k);
-            for unit in &units {
-                self.search_unit(state, unit, query, request, &masks[unit.segment], &mut top);
+        let serial = total <= self.options.parallel_threshold || units.len() == 1;
+        let threads = if serial {
+            1
+        } else {
+            rayon::current_num_threads()
+        };
+        // Sealed IVF segments with the same quantisers go as groups (`ivf_group`), each
+        // cut into slices of its lists (two per thread, so a late helper leaves the
+        // caller a slice to take); every other unit on its own.
+        let plain = request.filter.is_none() && request.as_of.is_none() && !request.params.exact;
+        let members = self.group_members(state, &units, plain);
+        let slices = if serial { 1 } else { 2 * threads };
+        let groups = self.groups(state, &members, query, request, slices);
+        let mut grouped = vec![false; units.len()];
+        for (replaced, _) in &groups {
+            for &unit in replaced {
+                grouped[unit] = true;
             }
-            return top;
         }
-        // The caller works through the units itself and free pool workers join in
-        // (`helped`): under load a hand-off to the pool waited on wake-ups. Largest
-        // first, so that whoever finishes last finishes a small unit.
-        let mut order: Vec<usize> = (0..units.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(units[i].rows.len()));
-        let tops: Vec<OnceLock<TopK>> = units.iter().map(|_| OnceLock::new()).collect();
-        helped::run(
-            units.len(),
-            rayon::current_num_threads().saturating_sub(1),
-            &|i| {
-                let unit = &units[order[i]];
+        let mut jobs: Vec<(Job, usize)> = (0..units.len())
+            .filter(|&i| !grouped[i])
+            .map(|i| (Job::Unit(i), units[i].rows.len()))
+            .collect();
+        for (g, (_, group)) in groups.iter().enumerate() {
+            let lists: usize = group.slices.iter().map(|s| s.len()).sum();
+            for slice in &group.slices {
+                let rows = group.rows * slice.len() / lists.max(1);
+                jobs.push((Job::Slice(g, slice.clone()), rows));
+            }
+        }
+        // Largest first, so that whoever finishes last finishes a small job.
+        jobs.sort_by_key(|&(_, rows)| std::cmp::Reverse(rows));
+        let run = |job: &Job| match job {
+            Job::Unit(i) => {
+                let unit = &units[*i];
                 let mut top = TopK::new(k);
                 self.search_unit(state, unit, query, request, &masks[unit.segment], &mut top);
+                top
+            }
+            Job::Slice(g, slice) => groups[*g].1.scan(query, slice.clone(), k),
+        };
+        let tops: Vec<OnceLock<TopK>> = jobs.iter().map(|_| OnceLock::new()).collect();
+        if serial {
+            for (i, (job, _)) in jobs.iter().enumerate() {
+                let _ = tops[i].set(run(job));
+            }
+        } else {
+            // The caller works through the jobs itself and free pool workers join in
+            // (`helped`): under load a hand-off to the pool waited on wake-ups.
+            helped::run(jobs.len(), threads.saturating_sub(1), &|i| {
                 // Each index runs once, so its cell is empty.
-                let _ = tops[i].set(top);
-            },
-        );
-        tops.into_iter()
-            .filter_map(OnceLock::into_inner)
-            .fold(TopK::new(k), |mut a, b| {
-                a.merge(b);
-                a
-            })
+                let _ = tops[i].set(run(&jobs[i].0));
+            });
+        }
+        let mut top = TopK::new(k);
+        let mut pools: Vec<Vec<TopK>> = groups.iter().map(|_| Vec::new()).collect();
+        for ((job, _), cell) in jobs.iter().zip(tops) {
+            let Some(found) = cell.into_inner() else {
+                continue;
+            };
+            match job {
+                Job::Unit(_) => top.merge(found),
+                Job::Slice(g, _) => pools[*g].push(found),
+            }
+        }
+        for ((_, group), pools) in groups.iter().zip(pools) {
+            for hit in group.finish(query, pools.into_iter(), k) {
+                top.push(hit.key, hit.distance);
+            }
+        }
+        top
     }
 
     /// Top-k for many unfiltered queries sharing the same params: exact row ranges go

@@ -94,7 +94,7 @@ impl IvfIndex {
                 continue;
             };
             for &(_, q) in run {
-                scans[q].list(vectors, l, &codes, &|_| true, &mut pools[q]);
+                scans[q].list(self, vectors, l, &codes, &|_| true, 0, &mut pools[q]);
             }
         }
         let candidates: Vec<Vec<Neighbor>> = pools.into_iter().map(TopK::into_sorted_vec).collect();

@@ -35,10 +35,12 @@
 
 mod batch;
 mod cache;
+mod group;
 mod persist;
 mod scan;
 
 pub use cache::{ListCache, ListCacheStats};
+pub use group::GroupPart;
 pub use persist::IvfDecodeError;
 
 use scan::QueryScan;
@@ -315,6 +317,8 @@ pub struct IvfIndex {
     /// ([`Sq8Quantizer::code_norm`]), in code order, made on first use (see
     /// [`IvfIndex::sq8_norms`]).
     sq8_norms: OnceLock<Vec<f32>>,
+    /// See [`IvfIndex::quantisers_id`]; made on first use.
+    quantisers_id: OnceLock<[u64; 2]>,
 }
 
 /// How well an index's centroids fit its rows, and the rows they were trained on: mean
@@ -553,6 +557,7 @@ impl IvfIndex {
             coarse,
             fit,
             sq8_norms: OnceLock::new(),
+            quantisers_id: OnceLock::new(),
         }
     }
 
@@ -705,6 +710,7 @@ impl IvfIndex {
                 trained_rows: first.fit.trained_rows,
             },
             sq8_norms: OnceLock::new(),
+            quantisers_id: OnceLock::new(),
         })
     }
 
@@ -835,7 +841,7 @@ impl IvfIndex {
         for list in lists {
             let l = list.key as usize;
             if let Some(codes) = self.list_codes(l) {
-                scan.list(vectors, l, &codes, &allowed, top);
+                scan.list(self, vectors, l, &codes, &allowed, 0, top);
             }
         }
     }
@@ -845,6 +851,7 @@ impl IvfIndex {
     /// calling thread). A no-op for every other index.
     pub fn prepare_search(&self) {
         let _ = self.sq8_norms();
+        let _ = self.quantisers_id();
     }
 
     /// SQ8 under L2 with the codes held in RAM: the code norms (made on first use, one

@@ -328,6 +328,7 @@ fn decode(bytes: &[u8], shared: Option<SharedBytes>) -> Result<IvfIndex, String>
         coarse,
         fit,
         sq8_norms: std::sync::OnceLock::new(),
+        quantisers_id: std::sync::OnceLock::new(),
     })
 }
 

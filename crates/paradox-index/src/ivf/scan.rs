@@ -5,7 +5,8 @@
 //! table; with L2 the tables depend on the list's centroid too and are rebuilt per list
 //! into the same buffers. [`QueryScan::list`] then scores one list's rows from its codes.
 //! A search scans its probed lists with one `QueryScan`; a batch keeps one per query and
-//! hands each list's codes to every query that probes it.
+//! hands each list's codes to every query that probes it; a group of indexes with the same
+//! quantisers (see `super::group`) scans list `l` of every index with the table made once.
 
 use super::{IvfIndex, Residuals};
 use crate::pq::{ProductQuantizer, PQ_CODEWORDS};
@@ -42,9 +43,10 @@ pub(super) struct QueryScan<'a> {
     lut: Pq4Lut,
     /// SQ8 with inner products: the query's scorer, shared by every list.
     sq8: Option<Sq8Query<'a>>,
-    /// SQ8 under L2, codes in RAM and the candidates re-ranked: every row's code norm,
-    /// in code order, for the batched kernel.
-    sq8_norms: Option<&'a [f32]>,
+    /// The candidates are re-ranked (see [`QueryScan::new`]).
+    reranked: bool,
+    /// The list whose L2 table (`table`, `lut`) is ready, if any.
+    table_list: Option<usize>,
 }
 
 impl<'a> QueryScan<'a> {
@@ -63,7 +65,8 @@ impl<'a> QueryScan<'a> {
             table: Vec::new(),
             lut: Pq4Lut::default(),
             sq8: None,
-            sq8_norms: None,
+            reranked,
+            table_list: None,
         };
         match &index.residuals {
             Residuals::Flat => {}
@@ -91,22 +94,25 @@ impl<'a> QueryScan<'a> {
             Residuals::Sq8(sq) => {
                 if !l2 {
                     scan.sq8 = Some(sq.query(query, Metric::Dot));
-                } else if reranked {
-                    scan.sq8_norms = index.sq8_norms();
                 }
             }
         }
         scan
     }
 
-    /// Scores list `l`, whose codes are `codes`, into `top` (rows `allowed` rejects are
-    /// skipped). `Flat` lists are scored exactly from `vectors`.
+    /// Scores list `l` of `part`, whose codes are `codes`, into `top` under keys
+    /// `key_base + row` (rows `allowed` rejects are skipped). `part` is the index the scan
+    /// was made for, or one with the same quantisers. `Flat` lists are scored exactly
+    /// from `vectors` (`part`'s rows).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn list(
         &mut self,
+        part: &IvfIndex,
         vectors: VectorView<'_>,
         l: usize,
         codes: &[u8],
         allowed: &dyn Fn(u32) -> bool,
+        key_base: u64,
         top: &mut TopK,
     ) {
         let QueryScan {
@@ -117,11 +123,15 @@ impl<'a> QueryScan<'a> {
             table,
             lut,
             sq8,
-            sq8_norms,
+            reranked,
+            table_list,
         } = self;
         let dim = index.dim;
         let l2 = index.metric == Metric::L2;
-        let rows = index.list_rows(l);
+        let rows = part.list_rows(l);
+        // Per-list L2 tables are made once per list, whichever part is scanned.
+        let fresh_table = *table_list != Some(l);
+        *table_list = Some(l);
         // `query − centroid` into `residual`, for per-list L2 tables.
         let residual_of = |residual: &mut Vec<f32>, query: &[f32], centroids: &[f32]| {
             let centroid = &centroids[l * dim..(l + 1) * dim];
@@ -138,7 +148,7 @@ impl<'a> QueryScan<'a> {
                 for &row in rows {
                     if allowed(row) {
                         let d = index.metric.distance(query, vectors.row(row as usize));
-                        top.push(row as u64, d);
+                        top.push(key_base + row as u64, d);
                     }
                 }
             }
@@ -150,8 +160,10 @@ impl<'a> QueryScan<'a> {
                     _ => (query, &index.centroids),
                 };
                 let base = if l2 {
-                    residual_of(residual, query, centroids);
-                    pq.l2_table(residual, table);
+                    if fresh_table {
+                        residual_of(residual, query, centroids);
+                        pq.l2_table(residual, table);
+                    }
                     0.0
                 } else {
                     dot_base(query, centroids)
@@ -160,7 +172,7 @@ impl<'a> QueryScan<'a> {
                 for (code, &row) in codes.chunks_exact(m).zip(rows) {
                     let d = base + ProductQuantizer::adc(table, code);
                     if d < top.threshold() && allowed(row) {
-                        top.push(row as u64, d);
+                        top.push(key_base + row as u64, d);
                     }
                 }
             }
@@ -177,7 +189,7 @@ impl<'a> QueryScan<'a> {
                         for (&d, &row) in out.iter().zip(rows) {
                             let d = base + d;
                             if d < top.threshold() && allowed(row) {
-                                top.push(row as u64, d);
+                                top.push(key_base + row as u64, d);
                             }
                         }
                     }
@@ -188,16 +200,18 @@ impl<'a> QueryScan<'a> {
                 None => {
                     residual_of(residual, query, &index.centroids);
                     let scorer = sq.query(residual, Metric::L2);
-                    let Some(norms) = sq8_norms else {
+                    // SQ8 under L2, codes in RAM and the candidates re-ranked: every row's
+                    // code norm, in code order, for the batched kernel.
+                    let Some(norms) = reranked.then(|| part.sq8_norms()).flatten() else {
                         for (code, &row) in codes.chunks_exact(dim).zip(rows) {
                             let d = scorer.distance(code);
                             if d < top.threshold() && allowed(row) {
-                                top.push(row as u64, d);
+                                top.push(key_base + row as u64, d);
                             }
                         }
                         return;
                     };
-                    let norms = &norms[index.offsets[l] as usize..index.offsets[l + 1] as usize];
+                    let norms = &norms[part.offsets[l] as usize..part.offsets[l + 1] as usize];
                     let mut out = [0f32; SQ8_BLOCK];
                     for ((block, rows), norms) in codes
                         .chunks(SQ8_BLOCK * dim)
@@ -209,7 +223,7 @@ impl<'a> QueryScan<'a> {
                         scorer.fast_distances_with_norms(block, positions, norms, out);
                         for (&d, &row) in out.iter().zip(rows) {
                             if d < top.threshold() && allowed(row) {
-                                top.push(row as u64, d);
+                                top.push(key_base + row as u64, d);
                             }
                         }
                     }
@@ -221,9 +235,11 @@ impl<'a> QueryScan<'a> {
                 // conversion. The tables stretch the residual part of each estimate by
                 // the quantiser's gain (see `crate::pq4`: 4-bit codes shrink it).
                 let base = if l2 {
-                    residual_of(residual, query, &index.centroids);
-                    pq.l2_search_table(residual, table);
-                    lut.quantise(table);
+                    if fresh_table {
+                        residual_of(residual, query, &index.centroids);
+                        pq.l2_search_table(residual, table);
+                        lut.quantise(table);
+                    }
                     0.0
                 } else {
                     dot_base(query, &index.centroids)
@@ -242,7 +258,7 @@ impl<'a> QueryScan<'a> {
                         if sum as u32 <= cut && allowed(row) {
                             let d = base + lut.distance(sum);
                             if d < top.threshold() {
-                                top.push(row as u64, d);
+                                top.push(key_base + row as u64, d);
                             }
                         }
                     }

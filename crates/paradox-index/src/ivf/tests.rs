@@ -657,3 +657,102 @@ fn sq8_index(v: VectorView<'_>, rerank: usize) -> IvfIndex {
     )
     .unwrap()
 }
+
+/// Indexes built with the same quantisers and searched as a group find what one index of
+/// all their rows finds (keys offset by each part's first row), for every codec and
+/// metric, with per-part filters applied and the lists split across two scans; an index
+/// trained apart has other quantisers.
+#[test]
+fn a_group_of_parts_searches_like_one_index_of_all_their_rows() {
+    let dim = 32;
+    let cuts = [0usize, 1500, 2800, 4000];
+    for metric in [Metric::L2, Metric::Cosine] {
+        let data = prepared(clustered(4000, dim, 16, 41), dim, metric);
+        let queries = prepared(clustered(25, dim, 16, 42), dim, metric);
+        let all = view(&data, dim, metric);
+        for codec in EVERY_CODEC {
+            let whole = IvfIndex::build(
+                all,
+                IvfParams {
+                    nlist: 24,
+                    codec,
+                    rerank: 3,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let views: Vec<VectorView<'_>> = cuts
+                .windows(2)
+                .map(|w| view(&data[w[0] * dim..w[1] * dim], dim, metric))
+                .collect();
+            let indexes: Vec<IvfIndex> = views
+                .iter()
+                .map(|v| whole.build_like(*v).unwrap())
+                .collect();
+            assert!(indexes
+                .iter()
+                .all(|i| i.quantisers_id() == whole.quantisers_id()));
+            let odd = |row: u32| row % 2 == 1;
+            for filtered in [false, true] {
+                // Global row `r` of part `p` is its row `r - cuts[p]`: odd global rows
+                // are odd part rows (every cut is even).
+                let parts: Vec<GroupPart<'_>> = indexes
+                    .iter()
+                    .zip(&views)
+                    .zip(&cuts)
+                    .map(|((index, &vectors), &start)| GroupPart {
+                        index,
+                        vectors,
+                        filter: filtered.then_some(&odd as RowFilter<'_>),
+                        key_base: start as u64,
+                    })
+                    .collect();
+                let params = SearchParams {
+                    nprobe: Some(5),
+                    ..Default::default()
+                };
+                for q in queries.chunks_exact(dim) {
+                    let expected = whole.search(
+                        all,
+                        q,
+                        10,
+                        filtered.then_some(&odd as RowFilter<'_>),
+                        &params,
+                    );
+                    let lists = indexes[1].probe_lists(q, &params);
+                    assert_eq!(lists.len(), 5);
+                    let pool_size = indexes[0].group_pool(10, &params);
+                    let (mut a, mut b) = (TopK::new(pool_size), TopK::new(pool_size));
+                    indexes[2].scan_group(&parts, q, &lists[..2], &params, &mut a);
+                    indexes[0].scan_group(&parts, q, &lists[2..], &params, &mut b);
+                    a.merge(b);
+                    let got = indexes[0].rerank_group(&parts, q, a, 10, &params);
+                    let keys = |hits: &[Neighbor]| {
+                        let mut k: Vec<u64> = hits.iter().map(|n| n.key).collect();
+                        k.sort_unstable();
+                        k
+                    };
+                    assert_eq!(keys(&got), keys(&expected), "{metric} {codec:?}");
+                    for (g, e) in got.iter().zip(&expected) {
+                        assert!(
+                            (g.distance - e.distance).abs() <= 1e-4 * e.distance.abs().max(1.0)
+                        );
+                    }
+                    if filtered {
+                        assert!(got.iter().all(|n| n.key % 2 == 1));
+                    }
+                }
+            }
+            let apart = IvfIndex::build(
+                views[0],
+                IvfParams {
+                    nlist: 24,
+                    codec,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_ne!(apart.quantisers_id(), whole.quantisers_id());
+        }
+    }
+}
