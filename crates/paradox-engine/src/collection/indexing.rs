@@ -448,8 +448,19 @@ impl Collection {
             let index = on_build_pool(|| {
                 // `build_like` cannot fail (same dimension and metric); trained afresh
                 // if it did.
+                // Rows the interim partition filed with these quantisers keep their
+                // lists (not assigned again).
                 let filed = reused
-                    .and_then(|quantisers| quantisers.build_like(view).ok())
+                    .and_then(|quantisers| {
+                        let lists = segment
+                            .interim()
+                            .filter(|p| {
+                                Arc::ptr_eq(p.quantisers(), &quantisers)
+                                    || p.quantisers().quantisers_id() == quantisers.quantisers_id()
+                            })
+                            .map_or_else(Vec::new, |p| p.row_lists(segment.len()));
+                        quantisers.build_like_listed(view, &lists).ok()
+                    })
                     .filter(|index| index.fit().drift().is_some_and(|d| d <= REUSE_MAX_DRIFT));
                 match filed {
                     Some(index) => Ok(index),

@@ -64,6 +64,20 @@ impl Partition {
         self.unassigned.len()
     }
 
+    /// Each of the first `rows` rows' list, `u32::MAX` for an unassigned row (the form
+    /// [`IvfIndex::build_like_listed`] takes).
+    pub fn row_lists(&self, rows: usize) -> Vec<u32> {
+        let mut out = vec![u32::MAX; rows];
+        for (l, list) in self.lists.iter().enumerate() {
+            for &row in list {
+                if let Some(slot) = out.get_mut(row as usize) {
+                    *slot = l as u32;
+                }
+            }
+        }
+        out
+    }
+
     /// The rows a search visiting the `nprobe` lists nearest to `query` scores: those
     /// lists' rows and the unassigned ones.
     pub fn candidates(&self, query: &[f32], nprobe: usize) -> Vec<u32> {
@@ -125,5 +139,7 @@ mod tests {
         }
         let both = partition.candidates(&[0.0, 0.0], 2);
         assert_eq!(both.len(), 6);
+        let u = u32::MAX;
+        assert_eq!(partition.row_lists(7), [u, u, lists[0], lists[1], u, u, u]);
     }
 }

@@ -451,13 +451,64 @@ impl IvfIndex {
     /// trained on (the next segments of a steady stream). Errors on another dimension or
     /// metric.
     pub fn build_like(&self, vectors: VectorView<'_>) -> Result<IvfIndex, String> {
+        self.build_like_listed(vectors, &[])
+    }
+
+    /// [`Self::build_like`] for rows some of which are already filed with these
+    /// quantisers: `lists[row]` is row `row`'s list (as [`Self::assign_lists`] gave it),
+    /// or `u32::MAX` (or out of range, or past the end of `lists`) for a row to assign
+    /// here. A segment filed as its rows arrived is then indexed without assigning them
+    /// again (the largest part of filing: a distance to every centroid per row); only
+    /// each row's distance to its own centroid is computed, for the fit. Lists from a
+    /// coarse graph (many lists) are approximate: with one, every row is assigned here.
+    pub fn build_like_listed(
+        &self,
+        vectors: VectorView<'_>,
+        lists: &[u32],
+    ) -> Result<IvfIndex, String> {
         if vectors.dim != self.dim || vectors.metric != self.metric {
             return Err(format!(
                 "vectors of dimension {} ({:?}) for quantisers trained on dimension {} ({:?})",
                 vectors.dim, vectors.metric, self.dim, self.metric
             ));
         }
-        let assigned = kmeans::assign(vectors.data, self.dim, &self.centroids);
+        let dim = self.dim.max(1);
+        let nlist = self.nlist();
+        let known = |row: usize| {
+            lists
+                .get(row)
+                .copied()
+                .filter(|&l| (l as usize) < nlist && self.coarse.is_none())
+        };
+        let mut assigned: Vec<(u32, f32)> = vectors
+            .data
+            .par_chunks_exact(dim)
+            .enumerate()
+            .map(|(row, x)| match known(row) {
+                Some(l) => {
+                    let l = l as usize;
+                    let centroid = &self.centroids[l * dim..(l + 1) * dim];
+                    (l as u32, paradox_kernels::l2_squared(x, centroid))
+                }
+                None => (u32::MAX, 0.0),
+            })
+            .collect();
+        let missing: Vec<usize> = (0..assigned.len())
+            .filter(|&row| assigned[row].0 == u32::MAX)
+            .collect();
+        if !missing.is_empty() {
+            let rows: Vec<f32> = missing
+                .iter()
+                .flat_map(|&row| vectors.row(row).iter().copied())
+                .collect();
+            for (&row, found) in
+                missing
+                    .iter()
+                    .zip(kmeans::assign(&rows, self.dim, &self.centroids))
+            {
+                assigned[row] = found;
+            }
+        }
         Ok(IvfIndex::file(
             vectors,
             self.params,

@@ -756,3 +756,44 @@ fn a_group_of_parts_searches_like_one_index_of_all_their_rows() {
         }
     }
 }
+
+/// Rows already filed with the quantisers keep their lists: an index built from the
+/// lists `assign_lists` gave (some rows left to assign, some past the end) is the index
+/// `build_like` makes, byte for byte up to the fit's rounding.
+#[test]
+fn build_like_listed_files_rows_as_build_like_does() {
+    let dim = 16;
+    let data = clustered(3000, dim, 12, 51);
+    let v = view(&data, dim, Metric::L2);
+    for codec in [IvfCodec::Pq { m: 4 }, IvfCodec::Sq8, IvfCodec::Pq4 { m: 8 }] {
+        let trained = IvfIndex::build(
+            v,
+            IvfParams {
+                nlist: 20,
+                codec,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let other = clustered(2000, dim, 12, 52);
+        let w = view(&other, dim, Metric::L2);
+        let mut lists = trained.assign_lists(&other);
+        for row in (0..lists.len()).step_by(7) {
+            lists[row] = u32::MAX;
+        }
+        lists.truncate(1900);
+        let listed = trained.build_like_listed(w, &lists).unwrap();
+        let alike = trained.build_like(w).unwrap();
+        let (a, b) = (listed.to_bytes(), alike.to_bytes());
+        assert_eq!(a.len(), b.len());
+        // The fit (two floats and a count) closes the bytes.
+        assert_eq!(a[..a.len() - 16], b[..b.len() - 16], "{codec:?}");
+        let (x, y) = (listed.fit(), alike.fit());
+        assert!(
+            (x.rows_error.unwrap() - y.rows_error.unwrap()).abs() <= 1e-3 * y.rows_error.unwrap()
+        );
+        assert!(trained
+            .build_like_listed(view(&other[..dim * 10], dim, Metric::Dot), &[])
+            .is_err());
+    }
+}
