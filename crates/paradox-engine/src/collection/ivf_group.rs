@@ -1,6 +1,7 @@
 //! Sealed IVF segments with the same quantisers searched as one (see
-//! [`paradox_index::GroupPart`]): one probe, one table per visited list and one re-rank
-//! for all of them, instead of one each. A collection indexes its segments with the
+//! [`paradox_index::GroupPart`]): one probe and one table per visited list for all of
+//! them, instead of one each; each keeps its own `rerank × k` candidates, so the results
+//! are those of searching them one by one. A collection indexes its segments with the
 //! quantisers of its last training, so under an insert stream, which seals a small
 //! segment every `seal_threshold` rows, most of a search's segments qualify; searched one
 //! by one, their fixed costs were most of what the stream added to a query.
@@ -43,47 +44,38 @@ pub(super) struct Group<'m> {
     parts: Vec<GroupPart<'m>>,
     params: SearchParams,
     lists: Vec<Neighbor>,
-    /// Slices of `lists`, one job each.
+    /// Slices of `parts` (about equal in rows), one job each: a job scans every visited
+    /// list of its parts, each list's table made once for them.
     pub slices: Vec<Range<usize>>,
-    /// Rows of the group's segments (for ordering jobs by size).
-    pub rows: usize,
 }
 
 impl<'m> Group<'m> {
-    /// Candidates kept for the re-rank: `rerank × k` for the whole group, as one index of
-    /// all its rows would keep.
-    fn pool(&self, k: usize) -> usize {
-        self.parts[0].index.group_pool(k, &self.params)
+    /// Rows of the parts of `slice` (for ordering jobs by size).
+    pub fn rows(&self, slice: Range<usize>) -> usize {
+        self.parts[slice].iter().map(|p| p.vectors.len()).sum()
     }
 
-    /// Scores the lists of `slice` of every part into a fresh pool.
-    pub fn scan(&self, query: &[f32], slice: Range<usize>, k: usize) -> TopK {
-        let mut pool = TopK::new(self.pool(k));
-        let index = self.parts[0].index;
-        index.scan_group(
-            &self.parts,
-            query,
-            &self.lists[slice],
-            &self.params,
-            &mut pool,
-        );
-        pool
+    /// Scores every visited list of the parts of `slice` into fresh pools, one per part.
+    pub fn scan(&self, query: &[f32], slice: Range<usize>, k: usize) -> Vec<TopK> {
+        let parts = &self.parts[slice];
+        let index = parts[0].index;
+        let size = index.group_pool(k, &self.params);
+        let mut pools: Vec<TopK> = parts.iter().map(|_| TopK::new(size)).collect();
+        index.scan_group(parts, query, &self.lists, &self.params, &mut pools);
+        pools
     }
 
-    /// The best `k` of the slices' pools, re-ranked.
-    pub fn finish(
-        &self,
-        query: &[f32],
-        pools: impl Iterator<Item = TopK>,
-        k: usize,
-    ) -> Vec<Neighbor> {
-        let pool = pools.fold(TopK::new(self.pool(k)), |mut a, b| {
-            a.merge(b);
-            a
-        });
+    /// The best `k` of the parts' pools (every slice's from [`Self::scan`], in any
+    /// order), re-ranked.
+    pub fn finish(&self, query: &[f32], slices: Vec<Vec<TopK>>, k: usize) -> Vec<Neighbor> {
+        let candidates = slices
+            .into_iter()
+            .flatten()
+            .flat_map(TopK::into_sorted_vec)
+            .collect();
         self.parts[0]
             .index
-            .rerank_group(&self.parts, query, pool, k, &self.params)
+            .rerank_group(&self.parts, query, candidates, k, &self.params)
     }
 }
 
@@ -127,7 +119,7 @@ impl Collection {
     }
 
     /// Groups of two or more `members` with the same quantisers, probed for `query`, each
-    /// cut into up to `jobs` slices of lists.
+    /// cut into up to `jobs` slices of parts.
     pub(super) fn groups<'m>(
         &self,
         state: &'m State,
@@ -163,12 +155,7 @@ impl Collection {
                 let first = parts[0].index;
                 let params = self.ivf_params(first, request);
                 let lists = first.probe_lists(query, &params);
-                let per = lists.len().div_ceil(jobs.max(1)).max(1);
-                let slices = (0..lists.len())
-                    .step_by(per)
-                    .map(|start| start..(start + per).min(lists.len()))
-                    .collect();
-                let rows = parts.iter().map(|p| p.vectors.len()).sum();
+                let slices = balanced(&parts, jobs);
                 let units = list.iter().map(|&i| members[i].unit).collect();
                 (
                     units,
@@ -177,10 +164,28 @@ impl Collection {
                         params,
                         lists,
                         slices,
-                        rows,
                     },
                 )
             })
             .collect()
     }
+}
+
+/// `parts` cut into at most `jobs` contiguous slices of about equal rows.
+fn balanced(parts: &[GroupPart<'_>], jobs: usize) -> Vec<Range<usize>> {
+    let total: usize = parts.iter().map(|p| p.vectors.len()).sum();
+    let target = total.div_ceil(jobs.max(1)).max(1);
+    let mut slices = Vec::new();
+    let (mut start, mut rows) = (0, 0);
+    for (i, part) in parts.iter().enumerate() {
+        rows += part.vectors.len();
+        if rows >= target && slices.len() + 1 < jobs {
+            slices.push(start..i + 1);
+            (start, rows) = (i + 1, 0);
+        }
+    }
+    if start < parts.len() {
+        slices.push(start..parts.len());
+    }
+    slices
 }

@@ -4,8 +4,8 @@
 //! A search holds the state's read lock for its duration: writers apply between searches,
 //! never during one, so a search sees a consistent snapshot. Large collections are split
 //! into work units of `parallel_threshold` rows (an indexed segment is one unit; sealed
-//! IVF segments with the same quantisers are searched as a group, cut into slices of the
-//! lists they visit: see `ivf_group`), run by the calling thread with free rayon workers
+//! IVF segments with the same quantisers are searched as a group, cut into slices of its
+//! segments: see `ivf_group`), run by the calling thread with free rayon workers
 //! joining in ([`crate::helped`]), and the per-unit selections are merged.
 
 use super::state::{Location, State};
@@ -137,7 +137,7 @@ pub(super) struct WorkUnit {
     pub graph: bool,
 }
 
-/// What one thread runs of a search: a work unit, or a slice of a group's lists (see
+/// What one thread runs of a search: a work unit, or a slice of a group's segments (see
 /// `ivf_group`).
 enum Job {
     Unit(usize),
@@ -848,12 +848,10 @@ impl Collection {
             rayon::current_num_threads()
         };
         // Sealed IVF segments with the same quantisers go as groups (`ivf_group`), each
-        // cut into slices of its lists (two per thread, so a late helper leaves the
-        // caller a slice to take); every other unit on its own.
+        // cut into slices of its segments, one per thread; every other unit on its own.
         let plain = request.filter.is_none() && request.as_of.is_none() && !request.params.exact;
         let members = self.group_members(state, &units, plain);
-        let slices = if serial { 1 } else { 2 * threads };
-        let groups = self.groups(state, &members, query, request, slices);
+        let groups = self.groups(state, &members, query, request, threads);
         let mut grouped = vec![false; units.len()];
         for (replaced, _) in &groups {
             for &unit in replaced {
@@ -865,24 +863,23 @@ impl Collection {
             .map(|i| (Job::Unit(i), units[i].rows.len()))
             .collect();
         for (g, (_, group)) in groups.iter().enumerate() {
-            let lists: usize = group.slices.iter().map(|s| s.len()).sum();
             for slice in &group.slices {
-                let rows = group.rows * slice.len() / lists.max(1);
-                jobs.push((Job::Slice(g, slice.clone()), rows));
+                jobs.push((Job::Slice(g, slice.clone()), group.rows(slice.clone())));
             }
         }
         // Largest first, so that whoever finishes last finishes a small job.
         jobs.sort_by_key(|&(_, rows)| std::cmp::Reverse(rows));
+        // A unit's top k, or a slice's pools (one per part of its group).
         let run = |job: &Job| match job {
             Job::Unit(i) => {
                 let unit = &units[*i];
                 let mut top = TopK::new(k);
                 self.search_unit(state, unit, query, request, &masks[unit.segment], &mut top);
-                top
+                vec![top]
             }
             Job::Slice(g, slice) => groups[*g].1.scan(query, slice.clone(), k),
         };
-        let tops: Vec<OnceLock<TopK>> = jobs.iter().map(|_| OnceLock::new()).collect();
+        let tops: Vec<OnceLock<Vec<TopK>>> = jobs.iter().map(|_| OnceLock::new()).collect();
         if serial {
             for (i, (job, _)) in jobs.iter().enumerate() {
                 let _ = tops[i].set(run(job));
@@ -896,18 +893,18 @@ impl Collection {
             });
         }
         let mut top = TopK::new(k);
-        let mut pools: Vec<Vec<TopK>> = groups.iter().map(|_| Vec::new()).collect();
+        let mut slices: Vec<Vec<Vec<TopK>>> = groups.iter().map(|_| Vec::new()).collect();
         for ((job, _), cell) in jobs.iter().zip(tops) {
             let Some(found) = cell.into_inner() else {
                 continue;
             };
             match job {
-                Job::Unit(_) => top.merge(found),
-                Job::Slice(g, _) => pools[*g].push(found),
+                Job::Unit(_) => found.into_iter().for_each(|t| top.merge(t)),
+                Job::Slice(g, _) => slices[*g].push(found),
             }
         }
-        for ((_, group), pools) in groups.iter().zip(pools) {
-            for hit in group.finish(query, pools.into_iter(), k) {
+        for ((_, group), slices) in groups.iter().zip(slices) {
+            for hit in group.finish(query, slices, k) {
                 top.push(hit.key, hit.distance);
             }
         }

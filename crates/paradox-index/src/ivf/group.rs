@@ -4,10 +4,12 @@
 //! engine's donor), so most of its inverted files share centroids and codebooks. Searched
 //! one by one, each would rank the centroids, make a table per visited list and re-rank
 //! its own `rerank × k` candidates: fixed costs that, on the small segments an insert
-//! stream seals, outweigh scanning their codes. As a group they are paid once: one probe
-//! ([`IvfIndex::probe_lists`]), one table per visited list for every part's copy of that
-//! list ([`IvfIndex::scan_group`], which may run on list slices in parallel), and one
-//! re-rank of the group's best candidates ([`IvfIndex::rerank_group`]).
+//! stream seals, outweigh scanning their codes. As a group the probe is paid once
+//! ([`IvfIndex::probe_lists`]) and each visited list's table once for every part's copy
+//! of that list ([`IvfIndex::scan_group`], which may run on list slices in parallel).
+//! Each part keeps its own pool of `rerank × k` candidates, so a group re-ranks
+//! ([`IvfIndex::rerank_group`]) exactly the candidates its parts searched one by one
+//! would, and returns what they would together.
 //!
 //! Which indexes may form a group: those with equal [`IvfIndex::quantisers_id`].
 
@@ -77,9 +79,8 @@ impl IvfIndex {
         self.probe(query, params.nprobe.unwrap_or(self.params.nprobe))
     }
 
-    /// The candidates a search keeps for re-ranking, of one index or of a group:
-    /// `rerank × k`, or `k` when nothing is re-ranked (the codec is exact, or `rerank` is
-    /// 0).
+    /// The candidates a search keeps for re-ranking (in a group, per part): `rerank × k`,
+    /// or `k` when nothing is re-ranked (the codec is exact, or `rerank` is 0).
     pub fn group_pool(&self, k: usize, params: &SearchParams) -> usize {
         match self.rerank_factor(params) {
             0 => k,
@@ -87,17 +88,19 @@ impl IvfIndex {
         }
     }
 
-    /// Scores `lists` (from [`Self::probe_lists`] of any part) of every part into `pool`
-    /// (sized by [`Self::group_pool`]), each list's table made once for all parts. The
-    /// parts must have equal [`Self::quantisers_id`]; `self` is any of them.
+    /// Scores `lists` (from [`Self::probe_lists`] of any part) of every part into that
+    /// part's pool (`pools[i]` for `parts[i]`, sized by [`Self::group_pool`]), each list's
+    /// table made once for all parts. The parts must have equal
+    /// [`Self::quantisers_id`]; `self` is any of them.
     pub fn scan_group(
         &self,
         parts: &[GroupPart<'_>],
         query: &[f32],
         lists: &[Neighbor],
         params: &SearchParams,
-        pool: &mut TopK,
+        pools: &mut [TopK],
     ) {
+        assert_eq!(parts.len(), pools.len(), "one pool per part");
         debug_assert!(parts
             .iter()
             .all(|p| p.index.quantisers_id() == self.quantisers_id()));
@@ -108,7 +111,7 @@ impl IvfIndex {
         let mut scan = QueryScan::new(self, query, reranked);
         for list in lists {
             let l = list.key as usize;
-            for part in parts {
+            for (part, pool) in parts.iter().zip(pools.iter_mut()) {
                 if let Some(codes) = part.index.list_codes(l) {
                     let allowed = |row: u32| part.filter.is_none_or(|f| f(row));
                     scan.list(
@@ -125,22 +128,24 @@ impl IvfIndex {
         }
     }
 
-    /// The best `k` of `pool` (filled by [`Self::scan_group`], possibly in several pools
-    /// merged), best first: every candidate re-scored exactly from the parts' vectors
-    /// when the group's settings re-rank, else as scored. `parts` must be sorted by
-    /// `key_base`.
+    /// The best `k` of `candidates` (the parts' pools from [`Self::scan_group`], each cut
+    /// to its best [`Self::group_pool`] when made of several), best first: every
+    /// candidate re-scored exactly from the parts' vectors when the group's settings
+    /// re-rank, else as scored. `parts` must be sorted by `key_base`.
     pub fn rerank_group(
         &self,
         parts: &[GroupPart<'_>],
         query: &[f32],
-        pool: TopK,
+        candidates: Vec<Neighbor>,
         k: usize,
         params: &SearchParams,
     ) -> Vec<Neighbor> {
-        let mut candidates = pool.into_sorted_vec();
         if self.rerank_factor(params) == 0 {
-            candidates.truncate(k);
-            return candidates;
+            let mut top = TopK::new(k);
+            for candidate in candidates {
+                top.push(candidate.key, candidate.distance);
+            }
+            return top.into_sorted_vec();
         }
         let part_of = |key: u64| {
             let i = parts.partition_point(|p| p.key_base <= key);

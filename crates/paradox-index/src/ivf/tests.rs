@@ -658,12 +658,12 @@ fn sq8_index(v: VectorView<'_>, rerank: usize) -> IvfIndex {
     .unwrap()
 }
 
-/// Indexes built with the same quantisers and searched as a group find what one index of
-/// all their rows finds (keys offset by each part's first row), for every codec and
+/// Indexes built with the same quantisers and searched as a group find what searching
+/// each on its own finds (keys offset by each part's first row), for every codec and
 /// metric, with per-part filters applied and the lists split across two scans; an index
 /// trained apart has other quantisers.
 #[test]
-fn a_group_of_parts_searches_like_one_index_of_all_their_rows() {
+fn a_group_of_parts_searches_like_its_parts_one_by_one() {
     let dim = 32;
     let cuts = [0usize, 1500, 2800, 4000];
     for metric in [Metric::L2, Metric::Cosine] {
@@ -671,7 +671,7 @@ fn a_group_of_parts_searches_like_one_index_of_all_their_rows() {
         let queries = prepared(clustered(25, dim, 16, 42), dim, metric);
         let all = view(&data, dim, metric);
         for codec in EVERY_CODEC {
-            let whole = IvfIndex::build(
+            let trained = IvfIndex::build(
                 all,
                 IvfParams {
                     nlist: 24,
@@ -687,15 +687,14 @@ fn a_group_of_parts_searches_like_one_index_of_all_their_rows() {
                 .collect();
             let indexes: Vec<IvfIndex> = views
                 .iter()
-                .map(|v| whole.build_like(*v).unwrap())
+                .map(|v| trained.build_like(*v).unwrap())
                 .collect();
             assert!(indexes
                 .iter()
-                .all(|i| i.quantisers_id() == whole.quantisers_id()));
+                .all(|i| i.quantisers_id() == trained.quantisers_id()));
             let odd = |row: u32| row % 2 == 1;
-            for filtered in [false, true] {
-                // Global row `r` of part `p` is its row `r - cuts[p]`: odd global rows
-                // are odd part rows (every cut is even).
+            for (filtered, rerank) in [(false, 3), (true, 3), (false, 0)] {
+                let filter = filtered.then_some(&odd as RowFilter<'_>);
                 let parts: Vec<GroupPart<'_>> = indexes
                     .iter()
                     .zip(&views)
@@ -703,36 +702,46 @@ fn a_group_of_parts_searches_like_one_index_of_all_their_rows() {
                     .map(|((index, &vectors), &start)| GroupPart {
                         index,
                         vectors,
-                        filter: filtered.then_some(&odd as RowFilter<'_>),
+                        filter,
                         key_base: start as u64,
                     })
                     .collect();
                 let params = SearchParams {
                     nprobe: Some(5),
+                    rerank: Some(rerank),
                     ..Default::default()
                 };
                 for q in queries.chunks_exact(dim) {
-                    let expected = whole.search(
-                        all,
-                        q,
-                        10,
-                        filtered.then_some(&odd as RowFilter<'_>),
-                        &params,
-                    );
+                    // Each part on its own, merged.
+                    let mut expected = TopK::new(10);
+                    for part in &parts {
+                        for hit in part.index.search(part.vectors, q, 10, filter, &params) {
+                            expected.push(part.key_base + hit.key, hit.distance);
+                        }
+                    }
+                    let expected = expected.into_sorted_vec();
                     let lists = indexes[1].probe_lists(q, &params);
                     assert_eq!(lists.len(), 5);
-                    let pool_size = indexes[0].group_pool(10, &params);
-                    let (mut a, mut b) = (TopK::new(pool_size), TopK::new(pool_size));
+                    let size = indexes[0].group_pool(10, &params);
+                    let fresh = || -> Vec<TopK> { parts.iter().map(|_| TopK::new(size)).collect() };
+                    let (mut a, mut b) = (fresh(), fresh());
                     indexes[2].scan_group(&parts, q, &lists[..2], &params, &mut a);
                     indexes[0].scan_group(&parts, q, &lists[2..], &params, &mut b);
-                    a.merge(b);
-                    let got = indexes[0].rerank_group(&parts, q, a, 10, &params);
+                    let candidates = a
+                        .into_iter()
+                        .zip(b)
+                        .flat_map(|(mut x, y)| {
+                            x.merge(y);
+                            x.into_sorted_vec()
+                        })
+                        .collect();
+                    let got = indexes[0].rerank_group(&parts, q, candidates, 10, &params);
                     let keys = |hits: &[Neighbor]| {
                         let mut k: Vec<u64> = hits.iter().map(|n| n.key).collect();
                         k.sort_unstable();
                         k
                     };
-                    assert_eq!(keys(&got), keys(&expected), "{metric} {codec:?}");
+                    assert_eq!(keys(&got), keys(&expected), "{metric} {codec:?} {rerank}");
                     for (g, e) in got.iter().zip(&expected) {
                         assert!(
                             (g.distance - e.distance).abs() <= 1e-4 * e.distance.abs().max(1.0)
@@ -752,7 +761,7 @@ fn a_group_of_parts_searches_like_one_index_of_all_their_rows() {
                 },
             )
             .unwrap();
-            assert_ne!(apart.quantisers_id(), whole.quantisers_id());
+            assert_ne!(apart.quantisers_id(), trained.quantisers_id());
         }
     }
 }
