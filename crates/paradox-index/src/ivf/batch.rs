@@ -12,7 +12,7 @@
 //! distance across lists, which one fills the last place may differ (lists are visited
 //! in list order here, nearest first there).
 
-use super::{advise_will_need, as_bytes, IvfIndex, QueryScan, Residuals};
+use super::{advise_will_need, as_bytes, rescore, IvfIndex, QueryScan, Residuals};
 use crate::{SearchParams, VectorView};
 use paradox_kernels::{Neighbor, TopK};
 use rayon::prelude::*;
@@ -67,10 +67,11 @@ impl IvfIndex {
         let dim = self.dim;
         let nprobe = params.nprobe.unwrap_or(self.params.nprobe);
         // (list, query) pairs, list by list.
-        let mut pairs: Vec<(Neighbor, usize)> = queries
-            .chunks_exact(dim)
+        let mut pairs: Vec<(Neighbor, usize)> = self
+            .probe_many(queries, nprobe)
+            .into_iter()
             .enumerate()
-            .flat_map(|(q, query)| self.probe(query, nprobe).into_iter().map(move |l| (l, q)))
+            .flat_map(|(q, lists)| lists.into_iter().map(move |l| (l, q)))
             .collect();
         pairs.sort_unstable_by_key(|(list, q)| (list.key, *q));
         let mut lists: Vec<Neighbor> = pairs.iter().map(|(list, _)| *list).collect();
@@ -112,10 +113,7 @@ impl IvfIndex {
             .zip(queries.chunks_exact(dim))
             .map(|(pool, query)| {
                 let mut top = TopK::new(k);
-                for candidate in pool {
-                    let row = vectors.row(candidate.key as usize);
-                    top.push(candidate.key, self.metric.distance(query, row));
-                }
+                rescore(self.metric, vectors, query, 0, &pool, &mut top);
                 top.into_sorted_vec()
             })
             .collect()

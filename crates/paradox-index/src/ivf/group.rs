@@ -13,7 +13,7 @@
 //!
 //! Which indexes may form a group: those with equal [`IvfIndex::quantisers_id`].
 
-use super::{advise_will_need, as_bytes, IvfIndex, QueryScan, Residuals};
+use super::{advise_will_need, as_bytes, rescore, IvfIndex, QueryScan, Residuals};
 use crate::{RowFilter, SearchParams, VectorView};
 use paradox_kernels::{Neighbor, TopK};
 use std::hash::{Hash, Hasher};
@@ -159,11 +159,28 @@ impl IvfIndex {
                 advise_will_need(as_bytes(part.vectors.row(row)));
             }
         }
+        // Part by part (`parts` are sorted by `key_base`), each through the gather kernel.
+        let mut candidates = candidates;
+        candidates.sort_unstable_by_key(|c| c.key);
         let mut top = TopK::new(k);
-        for candidate in candidates {
-            let part = part_of(candidate.key);
-            let row = part.vectors.row((candidate.key - part.key_base) as usize);
-            top.push(candidate.key, self.metric.distance(query, row));
+        let mut rest = &candidates[..];
+        while let Some(first) = rest.first() {
+            let part = part_of(first.key);
+            let next_base = parts
+                .iter()
+                .map(|p| p.key_base)
+                .find(|&base| base > part.key_base)
+                .unwrap_or(u64::MAX);
+            let (run, after) = rest.split_at(rest.partition_point(|c| c.key < next_base));
+            rescore(
+                self.metric,
+                part.vectors,
+                query,
+                part.key_base,
+                run,
+                &mut top,
+            );
+            rest = after;
         }
         top.into_sorted_vec()
     }
