@@ -405,8 +405,12 @@ fn pq_table_rows_match_a_direct_computation_at_every_level() {
 #[test]
 fn pq4_block_scan_matches_a_direct_lookup_at_every_level() {
     let mut rng = StdRng::seed_from_u64(43);
-    for m in [1, 2, 3, 8, 15, 16, 64, 256] {
-        let lut: Vec<u8> = (0..m * 16).map(|_| rng.random_range(0..=255u8)).collect();
+    // The largest `m` with every entry 255 sums to exactly `u16::MAX`.
+    let cases = [1, 2, 3, 8, 15, 16, 64, 256, 257].map(|m| (m, false));
+    for (m, saturated) in cases.into_iter().chain([(257, true), (68, true)]) {
+        let lut: Vec<u8> = (0..m * 16)
+            .map(|_| if saturated { 255 } else { rng.random_range(0..=255u8) })
+            .collect();
         // Codes of 32 rows, then packed: byte i of sub-quantiser j = row i | row i+16 << 4.
         let codes: Vec<[u8; 32]> = (0..m)
             .map(|_| std::array::from_fn(|_| rng.random_range(0..16u8)))
@@ -423,12 +427,13 @@ fn pq4_block_scan_matches_a_direct_lookup_at_every_level() {
             })
             .collect();
         for table in tables() {
-            let mut out = [7u16; PQ4_BLOCK];
+            let start = if saturated { 0 } else { 7 };
+            let mut out = [start as u16; PQ4_BLOCK];
             (table.pq4_block)(&lut, &block, &mut out);
             for r in 0..32 {
                 assert_eq!(
                     out[r] as u32,
-                    want[r] + 7,
+                    want[r] + start,
                     "{:?} m {m} row {r}",
                     table.level
                 );
