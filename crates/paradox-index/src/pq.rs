@@ -167,16 +167,10 @@ impl ProductQuantizer {
     /// Encodes one vector into `m` bytes.
     pub fn encode(&self, row: &[f32], code: &mut [u8]) {
         let dsub = self.dsub();
-        let mut d = [0f32; PQ_CODEWORDS];
+        let nearest = quant_table().pq_l2_nearest;
         for (j, slot) in code.iter_mut().enumerate().take(self.m) {
-            self.l2_row(j, &row[j * dsub..(j + 1) * dsub], &mut d);
-            let mut best = 0;
-            for (c, &x) in d.iter().enumerate() {
-                if x < d[best] {
-                    best = c;
-                }
-            }
-            *slot = best as u8;
+            let sub = &row[j * dsub..(j + 1) * dsub];
+            *slot = nearest(sub, self.transposed_book(j)) as u8;
         }
     }
 

@@ -123,6 +123,9 @@ pub struct QuantTable {
     pub pq_l2_rows: fn(sub: &[f32], book: &[f32], out: &mut [f32]),
     /// PQ table row: `out[c] = −Σ_d sub[d] · book[d·256 + c]` (same layout).
     pub pq_neg_dot_rows: fn(sub: &[f32], book: &[f32], out: &mut [f32]),
+    /// PQ encoding of one sub-vector: the codeword `c` with the smallest
+    /// [`QuantTable::pq_l2_rows`] distance (the first on ties; same layout).
+    pub pq_l2_nearest: fn(sub: &[f32], book: &[f32]) -> usize,
     /// 4-bit PQ fast scan of one block of [`PQ4_BLOCK`] rows: adds each row's quantised
     /// distance through the `u8` lookup table to `out` (layouts: [`pq4_block`]).
     pub pq4_block: fn(lut: &[u8], block: &[u8], out: &mut [u16; PQ4_BLOCK]),

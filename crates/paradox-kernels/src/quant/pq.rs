@@ -31,6 +31,52 @@ pub(super) fn neg_dot_rows_body(sub: &[f32], book: &[f32], out: &mut [f32]) {
     }
 }
 
+/// The codeword nearest to `sub` under squared L2 (the first on ties): the distances of
+/// [`l2_rows_body`] and a branch-free search over them, sixteen lanes wide so that it
+/// compiles to packed compares and blends (a scalar search with a data-dependent branch
+/// costs more than the distances).
+#[inline(always)]
+pub(super) fn l2_nearest_body(sub: &[f32], book: &[f32]) -> usize {
+    let mut distances = [0f32; PQ_TABLE_WIDTH];
+    l2_rows_body(sub, book, &mut distances);
+    first_min(&distances)
+}
+
+/// The portable [`l2_nearest_body`] (the scalar table).
+pub(super) fn l2_nearest(sub: &[f32], book: &[f32]) -> usize {
+    let mut distances = [0f32; PQ_TABLE_WIDTH];
+    l2_rows(sub, book, &mut distances);
+    first_min(&distances)
+}
+
+/// Position of the first smallest of 256 distances (0 if none is below infinity; NaN
+/// never wins). Two branch-free passes that compile to packed instructions: the smallest
+/// value (sixteen lanes of `min`), then the first chunk holding it (packed equality
+/// tests gathered into a bit mask).
+#[inline(always)]
+fn first_min(distances: &[f32; PQ_TABLE_WIDTH]) -> usize {
+    const LANES: usize = 16;
+    let chunks = distances.as_chunks::<LANES>().0;
+    let mut lanes = [f32::INFINITY; LANES];
+    for chunk in chunks {
+        for (m, &d) in lanes.iter_mut().zip(chunk) {
+            *m = if d < *m { d } else { *m };
+        }
+    }
+    let min = lanes
+        .iter()
+        .fold(f32::INFINITY, |a, &b| if b < a { b } else { a });
+    for (c, chunk) in chunks.iter().enumerate() {
+        let mask = chunk.iter().enumerate().fold(0u32, |mask, (lane, &d)| {
+            mask | (u32::from(d == min) << lane)
+        });
+        if mask != 0 {
+            return c * LANES + mask.trailing_zeros() as usize;
+        }
+    }
+    0
+}
+
 /// Portable versions (the scalar table).
 pub(super) fn l2_rows(sub: &[f32], book: &[f32], out: &mut [f32]) {
     // Without FMA in the target, `mul_add` would be a slow libm call: spell it out.

@@ -18,6 +18,7 @@ pub(super) static TABLE: QuantTable = QuantTable {
     sq8_dot_i8_gather,
     pq_l2_rows: super::pq::l2_rows,
     pq_neg_dot_rows: super::pq::neg_dot_rows,
+    pq_l2_nearest: super::pq::l2_nearest,
     pq4_block: super::pq::pq4_block,
     prefer_i8: false,
 };

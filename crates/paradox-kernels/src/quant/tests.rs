@@ -372,6 +372,38 @@ fn the_selected_table_is_one_this_cpu_supports() {
 }
 
 #[test]
+fn pq_nearest_codeword_is_the_first_smallest_table_entry_at_every_level() {
+    let mut rng = StdRng::seed_from_u64(44);
+    for dsub in [1, 2, 4, 8, 16] {
+        for trial in 0..20 {
+            let mut book = values(&mut rng, dsub * PQ_TABLE_WIDTH, 2.0);
+            let sub = values(&mut rng, dsub, 2.0);
+            if trial % 4 == 0 {
+                // Two copies of the nearest codeword, the later one first in the search
+                // order of a 16-lane scan: the lower position must win.
+                let mut l2 = vec![0f32; PQ_TABLE_WIDTH];
+                super::pq::l2_rows(&sub, &book, &mut l2);
+                let near = (0..PQ_TABLE_WIDTH)
+                    .min_by(|&a, &b| l2[a].total_cmp(&l2[b]))
+                    .unwrap();
+                let copy = (near + 17 + trial) % PQ_TABLE_WIDTH;
+                for d in 0..dsub {
+                    book[d * PQ_TABLE_WIDTH + copy] = book[d * PQ_TABLE_WIDTH + near];
+                }
+            }
+            for table in tables() {
+                let mut l2 = vec![0f32; PQ_TABLE_WIDTH];
+                (table.pq_l2_rows)(&sub, &book, &mut l2);
+                let want =
+                    (0..PQ_TABLE_WIDTH).fold(0, |best, c| if l2[c] < l2[best] { c } else { best });
+                let got = (table.pq_l2_nearest)(&sub, &book);
+                assert_eq!(got, want, "{:?} dsub {dsub} trial {trial}", table.level);
+            }
+        }
+    }
+}
+
+#[test]
 fn pq_table_rows_match_a_direct_computation_at_every_level() {
     let mut rng = StdRng::seed_from_u64(41);
     for dsub in [1, 2, 3, 4, 8, 12, 16, 32] {
@@ -409,7 +441,13 @@ fn pq4_block_scan_matches_a_direct_lookup_at_every_level() {
     let cases = [1, 2, 3, 8, 15, 16, 64, 256, 257].map(|m| (m, false));
     for (m, saturated) in cases.into_iter().chain([(257, true), (68, true)]) {
         let lut: Vec<u8> = (0..m * 16)
-            .map(|_| if saturated { 255 } else { rng.random_range(0..=255u8) })
+            .map(|_| {
+                if saturated {
+                    255
+                } else {
+                    rng.random_range(0..=255u8)
+                }
+            })
             .collect();
         // Codes of 32 rows, then packed: byte i of sub-quantiser j = row i | row i+16 << 4.
         let codes: Vec<[u8; 32]> = (0..m)

@@ -36,6 +36,7 @@ static TABLE: QuantTable = QuantTable {
     sq8_dot_i8_gather: super::scalar::sq8_dot_i8_gather,
     pq_l2_rows,
     pq_neg_dot_rows,
+    pq_l2_nearest,
     pq4_block: super::x86_avx2::pq4_block,
     prefer_i8: false,
 };
@@ -50,11 +51,21 @@ fn pq_neg_dot_rows(sub: &[f32], book: &[f32], out: &mut [f32]) {
     unsafe { pq_neg_dot_rows_kernel(sub, book, out) }
 }
 
+fn pq_l2_nearest(sub: &[f32], book: &[f32]) -> usize {
+    // SAFETY: as for `pq_l2_rows`.
+    unsafe { pq_l2_nearest_kernel(sub, book) }
+}
+
 /// The portable body, compiled with this level's features (the compiler vectorises it
 /// across the 256 codewords).
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn pq_l2_rows_kernel(sub: &[f32], book: &[f32], out: &mut [f32]) {
     super::pq::l2_rows_body(sub, book, out)
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn pq_l2_nearest_kernel(sub: &[f32], book: &[f32]) -> usize {
+    super::pq::l2_nearest_body(sub, book)
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]
