@@ -164,14 +164,9 @@ impl IvfIndex {
         candidates.sort_unstable_by_key(|c| c.key);
         let mut top = TopK::new(k);
         let mut rest = &candidates[..];
-        while let Some(first) = rest.first() {
-            let part = part_of(first.key);
-            let next_base = parts
-                .iter()
-                .map(|p| p.key_base)
-                .find(|&base| base > part.key_base)
-                .unwrap_or(u64::MAX);
-            let (run, after) = rest.split_at(rest.partition_point(|c| c.key < next_base));
+        for (i, part) in parts.iter().enumerate() {
+            let end = parts.get(i + 1).map_or(u64::MAX, |next| next.key_base);
+            let (run, after) = rest.split_at(rest.partition_point(|c| c.key < end));
             rescore(
                 self.metric,
                 part.vectors,

@@ -954,7 +954,6 @@ impl IvfIndex {
 const OPQ_ROUNDS: usize = 8;
 const OPQ_PQ_ITERATIONS: usize = 4;
 
-/// `nlist + 1` prefix counts of 32-row blocks for lists with the given row offsets.
 /// Offers `top` each of `candidates` (keys: `key_base` + a row of `vectors`) with its
 /// exact distance to `query`. The rows are scattered, so they are scored by the gather
 /// kernel, which loads rows ahead of the ones it is scoring: a re-rank reads `k × rerank`
@@ -978,6 +977,7 @@ fn rescore(
     }
 }
 
+/// `nlist + 1` prefix counts of 32-row blocks for lists with the given row offsets.
 fn block_prefix(offsets: &[u32]) -> Vec<u32> {
     let mut blocks = Vec::with_capacity(offsets.len());
     blocks.push(0u32);
