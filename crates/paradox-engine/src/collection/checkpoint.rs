@@ -30,7 +30,7 @@
 //! by sequence number. A failed write in phase 2 leaves the frozen segment in the state
 //! (still searchable, still covered by the log); the next seal writes it.
 
-use super::{Collection, WriterState};
+use super::{Collection, State, WriterState};
 use crate::error::{EngineError, Result};
 use crate::manifest::SegmentEntry;
 use crate::segment::{
@@ -173,6 +173,12 @@ impl Collection {
 
     /// Phase 1 of a seal (see the module doc); `None` when there is nothing to do.
     fn freeze(&self, force: bool) -> Result<Option<Frozen>> {
+        // The next growing segment, made before any lock (see `GrowingSegment::prefaulted`).
+        let shape = {
+            let state = self.state.read();
+            (state.growing.len() > 0).then(|| state.growing_shape())
+        };
+        let next = shape.map(|(dim, rows)| State::next_growing(dim, rows));
         let mut writer = self.writer.lock();
         if self.failed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(EngineError::Failed(self.config.name.clone()));
@@ -200,7 +206,7 @@ impl Collection {
         if due && state.growing.len() > 0 {
             let id = writer.next_segment_id;
             writer.next_segment_id += 1;
-            state.freeze_growing(id);
+            state.freeze_growing(id, next);
         }
         let deletes = delete_sets(&state);
         let deletes_changed = deletes != writer.persisted_deletes;

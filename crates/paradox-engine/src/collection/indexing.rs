@@ -7,8 +7,8 @@ use crate::config::{HnswConfig, IndexConfig, IndexPlan, TraversalEncoding};
 use crate::error::Result;
 use crate::segment::{
     index_file_name, index_file_names, ivf_file_name, read_index_file, read_ivf_file,
-    write_index_file, write_ivf_file, CodesAt, DeletedRows, PayloadGraphs, SealedSegment,
-    SegmentGraph, SegmentIndex,
+    write_index_file, write_ivf_file, BuildQueued, CodesAt, DeletedRows, PayloadGraphs,
+    SealedSegment, SegmentGraph, SegmentIndex,
 };
 use paradox_index::{EncodedVectors, HnswIndex, IvfIndex, IvfParams, ListCache, VectorView};
 use parking_lot::{Condvar, Mutex};
@@ -214,6 +214,17 @@ impl IvfDonor {
 
 /// Marks a build finished when dropped, whether the build returned or panicked.
 struct FinishOnDrop(Arc<IndexBuilds>);
+
+/// Ends a segment's queued build, then wakes the maintenance worker (see
+/// [`SealedSegment::build_queued`]).
+struct WakeOnDrop(Arc<super::maintenance::Maintenance>, Option<BuildQueued>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        drop(self.1.take());
+        self.0.wake();
+    }
+}
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
@@ -628,9 +639,13 @@ impl Collection {
         let generation = self.index_generation.clone();
         let started_at = generation.load(Ordering::SeqCst);
         let dir = self.dir.clone();
+        let maintenance = self.maintenance.clone();
         builds.start();
+        let queued = segment.queue_build();
         let job: BuildJob = Box::new(move || {
             let _done = FinishOnDrop(builds);
+            // Merges wait for the segment's build: once it ended, the worker looks again.
+            let _wake = WakeOnDrop(maintenance, Some(queued));
             let stale = || generation.load(Ordering::SeqCst) != started_at;
             // A retired segment (replaced by compaction while queued) needs no index, and
             // a build for an index config changed since is superseded.
@@ -663,10 +678,18 @@ impl Collection {
     /// done) and every background index build started so far has finished. Searches do
     /// not need this (they scan unindexed segments exactly); benchmarks and tests do.
     pub fn wait_for_indexes(&self) {
-        self.wait_for_maintenance();
-        let mut pending = self.index_builds.pending.lock();
-        while *pending > 0 {
-            self.index_builds.idle.wait(&mut pending);
+        loop {
+            self.wait_for_maintenance();
+            {
+                let mut pending = self.index_builds.pending.lock();
+                while *pending > 0 {
+                    self.index_builds.idle.wait(&mut pending);
+                }
+            }
+            // A merge may have waited for a build that just landed.
+            if !self.maintenance_due() {
+                return;
+            }
         }
     }
 
@@ -736,7 +759,7 @@ fn remove_index_files(dir: &Path, id: u64, keep: Option<&Path>) {
 mod tests {
     use crate::config::{CollectionConfig, EngineOptions, IndexConfig, IvfConfig};
     use crate::point::{NewPoint, PointId};
-    use crate::segment::SegmentIndex;
+    use crate::segment::{SealedSegment, SegmentIndex};
     use crate::FsyncPolicy;
     use crate::{Metric, SearchRequest};
     use paradox_index::IvfIndex;
@@ -799,6 +822,40 @@ mod tests {
             col.wait_for_indexes();
         }
         (col, rows)
+    }
+
+    /// A segment whose index build is queued or running takes no part in merges (a merge
+    /// would build its rows again from scratch instead of carrying their codes); once
+    /// the build ended it does again.
+    #[test]
+    fn merges_wait_for_queued_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (col, rows) = three_indexed_segments(dir.path());
+        col.upsert((3 * rows..4 * rows).map(point).collect())
+            .unwrap();
+        col.wait_for_indexes();
+        let segments: Vec<Arc<SealedSegment>> = col
+            .state
+            .read()
+            .sealed
+            .iter()
+            .map(|e| e.segment.clone())
+            .collect();
+        let all: Vec<u64> = segments.iter().map(|s| s.id()).collect();
+        let planned = |col: &super::Collection| -> Vec<u64> {
+            col.planned_jobs()
+                .iter()
+                .flat_map(|job| job.sources())
+                .collect()
+        };
+        // Four small segments of one tier (the merge factor): a merge of them is due.
+        assert!(!planned(&col).is_empty());
+        let queued = segments[1].queue_build();
+        assert!(segments[1].build_queued());
+        assert!(!planned(&col).contains(&all[1]));
+        drop(queued);
+        assert!(!segments[1].build_queued());
+        assert!(planned(&col).contains(&all[1]));
     }
 
     /// Segments with the same quantisers are searched as a group (`ivf_group`): each
@@ -1107,7 +1164,9 @@ mod tests {
             writer.next_segment_id += 1;
             writer.next_segment_id - 1
         };
-        col.state.write().freeze_growing(id);
+        let (dim, capacity) = col.state.read().growing_shape();
+        let next = crate::collection::State::next_growing(dim, capacity);
+        col.state.write().freeze_growing(id, Some(next));
         {
             let state = col.state.read();
             assert!(state.growing.partition().is_none());

@@ -237,14 +237,16 @@ impl Collection {
         }
     }
 
-    /// Merges and compactions due now (frozen segments, not written yet, never take part).
+    /// Merges and compactions due now. Frozen segments (not written yet) never take part,
+    /// nor segments whose index build is queued or running: a merge would build their
+    /// rows again from scratch, where once indexed the merge carries their codes.
     pub(crate) fn planned_jobs(&self) -> Vec<Job> {
         let writer = self.writer.lock();
         let sizes: Vec<SegmentSizes> = self
             .read_state()
             .sealed
             .iter()
-            .filter(|e| !e.segment.is_frozen())
+            .filter(|e| !e.segment.is_frozen() && !e.segment.build_queued())
             .map(|e| SegmentSizes {
                 id: e.segment.id(),
                 rows: e.segment.len(),
@@ -267,12 +269,24 @@ impl Collection {
                 return;
             }
             self.maintenance.wait_idle();
-            let due = self.growing_over(1) || !self.planned_jobs().is_empty();
-            if !due || self.maintenance.last_error.lock().is_some() {
+            if !self.maintenance_due() {
                 return;
             }
             self.maintenance.wake();
         }
+    }
+
+    /// Whether the worker has a job due that it can run (a seal, or a merge or compaction
+    /// whose segments are not waiting for their index builds); `false` without a worker
+    /// or after its last job failed.
+    pub(crate) fn maintenance_due(&self) -> bool {
+        if !self.maintenance.alive()
+            || self.check_writable().is_err()
+            || self.maintenance.last_error.lock().is_some()
+        {
+            return false;
+        }
+        self.growing_over(1) || !self.planned_jobs().is_empty()
     }
 
     /// The worker's state and counters.

@@ -314,16 +314,29 @@ impl State {
         changes
     }
 
+    /// An empty growing segment to follow the current one, its memory already mapped
+    /// ([`GrowingSegment::prefaulted`]; made outside the state's lock, it is what
+    /// [`Self::freeze_growing`] takes).
+    pub fn next_growing(dim: usize, growing_rows: usize) -> GrowingSegment {
+        GrowingSegment::prefaulted(dim, growing_rows)
+    }
+
+    /// The arguments of [`Self::next_growing`].
+    pub fn growing_shape(&self) -> (usize, usize) {
+        (self.growing.dim(), self.growing_rows)
+    }
+
     /// Turns the growing segment into a frozen sealed segment with id `id` (see
-    /// `SealedSegment::frozen`) and starts an empty one. Live points move with their rows
-    /// (in O(1): see `IdMap::freeze_growing`); a growing segment without live rows is
-    /// simply dropped.
-    pub fn freeze_growing(&mut self, id: u64) {
-        let dim = self.growing.dim();
-        let growing = std::mem::replace(
-            &mut self.growing,
-            GrowingSegment::with_capacity(dim, self.growing_rows),
-        );
+    /// `SealedSegment::frozen`) and starts `next` (empty, of this state's dimension; see
+    /// [`Self::next_growing`]; `None`: one whose pages fault in as rows arrive) in its
+    /// place. Live points move with their rows (in O(1): see `IdMap::freeze_growing`); a
+    /// growing segment without live rows is simply dropped.
+    pub fn freeze_growing(&mut self, id: u64, next: Option<GrowingSegment>) {
+        let (dim, rows) = self.growing_shape();
+        let next = next
+            .filter(|n| n.len() == 0 && n.dim() == dim)
+            .unwrap_or_else(|| GrowingSegment::with_capacity(dim, rows));
+        let growing = std::mem::replace(&mut self.growing, next);
         if growing.live() == 0 {
             return;
         }

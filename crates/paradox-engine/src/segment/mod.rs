@@ -29,6 +29,6 @@ pub(crate) use partition::{Assigned, Partition};
 pub(crate) use payload_graphs::{PayloadGraph, PayloadGraphs};
 pub(crate) use payload_index::{PayloadIndex, RowSet};
 pub(crate) use sealed::{
-    segment_file_name as segment_file_name_for, SealedSegment, SegmentGraph, SegmentIndex,
-    StoredMeta,
+    segment_file_name as segment_file_name_for, BuildQueued, SealedSegment, SegmentGraph,
+    SegmentIndex, StoredMeta,
 };

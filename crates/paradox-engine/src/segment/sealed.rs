@@ -17,7 +17,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"PDXSEG\0\0";
@@ -162,6 +162,17 @@ pub(crate) struct SealedSegment {
     /// Set when compaction replaced this segment: a background build that finishes
     /// afterwards must not leave its index file behind.
     retired: AtomicBool,
+    /// Background index builds queued or running for the segment.
+    builds_queued: AtomicUsize,
+}
+
+/// A queued build of a segment's index (see [`SealedSegment::queue_build`]).
+pub(crate) struct BuildQueued(Arc<SealedSegment>);
+
+impl Drop for BuildQueued {
+    fn drop(&mut self) {
+        self.0.builds_queued.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// File name of segment `id`.
@@ -273,6 +284,7 @@ impl SealedSegment {
             interim: RwLock::new(None),
             payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
+            builds_queued: AtomicUsize::new(0),
         })
     }
 
@@ -297,6 +309,7 @@ impl SealedSegment {
             interim: RwLock::new(partition),
             payload_index: OnceLock::new(),
             retired: AtomicBool::new(false),
+            builds_queued: AtomicUsize::new(0),
         }
     }
 
@@ -480,6 +493,20 @@ impl SealedSegment {
     /// Whether compaction replaced the segment.
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Counts a background index build queued for the segment, until the returned guard
+    /// is dropped (when the build ended, however it ended).
+    pub(crate) fn queue_build(self: &Arc<Self>) -> BuildQueued {
+        self.builds_queued.fetch_add(1, Ordering::SeqCst);
+        BuildQueued(self.clone())
+    }
+
+    /// Whether a background index build for the segment is queued or running: merges
+    /// leave it alone until it lands (merging it would build its rows again, from
+    /// scratch, instead of carrying the codes of indexed segments).
+    pub fn build_queued(&self) -> bool {
+        self.builds_queued.load(Ordering::SeqCst) > 0
     }
 
     /// Installs (or replaces) the index; the interim partition is no longer needed.
