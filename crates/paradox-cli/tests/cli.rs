@@ -501,4 +501,43 @@ fn bench_subcommands_print_one_json_object() {
     assert_eq!(legacy["op"], "legacy");
     assert_eq!(legacy["nq"], 1000);
     assert!(legacy["total_seconds"].as_f64().unwrap() >= legacy["add_seconds"].as_f64().unwrap());
+
+    let latencies = ws.dir.path().join("latencies.csv");
+    let stream = run(&[
+        "bench",
+        "stream",
+        "--dim",
+        "8",
+        "--initial",
+        "2000",
+        "--rate",
+        "2000",
+        "--batch",
+        "100",
+        "--seconds",
+        "1",
+        "--seal-threshold",
+        "1000",
+        "--index",
+        "flat",
+        "--latencies",
+        latencies.to_str().unwrap(),
+    ]);
+    assert_eq!(stream["op"], "stream");
+    for phase in ["idle", "idle_after"] {
+        assert!(stream[phase]["queries"].as_u64().unwrap() > 0, "{stream}");
+    }
+    assert!(
+        stream["stream"]["inserted"].as_u64().unwrap() > 0,
+        "{stream}"
+    );
+    for key in ["p99_ratio", "p99_ratio_after", "p99_ratio_matched"] {
+        assert!(stream[key].as_f64().unwrap() > 0.0, "{key}: {stream}");
+    }
+    let csv = std::fs::read_to_string(&latencies).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("phase,start_us,latency_us"));
+    let mut phases: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+    phases.dedup();
+    assert_eq!(phases, ["idle", "stream", "upsert", "idle_after"]);
 }

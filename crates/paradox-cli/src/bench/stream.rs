@@ -15,8 +15,18 @@
 //!    back as the top hit: the visibility lag, bounded by one search because a write is
 //!    applied before it is acknowledged.
 //!
-//! The report gives p50/p95/p99 of both query phases, their ratio (the issue's goal is
-//! stream p99 ≤ 2× idle p99), the achieved insert rate and the worst visibility lag.
+//! 4. **idle after**: once the stream's segments are indexed, the idle queries again, on
+//!    the grown collection.
+//!
+//! The stream phase queries a collection growing from `--initial` to `--initial` plus
+//! what it inserted, so part of its slowdown against phase 2 is the larger collection,
+//! not the writes. The report gives p50/p95/p99 of the three query phases and three
+//! ratios of stream p99 to idle p99: `p99_ratio` against phase 2 (the smaller
+//! collection), `p99_ratio_after` against phase 4 (the larger one) and
+//! `p99_ratio_matched` against phases 2 and 4 pooled, which span the sizes the stream
+//! phase saw (the goal is stream p99 ≤ 2× idle p99); then the achieved insert rate and
+//! the worst visibility lag. `--latencies FILE` writes every timed call, to see when the
+//! slow ones happened.
 
 use anyhow::{ensure, Context, Result};
 use clap::Args;
@@ -40,7 +50,8 @@ const MAX_PREPARED_FLOATS: usize = 1 << 29;
 #[command(
     after_help = "Prints {\"op\":\"stream\",\"dim\",\"initial\",\"rate\",\"index\",\
     \"idle\":{\"queries\",\"p50_us\",\"p95_us\",\"p99_us\"},\"stream\":{...,\
-    \"inserted\",\"inserts_per_s\",\"max_visibility_lag_us\"},\"p99_ratio\"}.\n\nExample:\n  \
+    \"inserted\",\"inserts_per_s\",\"max_visibility_lag_us\"},\"idle_after\":{...},\
+    \"p99_ratio\",\"p99_ratio_after\",\"p99_ratio_matched\"}.\n\nExample:\n  \
     paradox bench stream --initial 200000 --rate 20000 --seconds 20 --index ivf_pq"
 )]
 pub struct StreamArgs {
@@ -76,7 +87,16 @@ pub struct StreamArgs {
     /// each query sent when the previous one returns.
     #[arg(long, default_value_t = 0)]
     pub query_rate: u32,
+    /// Writes every timed call as a CSV line `phase,start_us,latency_us` (phase `idle`,
+    /// `stream`, `idle_after`, or `upsert` for the writer's batches; start counted from
+    /// the first idle query).
+    #[arg(long)]
+    pub latencies: Option<std::path::PathBuf>,
 }
+
+/// Per-call timings of one phase: when each call started (since the benchmark's clock
+/// origin) and how long it took, in call order.
+type Timings = Vec<(Duration, Duration)>;
 
 /// Runs the benchmark and returns its report.
 pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
@@ -123,7 +143,15 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
     let prepared = mixture.rows(args.initial as u64, planned).0;
 
     eprintln!("bench stream: idle queries for {} s", args.seconds);
-    let idle = query_loop(&collection, &query_at, args.k, phase, args.query_rate)?;
+    let origin = Instant::now();
+    let idle = query_loop(
+        &collection,
+        &query_at,
+        args.k,
+        phase,
+        args.query_rate,
+        origin,
+    )?;
 
     eprintln!(
         "bench stream: {} vectors/s in batches of {} for {} s, queries alongside",
@@ -133,9 +161,10 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
     let writer = {
         let (collection, stop) = (collection.clone(), stop.clone());
         let (batch, rate, first_id) = (args.batch as usize, args.rate as f64, args.initial as u64);
-        std::thread::spawn(move || -> Result<(u64, Duration, Duration)> {
+        std::thread::spawn(move || -> Result<(u64, Duration, Duration, Timings)> {
             let started = Instant::now();
             let (mut inserted, mut worst_lag) = (0u64, Duration::ZERO);
+            let mut upserts = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 // Pace: the batch is due when the rate says so.
                 let due = Duration::from_secs_f64(inserted as f64 / rate);
@@ -150,22 +179,58 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
                 let last = batch_points
                     .last()
                     .map(|p| (p.id.clone(), p.vector.clone()));
+                let sent = Instant::now();
                 collection.upsert(batch_points)?;
                 let acked = Instant::now();
+                upserts.push((sent - origin, acked - sent));
                 inserted += batch as u64;
                 if let Some((id, vector)) = last {
                     worst_lag = worst_lag.max(visibility_lag(&collection, id, vector, acked)?);
                 }
             }
-            Ok((inserted, started.elapsed(), worst_lag))
+            Ok((inserted, started.elapsed(), worst_lag, upserts))
         })
     };
-    let busy = query_loop(&collection, &query_at, args.k, phase, args.query_rate)?;
+    let busy = query_loop(
+        &collection,
+        &query_at,
+        args.k,
+        phase,
+        args.query_rate,
+        origin,
+    )?;
     stop.store(true, Ordering::SeqCst);
-    let (inserted, write_time, worst_lag) = writer
+    let (inserted, write_time, worst_lag, upserts) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
-    let p99 = |l: &[Duration]| percentile(l, 0.99).as_secs_f64();
+    let sealed_segments = collection.info().sealed_segments;
+    let pending_at_end = collection.pending_index_builds();
+    eprintln!("bench stream: waiting for the stream's indexes, then idle queries again");
+    collection.flush()?;
+    collection.wait_for_indexes();
+    let after = query_loop(
+        &collection,
+        &query_at,
+        args.k,
+        phase,
+        args.query_rate,
+        origin,
+    )?;
+    if let Some(path) = &args.latencies {
+        write_latencies(
+            path,
+            &[
+                ("idle", &idle),
+                ("stream", &busy),
+                ("upsert", &upserts),
+                ("idle_after", &after),
+            ],
+        )?;
+    }
+    let [idle, busy, after] = [idle, busy, after].map(sorted_latencies);
+    let mut pooled: Vec<Duration> = idle.iter().chain(&after).copied().collect();
+    pooled.sort_unstable();
+    let p99 = |l: &[Duration]| percentile(l, 0.99).as_secs_f64().max(1e-9);
     Ok(json!({
         "op": "stream",
         "dim": dim,
@@ -182,11 +247,14 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
             "inserted": inserted,
             "inserts_per_s": inserted as f64 / write_time.as_secs_f64(),
             "max_visibility_lag_us": micros(worst_lag),
-            "sealed_segments": collection.info().sealed_segments,
-            "index_builds_pending_at_end": collection.pending_index_builds(),
+            "sealed_segments": sealed_segments,
+            "index_builds_pending_at_end": pending_at_end,
             "maintenance": collection.maintenance_info(),
         },
-        "p99_ratio": p99(&busy) / p99(&idle).max(1e-9),
+        "idle_after": summary(&after),
+        "p99_ratio": p99(&busy) / p99(&idle),
+        "p99_ratio_after": p99(&busy) / p99(&after),
+        "p99_ratio_matched": p99(&busy) / p99(&pooled),
     }))
 }
 
@@ -223,14 +291,15 @@ fn visibility_lag(
     anyhow::bail!("acknowledged point {id:?} not searchable after 10000 searches")
 }
 
-/// One query at a time for `phase`; per-call latencies.
+/// One query at a time for `phase`; per-call timings (see [`Timings`]).
 fn query_loop(
     collection: &paradox_engine::Collection,
     query_at: &dyn Fn(usize) -> Vec<f32>,
     k: usize,
     phase: Duration,
     query_rate: u32,
-) -> Result<Vec<Duration>> {
+    origin: Instant,
+) -> Result<Timings> {
     let started = Instant::now();
     let interval = (query_rate > 0).then(|| Duration::from_secs_f64(1.0 / query_rate as f64));
     let mut latencies = Vec::new();
@@ -254,11 +323,32 @@ fn query_loop(
             None => Instant::now(),
         };
         std::hint::black_box(collection.search(&request)?);
-        latencies.push(asked.elapsed());
+        latencies.push((asked - origin, asked.elapsed()));
         i += 1;
     }
-    latencies.sort_unstable();
     Ok(latencies)
+}
+
+fn sorted_latencies(timings: Timings) -> Vec<Duration> {
+    let mut latencies: Vec<Duration> = timings.into_iter().map(|(_, took)| took).collect();
+    latencies.sort_unstable();
+    latencies
+}
+
+/// Writes `--latencies`: one CSV line per call, phase by phase.
+fn write_latencies(path: &std::path::Path, phases: &[(&str, &Timings)]) -> Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "phase,start_us,latency_us")?;
+    for (phase, timings) in phases {
+        for (start, took) in timings.iter() {
+            writeln!(out, "{phase},{},{}", start.as_micros(), took.as_micros())?;
+        }
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn summary(sorted: &[Duration]) -> Value {
