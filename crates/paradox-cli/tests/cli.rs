@@ -539,5 +539,8 @@ fn bench_subcommands_print_one_json_object() {
     assert_eq!(lines.next(), Some("phase,start_us,latency_us"));
     let mut phases: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
     phases.dedup();
-    assert_eq!(phases, ["idle", "stream", "upsert", "idle_after"]);
+    assert_eq!(
+        phases,
+        ["idle", "stream", "upsert", "visibility", "idle_after"]
+    );
 }

@@ -88,8 +88,9 @@ pub struct StreamArgs {
     #[arg(long, default_value_t = 0)]
     pub query_rate: u32,
     /// Writes every timed call as a CSV line `phase,start_us,latency_us` (phase `idle`,
-    /// `stream`, `idle_after`, or `upsert` for the writer's batches; start counted from
-    /// the first idle query).
+    /// `stream`, `idle_after`; `upsert` for the writer's batches and `visibility` for its
+    /// searches until the batch's last point came back, from the acknowledgement; start
+    /// counted from the first idle query).
     #[arg(long)]
     pub latencies: Option<std::path::PathBuf>,
 }
@@ -97,6 +98,10 @@ pub struct StreamArgs {
 /// Per-call timings of one phase: when each call started (since the benchmark's clock
 /// origin) and how long it took, in call order.
 type Timings = Vec<(Duration, Duration)>;
+
+/// What the stream's writer did: vectors inserted, for how long, the worst visibility lag,
+/// and the timings of its upserts and of its visibility checks.
+type WriterRun = (u64, Duration, Duration, Timings, Timings);
 
 /// Runs the benchmark and returns its report.
 pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
@@ -161,10 +166,10 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
     let writer = {
         let (collection, stop) = (collection.clone(), stop.clone());
         let (batch, rate, first_id) = (args.batch as usize, args.rate as f64, args.initial as u64);
-        std::thread::spawn(move || -> Result<(u64, Duration, Duration, Timings)> {
+        std::thread::spawn(move || -> Result<WriterRun> {
             let started = Instant::now();
             let (mut inserted, mut worst_lag) = (0u64, Duration::ZERO);
-            let mut upserts = Vec::new();
+            let (mut upserts, mut checks) = (Vec::new(), Vec::new());
             while !stop.load(Ordering::SeqCst) {
                 // Pace: the batch is due when the rate says so.
                 let due = Duration::from_secs_f64(inserted as f64 / rate);
@@ -185,10 +190,12 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
                 upserts.push((sent - origin, acked - sent));
                 inserted += batch as u64;
                 if let Some((id, vector)) = last {
-                    worst_lag = worst_lag.max(visibility_lag(&collection, id, vector, acked)?);
+                    let lag = visibility_lag(&collection, id, vector, acked)?;
+                    checks.push((acked - origin, lag));
+                    worst_lag = worst_lag.max(lag);
                 }
             }
-            Ok((inserted, started.elapsed(), worst_lag, upserts))
+            Ok((inserted, started.elapsed(), worst_lag, upserts, checks))
         })
     };
     let busy = query_loop(
@@ -200,7 +207,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
         origin,
     )?;
     stop.store(true, Ordering::SeqCst);
-    let (inserted, write_time, worst_lag, upserts) = writer
+    let (inserted, write_time, worst_lag, upserts, checks) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
     let sealed_segments = collection.info().sealed_segments;
@@ -223,6 +230,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
                 ("idle", &idle),
                 ("stream", &busy),
                 ("upsert", &upserts),
+                ("visibility", &checks),
                 ("idle_after", &after),
             ],
         )?;
