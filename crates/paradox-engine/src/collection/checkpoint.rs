@@ -77,29 +77,9 @@ impl Collection {
         let Some(frozen) = self.freeze(force)? else {
             return Ok(false);
         };
-        // Phase 2: files, no lock held.
+        // Phase 2: files, no lock held (on the write pool, below searches' priority).
         let dir = &self.dir;
-        let mut opened = Vec::new();
-        for segment in &frozen.segments {
-            let file = segment_file_name_for(segment.id());
-            let rows: Vec<(StoredMeta<'_>, &[f32])> = (0..segment.len() as u32)
-                .map(|row| (segment.stored_meta(row), segment.vector(row)))
-                .collect();
-            SealedSegment::write(
-                &dir.join(&file),
-                segment.id(),
-                self.config.dimension,
-                self.config.metric.as_str(),
-                &rows,
-            )?;
-            // Verified before the manifest names it: a failure leaves the old manifest in
-            // force and the log intact.
-            let reopened =
-                SealedSegment::open(&dir.join(&file), segment.id(), self.config.dimension)?;
-            // Searched through the growing segment's lists until its index is built.
-            reopened.set_interim(segment.interim());
-            opened.push((file, Arc::new(reopened)));
-        }
+        let opened = super::indexing::on_write_pool(|| self.write_frozen(&frozen.segments))?;
         let history_file = match &frozen.history {
             Some(pending) => {
                 let generation = self.writer.lock().manifest.next_history_generation;
@@ -169,6 +149,35 @@ impl Collection {
         }
         self.maintenance.count_seal();
         Ok(true)
+    }
+
+    /// Phase 2 of a seal: writes each frozen segment's file, then opens and verifies it
+    /// (before the manifest names it: a failure leaves the old manifest in force and the
+    /// log intact). Returns the files' names and the opened segments.
+    fn write_frozen(
+        &self,
+        frozen: &[Arc<SealedSegment>],
+    ) -> Result<Vec<(String, Arc<SealedSegment>)>> {
+        let mut opened = Vec::with_capacity(frozen.len());
+        for segment in frozen {
+            let file = segment_file_name_for(segment.id());
+            let path = self.dir.join(&file);
+            let rows: Vec<(StoredMeta<'_>, &[f32])> = (0..segment.len() as u32)
+                .map(|row| (segment.stored_meta(row), segment.vector(row)))
+                .collect();
+            SealedSegment::write(
+                &path,
+                segment.id(),
+                self.config.dimension,
+                self.config.metric.as_str(),
+                &rows,
+            )?;
+            let reopened = SealedSegment::open(&path, segment.id(), self.config.dimension)?;
+            // Searched through the growing segment's lists until its index is built.
+            reopened.set_interim(segment.interim());
+            opened.push((file, Arc::new(reopened)));
+        }
+        Ok(opened)
     }
 
     /// Phase 1 of a seal (see the module doc); `None` when there is nothing to do.

@@ -85,21 +85,54 @@ fn on_build_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: `sched_setscheduler(0, ..)` changes only this thread's policy, from a
-    // valid `sched_param`; `gettid` has no preconditions; `errno` is this thread's own;
-    // `getpriority` and `setpriority` on this thread's id read and change only its nice
-    // value, and an error (e.g. not permitted) leaves it as it was.
+    // valid `sched_param`; an error leaves it as it was.
     unsafe {
         let param = libc::sched_param { sched_priority: 0 };
         if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 {
             return;
         }
+    }
+    nice_down(10);
+}
+
+/// Moves the calling thread `steps` nice steps down, at most to 19 (Linux, best effort).
+fn nice_down(steps: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `gettid` has no preconditions; `errno` is this thread's own; `getpriority`
+    // and `setpriority` on this thread's id read and change only its nice value, and an
+    // error (e.g. not permitted) leaves it as it was.
+    unsafe {
         let tid = libc::gettid() as libc::id_t;
         // -1 is also a valid nice value: only errno tells an error apart.
         *libc::__errno_location() = 0;
         let current = libc::getpriority(libc::PRIO_PROCESS, tid);
         if current != -1 || *libc::__errno_location() == 0 {
-            libc::setpriority(libc::PRIO_PROCESS, tid, (current + 10).min(19));
+            libc::setpriority(libc::PRIO_PROCESS, tid, (current + steps).min(19));
         }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = steps;
+}
+
+/// Runs `work` on the write path's rayon pool, one thread per core, each 10 nice steps
+/// down, and waits for it: the heavy arithmetic and copying of writes and seals (an
+/// upsert's IVF list assignment, a seal's segment file) then gives way to searches on a
+/// busy machine instead of taking turns with them, while still getting a share of a
+/// saturated one (unlike builds, at `SCHED_IDLE`, writes must not stall). Only work that
+/// holds no engine lock goes there: a thread this low could sit on a lock searches need.
+pub(super) fn on_write_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("paradox-write-{i}"))
+            .start_handler(|_| nice_down(10))
+            .build()
+            .ok()
+    });
+    match pool {
+        // Already on it (a seal run from an upsert's pool job): no hand-off.
+        Some(pool) if pool.current_thread_index().is_none() => pool.install(work),
+        _ => work(),
     }
 }
 
@@ -822,6 +855,22 @@ mod tests {
             col.wait_for_indexes();
         }
         (col, rows)
+    }
+
+    /// The write pool runs the work (nested calls included, on the same thread) and
+    /// hands its result back; on Linux its threads run below the caller's priority.
+    #[test]
+    fn the_write_pool_runs_work_below_the_callers_priority() {
+        assert_eq!(super::on_write_pool(|| super::on_write_pool(|| 7)), 7);
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: `getpriority` on the calling thread's id only reads its nice value.
+            let nice =
+                || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+            let caller = nice();
+            let pooled = super::on_write_pool(nice);
+            assert_eq!(pooled, (caller + 10).min(19), "caller at {caller}");
+        }
     }
 
     /// A segment whose index build is queued or running takes no part in merges (a merge

@@ -251,19 +251,22 @@ impl Collection {
             .partition()
             .map(|p| p.quantisers().clone());
         let quantisers = current.or_else(|| self.ivf_donor.current())?;
-        // In slices of `ASSIGN_SLICE_ROWS`, yielding the core between them: the writer
-        // is a thread woken per batch, and on a busy machine the scheduler lets it
-        // preempt a search's worker for its whole burst (a 500-row batch against 1,024
-        // lists is ~2 ms of arithmetic); yielding hands the core back to that worker
-        // every ~0.3 ms. Costs one system call per slice.
+        // On the write pool (below searches' priority), in slices of
+        // `ASSIGN_SLICE_ROWS`, yielding the core between them: on a busy machine the
+        // scheduler would let it preempt a search's worker for its whole burst (a 500-row
+        // batch against 1,024 lists is ~2 ms of arithmetic); yielding hands the core
+        // back to that worker every ~0.3 ms. Costs one system call per slice.
         let dim = self.config.dimension.max(1);
-        let mut lists = Vec::with_capacity(vectors.len() / dim);
-        for (i, slice) in vectors.chunks(ASSIGN_SLICE_ROWS * dim).enumerate() {
-            if i > 0 {
-                std::thread::yield_now();
+        let lists = super::indexing::on_write_pool(|| {
+            let mut lists = Vec::with_capacity(vectors.len() / dim);
+            for (i, slice) in vectors.chunks(ASSIGN_SLICE_ROWS * dim).enumerate() {
+                if i > 0 {
+                    std::thread::yield_now();
+                }
+                lists.extend(quantisers.assign_lists(slice));
             }
-            lists.extend(quantisers.assign_lists(slice));
-        }
+            lists
+        });
         Some(Assigned { lists, quantisers })
     }
 
