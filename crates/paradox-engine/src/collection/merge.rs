@@ -177,14 +177,19 @@ impl Collection {
                 writer.next_segment_id - 1
             };
             let file = segment_file_name_for(id);
-            let written = SealedSegment::write(
-                &self.dir.join(&file),
-                id,
-                self.config.dimension,
-                self.config.metric.as_str(),
-                chunk,
-            )
-            .and_then(|()| SealedSegment::open(&self.dir.join(&file), id, self.config.dimension));
+            // No engine lock is held here: on the write pool, below searches' priority.
+            let written = super::indexing::on_write_pool(|| {
+                SealedSegment::write(
+                    &self.dir.join(&file),
+                    id,
+                    self.config.dimension,
+                    self.config.metric.as_str(),
+                    chunk,
+                )
+                .and_then(|()| {
+                    SealedSegment::open(&self.dir.join(&file), id, self.config.dimension)
+                })
+            });
             let segment = match written {
                 Ok(segment) => Arc::new(segment),
                 Err(e) => {
