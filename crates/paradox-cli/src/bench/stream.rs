@@ -149,14 +149,17 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
 
     eprintln!("bench stream: idle queries for {} s", args.seconds);
     let origin = Instant::now();
-    let idle = query_loop(
-        &collection,
-        &query_at,
-        args.k,
-        phase,
-        args.query_rate,
-        origin,
-    )?;
+    let timed_queries = || {
+        query_loop(
+            &collection,
+            &query_at,
+            args.k,
+            phase,
+            args.query_rate,
+            origin,
+        )
+    };
+    let idle = timed_queries()?;
 
     eprintln!(
         "bench stream: {} vectors/s in batches of {} for {} s, queries alongside",
@@ -198,14 +201,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
             Ok((inserted, started.elapsed(), worst_lag, upserts, checks))
         })
     };
-    let busy = query_loop(
-        &collection,
-        &query_at,
-        args.k,
-        phase,
-        args.query_rate,
-        origin,
-    )?;
+    let busy = timed_queries()?;
     stop.store(true, Ordering::SeqCst);
     let (inserted, write_time, worst_lag, upserts, checks) = writer
         .join()
@@ -215,14 +211,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
     eprintln!("bench stream: waiting for the stream's indexes, then idle queries again");
     collection.flush()?;
     collection.wait_for_indexes();
-    let after = query_loop(
-        &collection,
-        &query_at,
-        args.k,
-        phase,
-        args.query_rate,
-        origin,
-    )?;
+    let after = timed_queries()?;
     if let Some(path) = &args.latencies {
         write_latencies(
             path,

@@ -355,14 +355,7 @@ impl Collection {
                 entry.segment.set_interim(None);
             }
         }
-        let segments: Vec<Arc<SealedSegment>> = self
-            .state
-            .read()
-            .sealed
-            .iter()
-            .map(|e| e.segment.clone())
-            .collect();
-        for segment in &segments {
+        for segment in &self.sealed_segments() {
             self.ensure_index(segment);
         }
         Ok(())
@@ -659,6 +652,12 @@ impl Collection {
         true
     }
 
+    /// The sealed segments, oldest first.
+    fn sealed_segments(&self) -> Vec<Arc<SealedSegment>> {
+        let state = self.state.read();
+        state.sealed.iter().map(|e| e.segment.clone()).collect()
+    }
+
     /// Queues `build` on the index-builder thread; its result is installed unless the
     /// segment was retired meanwhile (then its file, written at `path`, is removed).
     fn build_in_background(
@@ -792,7 +791,7 @@ fn remove_index_files(dir: &Path, id: u64, keep: Option<&Path>) {
 mod tests {
     use crate::config::{CollectionConfig, EngineOptions, IndexConfig, IvfConfig};
     use crate::point::{NewPoint, PointId};
-    use crate::segment::{SealedSegment, SegmentIndex};
+    use crate::segment::SegmentIndex;
     use crate::FsyncPolicy;
     use crate::{Metric, SearchRequest};
     use paradox_index::IvfIndex;
@@ -883,13 +882,7 @@ mod tests {
         col.upsert((3 * rows..4 * rows).map(point).collect())
             .unwrap();
         col.wait_for_indexes();
-        let segments: Vec<Arc<SealedSegment>> = col
-            .state
-            .read()
-            .sealed
-            .iter()
-            .map(|e| e.segment.clone())
-            .collect();
+        let segments = col.sealed_segments();
         let all: Vec<u64> = segments.iter().map(|s| s.id()).collect();
         let planned = |col: &super::Collection| -> Vec<u64> {
             col.planned_jobs()
