@@ -187,7 +187,7 @@ impl Collection {
             let state = self.state.read();
             (state.growing.len() > 0).then(|| state.growing_shape())
         };
-        let next = shape.map(|(dim, rows)| State::next_growing(dim, rows));
+        let next = shape.map(State::next_growing);
         let mut writer = self.writer.lock();
         if self.failed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(EngineError::Failed(self.config.name.clone()));

@@ -1206,8 +1206,8 @@ mod tests {
             writer.next_segment_id += 1;
             writer.next_segment_id - 1
         };
-        let (dim, capacity) = col.state.read().growing_shape();
-        let next = crate::collection::State::next_growing(dim, capacity);
+        let shape = col.state.read().growing_shape();
+        let next = crate::collection::State::next_growing(shape);
         col.state.write().freeze_growing(id, Some(next));
         {
             let state = col.state.read();

@@ -317,13 +317,14 @@ impl State {
     /// An empty growing segment to follow the current one, its memory already mapped
     /// ([`GrowingSegment::prefaulted`]; made outside the state's lock, it is what
     /// [`Self::freeze_growing`] takes).
-    pub fn next_growing(dim: usize, growing_rows: usize) -> GrowingSegment {
-        GrowingSegment::prefaulted(dim, growing_rows)
+    pub fn next_growing((dim, growing_rows, touch): (usize, usize, usize)) -> GrowingSegment {
+        GrowingSegment::prefaulted(dim, growing_rows, touch)
     }
 
-    /// The arguments of [`Self::next_growing`].
-    pub fn growing_shape(&self) -> (usize, usize) {
-        (self.growing.dim(), self.growing_rows)
+    /// The arguments of [`Self::next_growing`]: the dimension, the rows a growing segment
+    /// reserves, and the rows the current one holds.
+    pub fn growing_shape(&self) -> (usize, usize, usize) {
+        (self.growing.dim(), self.growing_rows, self.growing.len())
     }
 
     /// Turns the growing segment into a frozen sealed segment with id `id` (see
@@ -332,7 +333,7 @@ impl State {
     /// place. Live points move with their rows (in O(1): see `IdMap::freeze_growing`); a
     /// growing segment without live rows is simply dropped.
     pub fn freeze_growing(&mut self, id: u64, next: Option<GrowingSegment>) {
-        let (dim, rows) = self.growing_shape();
+        let (dim, rows, _) = self.growing_shape();
         let next = next
             .filter(|n| n.len() == 0 && n.dim() == dim)
             .unwrap_or_else(|| GrowingSegment::with_capacity(dim, rows));

@@ -35,17 +35,22 @@ impl GrowingSegment {
         }
     }
 
-    /// [`Self::with_capacity`], with every page of the reserved memory touched now.
+    /// [`Self::with_capacity`], with the pages of the memory its first `touch` rows will
+    /// take mapped now.
     ///
     /// Rows are appended under the collection state's write lock, which every search
     /// waits for; a fresh allocation faults its pages in on first write, and those faults
     /// (a 500-row batch of 128-float rows touches ~80 pages) were most of the time the
-    /// lock was held. A seal makes the next segment this way before it takes any lock.
-    pub fn prefaulted(dim: usize, rows: usize) -> Self {
+    /// lock was held. A seal makes the next segment this way before it takes any lock,
+    /// touching as many rows as the segment it seals held: a stream fills the next one as
+    /// it filled the last, while a collection sealing a few rows (a flush) keeps a few
+    /// pages resident, not the whole reserve.
+    pub fn prefaulted(dim: usize, rows: usize, touch: usize) -> Self {
         let mut segment = Self::with_capacity(dim, rows);
-        touch_spare(&mut segment.vectors);
-        touch_spare(&mut segment.metas);
-        touch_spare(&mut segment.deleted);
+        let touch = touch.min(rows);
+        touch_spare(&mut segment.vectors, touch * dim);
+        touch_spare(&mut segment.metas, touch);
+        touch_spare(&mut segment.deleted, touch);
         segment
     }
 
@@ -151,10 +156,45 @@ impl GrowingSegment {
     }
 }
 
-/// Writes zero bytes over `v`'s spare capacity (never read: its length is unchanged), so
-/// the pages behind it are mapped.
-fn touch_spare<T>(v: &mut Vec<T>) {
-    for slot in v.spare_capacity_mut() {
+/// Writes zero bytes over the first `n` slots of `v`'s spare capacity (never read: its
+/// length is unchanged), so the pages behind them are mapped.
+fn touch_spare<T>(v: &mut Vec<T>, n: usize) {
+    for slot in v.spare_capacity_mut().iter_mut().take(n) {
         *slot = std::mem::MaybeUninit::zeroed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::point::PointId;
+
+    fn meta(i: u64) -> RowMeta {
+        RowMeta {
+            id: PointId::Num(i),
+            payload: Default::default(),
+            encoder_version: None,
+            provenance: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// A prefaulted segment is an empty one: rows go in as usual, within its reserve and
+    /// past it, and touching more rows than it reserves touches only the reserve.
+    #[test]
+    fn a_prefaulted_segment_takes_rows_like_any_other() {
+        for (rows, touch) in [(10, 4), (10, 100), (0, 5)] {
+            let mut segment = GrowingSegment::prefaulted(3, rows, touch);
+            assert_eq!(segment.len(), 0);
+            assert!(segment.vectors().is_empty());
+            for i in 0..rows as u64 + 5 {
+                let v = [i as f32, 1.0, 2.0];
+                assert_eq!(segment.push(meta(i), &v, None), i as u32);
+                assert_eq!(segment.vector(i as u32), v);
+            }
+            assert_eq!(segment.live(), rows + 5);
+            assert!(!segment.is_deleted(0));
+        }
     }
 }
