@@ -208,6 +208,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
         .map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
     let sealed_segments = collection.info().sealed_segments;
     let pending_at_end = collection.pending_index_builds();
+    let maintenance = collection.maintenance_info();
     eprintln!("bench stream: waiting for the stream's indexes, then idle queries again");
     collection.flush()?;
     collection.wait_for_indexes();
@@ -246,7 +247,7 @@ pub fn run(args: StreamArgs, global: &GlobalArgs) -> Result<Value> {
             "max_visibility_lag_us": micros(worst_lag),
             "sealed_segments": sealed_segments,
             "index_builds_pending_at_end": pending_at_end,
-            "maintenance": collection.maintenance_info(),
+            "maintenance": maintenance,
         },
         "idle_after": summary(&after),
         "p99_ratio": p99(&busy) / p99(&idle),

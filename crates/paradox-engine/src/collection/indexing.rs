@@ -130,8 +130,10 @@ pub(super) fn on_write_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
             .ok()
     });
     match pool {
-        // Already on it (a seal run from an upsert's pool job): no hand-off.
-        Some(pool) if pool.current_thread_index().is_none() => pool.install(work),
+        // On any rayon worker (this pool's, or another's: a worker waiting on `install`
+        // runs other jobs of its own pool meanwhile, which could need a lock the caller
+        // holds), the work runs where it is.
+        Some(pool) if rayon::current_thread_index().is_none() => pool.install(work),
         _ => work(),
     }
 }
@@ -718,8 +720,9 @@ impl Collection {
                     self.index_builds.idle.wait(&mut pending);
                 }
             }
-            // A merge may have waited for a build that just landed.
-            if !self.maintenance_due() {
+            // A merge may have waited for a build that just landed: its end woke the
+            // worker (before the count dropped), which may be running that merge now.
+            if !self.maintenance.busy() && !self.maintenance_due() {
                 return;
             }
         }

@@ -21,6 +21,7 @@
 
 use super::merge_policy::{Job, MergePolicy, SegmentSizes};
 use super::Collection;
+use crate::config::IndexConfig;
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -140,6 +141,15 @@ impl Maintenance {
         self.signal.lock().running
     }
 
+    /// Whether a live worker has a job running or a wake-up it has not taken yet.
+    pub fn busy(&self) -> bool {
+        if !self.alive() {
+            return false;
+        }
+        let signal = self.signal.lock();
+        (signal.wake || signal.running) && !signal.stop
+    }
+
     pub fn count_seal(&self) {
         self.seals.fetch_add(1, Ordering::Relaxed);
     }
@@ -238,15 +248,26 @@ impl Collection {
     }
 
     /// Merges and compactions due now. Frozen segments (not written yet) never take part,
-    /// nor segments whose index build is queued or running: a merge would build their
-    /// rows again from scratch, where once indexed the merge carries their codes.
+    /// nor, under an inverted file whose codes a merge carries (every IVF kind but
+    /// `ivf_pq4`), segments whose index build is queued or running: a merge would build
+    /// their rows again from scratch, where once indexed it copies their codes. (A merge
+    /// under HNSW builds its output's graph anew either way, and retires its sources'
+    /// queued builds: it does not wait for them.)
     pub(crate) fn planned_jobs(&self) -> Vec<Job> {
+        let carries = matches!(
+            self.index_config(),
+            IndexConfig::IvfFlat(_)
+                | IndexConfig::IvfPq(_)
+                | IndexConfig::IvfSq8(_)
+                | IndexConfig::IvfOpqPq(_)
+        );
         let writer = self.writer.lock();
         let sizes: Vec<SegmentSizes> = self
             .read_state()
             .sealed
             .iter()
-            .filter(|e| !e.segment.is_frozen() && !e.segment.build_queued())
+            .filter(|e| !e.segment.is_frozen())
+            .filter(|e| !carries || !e.segment.build_queued())
             .map(|e| SegmentSizes {
                 id: e.segment.id(),
                 rows: e.segment.len(),
