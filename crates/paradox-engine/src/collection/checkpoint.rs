@@ -201,7 +201,7 @@ impl Collection {
             let idle = state.growing.len() == 0
                 && !has_frozen
                 && !pending_history
-                && state.applied_seq == writer.manifest.applied_seq
+                && state.applied_seq() == writer.manifest.applied_seq
                 && delete_sets(&state) == writer.persisted_deletes;
             if idle || !(force || due || has_frozen) {
                 return Ok(None);
@@ -224,7 +224,7 @@ impl Collection {
             .flatten()
             .filter(|p| !p.is_empty());
         Ok(Some(Frozen {
-            frozen_seq: state.applied_seq,
+            frozen_seq: state.applied_seq(),
             segments: state
                 .sealed
                 .iter()

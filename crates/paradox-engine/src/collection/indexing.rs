@@ -1134,6 +1134,44 @@ mod tests {
     /// written: the growing segment, then the frozen one, are searched through those lists
     /// (not scanned whole), every new point is found by its own vector, and the lists are
     /// dropped once the segment's index is installed.
+    /// New points go in while a search holds the state (under its read lock): a stream
+    /// of inserts never makes searches wait. A write that replaces stored rows waits for
+    /// the search, so no search sees a point twice or not at all.
+    #[test]
+    fn new_points_go_in_while_a_search_holds_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let col = ivf_collection(dir.path());
+        let rows = super::REUSE_MIN_TRAINED_ROWS as u64 + 100;
+        col.upsert((0..rows).map(point).collect()).unwrap();
+        col.wait_for_indexes();
+        let upsert_in_background = |ids: std::ops::Range<u64>| {
+            let (col, (tx, rx)) = (col.clone(), std::sync::mpsc::channel());
+            std::thread::spawn(move || tx.send(col.upsert(ids.map(point).collect())));
+            rx
+        };
+        let search = col.state.read();
+        let done = upsert_in_background(rows..rows + 2_000)
+            .recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(done.unwrap().unwrap().count, 2_000);
+        assert_eq!(search.growing.len(), 2_000);
+        let partition = search.growing.partition().expect("rows filed");
+        assert_eq!(partition.unassigned(), 0);
+        let replacing = upsert_in_background(5..6);
+        assert!(replacing
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err());
+        drop(search);
+        replacing
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap()
+            .unwrap();
+        for i in (rows..rows + 2_000).step_by(97).chain([5]) {
+            let hits = col.search(&SearchRequest::new(point(i).vector, 1)).unwrap();
+            assert_eq!(hits[0].id, i.into(), "point {i}");
+        }
+        assert_eq!(col.info().points, rows as usize + 2_000);
+    }
+
     #[test]
     fn new_rows_are_searched_through_the_trained_lists() {
         let dir = tempfile::tempdir().unwrap();
@@ -1167,7 +1205,7 @@ mod tests {
                 .growing
                 .partition()
                 .unwrap()
-                .candidates(&query, 1)
+                .candidates(&query, 1, usize::MAX)
                 .len()
         };
         assert!(

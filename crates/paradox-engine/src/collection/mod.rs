@@ -6,7 +6,9 @@
 //! ```text
 //!  validate + prepare (outside locks)
 //!    -> writer mutex: assign timestamps, encode, WAL append (write(2), in order)
-//!    -> state write lock: apply to the growing segment and the id map  (now searchable)
+//!    -> apply to the growing segment (now searchable): new points that fit its
+//!       allocation under the state's read lock (searches go on), anything else under
+//!       the write lock; then the id map (its own lock, under the state's read lock)
 //!    -> release the writer mutex
 //!    -> growing segment past the seal threshold: wake the maintenance worker, or, past
 //!       twice the threshold (the worker is behind), seal on this thread (back-pressure)
@@ -180,7 +182,7 @@ impl Collection {
             })
         });
         *state.ids.get_mut() = IdMap::build(rows, live);
-        state.applied_seq = manifest.applied_seq;
+        state.set_applied_seq(manifest.applied_seq);
 
         let (wal, _recovery) = Wal::open(&dir.join(WAL_DIR), options.fsync)?;
         if wal.next_seq() <= manifest.applied_seq {

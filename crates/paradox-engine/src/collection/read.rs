@@ -227,7 +227,7 @@ impl Collection {
             deleted_rows: state.deleted_rows(),
             segment_bytes: state.sealed.iter().map(|e| e.segment.file_len()).sum(),
             wal_bytes: self.wal.size_bytes(),
-            applied_seq: state.applied_seq,
+            applied_seq: state.applied_seq(),
             fsync: self.wal.policy().to_string(),
             past_versions: state.history.as_ref().map(|h| h.len()),
             growing_bytes: state.growing.bytes(),

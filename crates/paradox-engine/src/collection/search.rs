@@ -807,7 +807,7 @@ impl Collection {
         ) else {
             return false;
         };
-        let mut rows = partition.candidates(query, nprobe);
+        let mut rows = partition.candidates(query, nprobe, view.len());
         if selectivity.is_some() {
             rows.retain(|&row| allow(row));
         }

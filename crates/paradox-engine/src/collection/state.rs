@@ -10,6 +10,7 @@ use crate::segment::{Assigned, DeletedRows, GrowingSegment, History, SealedSegme
 use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Where a live point's current row is.
@@ -67,8 +68,9 @@ pub(crate) struct State {
     /// write, under the state's read lock (see [`State::apply_rows`]), so searches, which
     /// never read it, do not wait for them.
     pub ids: RwLock<IdMap>,
-    /// Highest log sequence number applied.
-    pub applied_seq: u64,
+    /// Highest log sequence number applied (raised under the read lock by
+    /// [`State::append_rows`]).
+    applied_seq: AtomicU64,
     /// Past versions, when the collection keeps history.
     pub history: Option<History>,
     /// Rows each new growing segment is allocated for (see [`growing_capacity`]).
@@ -104,7 +106,7 @@ impl State {
             sealed: Vec::new(),
             growing: GrowingSegment::with_capacity(dim, growing_rows),
             ids: RwLock::new(IdMap::default()),
-            applied_seq: 0,
+            applied_seq: AtomicU64::new(0),
             history: keep_history.then(|| History::new(dim)),
         }
     }
@@ -310,8 +312,73 @@ impl State {
                 IdChanges::Deleted(ids)
             }
         };
-        self.applied_seq = self.applied_seq.max(seq);
+        self.note_applied(seq);
         changes
+    }
+
+    /// [`State::apply_rows`] for what needs no more than the state's read lock, so
+    /// searches go on while it runs: an upsert of new points only (`olds` all `None`)
+    /// whose rows fit in the growing segment's allocation (see
+    /// `GrowingSegment::append`). Gives `op` back, changing nothing, for anything else.
+    /// The caller holds the collection's writer mutex (as for `apply_rows`).
+    pub fn append_rows(
+        &self,
+        seq: u64,
+        op: WalOp,
+        record_bytes: usize,
+        assigned: Option<&Assigned>,
+        olds: &[Option<Location>],
+    ) -> Result<IdChanges, WalOp> {
+        let WalOp::Upsert {
+            dim,
+            metas,
+            vectors,
+        } = op
+        else {
+            return Err(op);
+        };
+        let fits = olds.iter().all(Option::is_none)
+            && olds.len() == metas.len()
+            && dim as usize == self.growing.dim()
+            && self.growing.spare_rows() >= metas.len();
+        if !fits {
+            return Err(WalOp::Upsert {
+                dim,
+                metas,
+                vectors,
+            });
+        }
+        let ids: Vec<PointId> = metas.iter().map(|m| m.id.clone()).collect();
+        let lists = assigned
+            .filter(|a| a.lists.len() == metas.len())
+            .map(|a| (&a.quantisers, &a.lists[..]));
+        match self.growing.append(metas.into_iter(), &vectors, lists) {
+            Ok(first) => {
+                self.growing.add_bytes(record_bytes);
+                self.note_applied(seq);
+                let placed = ids.into_iter().zip(first..).collect();
+                Ok(IdChanges::Upserted(placed))
+            }
+            Err(metas) => Err(WalOp::Upsert {
+                dim,
+                metas: metas.collect(),
+                vectors,
+            }),
+        }
+    }
+
+    /// Highest log sequence number applied.
+    pub fn applied_seq(&self) -> u64 {
+        self.applied_seq.load(Ordering::Acquire)
+    }
+
+    /// Sets the highest log sequence number applied (a checkpoint's, on open).
+    pub fn set_applied_seq(&mut self, seq: u64) {
+        *self.applied_seq.get_mut() = seq;
+    }
+
+    fn note_applied(&self, seq: u64) {
+        self.applied_seq.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// An empty growing segment to follow the current one, its memory already mapped
@@ -362,7 +429,7 @@ impl State {
     /// Deleted rows still occupying space.
     pub fn deleted_rows(&self) -> usize {
         self.sealed.iter().map(|e| e.deleted.len()).sum::<usize>()
-            + (self.growing.len() - self.growing.live())
+            + self.growing.len().saturating_sub(self.growing.live())
     }
 }
 
@@ -413,7 +480,7 @@ mod tests {
         // Past the rows allocated up front, the segment still grows.
         state.apply(3, upsert(&[3, 4, 5, 6, 7]), 0);
         assert_eq!(state.growing.live(), 6);
-        assert_eq!(state.applied_seq, 3);
+        assert_eq!(state.applied_seq(), 3);
     }
 
     #[test]

@@ -271,9 +271,10 @@ impl Collection {
     }
 
     /// Appends `op` to the log and applies it (with the rows' IVF lists, if computed;
-    /// `olds`: `State::plan` of `op`); the caller holds the writer mutex (`_writer`). The
-    /// state's write lock is held for the rows only; the id map is updated under the read
-    /// lock (see `State::ids`), so searches wait only for the rows.
+    /// `olds`: `State::plan` of `op`); the caller holds the writer mutex (`_writer`). New
+    /// points are appended under the state's read lock (`State::append_rows`); otherwise
+    /// the write lock is held for the rows only. The id map is updated under the read lock
+    /// (see `State::ids`).
     fn log_and_apply(
         &self,
         _writer: &mut super::WriterState,
@@ -296,11 +297,20 @@ impl Collection {
             Ok(t) => t,
             Err(e) => return self.mark_failed(e),
         };
-        let changes = self
-            .state
-            .write()
-            .apply_rows(ticket.seq, op, bytes.len(), assigned, olds);
-        {
+        // New points that fit the growing segment's allocation go in under the read
+        // lock, searches going on; anything else (replacing or deleting stored rows,
+        // growing the allocation) under the write lock, which searches wait for.
+        let appended = {
+            let state = self.state.read();
+            state
+                .append_rows(ticket.seq, op, bytes.len(), assigned, olds)
+                .map(|changes| changes.apply_to(&mut state.ids.write()))
+        };
+        if let Err(op) = appended {
+            let changes =
+                self.state
+                    .write()
+                    .apply_rows(ticket.seq, op, bytes.len(), assigned, olds);
             let state = self.state.read();
             changes.apply_to(&mut state.ids.write());
         }

@@ -1,24 +1,35 @@
 //! The growing segment: recent writes held in RAM, searchable as soon as they are applied.
 
+use super::append::AppendBuf;
 use super::Partition;
 use crate::point::RowMeta;
 use paradox_index::IvfIndex;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Newest rows of a collection. Rows are append-only; a replaced or deleted row is only
 /// marked, and dropped when the segment is sealed.
+///
+/// New rows can be appended while searches read the segment ([`Self::append`], under the
+/// collection state's read lock): they go into memory allocated up front, and become
+/// visible all at once when the row count is published. Anything else that changes the
+/// segment (marking rows deleted, growing the allocation) takes `&mut self`, so the
+/// state's write lock.
 #[derive(Debug)]
 pub(crate) struct GrowingSegment {
     dim: usize,
-    vectors: Vec<f32>,
-    metas: Vec<RowMeta>,
-    deleted: Vec<bool>,
-    live: usize,
+    /// Rows readers may read. Every buffer below holds at least this many rows: it is
+    /// raised (release) only after a batch is written to all of them.
+    rows: AtomicUsize,
+    vectors: AppendBuf<f32>,
+    metas: AppendBuf<RowMeta>,
+    deleted: AppendBuf<bool>,
+    live: AtomicUsize,
     /// Bytes of the log records that brought the rows (vectors + metadata); what
     /// `EngineOptions::seal_bytes` is compared with.
-    bytes: usize,
+    bytes: AtomicUsize,
     /// The rows by IVF list, once a write came with lists (see [`Partition`]).
-    partition: Option<Arc<Partition>>,
+    partition: OnceLock<Arc<Partition>>,
 }
 
 impl GrowingSegment {
@@ -26,83 +37,140 @@ impl GrowingSegment {
     pub fn with_capacity(dim: usize, rows: usize) -> Self {
         GrowingSegment {
             dim,
-            vectors: Vec::with_capacity(rows * dim),
-            metas: Vec::with_capacity(rows),
-            deleted: Vec::with_capacity(rows),
-            live: 0,
-            bytes: 0,
-            partition: None,
+            rows: AtomicUsize::new(0),
+            vectors: AppendBuf::with_capacity(rows * dim),
+            metas: AppendBuf::with_capacity(rows),
+            deleted: AppendBuf::with_capacity(rows),
+            live: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            partition: OnceLock::new(),
         }
     }
 
     /// [`Self::with_capacity`], with the pages of the memory its first `touch` rows will
     /// take mapped now.
     ///
-    /// Rows are appended under the collection state's write lock, which every search
-    /// waits for; a fresh allocation faults its pages in on first write, and those faults
-    /// (a 500-row batch of 128-float rows touches ~80 pages) were most of the time the
-    /// lock was held. A seal makes the next segment this way before it takes any lock,
-    /// touching as many rows as the segment it seals held: a stream fills the next one as
-    /// it filled the last, while a collection sealing a few rows (a flush) keeps a few
-    /// pages resident, not the whole reserve.
+    /// A fresh allocation faults its pages in on first write (a 500-row batch of
+    /// 128-float rows touches ~80 pages), which made appending rows several times slower.
+    /// A seal makes the next segment this way before it takes any lock, touching as many
+    /// rows as the segment it seals held: a stream fills the next one as it filled the
+    /// last, while a collection sealing a few rows (a flush) keeps a few pages resident,
+    /// not the whole reserve.
     pub fn prefaulted(dim: usize, rows: usize, touch: usize) -> Self {
         let mut segment = Self::with_capacity(dim, rows);
         let touch = touch.min(rows);
-        touch_spare(&mut segment.vectors, touch * dim);
-        touch_spare(&mut segment.metas, touch);
-        touch_spare(&mut segment.deleted, touch);
+        segment.vectors.touch_spare(touch * dim);
+        segment.metas.touch_spare(touch);
+        segment.deleted.touch_spare(touch);
         segment
     }
 
-    /// Appends a row and returns its row number. `list`: the row's IVF list and the
-    /// quantisers it was computed with; the first row that has one starts the partition
-    /// (the rows before it stay unassigned).
+    /// Appends a row and returns its row number, growing the allocation if it is full.
+    /// `list`: the row's IVF list and the quantisers it was computed with (see
+    /// [`Self::append`]).
     pub fn push(
         &mut self,
         meta: RowMeta,
         vector: &[f32],
         list: Option<(&Arc<IvfIndex>, u32)>,
     ) -> u32 {
-        debug_assert_eq!(vector.len(), self.dim);
-        let row = self.metas.len() as u32;
-        if let (None, Some((quantisers, _))) = (&self.partition, list) {
-            self.partition = Some(Arc::new(Partition::new(quantisers.clone(), row)));
+        self.reserve(1);
+        let list = list.map(|(quantisers, list)| (quantisers, [list]));
+        let appended = self.append(
+            std::iter::once(meta),
+            vector,
+            list.as_ref().map(|(q, l)| (*q, &l[..])),
+        );
+        // Room for the row was just reserved.
+        appended.unwrap_or_else(|_| unreachable!("a reserved row fits"))
+    }
+
+    /// Rows that fit without growing the allocation (what [`Self::append`] can take).
+    pub fn spare_rows(&self) -> usize {
+        let dim = self.dim.max(1);
+        self.metas
+            .spare()
+            .min(self.deleted.spare())
+            .min(self.vectors.spare() / dim)
+    }
+
+    /// Appends `metas` with their `vectors` (row-major) while searches may read the
+    /// segment, and returns the first new row's number; the rows become visible together
+    /// once all are written. Gives `metas` back, appending nothing, when they do not fit
+    /// in the allocation ([`Self::spare_rows`]).
+    ///
+    /// `lists`: the rows' IVF lists and the quantisers they were computed with; the
+    /// first rows that come with lists start the partition (the rows before them stay
+    /// unassigned).
+    pub fn append<I: ExactSizeIterator<Item = RowMeta>>(
+        &self,
+        metas: I,
+        vectors: &[f32],
+        lists: Option<(&Arc<IvfIndex>, &[u32])>,
+    ) -> Result<u32, I> {
+        let n = metas.len();
+        debug_assert_eq!(vectors.len(), n * self.dim);
+        // Held until the rows are published: appends cannot interleave.
+        let (mut vecs, mut rows_meta, mut flags) = (
+            self.vectors.appender(),
+            self.metas.appender(),
+            self.deleted.appender(),
+        );
+        if self.spare_rows() < n || vectors.len() != n * self.dim {
+            return Err(metas);
         }
-        if let Some(partition) = &mut self.partition {
-            // Searches hold the state's read lock while they use it: never shared here.
-            Arc::make_mut(partition).push(row, list);
+        let first = self.rows.load(Ordering::Relaxed);
+        let fitted = vecs.extend_from_slice(vectors);
+        let flagged = flags.extend_from_slice(&vec![false; n]);
+        debug_assert!(fitted && flagged);
+        for meta in metas {
+            // Room was checked above, with every appender held.
+            let _ = rows_meta.push(meta);
         }
-        self.vectors.extend_from_slice(vector);
-        self.metas.push(meta);
-        self.deleted.push(false);
-        self.live += 1;
-        row
+        let first_row = first as u32;
+        if let Some((quantisers, _)) = lists {
+            self.partition
+                .get_or_init(|| Arc::new(Partition::new(quantisers.clone(), first_row)));
+        }
+        if let Some(partition) = self.partition.get() {
+            partition.push_rows(first_row, n, lists);
+        }
+        // Rows first: `live` never exceeds `len` (a reader may briefly count the new rows
+        // as deleted, never more rows live than held).
+        self.rows.store(first + n, Ordering::Release);
+        self.live.fetch_add(n, Ordering::Release);
+        Ok(first_row)
     }
 
     /// Counts `bytes` more log-record bytes held by the segment.
-    pub fn add_bytes(&mut self, bytes: usize) {
-        self.bytes += bytes;
+    pub fn add_bytes(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Log-record bytes of the rows held (see the field).
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// The rows, row-major vectors and metadata, which rows are deleted, and the
     /// partition.
     pub fn into_parts(self) -> (Vec<f32>, Vec<RowMeta>, Vec<bool>, Option<Arc<Partition>>) {
-        (self.vectors, self.metas, self.deleted, self.partition)
+        (
+            self.vectors.into_vec(),
+            self.metas.into_vec(),
+            self.deleted.into_vec(),
+            self.partition.into_inner(),
+        )
     }
 
     /// Forgets the rows' lists (the index config changed): they are scanned exactly.
     pub fn drop_partition(&mut self) {
-        self.partition = None;
+        self.partition = OnceLock::new();
     }
 
     /// The rows by IVF list, if writes came with lists.
     pub fn partition(&self) -> Option<&Arc<Partition>> {
-        self.partition.as_ref()
+        self.partition.get()
     }
 
     pub fn reserve(&mut self, rows: usize) {
@@ -112,20 +180,20 @@ impl GrowingSegment {
     }
 
     pub fn delete(&mut self, row: u32) {
-        if let Some(flag) = self.deleted.get_mut(row as usize) {
+        if let Some(flag) = self.deleted.as_mut_slice().get_mut(row as usize) {
             if !*flag {
                 *flag = true;
-                self.live -= 1;
+                *self.live.get_mut() -= 1;
             }
         }
     }
 
     pub fn is_deleted(&self, row: u32) -> bool {
-        self.deleted[row as usize]
+        self.deleted.prefix(self.len())[row as usize]
     }
 
     pub fn has_deletions(&self) -> bool {
-        self.live < self.metas.len()
+        self.live() < self.len()
     }
 
     pub fn dim(&self) -> usize {
@@ -134,33 +202,25 @@ impl GrowingSegment {
 
     /// Rows held, deleted ones included.
     pub fn len(&self) -> usize {
-        self.metas.len()
+        self.rows.load(Ordering::Acquire)
     }
 
     /// Rows not deleted.
     pub fn live(&self) -> usize {
-        self.live
+        self.live.load(Ordering::Acquire)
     }
 
     pub fn vectors(&self) -> &[f32] {
-        &self.vectors
+        self.vectors.prefix(self.len() * self.dim)
     }
 
     pub fn vector(&self, row: u32) -> &[f32] {
         let start = row as usize * self.dim;
-        &self.vectors[start..start + self.dim]
+        &self.vectors()[start..start + self.dim]
     }
 
     pub fn meta(&self, row: u32) -> &RowMeta {
-        &self.metas[row as usize]
-    }
-}
-
-/// Writes zero bytes over the first `n` slots of `v`'s spare capacity (never read: its
-/// length is unchanged), so the pages behind them are mapped.
-fn touch_spare<T>(v: &mut Vec<T>, n: usize) {
-    for slot in v.spare_capacity_mut().iter_mut().take(n) {
-        *slot = std::mem::MaybeUninit::zeroed();
+        &self.metas.prefix(self.len())[row as usize]
     }
 }
 
@@ -196,5 +256,37 @@ mod tests {
             assert_eq!(segment.live(), rows + 5);
             assert!(!segment.is_deleted(0));
         }
+    }
+
+    /// Appends while shared fit the allocation or append nothing; rows are numbered on
+    /// from those pushed, and the first rows with lists start the partition.
+    #[test]
+    fn shared_appends_fit_or_give_the_rows_back() {
+        let mut segment = GrowingSegment::with_capacity(2, 4);
+        segment.push(meta(0), &[0.0, 0.0], None);
+        let room = segment.spare_rows();
+        assert!(room >= 3);
+        let too_many: Vec<RowMeta> = (1..=room as u64 + 1).map(meta).collect();
+        let vectors = vec![1.0; (room + 1) * 2];
+        let back = segment.append(too_many.into_iter(), &vectors, None);
+        assert_eq!(back.map_err(|b| b.len()), Err(room + 1));
+        assert_eq!(segment.len(), 1);
+        let two = [meta(1), meta(2)];
+        assert_eq!(
+            segment
+                .append(two.into_iter(), &[1.0, 1.0, 2.0, 2.0], None)
+                .ok(),
+            Some(1)
+        );
+        assert_eq!(segment.len(), 3);
+        assert_eq!(segment.vector(2), [2.0, 2.0]);
+        assert_eq!(segment.meta(1).id, PointId::Num(1));
+        assert!(segment.partition().is_none());
+        segment.delete(1);
+        assert!(segment.is_deleted(1) && segment.has_deletions());
+        assert_eq!(segment.live(), 2);
+        let (vectors, metas, deleted, _) = segment.into_parts();
+        assert_eq!((vectors.len(), metas.len()), (6, 3));
+        assert_eq!(deleted, [false, true, false]);
     }
 }

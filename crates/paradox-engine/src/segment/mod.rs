@@ -9,6 +9,7 @@
 //!   collection's last trained IVF quantisers as they arrive.
 //! * [`History`]: past versions of points, in collections created with `history: true`.
 
+mod append;
 mod deleted;
 mod growing;
 mod history;

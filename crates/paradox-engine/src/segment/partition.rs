@@ -9,6 +9,7 @@
 //! unassigned list that every search scans exactly, so no row is ever out of reach.
 
 use paradox_index::IvfIndex;
+use parking_lot::RwLock;
 use std::sync::Arc;
 
 /// A new batch's lists, computed with `quantisers` (one list per row, in batch order).
@@ -19,9 +20,19 @@ pub(crate) struct Assigned {
 }
 
 /// A segment's rows by list. See the module doc.
-#[derive(Debug, Clone)]
+///
+/// The growing segment files rows while searches read the lists (rows are appended under
+/// the collection state's read lock, see `GrowingSegment::append`), so the lists sit
+/// behind their own lock, held for a copy or a batch's pushes only.
+#[derive(Debug)]
 pub(crate) struct Partition {
     quantisers: Arc<IvfIndex>,
+    nlist: usize,
+    rows: RwLock<Lists>,
+}
+
+#[derive(Debug)]
+struct Lists {
     lists: Vec<Vec<u32>>,
     unassigned: Vec<u32>,
 }
@@ -30,10 +41,14 @@ impl Partition {
     /// A partition with `quantisers`' lists whose rows `0..rows` (already in the segment)
     /// are unassigned.
     pub fn new(quantisers: Arc<IvfIndex>, rows: u32) -> Self {
+        let nlist = quantisers.nlist();
         Partition {
-            lists: vec![Vec::new(); quantisers.nlist()],
+            rows: RwLock::new(Lists {
+                lists: vec![Vec::new(); nlist],
+                unassigned: (0..rows).collect(),
+            }),
+            nlist,
             quantisers,
-            unassigned: (0..rows).collect(),
         }
     }
 
@@ -43,32 +58,46 @@ impl Partition {
 
     /// Files `row` in list `list` when that was computed with this partition's quantisers,
     /// else with the unassigned rows.
-    pub fn push(&mut self, row: u32, list: Option<(&Arc<IvfIndex>, u32)>) {
+    #[cfg(test)]
+    pub fn push(&self, row: u32, list: Option<(&Arc<IvfIndex>, u32)>) {
         match list {
-            Some((quantisers, list))
-                if Arc::ptr_eq(quantisers, &self.quantisers)
-                    && (list as usize) < self.lists.len() =>
-            {
-                self.lists[list as usize].push(row)
+            Some((quantisers, list)) => self.push_rows(row, 1, Some((quantisers, &[list]))),
+            None => self.push_rows(row, 1, None),
+        }
+    }
+
+    /// Files rows `first..first + n`: row `first + i` in list `lists[i]` when the lists
+    /// were computed with this partition's quantisers, else with the unassigned rows.
+    pub fn push_rows(&self, first: u32, n: usize, lists: Option<(&Arc<IvfIndex>, &[u32])>) {
+        let mut rows = self.rows.write();
+        let Lists {
+            lists: by_list,
+            unassigned,
+        } = &mut *rows;
+        let ours = lists.filter(|(q, l)| Arc::ptr_eq(q, &self.quantisers) && l.len() == n);
+        for i in 0..n {
+            let row = first + i as u32;
+            match ours.map(|(_, l)| l[i] as usize) {
+                Some(list) if list < by_list.len() => by_list[list].push(row),
+                _ => unassigned.push(row),
             }
-            _ => self.unassigned.push(row),
         }
     }
 
     pub fn nlist(&self) -> usize {
-        self.lists.len()
+        self.nlist
     }
 
     /// Rows scanned by every search.
     pub fn unassigned(&self) -> usize {
-        self.unassigned.len()
+        self.rows.read().unassigned.len()
     }
 
     /// Each of the first `rows` rows' list, `u32::MAX` for an unassigned row (the form
     /// [`IvfIndex::build_like_listed`] takes).
     pub fn row_lists(&self, rows: usize) -> Vec<u32> {
         let mut out = vec![u32::MAX; rows];
-        for (l, list) in self.lists.iter().enumerate() {
+        for (l, list) in self.rows.read().lists.iter().enumerate() {
             for &row in list {
                 if let Some(slot) = out.get_mut(row as usize) {
                     *slot = l as u32;
@@ -78,20 +107,27 @@ impl Partition {
         out
     }
 
-    /// The rows a search visiting the `nprobe` lists nearest to `query` scores: those
-    /// lists' rows and the unassigned ones.
-    pub fn candidates(&self, query: &[f32], nprobe: usize) -> Vec<u32> {
+    /// The rows below `limit` a search visiting the `nprobe` lists nearest to `query`
+    /// scores: those lists' rows and the unassigned ones. (Rows are filed just before the
+    /// growing segment publishes them, so a search bounds them by the rows it sees.)
+    pub fn candidates(&self, query: &[f32], nprobe: usize, limit: usize) -> Vec<u32> {
         let lists = self.quantisers.nearest_lists(query, nprobe);
-        let total = self.unassigned.len()
+        let filed = self.rows.read();
+        let total = filed.unassigned.len()
             + lists
                 .iter()
-                .map(|&l| self.lists[l as usize].len())
+                .map(|&l| filed.lists[l as usize].len())
                 .sum::<usize>();
         let mut rows = Vec::with_capacity(total);
+        // Each list (and the unassigned rows) is in row order: rows past `limit` end it.
+        let mut take = |list: &[u32]| {
+            let end = list.partition_point(|&row| (row as usize) < limit);
+            rows.extend_from_slice(&list[..end]);
+        };
         for &l in &lists {
-            rows.extend_from_slice(&self.lists[l as usize]);
+            take(&filed.lists[l as usize]);
         }
-        rows.extend_from_slice(&self.unassigned);
+        take(&filed.unassigned);
         rows
     }
 }
@@ -123,7 +159,7 @@ mod tests {
         };
         let quantisers = Arc::new(IvfIndex::build(view, params).unwrap());
         let other = Arc::new(IvfIndex::build(view, params).unwrap());
-        let mut partition = Partition::new(quantisers.clone(), 2);
+        let partition = Partition::new(quantisers.clone(), 2);
         let lists = quantisers.assign_lists(&[0.5, 0.0, 100.5, 100.0]);
         assert_ne!(lists[0], lists[1]);
         partition.push(2, Some((&quantisers, lists[0])));
@@ -132,13 +168,17 @@ mod tests {
         partition.push(4, Some((&other, lists[0])));
         partition.push(5, None);
         assert_eq!(partition.unassigned(), 4);
-        let near_zero = partition.candidates(&[0.0, 0.0], 1);
+        let near_zero = partition.candidates(&[0.0, 0.0], 1, usize::MAX);
         assert!(near_zero.contains(&2) && !near_zero.contains(&3));
         for row in [0, 1, 4, 5] {
             assert!(near_zero.contains(&row));
         }
-        let both = partition.candidates(&[0.0, 0.0], 2);
+        let both = partition.candidates(&[0.0, 0.0], 2, usize::MAX);
         assert_eq!(both.len(), 6);
+        // Rows past the limit (filed, not yet published) are left out.
+        let mut seen = partition.candidates(&[0.0, 0.0], 2, 3);
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2]);
         let u = u32::MAX;
         assert_eq!(partition.row_lists(7), [u, u, lists[0], lists[1], u, u, u]);
     }

@@ -1,0 +1,241 @@
+//! A fixed-capacity buffer that one writer appends to while readers read what it holds,
+//! with no lock between them: what lets the growing segment take new rows under the
+//! collection state's *read* lock, so a write never makes searches wait.
+//!
+//! Elements are written into spare capacity (memory no reader looks at) and then counted
+//! in `len`, with release ordering; a reader loads the count with acquire ordering and
+//! reads only below it. The allocation never moves while the buffer is shared: growing it
+//! takes `&mut self`.
+
+use parking_lot::{Mutex, MutexGuard};
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// See the module doc.
+pub(crate) struct AppendBuf<T> {
+    /// Start of an allocation of `cap` elements made by a `Vec<T>`.
+    ptr: NonNull<T>,
+    cap: usize,
+    /// Elements written (initialised). Only an [`Appender`] raises it.
+    len: AtomicUsize,
+    /// Held by the one [`Appender`] that may write at a time.
+    appending: Mutex<()>,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the buffer owns its elements like a `Vec<T>` does; shared access hands out
+// `&T` (needs `T: Sync`) and moves `T`s in from the appending thread (needs `T: Send`).
+unsafe impl<T: Send> Send for AppendBuf<T> {}
+// SAFETY: as above; concurrent appends are serialised by `appending`, and readers only
+// read elements below a `len` published after they were written.
+unsafe impl<T: Send + Sync> Sync for AppendBuf<T> {}
+
+impl<T> AppendBuf<T> {
+    /// An empty buffer with room for at least `cap` elements.
+    pub fn with_capacity(cap: usize) -> Self {
+        Self::from_vec(Vec::with_capacity(cap))
+    }
+
+    fn from_vec(v: Vec<T>) -> Self {
+        let mut v = ManuallyDrop::new(v);
+        AppendBuf {
+            // A `Vec`'s pointer is never null (dangling when nothing is allocated).
+            ptr: NonNull::new(v.as_mut_ptr()).unwrap_or(NonNull::dangling()),
+            cap: v.capacity(),
+            len: AtomicUsize::new(v.len()),
+            appending: Mutex::new(()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The elements, as the `Vec` they were allocated by.
+    pub fn into_vec(self) -> Vec<T> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `ptr` and `cap` come from a `Vec<T>` (`from_vec`), and its first `len`
+        // elements are initialised; `this` is never dropped, so the allocation has one
+        // owner again.
+        unsafe { Vec::from_raw_parts(this.ptr.as_ptr(), this.len(), this.cap) }
+    }
+
+    /// Elements written so far.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Elements that still fit without growing the allocation.
+    pub fn spare(&self) -> usize {
+        self.cap - self.len()
+    }
+
+    /// The first `n` elements (fewer if fewer were written).
+    pub fn prefix(&self, n: usize) -> &[T] {
+        let n = n.min(self.len());
+        // SAFETY: the first `len` elements are initialised and never written again while
+        // the buffer is shared (appends go past `len`; `&mut` access excludes readers).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), n) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        let n = *self.len.get_mut();
+        // SAFETY: as in `prefix`; `&mut self` makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), n) }
+    }
+
+    /// Room for `additional` more elements, reallocating (and moving the elements) if
+    /// needed: possible only while nobody else holds the buffer.
+    pub fn reserve(&mut self, additional: usize) {
+        if self.spare() < additional {
+            let mut v = std::mem::replace(self, Self::with_capacity(0)).into_vec();
+            v.reserve(additional);
+            *self = Self::from_vec(v);
+        }
+    }
+
+    /// Writes zero bytes over the first `n` elements of spare capacity, so the pages
+    /// behind them are mapped before any reader or writer needs them. Nothing is added.
+    pub fn touch_spare(&mut self, n: usize) {
+        let start = *self.len.get_mut();
+        let n = n.min(self.cap - start);
+        // SAFETY: `start..start + n` is spare capacity of the allocation (never read:
+        // `len` is unchanged); `&mut self` excludes every other access.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(start), 0, n) }
+    }
+
+    /// The right to append, exclusive while held.
+    pub fn appender(&self) -> Appender<'_, T> {
+        Appender {
+            _held: self.appending.lock(),
+            buf: self,
+        }
+    }
+}
+
+impl<T> Drop for AppendBuf<T> {
+    fn drop(&mut self) {
+        // SAFETY: as in `into_vec`; the buffer is not used again.
+        drop(unsafe { Vec::from_raw_parts(self.ptr.as_ptr(), *self.len.get_mut(), self.cap) });
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for AppendBuf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppendBuf")
+            .field("len", &self.len())
+            .field("cap", &self.cap)
+            .finish()
+    }
+}
+
+/// Appends to an [`AppendBuf`] while others read it (see [`AppendBuf::appender`]).
+pub(crate) struct Appender<'a, T> {
+    _held: MutexGuard<'a, ()>,
+    buf: &'a AppendBuf<T>,
+}
+
+impl<T> Appender<'_, T> {
+    /// Appends `value`; gives it back when the allocation is full (it never moves while
+    /// shared: see [`AppendBuf::reserve`]).
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        let len = self.buf.len.load(Ordering::Relaxed);
+        if len == self.buf.cap {
+            return Err(value);
+        }
+        // SAFETY: `len < cap`, so the slot is inside the allocation, in spare capacity
+        // no reader reads (readers stop at `len`); this appender is the only writer
+        // (`_held`). The slot is counted only after it is written.
+        unsafe { self.buf.ptr.as_ptr().add(len).write(value) };
+        self.buf.len.store(len + 1, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl<T: Copy> Appender<'_, T> {
+    /// Appends all of `values`, or nothing (returns `false`) when they do not fit.
+    pub fn extend_from_slice(&mut self, values: &[T]) -> bool {
+        let len = self.buf.len.load(Ordering::Relaxed);
+        if self.buf.cap - len < values.len() {
+            return false;
+        }
+        // SAFETY: as in `push`, for `values.len()` slots, all inside the allocation; the
+        // source is a live slice that cannot overlap spare capacity no one references.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                values.as_ptr(),
+                self.buf.ptr.as_ptr().add(len),
+                values.len(),
+            )
+        };
+        self.buf.len.store(len + values.len(), Ordering::Release);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn appends_until_full_then_gives_values_back() {
+        let mut buf = AppendBuf::with_capacity(3);
+        let cap = buf.spare();
+        {
+            let mut app = buf.appender();
+            for i in 0..cap {
+                app.push(i.to_string()).unwrap();
+            }
+            assert_eq!(app.push("x".into()), Err("x".to_string()));
+        }
+        assert_eq!(buf.len(), cap);
+        assert_eq!(buf.prefix(2), ["0", "1"]);
+        buf.reserve(2);
+        assert!(buf.spare() >= 2);
+        buf.appender().push("after".into()).unwrap();
+        assert_eq!(buf.prefix(usize::MAX).last().unwrap(), "after");
+        buf.as_mut_slice()[0] = "zero".into();
+        let v = buf.into_vec();
+        assert_eq!(v.len(), cap + 1);
+        assert_eq!(v[0], "zero");
+    }
+
+    #[test]
+    fn a_slice_that_does_not_fit_is_not_written() {
+        let mut buf = AppendBuf::with_capacity(4);
+        buf.touch_spare(100);
+        assert_eq!(buf.len(), 0);
+        let cap = buf.spare();
+        assert!(!buf.appender().extend_from_slice(&vec![1u32; cap + 1]));
+        assert_eq!(buf.len(), 0);
+        assert!(buf.appender().extend_from_slice(&vec![1u32; cap]));
+        assert_eq!(buf.prefix(cap), vec![1u32; cap]);
+    }
+
+    /// Readers see a prefix that only grows, every element of it fully written, while
+    /// the writer appends.
+    #[test]
+    fn readers_see_whole_elements_while_one_appends() {
+        const N: usize = 20_000;
+        let buf = Arc::new(AppendBuf::<[u64; 4]>::with_capacity(N));
+        let reader = {
+            let buf = buf.clone();
+            std::thread::spawn(move || {
+                let mut seen = 0;
+                while seen < N {
+                    let now = buf.prefix(N);
+                    assert!(now.len() >= seen);
+                    for (i, e) in now.iter().enumerate().skip(seen.saturating_sub(1)) {
+                        assert_eq!(*e, [i as u64; 4]);
+                    }
+                    seen = now.len();
+                }
+            })
+        };
+        for i in 0..N {
+            buf.appender().push([i as u64; 4]).unwrap();
+        }
+        reader.join().unwrap();
+    }
+}
