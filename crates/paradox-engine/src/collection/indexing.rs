@@ -1130,10 +1130,6 @@ mod tests {
         }
     }
 
-    /// Once trained quantisers exist, new rows are filed in their lists as they are
-    /// written: the growing segment, then the frozen one, are searched through those lists
-    /// (not scanned whole), every new point is found by its own vector, and the lists are
-    /// dropped once the segment's index is installed.
     /// New points go in while a search holds the state (under its read lock): a stream
     /// of inserts never makes searches wait. A write that replaces stored rows waits for
     /// the search, so no search sees a point twice or not at all.
@@ -1172,6 +1168,10 @@ mod tests {
         assert_eq!(col.info().points, rows as usize + 2_000);
     }
 
+    /// Once trained quantisers exist, new rows are filed in their lists as they are
+    /// written: the growing segment, then the frozen one, are searched through those lists
+    /// (not scanned whole), every new point is found by its own vector, and the lists are
+    /// dropped once the segment's index is installed.
     #[test]
     fn new_rows_are_searched_through_the_trained_lists() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,11 @@
 //! Exact search over every segment of a collection, with payload filters, batches and
 //! parallelism across row ranges.
 //!
-//! A search holds the state's read lock for its duration: writers apply between searches,
-//! never during one, so a search sees a consistent snapshot. Large collections are split
+//! A search holds the state's read lock for its duration: only new points are applied
+//! during one (appended to the growing segment, see `GrowingSegment::append`), so a
+//! search sees every stored row as it was when it started plus, in the growing segment,
+//! a prefix of whole batches that may grow while it runs (each part of a search bounds
+//! itself by the rows it saw; a batch of requests may see different prefixes). Large collections are split
 //! into work units of `parallel_threshold` rows (an indexed segment is one unit; sealed
 //! IVF segments with the same quantisers are searched as a group, cut into slices of its
 //! segments: see `ivf_group`), run by the calling thread with free rayon workers

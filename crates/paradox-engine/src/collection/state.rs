@@ -428,8 +428,7 @@ impl State {
 
     /// Deleted rows still occupying space.
     pub fn deleted_rows(&self) -> usize {
-        self.sealed.iter().map(|e| e.deleted.len()).sum::<usize>()
-            + self.growing.len().saturating_sub(self.growing.live())
+        self.sealed.iter().map(|e| e.deleted.len()).sum::<usize>() + self.growing.deleted_rows()
     }
 }
 

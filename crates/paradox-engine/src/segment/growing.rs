@@ -24,7 +24,9 @@ pub(crate) struct GrowingSegment {
     vectors: AppendBuf<f32>,
     metas: AppendBuf<RowMeta>,
     deleted: AppendBuf<bool>,
-    live: AtomicUsize,
+    /// Rows marked deleted (changed only under `&mut self`, so it is never transiently
+    /// off while rows are appended).
+    deleted_rows: usize,
     /// Bytes of the log records that brought the rows (vectors + metadata); what
     /// `EngineOptions::seal_bytes` is compared with.
     bytes: AtomicUsize,
@@ -41,7 +43,7 @@ impl GrowingSegment {
             vectors: AppendBuf::with_capacity(rows * dim),
             metas: AppendBuf::with_capacity(rows),
             deleted: AppendBuf::with_capacity(rows),
-            live: AtomicUsize::new(0),
+            deleted_rows: 0,
             bytes: AtomicUsize::new(0),
             partition: OnceLock::new(),
         }
@@ -87,11 +89,11 @@ impl GrowingSegment {
 
     /// Rows that fit without growing the allocation (what [`Self::append`] can take).
     pub fn spare_rows(&self) -> usize {
-        let dim = self.dim.max(1);
-        self.metas
-            .spare()
-            .min(self.deleted.spare())
-            .min(self.vectors.spare() / dim)
+        let rows = self.metas.spare().min(self.deleted.spare());
+        match self.dim {
+            0 => rows,
+            dim => rows.min(self.vectors.spare() / dim),
+        }
     }
 
     /// Appends `metas` with their `vectors` (row-major) while searches may read the
@@ -116,17 +118,28 @@ impl GrowingSegment {
             self.metas.appender(),
             self.deleted.appender(),
         );
-        if self.spare_rows() < n || vectors.len() != n * self.dim {
+        let first = self.rows.load(Ordering::Relaxed);
+        // Every buffer holds exactly the published rows between appends (each append
+        // below fills all of them or, with the room checked first, none).
+        let aligned = self.metas.len() == first
+            && self.deleted.len() == first
+            && self.vectors.len() == first * self.dim;
+        if !aligned || self.spare_rows() < n || vectors.len() != n * self.dim {
+            debug_assert!(aligned, "growing segment buffers out of step");
             return Err(metas);
         }
-        let first = self.rows.load(Ordering::Relaxed);
         let fitted = vecs.extend_from_slice(vectors);
         let flagged = flags.extend_from_slice(&vec![false; n]);
         debug_assert!(fitted && flagged);
-        for meta in metas {
+        for meta in metas.take(n) {
             // Room was checked above, with every appender held.
             let _ = rows_meta.push(meta);
         }
+        debug_assert_eq!(
+            self.metas.len(),
+            first + n,
+            "an iterator shorter than its len"
+        );
         let first_row = first as u32;
         if let Some((quantisers, _)) = lists {
             self.partition
@@ -135,10 +148,7 @@ impl GrowingSegment {
         if let Some(partition) = self.partition.get() {
             partition.push_rows(first_row, n, lists);
         }
-        // Rows first: `live` never exceeds `len` (a reader may briefly count the new rows
-        // as deleted, never more rows live than held).
         self.rows.store(first + n, Ordering::Release);
-        self.live.fetch_add(n, Ordering::Release);
         Ok(first_row)
     }
 
@@ -183,7 +193,7 @@ impl GrowingSegment {
         if let Some(flag) = self.deleted.as_mut_slice().get_mut(row as usize) {
             if !*flag {
                 *flag = true;
-                *self.live.get_mut() -= 1;
+                self.deleted_rows += 1;
             }
         }
     }
@@ -193,7 +203,7 @@ impl GrowingSegment {
     }
 
     pub fn has_deletions(&self) -> bool {
-        self.live() < self.len()
+        self.deleted_rows > 0
     }
 
     pub fn dim(&self) -> usize {
@@ -207,7 +217,12 @@ impl GrowingSegment {
 
     /// Rows not deleted.
     pub fn live(&self) -> usize {
-        self.live.load(Ordering::Acquire)
+        self.len() - self.deleted_rows
+    }
+
+    /// Rows marked deleted.
+    pub fn deleted_rows(&self) -> usize {
+        self.deleted_rows
     }
 
     pub fn vectors(&self) -> &[f32] {
