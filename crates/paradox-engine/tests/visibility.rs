@@ -131,3 +131,96 @@ fn acknowledged_writes_stay_visible_through_seals_builds_and_merges() {
         assert_eq!(hits[0].id, PointId::Num(id));
     }
 }
+
+/// New points are appended while searches run, replacements wait for them: a search never
+/// sees a replaced point twice or not at all, whether its rows are growing or sealed, while
+/// a stream of new points goes in beside. Twenty "sentinel" points far from the rest are
+/// moved back and forth between two vectors; every search near them must return exactly
+/// the twenty, once each.
+#[test]
+fn replaced_points_are_never_seen_twice_or_missing_while_new_points_stream_in() {
+    const SENTINELS: u64 = 20;
+    const FIRST_SENTINEL: u64 = 1_000_000;
+    let sentinel = |j: u64, round: u64| -> NewPoint {
+        let mut v = vec![0.0f32; DIM];
+        v[0] = 100.0 + j as f32 * 0.01;
+        v[1] = if round.is_multiple_of(2) { 0.5 } else { -0.5 };
+        NewPoint::new(FIRST_SENTINEL + j, v)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_with(
+        dir.path(),
+        EngineOptions {
+            fsync: FsyncPolicy::Never,
+            seal_threshold: 1000,
+            parallel_threshold: 1024,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Every list probed: the default search is as complete as the exact one.
+    let config = CollectionConfig {
+        index: IndexConfig::IvfFlat(IvfConfig {
+            nlist: 16,
+            nprobe: 16,
+            ..IvfConfig::default()
+        }),
+        ..CollectionConfig::new("moves", DIM, Metric::L2)
+    };
+    let col = engine.create_collection(config).unwrap();
+    col.upsert((0..SENTINELS).map(|j| sentinel(j, 0)).collect())
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let col = col.clone();
+        std::thread::spawn(move || {
+            for round in 1..=60u64 {
+                // New points only (appended while searches run), then every sentinel moved
+                // (a replacement: under the write lock).
+                let fresh: Vec<NewPoint> = (round * BATCH..(round + 1) * BATCH)
+                    .map(|id| NewPoint::new(id, vector_of(id)))
+                    .collect();
+                col.upsert(fresh).unwrap();
+                col.upsert((0..SENTINELS).map(|j| sentinel(j, round)).collect())
+                    .unwrap();
+                if round.is_multiple_of(20) {
+                    col.flush().unwrap();
+                }
+            }
+        })
+    };
+    let readers: Vec<_> = [false, true]
+        .into_iter()
+        .map(|exact| {
+            let (col, done) = (col.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut checks = 0u64;
+                let mut query = vec![0.0f32; DIM];
+                query[0] = 100.0;
+                let mut request = SearchRequest::new(query, SENTINELS as usize);
+                request.params.exact = exact;
+                while !done.load(Ordering::SeqCst) {
+                    let mut ids: Vec<PointId> = col
+                        .search(&request)
+                        .unwrap()
+                        .into_iter()
+                        .map(|h| h.id)
+                        .collect();
+                    ids.sort();
+                    let expected: Vec<PointId> = (0..SENTINELS)
+                        .map(|j| PointId::Num(FIRST_SENTINEL + j))
+                        .collect();
+                    assert_eq!(ids, expected, "search {checks} (exact: {exact})");
+                    checks += 1;
+                }
+                checks
+            })
+        })
+        .collect();
+    writer.join().unwrap();
+    done.store(true, Ordering::SeqCst);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 10);
+    }
+    assert_eq!(col.count(None).unwrap() as u64, SENTINELS + 60 * BATCH);
+}
