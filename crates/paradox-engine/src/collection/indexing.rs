@@ -1130,6 +1130,35 @@ mod tests {
         }
     }
 
+    /// A seal maps the next growing segment's pages ahead; once writes pause, the
+    /// maintenance gives them back (after a second look finds no write since the first),
+    /// and writing again works as before.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn pages_mapped_ahead_are_given_back_once_writes_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let col = ivf_collection(dir.path());
+        let rows = super::REUSE_MIN_TRAINED_ROWS as u64 + 100;
+        // Past the threshold: sealed on this thread (no worker), the next segment mapped.
+        col.upsert((0..rows).map(point).collect()).unwrap();
+        let resident = || col.state.read().growing.resident_spare_pages();
+        let mapped = resident();
+        assert!(mapped > 100, "{mapped} pages mapped ahead");
+        col.release_idle_memory();
+        assert_eq!(resident(), mapped, "released on the first look");
+        col.upsert(vec![point(rows)]).unwrap();
+        col.release_idle_memory();
+        assert!(resident() + 2 >= mapped, "released right after a write");
+        col.release_idle_memory();
+        assert!(resident() < 4, "{} pages still resident", resident());
+        col.upsert((rows + 1..rows + 500).map(point).collect())
+            .unwrap();
+        for i in [rows, rows + 1, rows + 499] {
+            let hits = col.search(&SearchRequest::new(point(i).vector, 1)).unwrap();
+            assert_eq!(hits[0].id, i.into());
+        }
+    }
+
     /// New points go in while a search holds the state (under its read lock): a stream
     /// of inserts never makes searches wait. A write that replaces stored rows waits for
     /// the search, so no search sees a point twice or not at all.

@@ -79,6 +79,9 @@ pub(crate) struct Maintenance {
     pub(crate) graphs_kept: AtomicU64,
     pub(crate) ivf_codes_kept: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// The collection's applied log sequence number when the worker last found nothing
+    /// to do, plus one (0: never); see [`Collection::release_idle_memory`].
+    idle_seq: AtomicU64,
 }
 
 impl Maintenance {
@@ -208,7 +211,10 @@ impl Collection {
             } else {
                 match self.planned_jobs().into_iter().next() {
                     Some(job) => self.run_job(&job).map(|_| true),
-                    None => Ok(false),
+                    None => {
+                        self.release_idle_memory();
+                        Ok(false)
+                    }
                 }
             };
             match result {
@@ -219,6 +225,19 @@ impl Collection {
                     return;
                 }
             }
+        }
+    }
+
+    /// With nothing due: when no write came since the worker last found nothing to do
+    /// (at least one `IDLE_RECHECK` ago, or a wake-up), gives back the growing segment's
+    /// pages mapped ahead of rows (`GrowingSegment::release_spare`): a seal maps the next
+    /// segment's pages for the stream it expects, and when the stream has stopped (a bulk
+    /// load ended) they would otherwise stay resident, up to `seal_bytes` per collection.
+    pub(super) fn release_idle_memory(&self) {
+        let state = self.state.read();
+        let seen = state.applied_seq() + 1;
+        if self.maintenance.idle_seq.swap(seen, Ordering::AcqRel) == seen {
+            state.growing.release_spare();
         }
     }
 

@@ -99,9 +99,49 @@ impl<T> AppendBuf<T> {
     pub fn touch_spare(&mut self, n: usize) {
         let start = *self.len.get_mut();
         let n = n.min(self.cap - start);
-        // SAFETY: `start..start + n` is spare capacity of the allocation (never read:
-        // `len` is unchanged); `&mut self` excludes every other access.
-        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(start), 0, n) }
+        let bytes = n * std::mem::size_of::<T>();
+        let first = self.ptr.as_ptr().wrapping_add(start) as *mut u8;
+        // One byte per page, volatile: plain stores to memory nothing reads before it is
+        // freed may be optimised away, and the point is the page fault.
+        for offset in (0..bytes).step_by(page_size()) {
+            // SAFETY: `offset < bytes`, so the byte lies in spare capacity of the
+            // allocation (never read: `len` is unchanged); `&mut self` excludes every
+            // other access.
+            unsafe { std::ptr::write_volatile(first.add(offset), 0) }
+        }
+    }
+
+    /// Gives the memory pages that lie wholly in spare capacity back to the OS: they read
+    /// as zero and are mapped again when written. For pages mapped ahead of rows that did
+    /// not come ([`Self::touch_spare`]). Takes the append lock, so no append runs meanwhile;
+    /// readers never read spare capacity. Returns the bytes released (Linux; 0 elsewhere).
+    pub fn release_spare(&self) -> usize {
+        let _held = self.appending.lock();
+        let size = std::mem::size_of::<T>();
+        let len = self.len.load(Ordering::Relaxed);
+        let base = self.ptr.as_ptr() as usize;
+        let (start, end) = (base + len * size, base + self.cap * size);
+        release_pages(start, end)
+    }
+
+    /// Pages of spare capacity resident in memory (Linux; for tests).
+    #[cfg(all(test, target_os = "linux"))]
+    pub fn resident_spare_pages(&self) -> usize {
+        let size = std::mem::size_of::<T>();
+        let base = self.ptr.as_ptr() as usize;
+        let page = page_size();
+        let start = (base + self.len() * size).next_multiple_of(page);
+        let end = (base + self.cap * size) / page * page;
+        if end <= start {
+            return 0;
+        }
+        let mut flags = vec![0u8; (end - start) / page];
+        // SAFETY: `start..end` is page-aligned and inside this buffer's allocation;
+        // `flags` has one byte per page of it, which is what mincore writes.
+        let rc =
+            unsafe { libc::mincore(start as *mut libc::c_void, end - start, flags.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore failed");
+        flags.iter().filter(|&&f| f & 1 == 1).count()
     }
 
     /// The right to append, exclusive while held.
@@ -111,6 +151,40 @@ impl<T> AppendBuf<T> {
             buf: self,
         }
     }
+}
+
+fn page_size() -> usize {
+    #[cfg(unix)]
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    #[cfg(not(unix))]
+    let size = 4096;
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
+}
+
+/// Releases the whole pages inside `start..end` (addresses); returns their bytes.
+fn release_pages(start: usize, end: usize) -> usize {
+    let page = page_size();
+    let (start, end) = (start.next_multiple_of(page), end / page * page);
+    if end <= start {
+        return 0;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `start..end` is page-aligned and lies in spare capacity of an allocation
+        // this buffer owns, which nobody reads (readers stop at `len`) or writes (the
+        // caller holds the append lock) meanwhile; MADV_DONTNEED on it only makes those
+        // bytes read as zero later, and spare capacity holds no value.
+        let rc =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        if rc == 0 {
+            return end - start;
+        }
+    }
+    0
 }
 
 impl<T> Drop for AppendBuf<T> {
@@ -211,6 +285,26 @@ mod tests {
         assert_eq!(buf.len(), 0);
         assert!(buf.appender().extend_from_slice(&vec![1u32; cap]));
         assert_eq!(buf.prefix(cap), vec![1u32; cap]);
+    }
+
+    /// Spare pages mapped ahead are given back; the elements and what is appended later
+    /// are unaffected.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn released_spare_pages_leave_memory_and_come_back_on_write() {
+        let n = 1 << 20;
+        let mut buf = AppendBuf::<u32>::with_capacity(n);
+        buf.touch_spare(n);
+        assert!(buf.appender().extend_from_slice(&[7; 1000]));
+        let pages = buf.resident_spare_pages();
+        assert!(pages > 900, "{pages} pages resident after touching");
+        let released = buf.release_spare();
+        assert!(released >= (n - 1024) * 4, "{released} bytes released");
+        assert!(buf.resident_spare_pages() < 2);
+        assert_eq!(buf.prefix(1000), [7; 1000]);
+        assert!(buf.appender().extend_from_slice(&[9; 5000]));
+        assert_eq!(buf.prefix(6000)[5999], 9);
+        assert_eq!(buf.into_vec().len(), 6000);
     }
 
     /// Readers see a prefix that only grows, every element of it fully written, while

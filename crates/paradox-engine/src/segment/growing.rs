@@ -4,7 +4,7 @@ use super::append::AppendBuf;
 use super::Partition;
 use crate::point::RowMeta;
 use paradox_index::IvfIndex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Newest rows of a collection. Rows are append-only; a replaced or deleted row is only
@@ -32,6 +32,9 @@ pub(crate) struct GrowingSegment {
     bytes: AtomicUsize,
     /// The rows by IVF list, once a write came with lists (see [`Partition`]).
     partition: OnceLock<Arc<Partition>>,
+    /// Whether pages past the rows were mapped ahead ([`Self::prefaulted`]) and not
+    /// released since ([`Self::release_spare`]).
+    spare_mapped: AtomicBool,
 }
 
 impl GrowingSegment {
@@ -46,6 +49,7 @@ impl GrowingSegment {
             deleted_rows: 0,
             bytes: AtomicUsize::new(0),
             partition: OnceLock::new(),
+            spare_mapped: AtomicBool::new(false),
         }
     }
 
@@ -64,7 +68,18 @@ impl GrowingSegment {
         segment.vectors.touch_spare(touch * dim);
         segment.metas.touch_spare(touch);
         segment.deleted.touch_spare(touch);
+        *segment.spare_mapped.get_mut() = touch > 0;
         segment
+    }
+
+    /// Gives back the pages [`Self::prefaulted`] mapped ahead of rows that have not come
+    /// (a stream stopped): the collection's maintenance does it once writes have paused.
+    /// Appends wait meanwhile; searches do not. Returns the bytes released.
+    pub fn release_spare(&self) -> usize {
+        if !self.spare_mapped.swap(false, Ordering::AcqRel) {
+            return 0;
+        }
+        self.vectors.release_spare() + self.metas.release_spare() + self.deleted.release_spare()
     }
 
     /// Appends a row and returns its row number, growing the allocation if it is full.
@@ -150,6 +165,14 @@ impl GrowingSegment {
         }
         self.rows.store(first + n, Ordering::Release);
         Ok(first_row)
+    }
+
+    /// Pages past the rows resident in memory (Linux; for tests).
+    #[cfg(all(test, target_os = "linux"))]
+    pub fn resident_spare_pages(&self) -> usize {
+        self.vectors.resident_spare_pages()
+            + self.metas.resident_spare_pages()
+            + self.deleted.resident_spare_pages()
     }
 
     /// Counts `bytes` more log-record bytes held by the segment.
