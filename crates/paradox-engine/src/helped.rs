@@ -25,15 +25,28 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 ///
 /// Called from inside the rayon pool it is plain work stealing (`par_iter`): a worker
 /// waiting would idle a pool thread, and the pool's own scheduling has no hand-off there.
+///
+/// Callers outside the pool share its threads: a caller asks for no more helpers than
+/// the pool has threads beside the callers already running (each of which works on its
+/// own thread). Two searches at once on two cores then run one thread each instead of
+/// four threads on two cores, where a helper preempted in the middle of an item keeps
+/// its caller waiting for a scheduler slice.
 pub(crate) fn run(n: usize, helpers: usize, work: &(dyn Fn(usize) + Sync)) {
     use rayon::prelude::*;
-    let helpers = helpers.min(n.saturating_sub(1));
-    if helpers == 0 {
-        (0..n).for_each(work);
+    if rayon::current_thread_index().is_some() {
+        if helpers.min(n.saturating_sub(1)) == 0 {
+            (0..n).for_each(work);
+        } else {
+            (0..n).into_par_iter().for_each(work);
+        }
         return;
     }
-    if rayon::current_thread_index().is_some() {
-        (0..n).into_par_iter().for_each(work);
+    let _running = Caller::enter();
+    let others = CALLERS.load(Ordering::Acquire).saturating_sub(1);
+    let free = rayon::current_num_threads().saturating_sub(1 + others);
+    let helpers = helpers.min(n.saturating_sub(1)).min(free);
+    if helpers == 0 {
+        (0..n).for_each(work);
         return;
     }
     // SAFETY: the `'static` reference is used only by helpers admitted through the gate
@@ -67,6 +80,25 @@ pub(crate) fn run(n: usize, helpers: usize, work: &(dyn Fn(usize) + Sync)) {
         .take();
     if let Some(payload) = panicked {
         std::panic::resume_unwind(payload);
+    }
+}
+
+/// Callers outside the pool inside [`run`] now.
+static CALLERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts its caller in [`CALLERS`] while it lives.
+struct Caller;
+
+impl Caller {
+    fn enter() -> Caller {
+        CALLERS.fetch_add(1, Ordering::AcqRel);
+        Caller
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        CALLERS.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -209,6 +241,49 @@ mod tests {
         let (lock, cv) = &*release;
         *lock.lock().unwrap() = true;
         cv.notify_all();
+    }
+
+    /// With as many callers running as the pool has threads, another caller gets no
+    /// helper: its items (slow enough that a free helper would take some) all run on
+    /// its own thread.
+    #[test]
+    fn callers_take_no_more_helpers_than_the_threads_beside_them() {
+        let threads = rayon::current_num_threads();
+        let release = Arc::new((Mutex::new(false), Condvar::new()));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let blockers: Vec<_> = (1..threads)
+            .map(|_| {
+                let (release, inside) = (Arc::clone(&release), Arc::clone(&inside));
+                std::thread::spawn(move || {
+                    run(1, threads, &|_| {
+                        inside.fetch_add(1, Ordering::SeqCst);
+                        let (lock, cv) = &*release;
+                        let mut go = lock.lock().unwrap();
+                        while !*go {
+                            go = cv.wait(go).unwrap();
+                        }
+                    })
+                })
+            })
+            .collect();
+        while inside.load(Ordering::SeqCst) < threads - 1 {
+            std::thread::yield_now();
+        }
+        let on_caller = AtomicUsize::new(0);
+        let caller = std::thread::current().id();
+        run(32, threads, &|_| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            if std::thread::current().id() == caller {
+                on_caller.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let (lock, cv) = &*release;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+        for blocker in blockers {
+            blocker.join().unwrap();
+        }
+        assert_eq!(on_caller.load(Ordering::Relaxed), 32);
     }
 
     #[test]

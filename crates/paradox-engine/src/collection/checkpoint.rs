@@ -90,6 +90,10 @@ impl Collection {
             None => None,
         };
 
+        // Counted as queued for a build from before the swap until `ensure_index` below
+        // has queued the real one: a merge planned in between would otherwise take a
+        // segment whose index is about to be built (and build its rows again).
+        let _building: Vec<_> = opened.iter().map(|(_, s)| s.queue_build()).collect();
         // Phase 3: the swap.
         let mut writer = self.writer.lock();
         if self.failed.load(std::sync::atomic::Ordering::Acquire) {
