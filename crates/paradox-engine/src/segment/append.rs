@@ -299,7 +299,8 @@ mod tests {
         let pages = buf.resident_spare_pages();
         assert!(pages > 900, "{pages} pages resident after touching");
         let released = buf.release_spare();
-        assert!(released >= (n - 1024) * 4, "{released} bytes released");
+        // All but the partial pages at either end (the allocation need not be page-aligned).
+        assert!(released >= (n - 2 * 1024) * 4, "{released} bytes released");
         assert!(buf.resident_spare_pages() < 2);
         assert_eq!(buf.prefix(1000), [7; 1000]);
         assert!(buf.appender().extend_from_slice(&[9; 5000]));
