@@ -3,8 +3,8 @@
 //! never come back. A writer, two readers and a maintenance thread run together.
 
 use paradox_engine::{
-    CollectionConfig, Engine, EngineOptions, FsyncPolicy, IndexConfig, IvfConfig, Metric, NewPoint,
-    PointId, SearchRequest,
+    Collection, CollectionConfig, Engine, EngineOptions, FsyncPolicy, IndexConfig, IvfConfig,
+    Metric, NewPoint, PointId, SearchRequest,
 };
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,11 +20,11 @@ fn vector_of(id: u64) -> Vec<f32> {
     (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-#[test]
-fn acknowledged_writes_stay_visible_through_seals_builds_and_merges() {
-    let dir = tempfile::tempdir().unwrap();
+/// An engine sealing every 1,000 rows with one `ivf_flat` collection of 16 lists searched
+/// with `nprobe`. (The engine is returned to keep it open.)
+fn ivf_flat_collection(dir: &std::path::Path, nprobe: usize) -> (Engine, Arc<Collection>) {
     let engine = Engine::open_with(
-        dir.path(),
+        dir,
         EngineOptions {
             fsync: FsyncPolicy::Never,
             seal_threshold: 1000,
@@ -33,17 +33,24 @@ fn acknowledged_writes_stay_visible_through_seals_builds_and_merges() {
         },
     )
     .unwrap();
-    // IVF with flat lists: a point's own vector always lands in the first list probed,
-    // so "searchable" can be checked exactly through the index as well.
     let config = CollectionConfig {
         index: IndexConfig::IvfFlat(IvfConfig {
             nlist: 16,
-            nprobe: 1,
+            nprobe,
             ..IvfConfig::default()
         }),
         ..CollectionConfig::new("live", DIM, Metric::L2)
     };
     let col = engine.create_collection(config).unwrap();
+    (engine, col)
+}
+
+#[test]
+fn acknowledged_writes_stay_visible_through_seals_builds_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    // IVF with flat lists: a point's own vector always lands in the first list probed,
+    // so "searchable" can be checked exactly through the index as well.
+    let (_engine, col) = ivf_flat_collection(dir.path(), 1);
     // `acked` = ids below it are acknowledged; ids ≡ 7 (mod 10) are deleted right after.
     let acked = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -148,26 +155,8 @@ fn replaced_points_are_never_seen_twice_or_missing_while_new_points_stream_in() 
         NewPoint::new(FIRST_SENTINEL + j, v)
     };
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open_with(
-        dir.path(),
-        EngineOptions {
-            fsync: FsyncPolicy::Never,
-            seal_threshold: 1000,
-            parallel_threshold: 1024,
-            ..Default::default()
-        },
-    )
-    .unwrap();
     // Every list probed: the default search is as complete as the exact one.
-    let config = CollectionConfig {
-        index: IndexConfig::IvfFlat(IvfConfig {
-            nlist: 16,
-            nprobe: 16,
-            ..IvfConfig::default()
-        }),
-        ..CollectionConfig::new("moves", DIM, Metric::L2)
-    };
-    let col = engine.create_collection(config).unwrap();
+    let (_engine, col) = ivf_flat_collection(dir.path(), 16);
     col.upsert((0..SENTINELS).map(|j| sentinel(j, 0)).collect())
         .unwrap();
     let done = Arc::new(AtomicBool::new(false));
