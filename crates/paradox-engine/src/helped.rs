@@ -27,10 +27,10 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 /// waiting would idle a pool thread, and the pool's own scheduling has no hand-off there.
 ///
 /// Callers outside the pool share its threads: a caller asks for no more helpers than
-/// the pool has threads beside the callers already running (each of which works on its
-/// own thread). Two searches at once on two cores then run one thread each instead of
-/// four threads on two cores, where a helper preempted in the middle of an item keeps
-/// its caller waiting for a scheduler slice.
+/// the pool has threads that no caller (each works on its own thread) and no other
+/// caller's helper is using. Two searches arriving together on two cores then run one
+/// thread each instead of four threads on two cores, where a helper preempted in the
+/// middle of an item keeps its caller waiting for a scheduler slice.
 pub(crate) fn run(n: usize, helpers: usize, work: &(dyn Fn(usize) + Sync)) {
     use rayon::prelude::*;
     if rayon::current_thread_index().is_some() {
@@ -41,14 +41,15 @@ pub(crate) fn run(n: usize, helpers: usize, work: &(dyn Fn(usize) + Sync)) {
         }
         return;
     }
-    let _running = Caller::enter();
-    let others = CALLERS.load(Ordering::Acquire).saturating_sub(1);
-    let free = rayon::current_num_threads().saturating_sub(1 + others);
+    let callers = Caller::enter();
+    let taken = CALLERS.load(Ordering::Acquire) + GRANTED.load(Ordering::Acquire);
+    let free = rayon::current_num_threads().saturating_sub(taken);
     let helpers = helpers.min(n.saturating_sub(1)).min(free);
     if helpers == 0 {
         (0..n).for_each(work);
         return;
     }
+    let _granted = callers.grant(helpers);
     // SAFETY: the `'static` reference is used only by helpers admitted through the gate
     // (see `Shared::help`); `CloseOnDrop` closes the gate and waits for every admitted
     // helper to leave before this frame (which owns the borrow) returns or unwinds, and
@@ -86,6 +87,9 @@ pub(crate) fn run(n: usize, helpers: usize, work: &(dyn Fn(usize) + Sync)) {
 /// Callers outside the pool inside [`run`] now.
 static CALLERS: AtomicUsize = AtomicUsize::new(0);
 
+/// Helpers the callers inside [`run`] asked for (started or not).
+static GRANTED: AtomicUsize = AtomicUsize::new(0);
+
 /// Counts its caller in [`CALLERS`] while it lives.
 struct Caller;
 
@@ -94,11 +98,25 @@ impl Caller {
         CALLERS.fetch_add(1, Ordering::AcqRel);
         Caller
     }
+
+    /// Counts `helpers` in [`GRANTED`] while the result lives.
+    fn grant(&self, helpers: usize) -> Granted {
+        GRANTED.fetch_add(helpers, Ordering::AcqRel);
+        Granted(helpers)
+    }
 }
 
 impl Drop for Caller {
     fn drop(&mut self) {
         CALLERS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct Granted(usize);
+
+impl Drop for Granted {
+    fn drop(&mut self) {
+        GRANTED.fetch_sub(self.0, Ordering::AcqRel);
     }
 }
 

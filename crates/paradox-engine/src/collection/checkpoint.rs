@@ -93,7 +93,7 @@ impl Collection {
         // Counted as queued for a build from before the swap until `ensure_index` below
         // has queued the real one: a merge planned in between would otherwise take a
         // segment whose index is about to be built (and build its rows again).
-        let _building: Vec<_> = opened.iter().map(|(_, s)| s.queue_build()).collect();
+        let building: Vec<_> = opened.iter().map(|(_, s)| s.queue_build()).collect();
         // Phase 3: the swap.
         let mut writer = self.writer.lock();
         if self.failed.load(std::sync::atomic::Ordering::Acquire) {
@@ -152,6 +152,10 @@ impl Collection {
             let _ = remove_if_named(dir, old_deletes.as_deref(), current.as_deref());
         }
         self.maintenance.count_seal();
+        // A merge planned meanwhile left the new segments out: it may take them now (those
+        // no build was queued for; a build wakes the worker when it ends).
+        drop(building);
+        self.maintenance.wake();
         Ok(true)
     }
 

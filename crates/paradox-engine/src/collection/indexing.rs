@@ -1131,8 +1131,8 @@ mod tests {
     }
 
     /// A seal maps the next growing segment's pages ahead; once writes pause, the
-    /// maintenance gives them back (after a second look finds no write since the first),
-    /// and writing again works as before.
+    /// maintenance gives them back (after a second look finds no write since the first,
+    /// here with no minimum pause), and writing again works as before.
     #[test]
     #[cfg(target_os = "linux")]
     fn pages_mapped_ahead_are_given_back_once_writes_pause() {
@@ -1144,12 +1144,12 @@ mod tests {
         let resident = || col.state.read().growing.resident_spare_pages();
         let mapped = resident();
         assert!(mapped > 100, "{mapped} pages mapped ahead");
-        col.release_idle_memory();
+        col.release_idle_memory(std::time::Duration::ZERO);
         assert_eq!(resident(), mapped, "released on the first look");
         col.upsert(vec![point(rows)]).unwrap();
-        col.release_idle_memory();
+        col.release_idle_memory(std::time::Duration::ZERO);
         assert!(resident() + 2 >= mapped, "released right after a write");
-        col.release_idle_memory();
+        col.release_idle_memory(std::time::Duration::ZERO);
         assert!(resident() < 4, "{} pages still resident", resident());
         col.upsert((rows + 1..rows + 500).map(point).collect())
             .unwrap();

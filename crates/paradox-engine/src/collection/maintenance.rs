@@ -27,10 +27,14 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How often an idle worker looks for work nobody signalled (a retry after an error).
+/// How often an idle worker looks for work nobody signalled (a retry after an error);
+/// also how long writes must have paused before pages mapped ahead are given back.
 const IDLE_RECHECK: Duration = Duration::from_secs(5);
+
+/// Bytes of pages given back per step (see `Collection::release_idle_memory`).
+const RELEASE_STEP: usize = 4 << 20;
 
 /// What the maintenance worker is doing and has done.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -79,9 +83,9 @@ pub(crate) struct Maintenance {
     pub(crate) graphs_kept: AtomicU64,
     pub(crate) ivf_codes_kept: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// The collection's applied log sequence number when the worker last found nothing
-    /// to do, plus one (0: never); see [`Collection::release_idle_memory`].
-    idle_seq: AtomicU64,
+    /// The collection's applied log sequence number when the worker first found nothing
+    /// to do since it last changed, and when; see [`Collection::release_idle_memory`].
+    idle_since: Mutex<Option<(u64, Instant)>>,
 }
 
 impl Maintenance {
@@ -212,7 +216,7 @@ impl Collection {
                 match self.planned_jobs().into_iter().next() {
                     Some(job) => self.run_job(&job).map(|_| true),
                     None => {
-                        self.release_idle_memory();
+                        self.release_idle_memory(IDLE_RECHECK);
                         Ok(false)
                     }
                 }
@@ -228,16 +232,35 @@ impl Collection {
         }
     }
 
-    /// With nothing due: when no write came since the worker last found nothing to do
-    /// (at least one `IDLE_RECHECK` ago, or a wake-up), gives back the growing segment's
-    /// pages mapped ahead of rows (`GrowingSegment::release_spare`): a seal maps the next
+    /// With nothing due: once no write has come for `quiet` (the same applied log
+    /// sequence number at looks that far apart), gives back the growing segment's pages
+    /// mapped ahead of rows (`GrowingSegment::release_spare`): a seal maps the next
     /// segment's pages for the stream it expects, and when the stream has stopped (a bulk
     /// load ended) they would otherwise stay resident, up to `seal_bytes` per collection.
-    pub(super) fn release_idle_memory(&self) {
-        let state = self.state.read();
-        let seen = state.applied_seq() + 1;
-        if self.maintenance.idle_seq.swap(seen, Ordering::AcqRel) == seen {
-            state.growing.release_spare();
+    /// In steps of [`RELEASE_STEP`] bytes, the state's read lock taken for each: a write
+    /// queued for the lock meanwhile holds up searches for one step at most.
+    pub(super) fn release_idle_memory(&self, quiet: Duration) {
+        let seq = self.state.read().applied_seq();
+        {
+            let mut since = self.maintenance.idle_since.lock();
+            match *since {
+                Some((seen, at)) if seen == seq => {
+                    if at.elapsed() < quiet {
+                        return;
+                    }
+                }
+                _ => {
+                    *since = Some((seq, Instant::now()));
+                    return;
+                }
+            }
+        }
+        if !self.state.read().growing.take_spare_mapped() {
+            return;
+        }
+        let mut skip = 0;
+        while let Some(_released) = self.state.read().growing.release_spare(skip, RELEASE_STEP) {
+            skip += RELEASE_STEP;
         }
     }
 

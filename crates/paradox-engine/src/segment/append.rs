@@ -102,8 +102,10 @@ impl<T> AppendBuf<T> {
         let bytes = n * std::mem::size_of::<T>();
         let first = self.ptr.as_ptr().wrapping_add(start) as *mut u8;
         // One byte per page, volatile: plain stores to memory nothing reads before it is
-        // freed may be optimised away, and the point is the page fault.
-        for offset in (0..bytes).step_by(page_size()) {
+        // freed may be optimised away, and the point is the page fault. (The last byte
+        // too: stepping from an unaligned start can miss the last page.)
+        let last = bytes.checked_sub(1);
+        for offset in (0..bytes).step_by(page_size()).chain(last) {
             // SAFETY: `offset < bytes`, so the byte lies in spare capacity of the
             // allocation (never read: `len` is unchanged); `&mut self` excludes every
             // other access.
@@ -115,13 +117,22 @@ impl<T> AppendBuf<T> {
     /// as zero and are mapped again when written. For pages mapped ahead of rows that did
     /// not come ([`Self::touch_spare`]). Takes the append lock, so no append runs meanwhile;
     /// readers never read spare capacity. Returns the bytes released (Linux; 0 elsewhere).
-    pub fn release_spare(&self) -> usize {
+    ///
+    /// At most `budget` bytes, the highest `skip` bytes below the allocation's last page
+    /// boundary left alone (both multiples of the page size, so steps of `budget` meet
+    /// without a gap): a large reserve is released in steps (`None` once the step lies
+    /// wholly below the spare capacity: nothing is left to release).
+    pub fn release_spare(&self, skip: usize, budget: usize) -> Option<usize> {
         let _held = self.appending.lock();
         let size = std::mem::size_of::<T>();
+        let page = page_size();
+        debug_assert!(skip.is_multiple_of(page) && budget.is_multiple_of(page));
         let len = self.len.load(Ordering::Relaxed);
         let base = self.ptr.as_ptr() as usize;
-        let (start, end) = (base + len * size, base + self.cap * size);
-        release_pages(start, end)
+        let start = base + len * size;
+        let end = (base + self.cap * size) / page * page;
+        let top = end.checked_sub(skip).filter(|&top| top > start)?;
+        Some(release_pages(start.max(top.saturating_sub(budget)), top))
     }
 
     /// Pages of spare capacity resident in memory (Linux; for tests).
@@ -298,8 +309,15 @@ mod tests {
         assert!(buf.appender().extend_from_slice(&[7; 1000]));
         let pages = buf.resident_spare_pages();
         assert!(pages > 900, "{pages} pages resident after touching");
-        let released = buf.release_spare();
-        // All but the partial pages at either end (the allocation need not be page-aligned).
+        // In steps of 1 MiB (4 MiB in all), from the top.
+        let mut released = 0;
+        let mut skip = 0;
+        while let Some(bytes) = buf.release_spare(skip, 1 << 20) {
+            released += bytes;
+            skip += 1 << 20;
+        }
+        assert!(skip >= 4 << 20);
+        // All but the partial pages at either end (the allocation need not be aligned).
         assert!(released >= (n - 2 * 1024) * 4, "{released} bytes released");
         assert!(buf.resident_spare_pages() < 2);
         assert_eq!(buf.prefix(1000), [7; 1000]);

@@ -72,14 +72,27 @@ impl GrowingSegment {
         segment
     }
 
-    /// Gives back the pages [`Self::prefaulted`] mapped ahead of rows that have not come
-    /// (a stream stopped): the collection's maintenance does it once writes have paused.
-    /// Appends wait meanwhile; searches do not. Returns the bytes released.
-    pub fn release_spare(&self) -> usize {
-        if !self.spare_mapped.swap(false, Ordering::AcqRel) {
-            return 0;
-        }
-        self.vectors.release_spare() + self.metas.release_spare() + self.deleted.release_spare()
+    /// Whether [`Self::prefaulted`] mapped pages ahead of rows that have not come, not
+    /// given back since; clears the mark (the caller then gives them back with
+    /// [`Self::release_spare`]).
+    pub fn take_spare_mapped(&self) -> bool {
+        self.spare_mapped.swap(false, Ordering::AcqRel)
+    }
+
+    /// Gives back up to `budget` bytes of the pages mapped ahead of rows (a stream
+    /// stopped), leaving the top `skip` bytes of each buffer alone: called in steps by
+    /// the collection's maintenance once writes have paused. Appends wait meanwhile;
+    /// searches do not. `None` once every buffer is done.
+    pub fn release_spare(&self, skip: usize, budget: usize) -> Option<usize> {
+        let steps = [
+            self.vectors.release_spare(skip, budget),
+            self.metas.release_spare(skip, budget),
+            self.deleted.release_spare(skip, budget),
+        ];
+        steps
+            .iter()
+            .any(Option::is_some)
+            .then(|| steps.iter().flatten().sum())
     }
 
     /// Appends a row and returns its row number, growing the allocation if it is full.
